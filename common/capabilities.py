@@ -1,0 +1,79 @@
+"""What a destination can do, as one frozen dataclass.
+
+A destination makes its own instance with ``dataclasses.replace(DEFAULTS, ...)``; the loader,
+normalizer and SQL generator read it instead of asking the destination ad hoc questions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+FILE_FORMATS = ("jsonl", "csv", "insert_values", "parquet")
+MERGE_STRATEGIES = ("delete-insert", "upsert", "insert-only")
+REPLACE_STRATEGIES = ("insert-from-staging", "truncate-and-insert", "staging-optimized")
+
+
+@dataclass(frozen=True)
+class DestinationCapabilities:
+    """Every fact about a destination that shared code branches on."""
+
+    preferred_loader_file_format: str = "insert_values"
+    """Format the normalizer writes when the user does not choose one."""
+    supported_loader_file_formats: tuple[str, ...] = ("insert_values",)
+    """Formats a load job exists for."""
+    escape_identifier_case: str = "preserve"
+    """How the database folds unquoted identifiers: "lower", "upper" or "preserve"."""
+    max_identifier_length: int = 63
+    """Longest table or column name; the normalizer shortens longer names deterministically."""
+    max_query_length: int = 32 * 1024 * 1024
+    """Longest SQL statement, in bytes; bounds one insert_values statement."""
+    max_rows_per_insert: int = 1000
+    """Rows in one INSERT ... VALUES statement."""
+    max_parameters_per_statement: int | None = None
+    """Bound parameters one statement may carry (SQLite: 32766); None means no limit."""
+    decimal_precision: tuple[int, int] = (38, 9)
+    """Default (precision, scale) of a decimal column without hints."""
+    max_decimal_precision: int = 38
+    """Widest decimal; integers with more digits go to a text variant column."""
+    timestamp_precision: int = 6
+    """Fractional digits of a timestamp."""
+    supports_transactions: bool = True
+    """Whether BEGIN/COMMIT group statements."""
+    supports_ddl_transactions: bool = True
+    """Whether CREATE/ALTER/DROP take part in a transaction (merge and replace can be atomic)."""
+    supports_multi_column_alter: bool = False
+    """Whether one ALTER TABLE may add several columns."""
+    supports_truncate: bool = True
+    """Whether TRUNCATE TABLE exists (else DELETE FROM is used)."""
+    merge_strategies: tuple[str, ...] = ("delete-insert",)
+    """Merge strategies sql_jobs.py may render for this destination."""
+    replace_strategies: tuple[str, ...] = ("insert-from-staging", "truncate-and-insert")
+    """Replace strategies sql_jobs.py may render for this destination."""
+    sqlglot_dialect: str = ""
+    """sqlglot dialect name used to render every statement."""
+    max_parallel_load_jobs: int = 1
+    """Load jobs run at once, each on its own connection."""
+    string_literal_escape: str = "standard"
+    """How insert_values quotes strings: "standard" doubles quotes, "backslash" also escapes \\."""
+    binary_literal_template: str = "X'{hex}'"
+    """SQL literal of a binary value in insert_values, with ``{hex}`` for its hex digits."""
+    is_dataset_a_schema: bool = True
+    """Whether a dataset is a schema inside one database (else a database or attached file)."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.supported_loader_file_formats) - set(FILE_FORMATS)
+        if unknown:
+            raise ValueError(f"unknown loader file formats {sorted(unknown)}; known: {FILE_FORMATS}")
+        if self.preferred_loader_file_format not in self.supported_loader_file_formats:
+            raise ValueError(
+                f"preferred format {self.preferred_loader_file_format!r} is not among the supported "
+                f"{self.supported_loader_file_formats}"
+            )
+
+    def with_(self, **changes: object) -> DestinationCapabilities:
+        """A copy with ``changes``; the original is never mutated."""
+        return dataclasses.replace(self, **changes)
+
+
+DEFAULTS = DestinationCapabilities()

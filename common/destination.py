@@ -1,0 +1,147 @@
+"""The destination contract: a factory (Destination), a JobClient it makes, and LoadJobs.
+
+Shared SQL machinery implements these in ``destinations/``; a destination that is not SQL (the
+no-op one, say) implements them directly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from types import TracebackType
+from typing import Any, ClassVar
+
+from common.capabilities import DestinationCapabilities
+from common.configuration import Credentials, resolve
+from common.schema.types import Schema, Table
+from common.storage.package import JobFile
+
+STAGING_SUFFIX = "_staging"
+
+
+@dataclass
+class DestinationConfig:
+    """Settings every destination has; a destination subclasses it to type its credentials."""
+
+    credentials: Credentials
+    replace_strategy: str = "insert-from-staging"
+    dataset_name: str = ""
+    pipeline_name: str = ""
+
+    @property
+    def staging_dataset_name(self) -> str:
+        return self.dataset_name + STAGING_SUFFIX
+
+
+class LoadJob(ABC):
+    """Loads one file into one table; raises a DestinationError subclass when it fails."""
+
+    def __init__(self, job_file: JobFile, table: Table, target: Any) -> None:
+        self.job_file = job_file
+        self.table = table
+        self.target = target  # what the client loads into: a qualified table expression
+
+    @abstractmethod
+    def run(self, client: Any) -> None:
+        """Load the file through ``client`` (the JobClient that made this job)."""
+
+
+class JobClient(ABC):
+    """One connection's worth of work against a destination, used as a context manager."""
+
+    def __init__(self, config: DestinationConfig, capabilities: DestinationCapabilities) -> None:
+        self.config = config
+        self.capabilities = capabilities
+
+    def __enter__(self) -> JobClient:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Open the connection."""
+
+    def close(self) -> None:
+        """Close the connection."""
+
+    @abstractmethod
+    def initialize_storage(self) -> None:
+        """Create the dataset and the system tables if missing."""
+
+    @abstractmethod
+    def update_stored_schema(self, schema: Schema, table_names: list[str]) -> list[str]:
+        """Create or alter ``table_names`` to match ``schema``; returns the statements run."""
+
+    @abstractmethod
+    def prepare_load(self, schema: Schema, table_names: list[str]) -> None:
+        """Before any job: recreate staging tables, truncate for truncate-and-insert."""
+
+    @abstractmethod
+    def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
+        ...
+
+    def run_job(self, job: LoadJob) -> None:
+        job.run(self)
+
+    def reconnect(self) -> None:
+        """Drop and reopen the connection before a retry."""
+        self.close()
+        self.open()
+
+    @abstractmethod
+    def is_load_completed(self, load_id: str) -> bool:
+        ...
+
+    @abstractmethod
+    def complete_load(self, load_id: str, schema: Schema, table_names: list[str],
+                      state: dict[str, Any] | None = None) -> list[str]:
+        """Apply merges/replaces and write the package's commit marker, atomically where possible."""
+
+
+class Destination(ABC):
+    """A configured destination: the object users pass as ``destination=``.
+
+    Subclasses set the class tables and implement ``client``; calling the class with overrides
+    is all a user does: ``duckdb(credentials="/data/x.duckdb")``.
+    """
+
+    destination_type: ClassVar[str]
+    spec: ClassVar[type[DestinationConfig]] = DestinationConfig
+    capabilities: ClassVar[DestinationCapabilities]
+
+    def __init__(self, credentials: Any = None, destination_name: str | None = None, **config: Any) -> None:
+        self.destination_name = destination_name or self.destination_type
+        known = {f.name for f in fields(self.spec)}
+        unknown = set(config) - known
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}; known: {sorted(known)}")
+        self.explicit = {"credentials": credentials, **config}
+
+    def __repr__(self) -> str:
+        return f"<destination {self.destination_name} ({self.destination_type})>"
+
+    def sections(self) -> list[tuple[str, ...]]:
+        names = [self.destination_name]
+        if self.destination_type != self.destination_name:
+            names.append(self.destination_type)
+        return [("destination", n) for n in names]
+
+    def configuration(self, pipeline_name: str, dataset_name: str, providers: Any = None) -> DestinationConfig:
+        config = resolve(self.spec, self.sections(),
+                         {**self.explicit, "dataset_name": dataset_name, "pipeline_name": pipeline_name},
+                         providers)
+        return self.finalize_config(config)
+
+    def finalize_config(self, config: DestinationConfig) -> DestinationConfig:
+        """Hook: fill defaults that depend on the pipeline (DuckDB's file name)."""
+        return config
+
+    @abstractmethod
+    def client(self, config: DestinationConfig) -> JobClient:
+        ...
+
+    def sql_client(self, config: DestinationConfig) -> Any:
+        raise NotImplementedError(f"destination {self.destination_type!r} cannot run SQL")

@@ -1,0 +1,99 @@
+"""The error tree. Every error a user sees derives from LoadbayError.
+
+Destination errors keep the driver's exception as ``.orig`` and the failing statement as
+``.statement`` so nothing is lost in translation; the loader decides to retry or stop by class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+
+class LoadbayError(Exception):
+    """Base of everything loadbay raises on purpose."""
+
+
+class ConfigurationError(LoadbayError):
+    """A setting is missing or malformed."""
+
+
+class ConfigFieldMissingError(ConfigurationError):
+    """A required value was found nowhere; the message lists every place that was searched."""
+
+    def __init__(self, field: str, spec_name: str, places: Sequence[str]) -> None:
+        self.field = field
+        self.places = list(places)
+        lines = "\n".join(f"  - {p}" for p in places)
+        super().__init__(
+            f"missing required value {field!r} for {spec_name}. Looked in, in order:\n{lines}\n"
+            "Pass it as an argument, set one of the environment variables or add it to "
+            ".loadbay/secrets.toml."
+        )
+
+
+class UnknownDestinationError(ConfigurationError):
+    """A destination name or reference did not resolve."""
+
+    def __init__(self, reference: str, known: Iterable[str], reason: str = "") -> None:
+        self.reference = reference
+        known_list = ", ".join(sorted(known))
+        extra = f" ({reason})" if reason else ""
+        super().__init__(
+            f"unknown destination {reference!r}{extra}. Known destinations: {known_list}. "
+            "A custom destination may be given as 'package.module:Factory' or registered in the "
+            "'loadbay.destinations' entry-point group."
+        )
+
+
+class SchemaError(LoadbayError):
+    """The data or hints do not fit the schema."""
+
+
+class SchemaContractViolation(SchemaError):
+    """A frozen contract rejected a new table, column or data type."""
+
+    def __init__(self, schema_name: str, table: str, what: str, names: Sequence[str]) -> None:
+        self.table = table
+        self.what = what
+        self.names = list(names)
+        super().__init__(
+            f"schema contract of {schema_name!r} is frozen for {what}: table {table!r} would get new "
+            f"{what} {', '.join(repr(n) for n in names)}. Change schema_contract to 'evolve' or add "
+            "them by hand."
+        )
+
+
+class DestinationError(LoadbayError):
+    """An error raised while talking to a destination, translated from the driver."""
+
+    def __init__(self, message: str, *, orig: BaseException | None = None, statement: str | None = None):
+        super().__init__(message)
+        self.orig = orig
+        self.statement = statement
+
+
+class DestinationTerminalError(DestinationError):
+    """Retrying cannot help: bad SQL, bad data, a broken constraint, missing permissions."""
+
+
+class DestinationTransientError(DestinationError):
+    """Retrying may help: a lost connection, a deadlock, a lock timeout, a shutdown."""
+
+
+class DestinationUndefinedRelation(DestinationTerminalError):
+    """A table, schema or database does not exist (callers may create it and try again)."""
+
+
+class LoadJobFailed(LoadbayError):
+    """A load job failed terminally; its file stays in failed_jobs of its package."""
+
+
+class PipelineStepFailed(LoadbayError):
+    """A pipeline step failed; ``.step`` names it, ``.load_id`` the package, the cause is chained."""
+
+    def __init__(self, pipeline_name: str, step: str, load_id: str | None, cause: BaseException) -> None:
+        self.pipeline_name = pipeline_name
+        self.step = step
+        self.load_id = load_id
+        where = f" package {load_id}" if load_id else ""
+        super().__init__(f"pipeline {pipeline_name!r} failed in step {step!r}{where}: {cause}")

@@ -1,0 +1,302 @@
+"""Relational flattening: nested items → rows of a root table and its child tables.
+
+Nested dicts become ``parent__child`` columns, lists become child tables linked by ``_lb_id``,
+``_lb_parent_id``, ``_lb_list_idx`` and ``_lb_root_id``. Names and types are decided once per
+distinct key and Python type and cached, so the cost per value is a couple of dict lookups.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from common.capabilities import DestinationCapabilities
+from common.exceptions import SchemaContractViolation, SchemaError
+from common.schema import naming
+from common.schema.contracts import SchemaContract
+from common.schema.inference import IDENTITY, NotCoercible, converter_for, infer_data_type
+from common.schema.types import (LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema,
+                                 Table)
+
+logger = logging.getLogger(__name__)
+Rows = dict[str, list[dict[str, Any]]]
+_DISCARD = object()
+
+
+class _DiscardRow(Exception):
+    """A contract says: drop the row being normalized."""
+
+
+class _TableState:
+    """Per-table caches: raw key → column name per nesting prefix, and converters per column."""
+
+    __slots__ = ("table", "names", "converters", "json_columns", "sources", "is_new")
+
+    def __init__(self, table: Table, is_new: bool) -> None:
+        self.table = table
+        self.names: dict[str, dict[str, str]] = {}
+        self.converters: dict[str, dict[type, Any]] = {}
+        self.json_columns = {c.name for c in table.columns.values() if c.data_type == "json"}
+        self.sources: dict[str, tuple[str, str]] = {}  # column name → (prefix, raw key) that made it
+        self.is_new = is_new
+
+
+class RelationalNormalizer:
+    """Turns items of one or more root tables into rows per table, evolving ``schema`` as it goes."""
+
+    def __init__(self, schema: Schema, capabilities: DestinationCapabilities, load_id: str,
+                 contract: SchemaContract | None = None, known_tables: Iterable[str] | None = None) -> None:
+        self.schema = schema
+        self.max_length = capabilities.max_identifier_length
+        self.max_decimal_precision = capabilities.max_decimal_precision
+        self.load_id = load_id
+        self.contract = contract or SchemaContract()
+        self._known = set(schema.tables if known_tables is None else known_tables)
+        self._states: dict[str, _TableState] = {}
+        self._ids = itertools.count()
+        self._id_prefix = os.urandom(6).hex()
+        self.new_columns: dict[str, list[str]] = {}
+        self._pending: dict[str, dict[str, dict[str, Any]]] = {}  # hints of columns not yet typed
+
+    # -- tables and hints -------------------------------------------------------------------------
+
+    def table_name(self, raw: str) -> str:
+        return naming.normalize_identifier(raw, self.max_length)
+
+    def column_name(self, raw: str) -> str:
+        return naming.normalize_identifier(raw, self.max_length)
+
+    def apply_hints(self, raw_table: str, *, write_disposition: str | None = None,
+                    strategy: str | None = None, primary_key: str | list[str] | None = None,
+                    merge_key: str | list[str] | None = None,
+                    columns: dict[str, dict[str, Any]] | None = None) -> Table:
+        """Create or update a root table with user hints; hints win over inference."""
+        name = self.table_name(raw_table)
+        table = self._table(name, parent=None)
+        if write_disposition:
+            table.write_disposition = write_disposition
+            table.strategy = strategy
+        pending = self._pending.setdefault(name, {})
+        for hint, keys in (("primary_key", primary_key), ("merge_key", merge_key)):
+            if keys is None:
+                continue
+            wanted = {self.column_name(k) for k in ([keys] if isinstance(keys, str) else keys)}
+            for col in table.columns.values():
+                setattr(col, hint, col.name in wanted)
+                if hint == "primary_key" and col.name in wanted:
+                    col.nullable = False
+            for key in wanted - set(table.columns):
+                pending.setdefault(key, {})[hint] = True
+                if hint == "primary_key":
+                    pending[key]["nullable"] = False
+        for raw_col, hints in (columns or {}).items():
+            col_name = self.column_name(raw_col)
+            existing = table.columns.get(col_name)
+            if existing is not None:
+                table.columns[col_name] = _column({**existing.to_dict(), **hints, "name": col_name})
+            elif "data_type" in hints:
+                table.columns[col_name] = _column({**pending.pop(col_name, {}), **hints, "name": col_name})
+            else:
+                pending.setdefault(col_name, {}).update(hints)
+        state = self._state(name)
+        state.json_columns = {c.name for c in table.columns.values() if c.data_type == "json"}
+        state.converters.clear()
+        return table
+
+    def _table(self, name: str, parent: str | None) -> Table:
+        table = self.schema.tables.get(name)
+        if table is None:
+            if name not in self._known and self.contract.tables != "evolve":
+                if self.contract.tables == "freeze":
+                    raise SchemaContractViolation(self.schema.name, name, "tables", [name])
+                raise _DiscardRow()
+            table = Table(name=name, parent=parent)
+            if parent:
+                root = self.schema.root_of(parent)
+                table.write_disposition = root.write_disposition
+                table.strategy = root.strategy
+            self.schema.tables[name] = table
+        return table
+
+    def _state(self, name: str, parent: str | None = None) -> _TableState:
+        state = self._states.get(name)
+        if state is None:
+            is_new = name not in self._known
+            state = self._states[name] = _TableState(self._table(name, parent), is_new)
+            self._add_system_columns(state, root=state.table.parent is None)
+        return state
+
+    def _add_system_columns(self, state: _TableState, root: bool) -> None:
+        cols = state.table.columns
+        if root:
+            cols.setdefault(LOAD_ID, Column(LOAD_ID, "text", nullable=False))
+            cols.setdefault(ROW_ID, Column(ROW_ID, "text", nullable=False, unique=True))
+        else:
+            cols.setdefault(PARENT_ID, Column(PARENT_ID, "text", nullable=False))
+            cols.setdefault(LIST_IDX, Column(LIST_IDX, "bigint", nullable=False))
+            cols.setdefault(ROOT_ID, Column(ROOT_ID, "text", nullable=False, root_key=True))
+            cols.setdefault(ROW_ID, Column(ROW_ID, "text", nullable=False, unique=True))
+
+    # -- items → rows ----------------------------------------------------------------------------
+
+    def normalize(self, raw_table: str, items: Iterable[Any]) -> Rows:
+        """Rows per table name for a batch of items of the root table ``raw_table``."""
+        out: Rows = {}
+        name = self.table_name(raw_table)
+        state = self._state(name)
+        rows = out.setdefault(name, [])
+        load_id = self.load_id
+        for item in items:
+            if type(item) is not dict:
+                item = dict(item) if hasattr(item, "keys") else {"value": item}
+            row_id = self._new_id()
+            row: dict[str, Any] = {LOAD_ID: load_id, ROW_ID: row_id}
+            children: list[tuple[str, list[Any]]] = []
+            try:
+                self._walk(state, item, "", row, children)
+                if children:
+                    for child_name, values in children:
+                        self._children(state, child_name, values, row_id, row_id, out)
+            except _DiscardRow:
+                continue
+            rows.append(row)
+        return out
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):012x}"  # fixed width: sorts in load order
+
+    def _children(self, parent: _TableState, field: str, values: list[Any], parent_id: str,
+                  root_id: str, out: Rows) -> None:
+        child_name = field if field in self._states else naming.join_path(parent.table.name, field, self.max_length)
+        state = self._states.get(child_name) or self._state(child_name, parent=parent.table.name)
+        rows = out.setdefault(child_name, [])
+        for idx, value in enumerate(values):
+            row_id = self._new_id()
+            row: dict[str, Any] = {PARENT_ID: parent_id, LIST_IDX: idx, ROOT_ID: root_id, ROW_ID: row_id}
+            grandchildren: list[tuple[str, list[Any]]] = []
+            if type(value) is dict:
+                self._walk(state, value, "", row, grandchildren)
+            elif value is not None:
+                self._scalar(state, "value", "value", "", value, row)
+            rows.append(row)
+            for gname, gvalues in grandchildren:
+                self._children(state, gname, gvalues, row_id, root_id, out)
+
+    def untyped_hinted_columns(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Hinted columns (keys, for example) that never received a value: table → column → hints."""
+        return {t: dict(cols) for t, cols in self._pending.items() if cols}
+
+    def _walk(self, state: _TableState, item: dict[str, Any], prefix: str, row: dict[str, Any],
+              children: list[tuple[str, list[Any]]]) -> None:
+        names = state.names.get(prefix)
+        if names is None:
+            names = state.names[prefix] = {}
+        for key, value in item.items():
+            if value is None:
+                continue
+            name = names.get(key)
+            if name is None:
+                name = names[key] = self._column_name(state, prefix, key)
+            t = type(value)
+            if (t is dict or t is list) and name not in state.json_columns:
+                if t is dict:
+                    self._walk(state, value, name, row, children)
+                elif value:
+                    children.append((name, value))
+                continue
+            self._scalar(state, name, key, prefix, value, row)
+
+    def _column_name(self, state: _TableState, prefix: str, key: str) -> str:
+        """Column for ``key``; a second key that normalizes alike gets a tag from its raw name."""
+        name = (naming.join_path(prefix, naming.snake_case(key), self.max_length) if prefix
+                else self.column_name(key))
+        source = state.sources.setdefault(name, (prefix, key))
+        if source == (prefix, key):
+            return name
+        tagged = naming.tagged(name, _dotted((prefix, key)), self.max_length)
+        logger.warning("table %r: keys %r and %r both normalize to %r; %r goes to column %r",
+                       state.table.name, _dotted(source), _dotted((prefix, key)), name,
+                       _dotted((prefix, key)), tagged)
+        if state.sources.setdefault(tagged, (prefix, key)) != (prefix, key):
+            raise SchemaError(f"table {state.table.name!r}: cannot find a distinct column name for "
+                              f"key {_dotted((prefix, key))!r}")
+        return tagged
+
+    def _scalar(self, state: _TableState, name: str, key: str, prefix: str, value: Any,
+                row: dict[str, Any]) -> None:
+        convs = state.converters.get(name)
+        if convs is None:
+            convs = self._column_converters(state, name, value)
+            if convs is None:  # contract discarded the value
+                return
+        t = type(value)
+        conv = convs.get(t)
+        if conv is None:
+            conv = convs[t] = converter_for(state.table.columns[name].data_type, t)
+        if conv is IDENTITY:
+            row[name] = value
+            return
+        try:
+            row[name] = conv(value)
+        except NotCoercible:
+            self._variant(state, name, value, row)
+
+    def _column_converters(self, state: _TableState, name: str, value: Any) -> dict[type, Any] | None:
+        table = state.table
+        if name not in table.columns:
+            if not self._may_add_column(state, name):
+                return None
+            data_type, extra = infer_data_type(value, self.max_decimal_precision)
+            hints = self._pending.get(table.name, {}).pop(name, {})
+            table.columns[name] = _column({"name": name, "data_type": data_type, **extra, **hints})
+            self.new_columns.setdefault(table.name, []).append(name)
+            if data_type == "json":
+                state.json_columns.add(name)
+        convs = state.converters[name] = {}
+        return convs
+
+    def _may_add_column(self, state: _TableState, name: str) -> bool:
+        """New columns of a table that is itself new this run follow the tables contract."""
+        mode = self.contract.columns
+        if mode == "evolve" or state.table.name not in self._known:
+            return True
+        if mode == "freeze":
+            raise SchemaContractViolation(self.schema.name, state.table.name, "columns", [name])
+        if mode == "discard_row":
+            raise _DiscardRow()
+        return False
+
+    def _variant(self, state: _TableState, name: str, value: Any, row: dict[str, Any]) -> None:
+        column = state.table.columns[name]
+        data_type, _ = infer_data_type(value, self.max_decimal_precision)
+        vname = naming.variant_name(name, data_type, self.max_length)
+        if vname not in state.table.columns:
+            mode = self.contract.data_type
+            if mode == "freeze":
+                raise SchemaContractViolation(
+                    self.schema.name, state.table.name, "data types",
+                    [f"{name} ({column.data_type}) got {type(value).__name__} {value!r:.40}"])
+            if mode == "discard_row":
+                raise _DiscardRow()
+            if mode == "discard_value":
+                return
+            state.table.columns[vname] = Column(vname, data_type, variant_of=name)
+            self.new_columns.setdefault(state.table.name, []).append(vname)
+            if data_type == "json":
+                state.json_columns.add(vname)
+        self._scalar(state, vname, vname, "", value, row)
+
+
+def _column(d: dict[str, Any]) -> Column:
+    try:
+        return Column.from_dict(d)
+    except TypeError as exc:
+        raise SchemaError(f"column {d.get('name')!r}: bad hints {d}: {exc}") from exc
+
+
+def _dotted(source: tuple[str, str]) -> str:
+    prefix, key = source
+    return f"{prefix}.{key}" if prefix else key

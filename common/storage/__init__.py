@@ -1,0 +1,1 @@
+"""Load packages on disk and the writers that fill them."""

@@ -1,0 +1,283 @@
+"""Load file writers: jsonl, csv, insert_values and parquet, each fed lists of normalized rows.
+
+Writers do the per-row work in C where they can (orjson, the csv module, pyarrow) and convert
+only the columns whose type needs it (json and binary), decided once per file from the table.
+A writer's columns are fixed when its file opens; the package writer rotates to a new file when
+a table gains columns, so csv, insert_values and parquet files always carry a complete header.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+import orjson
+
+from common.capabilities import DestinationCapabilities
+from common.schema.types import Column, Table
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, int):  # beyond 64 bits: orjson refuses, text keeps every digit
+        return str(value)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def dumps_json(value: Any) -> str:
+    """JSON text of a nested value (json columns), keeping integers beyond 64 bits exact."""
+    try:
+        return orjson.dumps(value, default=_json_default).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+class LoadFileWriter:
+    """Writes rows of one table into one file; subclasses set ``file_format``."""
+
+    file_format: ClassVar[str] = ""
+    binary_mode: ClassVar[bool] = True
+
+    def __init__(self, path: Path, table: Table, capabilities: DestinationCapabilities) -> None:
+        self.path = path
+        self.columns: list[Column] = list(table.columns.values())
+        self.capabilities = capabilities
+        self.row_count = 0
+        self._file: IO[Any] = open(path, "wb") if self.binary_mode else open(path, "w", encoding="utf-8", newline="")
+        self.write_header()
+
+    def write_header(self) -> None:
+        """Called once when the file opens."""
+
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> int:
+        self.write_footer()
+        self._file.close()
+        return self.row_count
+
+    def write_footer(self) -> None:
+        """Called once before the file closes."""
+
+
+class JsonlWriter(LoadFileWriter):
+    """One JSON object per line, written by orjson; nested json values stay nested objects."""
+
+    file_format = "jsonl"
+
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        dumps = orjson.dumps
+        default = _json_default
+        try:
+            lines = [dumps(row, default=default) for row in rows]
+        except orjson.JSONEncodeError:  # an int beyond 64 bits inside a json value
+            lines = [json.dumps(row, default=_json_default, ensure_ascii=False).encode() for row in rows]
+        self._file.write(b"\n".join(lines))
+        self._file.write(b"\n")
+        self.row_count += len(rows)
+
+
+class _CsvNull(int):
+    """Written unquoted and empty under QUOTE_NONNUMERIC, so NULL and '' stay distinct."""
+
+    def __str__(self) -> str:
+        return ""
+
+    __repr__ = __str__
+
+
+CSV_NULL = _CsvNull()
+
+
+def _hex(value: Any) -> str:
+    return bytes(value).hex()
+
+
+class CsvWriter(LoadFileWriter):
+    """RFC 4180 csv with a header; NULL is an unquoted empty field, every string is quoted."""
+
+    file_format = "csv"
+    binary_mode = False
+
+    def write_header(self) -> None:
+        self._names = [c.name for c in self.columns]
+        self._writer = csv.writer(self._file, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+        self._writer.writerow(self._names)
+        converters: dict[str, Callable[[Any], Any]] = {}
+        for c in self.columns:
+            if c.data_type == "json":
+                converters[c.name] = dumps_json
+            elif c.data_type == "binary":
+                converters[c.name] = _hex
+            elif c.data_type == "bool":
+                converters[c.name] = _bool_text
+            elif c.data_type in ("timestamp", "date", "time"):
+                converters[c.name] = _iso
+        self._converters = converters
+
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        names = self._names
+        null = CSV_NULL
+        if self._converters:
+            rows = [_convert(row, self._converters) for row in rows]
+        self._writer.writerows([[row.get(n, null) for n in names] for row in rows])
+        self.row_count += len(rows)
+
+
+def _bool_text(value: Any) -> str:
+    return "true" if value else "false"
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, (datetime, date, time)) else value
+
+
+def _convert(row: dict[str, Any], converters: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:
+    out = dict(row)
+    for name, conv in converters.items():
+        value = out.get(name)
+        if value is not None:
+            out[name] = conv(value)
+    return out
+
+
+class InsertValuesWriter(LoadFileWriter):
+    """SQL VALUES bodies, framed by byte length so literals may hold any character.
+
+    Layout: a JSON header line with the column names, then per statement ``<bytes>\\n<body>\\n``
+    where body is ``(v, ...),\\n(v, ...)``; the load job wraps each body in its own INSERT.
+    """
+
+    file_format = "insert_values"
+
+    def write_header(self) -> None:
+        self._names = [c.name for c in self.columns]
+        self._file.write(orjson.dumps(self._names) + b"\n")
+        literal = sql_literal_renderer(self.capabilities)
+        renderers = [_literal_for(c, literal, self.capabilities) for c in self.columns]
+        self._renderers = list(zip(self._names, renderers))
+
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        step = self.capabilities.max_rows_per_insert
+        params = self.capabilities.max_parameters_per_statement
+        if params:
+            step = max(1, min(step, params // max(1, len(self._names))))
+        for start in range(0, len(rows), step):
+            tuples = []
+            for row in rows[start:start + step]:
+                values = []
+                for name, render in self._renderers:
+                    value = row.get(name)
+                    values.append("NULL" if value is None else render(value))
+                tuples.append("(" + ",".join(values) + ")")
+            body = ",\n".join(tuples).encode("utf-8")
+            self._file.write(b"%d\n" % len(body))
+            self._file.write(body)
+            self._file.write(b"\n")
+        self.row_count += len(rows)
+
+
+def read_insert_values(path: Path) -> tuple[list[str], Iterator[str]]:
+    """(column names, VALUES bodies) of an insert_values file; bodies are read lazily."""
+    f = open(path, "rb")
+    names = orjson.loads(f.readline())
+
+    def bodies() -> Iterator[str]:
+        with f:
+            while True:
+                size_line = f.readline()
+                if not size_line:
+                    return
+                yield f.read(int(size_line)).decode("utf-8")
+                f.readline()
+
+    return names, bodies()
+
+
+def sql_literal_renderer(capabilities: DestinationCapabilities) -> Callable[[str], str]:
+    """Quotes a string for the destination's SQL: doubled quotes, plus backslashes where needed."""
+    if capabilities.string_literal_escape == "backslash":
+        def quote(text: str) -> str:
+            return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+    else:
+        def quote(text: str) -> str:
+            return "'" + text.replace("'", "''") + "'"
+    return quote
+
+
+def _literal_for(column: Column, quote: Callable[[str], str],
+                 capabilities: DestinationCapabilities) -> Callable[[Any], str]:
+    t = column.data_type
+    if t in ("bigint", "decimal"):
+        return str
+    if t == "double":
+        return lambda v: repr(float(v)) if v == v and v not in (float("inf"), float("-inf")) else quote(str(v))
+    if t == "bool":
+        return lambda v: "TRUE" if v else "FALSE"
+    if t in ("timestamp", "date", "time"):
+        return lambda v: quote(v.isoformat() if isinstance(v, (datetime, date, time)) else str(v))
+    if t == "json":
+        return lambda v: quote(dumps_json(v))
+    if t == "binary":
+        template = capabilities.binary_literal_template
+        return lambda v: template.format(hex=bytes(v).hex())
+    return lambda v: quote(v if isinstance(v, str) else str(v))
+
+
+class ParquetWriter(LoadFileWriter):
+    """Parquet through pyarrow (the optional ``parquet`` extra), one row group per batch."""
+
+    file_format = "parquet"
+
+    def write_header(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self._schema = pa.schema([pa.field(c.name, arrow_type(c, self.capabilities), nullable=True)
+                                  for c in self.columns])
+        self._json_columns = [c.name for c in self.columns if c.data_type == "json"]
+        self._writer = pq.ParquetWriter(self._file, self._schema)
+
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        if self._json_columns:
+            converters = {n: dumps_json for n in self._json_columns}
+            rows = [_convert(row, converters) for row in rows]
+        batch = self._pa.Table.from_pylist(list(rows), schema=self._schema)
+        self._writer.write_table(batch)
+        self.row_count += len(rows)
+
+    def write_footer(self) -> None:
+        self._writer.close()
+
+
+def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:
+    import pyarrow as pa
+
+    t = column.data_type
+    if t == "decimal":
+        precision, scale = capabilities.decimal_precision
+        p = column.precision or precision
+        s = column.scale if column.scale is not None else scale
+        return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
+    if t == "timestamp":
+        return pa.timestamp("us", tz="UTC" if column.timezone is not False else None)
+    return {
+        "text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
+        "date": pa.date32(), "time": pa.time64("us"), "json": pa.string(), "binary": pa.binary(),
+    }[t]
+
+
+WRITERS: dict[str, type[LoadFileWriter]] = {
+    w.file_format: w for w in (JsonlWriter, CsvWriter, InsertValuesWriter, ParquetWriter)
+}

@@ -1,0 +1,36 @@
+"""DuckDB, the embedded default destination."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.destination import Destination, DestinationConfig
+from destinations.duckdb.capabilities import capabilities as duckdb_capabilities
+from destinations.duckdb.configuration import MEMORY, DuckDbConfig
+from destinations.duckdb.job_client import DuckDbJobClient
+from destinations.duckdb.sql_client import DuckDbSqlClient
+
+
+class duckdb(Destination):  # noqa: N801 - lower case like the name users type
+    """``duckdb(credentials="/data/lake.duckdb")``; the file defaults to ``<pipeline_name>.duckdb``."""
+
+    destination_type = "duckdb"
+    spec = DuckDbConfig
+    capabilities = duckdb_capabilities
+
+    def finalize_config(self, config: DestinationConfig) -> DestinationConfig:
+        creds = config.credentials
+        if not creds.database:
+            creds.database = f"{config.pipeline_name}.duckdb"
+        if creds.database != MEMORY:
+            creds.database = str(Path(creds.database).expanduser().resolve())
+        return config
+
+    def sql_client(self, config: DestinationConfig) -> DuckDbSqlClient:
+        return DuckDbSqlClient(config, self.capabilities)
+
+    def client(self, config: DestinationConfig) -> DuckDbJobClient:
+        return DuckDbJobClient(config, self.capabilities, self.sql_client(config))
+
+
+__all__ = ["duckdb"]

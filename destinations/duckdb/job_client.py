@@ -1,0 +1,26 @@
+"""DuckDB job client: its type map and which job loads which file format."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from common.destination import LoadJob
+from destinations.duckdb.jobs import CsvJob, JsonlJob, ParquetJob
+from destinations.job_client import SqlJobClient
+from destinations.load_jobs import InsertValuesJob
+from destinations.type_mapping import DType, TypeMapper
+
+
+class DuckDbTypeMapper(TypeMapper):
+    TYPE_MAPPING: ClassVar[dict[str, DType]] = {
+        **TypeMapper.TYPE_MAPPING,
+        "text": DType.VARCHAR,
+        "binary": DType.BLOB,
+    }
+
+
+class DuckDbJobClient(SqlJobClient):
+    type_mapper_class = DuckDbTypeMapper
+    load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
+        "jsonl": JsonlJob, "csv": CsvJob, "parquet": ParquetJob, "insert_values": InsertValuesJob,
+    }

@@ -1,0 +1,94 @@
+"""DuckDB SQL client: a database file, the dataset as a schema, UTC, exceptions by class."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from sqlglot import exp
+
+from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
+                               DestinationUndefinedRelation)
+from destinations.sql_client import SqlClient
+
+# DuckDB exception class name → loadbay error; looked up along the exception's MRO.
+ERROR_CLASSES: dict[str, type[DestinationError]] = {
+    "ParserException": DestinationTerminalError,
+    "SyntaxException": DestinationTerminalError,
+    "BinderException": DestinationTerminalError,
+    "ConstraintException": DestinationTerminalError,
+    "ConversionException": DestinationTerminalError,
+    "TypeMismatchException": DestinationTerminalError,
+    "OutOfRangeException": DestinationTerminalError,
+    "InvalidInputException": DestinationTerminalError,
+    "InvalidTypeException": DestinationTerminalError,
+    "NotImplementedException": DestinationTerminalError,
+    "PermissionException": DestinationTerminalError,
+    "DependencyException": DestinationTerminalError,
+    "SequenceException": DestinationTerminalError,
+    "SerializationException": DestinationTerminalError,
+    "InternalException": DestinationTerminalError,
+    "FatalException": DestinationTerminalError,
+    "IOException": DestinationTransientError,
+    "ConnectionException": DestinationTransientError,
+    "HTTPException": DestinationTransientError,
+    "TransactionException": DestinationTransientError,
+    "InterruptException": DestinationTransientError,
+    "OutOfMemoryException": DestinationTransientError,
+    "CatalogException": DestinationTerminalError,  # refined by message below
+    "Error": DestinationTerminalError,
+}
+UNDEFINED_MARKERS = ("does not exist", "not found")
+"""Message text that turns a CatalogException into an undefined relation (tested verbatim)."""
+
+
+class DuckDbSqlClient(SqlClient):
+    dbapi_paramstyle: ClassVar[str] = "qmark"
+
+    def connect(self) -> Any:
+        import duckdb
+
+        creds = self.config.credentials
+        return duckdb.connect(str(creds.database), read_only=bool(creds.read_only))
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """The connection itself: a DuckDB cursor is a second connection with its own transaction."""
+        yield self.native_connection
+
+    def after_connect(self) -> None:
+        self.execute_sql("SET TimeZone = 'UTC'")
+        self.use_dataset()
+
+    def use_dataset(self) -> None:
+        """Unqualified names resolve to the dataset once it exists."""
+        if self.has_dataset():
+            self.execute_sql(exp.Set(expressions=[exp.SetItem(this=exp.EQ(
+                this=exp.var("search_path"), expression=exp.Literal.string(f"{self.dataset_name},main")))]))
+
+    def create_dataset(self, dataset: str | None = None) -> None:
+        super().create_dataset(dataset)
+        if dataset in (None, self.dataset_name):
+            self.use_dataset()
+
+    def has_dataset(self, dataset: str | None = None) -> bool:
+        rows = self.execute_sql(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = ? AND catalog_name = current_database()",
+            dataset or self.dataset_name)
+        return bool(rows)
+
+    @staticmethod
+    def classify(exc: BaseException) -> type[DestinationError] | None:
+        import duckdb
+
+        if not isinstance(exc, duckdb.Error):
+            return None
+        for cls in type(exc).__mro__:
+            found = ERROR_CLASSES.get(cls.__name__)
+            if found is None:
+                continue
+            if cls.__name__ == "CatalogException" and any(m in str(exc) for m in UNDEFINED_MARKERS):
+                return DestinationUndefinedRelation
+            return found
+        return DestinationTerminalError

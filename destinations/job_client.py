@@ -1,0 +1,252 @@
+"""SqlJobClient: system tables, migrations, staging, load jobs and follow-up SQL for SQL databases.
+
+A destination subclasses it to set ``type_mapper_class`` and ``load_jobs`` and, rarely, to
+override a DDL hook. Migrations compare the package schema with the live tables read from
+INFORMATION_SCHEMA (not only with the stored schema), so a table dropped or altered by hand is
+noticed and recreated or extended.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import nullcontext
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+from sqlglot import exp
+
+from common.capabilities import DestinationCapabilities
+from common.destination import DestinationConfig, JobClient, LoadJob
+from common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
+from common.schema.types import Column, Schema, Table
+from common.storage.package import JobFile
+from destinations import sql_jobs
+from destinations.load_jobs import InsertValuesJob
+from destinations.sql_client import SqlClient
+from destinations.type_mapping import TypeMapper
+
+logger = logging.getLogger(__name__)
+
+LOADS_TABLE = "_lb_loads"
+VERSION_TABLE = "_lb_version"
+STATE_TABLE = "_lb_pipeline_state"
+ENGINE_VERSION = 1
+
+SYSTEM_TABLES = {
+    LOADS_TABLE: Table(LOADS_TABLE, {c.name: c for c in [
+        Column("load_id", "text", nullable=False), Column("schema_name", "text"),
+        Column("status", "bigint", nullable=False), Column("inserted_at", "timestamp", nullable=False),
+        Column("schema_version_hash", "text")]}),
+    VERSION_TABLE: Table(VERSION_TABLE, {c.name: c for c in [
+        Column("version_hash", "text", nullable=False), Column("schema_name", "text", nullable=False),
+        Column("engine_version", "bigint", nullable=False), Column("inserted_at", "timestamp", nullable=False),
+        Column("schema", "text", nullable=False)]}),
+    STATE_TABLE: Table(STATE_TABLE, {c.name: c for c in [
+        Column("pipeline_name", "text", nullable=False), Column("state", "text", nullable=False),
+        Column("created_at", "timestamp", nullable=False), Column("_lb_load_id", "text", nullable=False)]}),
+}
+
+
+def uses_staging(table: Table) -> bool:
+    """Whether the table's files load into the staging dataset first (merge, atomic replace)."""
+    if table.write_disposition == "merge":
+        return True
+    return table.write_disposition == "replace" and (table.strategy or "insert-from-staging") != "truncate-and-insert"
+
+
+class SqlJobClient(JobClient):
+    type_mapper_class: ClassVar[type[TypeMapper]] = TypeMapper
+    """Maps loadbay types to this database's types and back."""
+    load_jobs: ClassVar[dict[str, type[LoadJob]]] = {"insert_values": InsertValuesJob}
+    """Load job class per file format."""
+
+    def __init__(self, config: DestinationConfig, capabilities: DestinationCapabilities,
+                 sql_client: SqlClient) -> None:
+        super().__init__(config, capabilities)
+        self.sql_client = sql_client
+        self.type_mapper = self.type_mapper_class(capabilities)
+
+    def open(self) -> None:
+        self.sql_client.open()
+
+    def close(self) -> None:
+        self.sql_client.close()
+
+    def reconnect(self) -> None:
+        self.sql_client.reconnect()
+
+    # -- storage and schema ----------------------------------------------------------------------
+    def initialize_storage(self) -> None:
+        if not self.sql_client.has_dataset():
+            self.sql_client.create_dataset()
+        self._migrate(list(SYSTEM_TABLES.values()), staging=False)
+
+    def update_stored_schema(self, schema: Schema, table_names: list[str]) -> list[str]:
+        tables = [schema.tables[n] for n in table_names]
+        statements = self._migrate(tables, staging=False)
+        if not self._has_schema_version(schema.version_hash):
+            self._store_schema(schema)
+        return statements
+
+    def _migrate(self, tables: list[Table], staging: bool) -> list[str]:
+        live = self.sql_client.table_columns([t.name for t in tables], staging=staging)
+        statements: list[exp.Expression] = []
+        for table in tables:
+            existing = live.get(table.name)
+            if existing is None:
+                statements.append(self.create_table_sql(table, staging))
+                continue
+            live_names = {row[0] for row in existing}
+            self._warn_on_type_drift(table, existing)
+            new = [c for c in table.columns.values() if c.name not in live_names]
+            statements.extend(self.add_columns_sql(table, new, staging))
+        rendered = [self.sql_client.render(s) for s in statements]
+        if rendered:
+            with self._ddl_transaction():
+                self.sql_client.execute_many(rendered)
+        return rendered
+
+    def _ddl_transaction(self) -> Any:
+        if self.capabilities.supports_ddl_transactions:
+            return self.sql_client.begin_transaction()
+        return nullcontext()
+
+    def _warn_on_type_drift(self, table: Table, live: list[tuple[Any, ...]]) -> None:
+        for name, db_type, precision, scale, _ in live:
+            column = table.columns.get(name)
+            if column is None:
+                continue
+            live_type, _hints = self.type_mapper.from_db_type(db_type, precision, scale)
+            if live_type != column.data_type:
+                logger.warning("table %r column %r is %s in the destination but %s in the schema",
+                               table.name, name, db_type, column.data_type)
+
+    def column_sql(self, column: Column, for_alter: bool = False) -> exp.ColumnDef:
+        """Column definition; columns added to an existing table are nullable (it may hold rows)."""
+        constraints = []
+        if not column.nullable and not for_alter:
+            constraints.append(exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()))
+        return exp.ColumnDef(this=self.sql_client.identifier(column.name),
+                             kind=self.type_mapper.to_db_type(column), constraints=constraints)
+
+    def create_table_sql(self, table: Table, staging: bool = False) -> exp.Expression:
+        target = self.sql_client.qualified(table.name, staging)
+        columns = [self.column_sql(c) for c in table.columns.values()]
+        return exp.Create(kind="TABLE", this=exp.Schema(this=target, expressions=columns), exists=True)
+
+    def add_columns_sql(self, table: Table, columns: list[Column], staging: bool = False) -> list[exp.Expression]:
+        if not columns:
+            return []
+        target = self.sql_client.qualified(table.name, staging)
+        defs = [self.column_sql(c, for_alter=True) for c in columns]
+        if self.capabilities.supports_multi_column_alter:
+            return [exp.Alter(this=target, kind="TABLE", actions=defs)]
+        return [exp.Alter(this=target.copy(), kind="TABLE", actions=[d]) for d in defs]
+
+    def _has_schema_version(self, version_hash: str) -> bool:
+        rows = self.sql_client.execute_sql(
+            f"SELECT 1 FROM {self.sql_client.quoted(VERSION_TABLE)} WHERE version_hash = "
+            f"{self.sql_client.placeholder()}", version_hash)
+        return bool(rows)
+
+    def _store_schema(self, schema: Schema) -> None:
+        self._insert_row(VERSION_TABLE, {
+            "version_hash": schema.version_hash, "schema_name": schema.name, "engine_version": ENGINE_VERSION,
+            "inserted_at": datetime.now(timezone.utc), "schema": schema.to_json()})
+
+    def stored_schema(self, schema_name: str) -> Schema | None:
+        """The newest schema stored in the destination, to restore a pipeline on a new machine."""
+        rows = self.sql_client.execute_sql(
+            f"SELECT schema FROM {self.sql_client.quoted(VERSION_TABLE)} WHERE schema_name = "
+            f"{self.sql_client.placeholder()} ORDER BY inserted_at DESC LIMIT 1", schema_name)
+        return Schema.from_dict(json.loads(rows[0][0])) if rows else None
+
+    def _insert_row(self, table_name: str, row: dict[str, Any]) -> None:
+        p = self.sql_client.placeholder()
+        columns = ", ".join(self.sql_client.render(self.sql_client.identifier(c)) for c in row)
+        self.sql_client.execute_sql(
+            f"INSERT INTO {self.sql_client.quoted(table_name)} ({columns}) VALUES ({', '.join(p for _ in row)})",
+            *row.values())
+
+    # -- loading ---------------------------------------------------------------------------------
+    def prepare_load(self, schema: Schema, table_names: list[str]) -> None:
+        staged = [schema.tables[n] for n in table_names if uses_staging(schema.tables[n])]
+        if staged:
+            if not self.sql_client.has_dataset(self.config.staging_dataset_name):
+                self.sql_client.create_dataset(self.config.staging_dataset_name)
+            drops = [sql_jobs.drop_table(self.sql_client.qualified(t.name, staging=True)) for t in staged]
+            self.sql_client.execute_many(drops + [self.create_table_sql(t, staging=True) for t in staged])
+        truncated = [schema.tables[n] for n in table_names
+                     if schema.tables[n].write_disposition == "replace" and not uses_staging(schema.tables[n])]
+        if truncated:
+            with self.sql_client.begin_transaction():
+                self.sql_client.execute_many(
+                    sql_jobs.truncate_tables(truncated, self.sql_client.qualified, self.capabilities))
+
+    def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
+        table = schema.tables[job_file.table_name]
+        job_class = self.load_jobs.get(job_file.file_format)
+        if job_class is None:
+            raise DestinationTerminalError(
+                f"file {job_file.path.name}: format {job_file.file_format!r} cannot be loaded by "
+                f"{type(self).__name__}; it loads {sorted(self.load_jobs)}")
+        target = self.sql_client.qualified(table.name, staging=uses_staging(table))
+        return job_class(job_file, table, target)
+
+    def run_job(self, job: LoadJob) -> None:
+        job.run(self)
+
+    def followup_statements(self, schema: Schema, table_names: list[str]) -> list[exp.Expression]:
+        """Merge or replace SQL for every staged root table in the package, children included."""
+        statements: list[exp.Expression] = []
+        for name in table_names:
+            root = schema.tables[name]
+            if root.parent is None and uses_staging(root):
+                children = [c for c in schema.children_of(root.name) if c.name in table_names]
+                statements.extend(self.followup_sql(root, children))
+        return statements
+
+    def followup_sql(self, root: Table, children: list[Table]) -> list[exp.Expression]:
+        """The central SQL for one staged root table; destinations may pick other strategies."""
+        target = self.sql_client.qualified
+        staging = lambda name: self.sql_client.qualified(name, staging=True)  # noqa: E731
+        if root.write_disposition == "replace":
+            return sql_jobs.replace_from_staging(root, children, target, staging, self.capabilities)
+        strategy = root.strategy or "delete-insert"
+        if strategy not in self.capabilities.merge_strategies:
+            raise DestinationTerminalError(
+                f"table {root.name!r}: merge strategy {strategy!r} is not supported here; "
+                f"supported: {self.capabilities.merge_strategies}")
+        return sql_jobs.merge_delete_insert(root, children, target, staging, self.capabilities)
+
+    # -- completion ------------------------------------------------------------------------------
+    def is_load_completed(self, load_id: str) -> bool:
+        try:
+            rows = self.sql_client.execute_sql(
+                f"SELECT 1 FROM {self.sql_client.quoted(LOADS_TABLE)} WHERE load_id = {self.sql_client.placeholder()}",
+                load_id)
+        except DestinationUndefinedRelation:  # a new dataset: nothing was ever loaded
+            return False
+        return bool(rows)
+
+    def complete_load(self, load_id: str, schema: Schema, table_names: list[str],
+                      state: dict[str, Any] | None = None) -> list[str]:
+        """Merge/replace from staging and write the ``_lb_loads`` marker in one transaction.
+
+        Either the package is fully applied and marked, or nothing is; staging is dropped after.
+        """
+        rendered = [self.sql_client.render(s) for s in self.followup_statements(schema, table_names)]
+        now = datetime.now(timezone.utc)
+        with self.sql_client.begin_transaction():
+            self.sql_client.execute_many(rendered)
+            if state is not None:
+                self._insert_row(STATE_TABLE, {"pipeline_name": self.config.pipeline_name,
+                                               "state": json.dumps(state, sort_keys=True),
+                                               "created_at": now, "_lb_load_id": load_id})
+            self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
+                                           "inserted_at": now, "schema_version_hash": schema.version_hash})
+        staged = [n for n in table_names if uses_staging(schema.tables[n])]
+        self.sql_client.execute_many([sql_jobs.drop_table(self.sql_client.qualified(n, staging=True))
+                                      for n in staged])
+        return rendered

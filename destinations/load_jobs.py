@@ -1,0 +1,24 @@
+"""Load jobs any SQL destination can use."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from common.destination import LoadJob
+from common.storage.writers import read_insert_values
+
+if TYPE_CHECKING:
+    from destinations.job_client import SqlJobClient
+
+
+class InsertValuesJob(LoadJob):
+    """Runs the file's VALUES bodies as INSERT statements, all in one transaction."""
+
+    def run(self, job_client: SqlJobClient) -> None:
+        client = job_client.sql_client
+        names, bodies = read_insert_values(self.job_file.path)
+        columns = ", ".join(client.render(client.identifier(n)) for n in names)
+        head = f"INSERT INTO {client.render(self.target)} ({columns}) VALUES\n"
+        with client.begin_transaction():
+            for body in bodies:
+                client.execute_sql(head + body)

@@ -1,0 +1,14 @@
+"""The no-op destination takes every format and has no limits worth naming."""
+
+from __future__ import annotations
+
+from common.capabilities import DEFAULTS
+
+capabilities = DEFAULTS.with_(
+    preferred_loader_file_format="jsonl",
+    supported_loader_file_formats=("jsonl", "csv", "parquet", "insert_values"),
+    max_identifier_length=65536,
+    merge_strategies=("delete-insert",),
+    sqlglot_dialect="duckdb",
+    max_parallel_load_jobs=1,
+)

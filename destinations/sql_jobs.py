@@ -1,0 +1,160 @@
+"""Replace and merge SQL, generated in one place as sqlglot expressions.
+
+Every function is pure: ``(root table, its child tables, where tables live, capabilities) ->
+[expression]``. The SQL client renders the expressions in its dialect and runs them in one
+transaction where the destination has transactional DDL. Snapshot tests render them for every
+dialect without a database; the conformance suite runs them for real.
+
+Merge ``delete-insert``, for a root table R with staging twin S and child tables C:
+
+1. delete child rows whose root row is being replaced or deleted (by primary or merge key);
+2. delete those root rows;
+3. insert child rows that belong to the surviving staging root rows;
+4. insert the staging root rows, one per primary key (the last one loaded, or the first by
+   ``dedup_sort``), skipping rows flagged by a ``hard_delete`` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlglot import exp
+
+from common.capabilities import DestinationCapabilities
+from common.exceptions import SchemaError
+from common.schema.types import ROOT_ID, ROW_ID, Column, Table
+
+TableRef = Callable[[str], exp.Table]
+DEDUP_RANK = "_lb_dedup_rank"
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _col(name: str, table: str | None = None) -> exp.Column:
+    return exp.Column(this=_ident(name), table=_ident(table) if table else None)
+
+
+def _columns(table: Table) -> list[str]:
+    return list(table.columns)
+
+
+def insert_select(target: exp.Table, columns: Sequence[str], source: exp.Expression,
+                  where: exp.Expression | None = None) -> exp.Insert:
+    """``INSERT INTO target (cols) SELECT cols FROM source [WHERE ...]``."""
+    select = exp.select(*[_col(c) for c in columns]).from_(source)
+    if where is not None:
+        select = select.where(where)
+    schema = exp.Schema(this=target.copy(), expressions=[_ident(c) for c in columns])
+    return exp.Insert(this=schema, expression=select)
+
+
+def drop_table(target: exp.Table) -> exp.Drop:
+    """``DROP TABLE IF EXISTS target``."""
+    return exp.Drop(kind="TABLE", tables=[target.copy()], exists=True)
+
+
+def delete_all(target: exp.Table) -> exp.Delete:
+    return exp.Delete(this=target.copy())
+
+
+def truncate(target: exp.Table, capabilities: DestinationCapabilities) -> exp.Expression:
+    if capabilities.supports_truncate:
+        return exp.TruncateTable(expressions=[target.copy()])
+    return delete_all(target)
+
+
+def truncate_tables(tables: Sequence[Table], target: TableRef,
+                    capabilities: DestinationCapabilities) -> list[exp.Expression]:
+    """``truncate-and-insert``: empty the tables before their files load straight into them."""
+    return [truncate(target(t.name), capabilities) for t in tables]
+
+
+def replace_from_staging(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
+                         capabilities: DestinationCapabilities) -> list[exp.Expression]:
+    """``insert-from-staging``: swap every table's rows for the staging rows, atomically."""
+    statements: list[exp.Expression] = []
+    for table in (root, *children):
+        statements.append(delete_all(target(table.name)))
+        statements.append(insert_select(target(table.name), _columns(table), staging(table.name)))
+    return statements
+
+
+def _key_match(columns: Sequence[str], table: exp.Table, source: exp.Table) -> exp.Expression:
+    """``(k1, k2) IN (SELECT k1, k2 FROM source)`` with the key columns of ``table``."""
+    keys = [_col(c) for c in columns]
+    lhs: exp.Expression = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
+    return exp.In(this=lhs, query=exp.select(*[_col(c) for c in columns]).from_(source.copy()).subquery())
+
+
+def _rows_to_replace(root: Table, target: exp.Table, staging: exp.Table) -> exp.Expression | None:
+    conditions = []
+    primary = [c.name for c in root.columns_with("primary_key")]
+    merge = [c.name for c in root.columns_with("merge_key")]
+    if primary:
+        conditions.append(_key_match(primary, target, staging))
+    if merge:
+        conditions.append(_key_match(merge, target, staging))
+    if not conditions:
+        return None
+    return conditions[0] if len(conditions) == 1 else exp.or_(*conditions)
+
+
+def _hard_delete_column(root: Table) -> Column | None:
+    cols = root.columns_with("hard_delete")
+    return cols[0] if cols else None
+
+
+def _not_deleted(column: Column) -> exp.Expression:
+    """True for rows the hard_delete column does not flag: NULL or FALSE (bool), NULL otherwise."""
+    ref = _col(column.name)
+    if column.data_type == "bool":
+        return exp.or_(exp.Is(this=ref.copy(), expression=exp.Null()), exp.EQ(this=ref, expression=exp.false()))
+    return exp.Is(this=ref, expression=exp.Null())
+
+
+def _surviving_rows(root: Table, staging: exp.Table) -> exp.Expression:
+    """The staging root rows to insert: deduplicated by primary key, minus hard deletes."""
+    primary = [c.name for c in root.columns_with("primary_key")]
+    hard_delete = _hard_delete_column(root)
+    if not primary:
+        source: exp.Expression = staging.copy()
+        if hard_delete is None:
+            return source
+        return exp.select("*").from_(source).where(_not_deleted(hard_delete)).subquery("_lb_kept")
+    sort_cols = root.columns_with("dedup_sort")
+    order = [exp.Ordered(this=_col(c.name), desc=c.dedup_sort == "desc", nulls_first=False)
+             for c in sort_cols]
+    order.append(exp.Ordered(this=_col(ROW_ID), desc=True))  # ids grow with load order: last wins
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[_col(c) for c in primary],
+                      order=exp.Order(expressions=order))
+    ranked = exp.select(exp.Star(), exp.alias_(rank, DEDUP_RANK, quoted=True)).from_(staging.copy())
+    where: exp.Expression = exp.EQ(this=_col(DEDUP_RANK), expression=exp.Literal.number(1))
+    if hard_delete is not None:
+        where = exp.and_(where, _not_deleted(hard_delete))
+    return exp.select("*").from_(ranked.subquery("_lb_ranked")).where(where).subquery("_lb_kept")
+
+
+def merge_delete_insert(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
+                        capabilities: DestinationCapabilities) -> list[exp.Expression]:
+    """``delete-insert`` merge of a root table and its nested children (see module docstring)."""
+    root_target, root_staging = target(root.name), staging(root.name)
+    statements: list[exp.Expression] = []
+    replaced = _rows_to_replace(root, root_target, root_staging)
+    if replaced is not None:
+        replaced_ids = exp.select(_col(ROW_ID)).from_(root_target.copy()).where(replaced.copy())
+        for child in children:
+            statements.append(exp.Delete(this=target(child.name)).where(
+                exp.In(this=_col(ROOT_ID), query=replaced_ids.subquery())))
+        statements.append(exp.Delete(this=root_target.copy()).where(replaced))
+    surviving = _surviving_rows(root, root_staging)
+    for child in children:
+        if ROOT_ID not in child.columns:
+            raise SchemaError(f"child table {child.name!r} of {root.name!r} has no {ROOT_ID} column")
+        surviving_ids = exp.select(_col(ROW_ID)).from_(surviving.copy())
+        statements.append(insert_select(target(child.name), _columns(child), staging(child.name),
+                                        exp.In(this=_col(ROOT_ID), query=surviving_ids.subquery())))
+    statements.append(insert_select(root_target, _columns(root), surviving))
+    return statements
+

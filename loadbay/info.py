@@ -1,0 +1,88 @@
+"""LoadInfo and friends: what a run did, safe to print (no secrets)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common.exceptions import LoadJobFailed
+
+
+@dataclass
+class JobInfo:
+    table_name: str
+    file_format: str
+    rows: int | None
+    state: str  # "completed" | "failed" | "new" | "started"
+    file_path: str
+    error: str | None = None
+
+
+@dataclass
+class LoadPackageInfo:
+    load_id: str
+    state: str  # "loaded" | "failed" (a job failed terminally; the package stays on disk) | "pending"
+    jobs: list[JobInfo] = field(default_factory=list)
+
+    @property
+    def failed_jobs(self) -> list[JobInfo]:
+        return [j for j in self.jobs if j.state == "failed"]
+
+    def rows_per_table(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for job in self.jobs:
+            if job.state == "completed" and job.rows is not None:
+                out[job.table_name] = out.get(job.table_name, 0) + job.rows
+        return out
+
+
+@dataclass
+class LoadInfo:
+    pipeline_name: str
+    destination_name: str
+    destination_type: str
+    dataset_name: str
+    location: str  # password masked
+    load_packages: list[LoadPackageInfo] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has_failed_jobs(self) -> bool:
+        return any(p.failed_jobs for p in self.load_packages)
+
+    @property
+    def loads_ids(self) -> list[str]:
+        return [p.load_id for p in self.load_packages]
+
+    @property
+    def row_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for package in self.load_packages:
+            for table, rows in package.rows_per_table().items():
+                out[table] = out.get(table, 0) + rows
+        return out
+
+    def raise_on_failed_jobs(self) -> None:
+        failed = [(p.load_id, j) for p in self.load_packages for j in p.failed_jobs]
+        if failed:
+            lines = "\n".join(f"  package {lid}, table {j.table_name}, file {j.file_path}: {j.error}"
+                              for lid, j in failed)
+            raise LoadJobFailed(f"pipeline {self.pipeline_name!r}: {len(failed)} load job(s) failed "
+                                f"terminally; their packages stay on disk to fix and retry:\n{lines}")
+
+    def __str__(self) -> str:
+        loaded = [p for p in self.load_packages if p.state == "loaded"]
+        lines = [f"Pipeline {self.pipeline_name} load step completed in "
+                 f"{self.timings.get('load', 0.0):.2f} seconds",
+                 f"{len(loaded)} load package(s) were loaded to destination {self.destination_name} "
+                 f"({self.destination_type}) and into dataset {self.dataset_name}",
+                 f"The {self.destination_type} destination used {self.location} location to store data"]
+        for package in self.load_packages:
+            failed = len(package.failed_jobs)
+            lines.append(f"Load package {package.load_id} is {package.state.upper()} and contains "
+                         f"{'no failed jobs' if not failed else f'{failed} FAILED job(s)!'}")
+            for job in package.failed_jobs:
+                lines.append(f"  FAILED {job.table_name} ({job.file_path}): {job.error}")
+        counts = self.row_counts
+        if counts:
+            lines.append("Rows loaded per table: " + ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())))
+        return "\n".join(lines)

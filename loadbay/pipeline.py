@@ -1,0 +1,195 @@
+"""Pipeline: extract → normalize → load, resuming unfinished packages first."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.capabilities import FILE_FORMATS
+from common.configuration import resolve
+from common.destination import Destination, DestinationConfig
+from common.exceptions import ConfigurationError, LoadbayError, PipelineStepFailed
+from common.schema import naming
+from common.schema.contracts import SchemaContract
+from common.schema.types import Schema
+from common.storage.package import LoadPackage, PackageStorage
+from destinations import resolve_destination
+from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
+from loadbay.info import LoadInfo, LoadPackageInfo
+from loadbay.load import Loader, RetryPolicy
+from loadbay.normalize import normalize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineSettings:
+    """Tunables, from ``[pipeline]`` in config.toml or ``PIPELINE__<NAME>`` variables."""
+
+    pipelines_dir: str = "~/.loadbay/pipelines"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    file_max_items: int = 200_000
+    max_retries: int = 3
+    retry_backoff_seconds: float = 1.0
+    workers: int = 0  # 0: the destination's max_parallel_load_jobs
+    archive_completed_packages: bool = False
+
+
+def pipeline(pipeline_name: str, destination: str | Destination | type[Destination] = "duckdb",
+             dataset_name: str | None = None, pipelines_dir: str | Path | None = None,
+             **settings: Any) -> Pipeline:
+    """Create (or reopen) the pipeline ``pipeline_name``; its local state lives under pipelines_dir."""
+    if not pipeline_name or not isinstance(pipeline_name, str):
+        raise ConfigurationError("pipeline_name must be a non-empty string")
+    resolved = resolve(PipelineSettings, [("pipelines", pipeline_name), ("pipeline",)],
+                       {"pipelines_dir": str(pipelines_dir) if pipelines_dir else None, **settings})
+    dest = resolve_destination(destination)
+    return Pipeline(pipeline_name, dest, dataset_name or f"{pipeline_name}_dataset", resolved)
+
+
+class Pipeline:
+    def __init__(self, pipeline_name: str, destination: Destination, dataset_name: str,
+                 settings: PipelineSettings) -> None:
+        self.pipeline_name = pipeline_name
+        self.destination = destination
+        self.capabilities = destination.capabilities
+        self.dataset_name = naming.normalize_identifier(dataset_name, self.capabilities.max_identifier_length)
+        self.settings = settings
+        self.pipeline_dir = Path(settings.pipelines_dir).expanduser() / pipeline_name
+        self.storage = PackageStorage(self.pipeline_dir)
+        self._config: DestinationConfig | None = None
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.pipeline_name} → {self.destination!r} dataset {self.dataset_name}>"
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def schema_path(self) -> Path:
+        return self.pipeline_dir / "schema.json"
+
+    @property
+    def schema(self) -> Schema:
+        """The pipeline's schema as of its last successful normalize."""
+        if self.schema_path.exists():
+            return Schema.from_dict(json.loads(self.schema_path.read_text()))
+        return Schema(self.pipeline_name)
+
+    def _save_schema(self, schema: Schema) -> None:
+        tmp = self.schema_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(schema.to_dict(), indent=1, ensure_ascii=False))
+        tmp.replace(self.schema_path)
+
+    @property
+    def config(self) -> DestinationConfig:
+        if self._config is None:
+            self._config = self.destination.configuration(self.pipeline_name, self.dataset_name)
+        return self._config
+
+    # -- run -------------------------------------------------------------------------------------
+    def run(self, data: Any = None, *, table_name: str | None = None,
+            write_disposition: str | dict[str, str] | None = None, primary_key: str | list[str] | None = None,
+            merge_key: str | list[str] | None = None, columns: dict[str, dict[str, Any]] | None = None,
+            loader_file_format: str | None = None, schema_contract: str | dict[str, str] | None = None) -> LoadInfo:
+        """Finish pending packages, then extract, normalize and load ``data`` (if any)."""
+        info = self._new_info()
+        started = time.monotonic()
+        self._load_pending(info)
+        if data is not None:
+            resources = as_resources(data, table_name)
+            for res in resources:
+                self._apply_run_hints(res, write_disposition, primary_key, merge_key, columns)
+            package = self._normalize(resources, loader_file_format, schema_contract, info)
+            self._load_one(package, info)
+        info.timings["load"] = time.monotonic() - started - info.timings.get("normalize", 0.0)
+        return info
+
+    @staticmethod
+    def _apply_run_hints(res: Resource, write_disposition: Any, primary_key: Any, merge_key: Any,
+                         columns: Any) -> None:
+        """Arguments of run() fill in what a resource did not say itself."""
+        res.write_disposition = res.write_disposition or write_disposition
+        res.primary_key = res.primary_key or primary_key
+        res.merge_key = res.merge_key or merge_key
+        if columns:
+            res.columns = {**columns, **(res.columns or {})}
+
+    def _normalize(self, resources: list[Resource], loader_file_format: str | None,
+                   schema_contract: Any, info: LoadInfo) -> LoadPackage:
+        file_format = loader_file_format or self.capabilities.preferred_loader_file_format
+        if file_format not in self.capabilities.supported_loader_file_formats:
+            raise ConfigurationError(
+                f"loader_file_format {file_format!r} is not supported by {self.destination.destination_type}; "
+                f"supported: {self.capabilities.supported_loader_file_formats} (all formats: {FILE_FORMATS})")
+        started = time.monotonic()
+        package, schema = normalize(
+            resources, self.schema, self.capabilities, self.storage, file_format=file_format,
+            contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
+            file_max_items=self.settings.file_max_items)
+        self._save_schema(schema)
+        info.timings["normalize"] = time.monotonic() - started
+        return package
+
+    def _load_pending(self, info: LoadInfo) -> None:
+        for package in self.storage.abandoned_normalizing():
+            logger.warning("removing package %s that a crashed run left half normalized", package.load_id)
+            self.storage.discard(package)
+        for package in self.storage.pending():
+            if package.jobs("failed_jobs"):
+                logger.warning("package %s has failed jobs; fix the cause and call retry_failed_jobs()",
+                               package.load_id)
+                continue
+            self._load_one(package, info)
+
+    def _load_one(self, package: LoadPackage, info: LoadInfo) -> LoadPackageInfo:
+        loader = Loader(self.destination, self.config, self.storage,
+                        retry=RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds),
+                        workers=self.settings.workers or None,
+                        archive_completed=self.settings.archive_completed_packages,
+                        state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
+                               "destination": self.destination.destination_name})
+        try:
+            result = loader.load(package)
+        except LoadbayError as exc:
+            raise PipelineStepFailed(self.pipeline_name, "load", package.load_id, exc) from exc
+        info.load_packages.append(result)
+        return result
+
+    def _new_info(self) -> LoadInfo:
+        return LoadInfo(pipeline_name=self.pipeline_name, destination_name=self.destination.destination_name,
+                        destination_type=self.destination.destination_type, dataset_name=self.dataset_name,
+                        location=self.config.credentials.location())
+
+    # -- packages --------------------------------------------------------------------------------
+    def pending_packages(self) -> list[str]:
+        return [p.load_id for p in self.storage.pending()]
+
+    def retry_failed_jobs(self) -> int:
+        """Move failed jobs back to new_jobs (after fixing their cause); the next run loads them."""
+        moved = 0
+        for package in self.storage.pending():
+            for job in package.jobs("failed_jobs"):
+                package.retry_job(job)
+                moved += 1
+        return moved
+
+    def drop_pending_packages(self) -> list[str]:
+        """Give up on every package not yet loaded (its rows will not be loaded)."""
+        dropped = []
+        for package in self.storage.pending():
+            self.storage.discard(package)
+            dropped.append(package.load_id)
+        return dropped
+
+    # -- querying --------------------------------------------------------------------------------
+    @contextmanager
+    def sql_client(self) -> Iterator[Any]:
+        """An open SQL client on the dataset: ``client.execute_sql("SELECT count(*) FROM events")``."""
+        client = self.destination.sql_client(self.config)
+        with client:
+            yield client
