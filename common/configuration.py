@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -98,23 +99,20 @@ class ConnectionStringCredentials(Credentials):
     def to_url(self, masked: bool = True) -> str:
         from sqlalchemy.engine import URL
 
-        url = URL.create(self.drivername, username=self.username,
-                         password=MASK if masked and self.password else self.password,
+        url = URL.create(self.drivername, username=self.username, password=self.password,
                          host=self.host, port=self.port, database=self.database, query=self.query)
-        return url.render_as_string(hide_password=False)
+        return url.render_as_string(hide_password=masked)  # SQLAlchemy writes "***" for the password
 
     def location(self) -> str:
         return self.to_url(masked=True)
 
 
+_USERINFO = re.compile(r"(^|[\s/])([^\s:/@]*):(?!/)([^\s@]*)@")
+
+
 def _mask_url_text(value: str) -> str:
-    """Hide whatever sits between ``user:`` and ``@`` in a URL-looking string."""
-    scheme, sep, rest = value.partition("://")
-    if not sep or "@" not in rest:
-        return value
-    userinfo, _, host = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:{MASK}@{host}" if ":" in userinfo else value
+    """Hide whatever sits between ``user:`` and ``@`` in anything shaped like a URL, even a broken one."""
+    return _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{MASK}@", value)
 
 
 # -- providers -----------------------------------------------------------------------------------

@@ -11,13 +11,15 @@ import itertools
 import logging
 import os
 from collections.abc import Iterable
+from types import NoneType
 from typing import Any
 
 from common.capabilities import DestinationCapabilities
 from common.exceptions import SchemaContractViolation, SchemaError
 from common.schema import naming
 from common.schema.contracts import SchemaContract
-from common.schema.inference import IDENTITY, NotCoercible, converter_for, infer_data_type
+from common.schema.inference import (IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for,
+                                     infer_data_type)
 from common.schema.types import (LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema,
                                  Table)
 
@@ -33,7 +35,7 @@ class _DiscardRow(Exception):
 class _TableState:
     """Per-table caches: raw key → column name per nesting prefix, and converters per column."""
 
-    __slots__ = ("table", "names", "converters", "json_columns", "sources", "is_new")
+    __slots__ = ("table", "names", "converters", "json_columns", "sources", "is_new", "passthrough")
 
     def __init__(self, table: Table, is_new: bool) -> None:
         self.table = table
@@ -42,6 +44,9 @@ class _TableState:
         self.json_columns = {c.name for c in table.columns.values() if c.data_type == "json"}
         self.sources: dict[str, tuple[str, str]] = {}  # column name → (prefix, raw key) that made it
         self.is_new = is_new
+        # top-level key → Python types whose values go into the row unchanged under the same name;
+        # a row made only of such values skips the walk (the fast path for flat, clean data)
+        self.passthrough: dict[str, set[type]] = {}
 
 
 class RelationalNormalizer:
@@ -104,6 +109,7 @@ class RelationalNormalizer:
         state = self._state(name)
         state.json_columns = {c.name for c in table.columns.values() if c.data_type == "json"}
         state.converters.clear()
+        state.passthrough.clear()
         return table
 
     def _table(self, name: str, parent: str | None) -> Table:
@@ -149,11 +155,23 @@ class RelationalNormalizer:
         state = self._state(name)
         rows = out.setdefault(name, [])
         load_id = self.load_id
+        passthrough = state.passthrough
         for item in items:
             if type(item) is not dict:
                 item = dict(item) if hasattr(item, "keys") else {"value": item}
+            for key, value in item.items():  # fast path: every value known to pass unchanged
+                t = type(value)
+                types = passthrough.get(key)
+                if types is None or t not in types or (t is int and not INT64_MIN <= value <= INT64_MAX):
+                    break
+            else:
+                row = dict(item)
+                row[LOAD_ID] = load_id
+                row[ROW_ID] = self._new_id()
+                rows.append(row)
+                continue
             row_id = self._new_id()
-            row: dict[str, Any] = {LOAD_ID: load_id, ROW_ID: row_id}
+            row = {LOAD_ID: load_id, ROW_ID: row_id}
             children: list[tuple[str, list[Any]]] = []
             try:
                 self._walk(state, item, "", row, children)
@@ -195,11 +213,13 @@ class RelationalNormalizer:
         if names is None:
             names = state.names[prefix] = {}
         for key, value in item.items():
-            if value is None:
-                continue
             name = names.get(key)
             if name is None:
                 name = names[key] = self._column_name(state, prefix, key)
+            if value is None:
+                if not prefix and name == key:
+                    state.passthrough.setdefault(key, set()).add(NoneType)
+                continue
             t = type(value)
             if (t is dict or t is list) and name not in state.json_columns:
                 if t is dict:
@@ -237,7 +257,13 @@ class RelationalNormalizer:
         if conv is None:
             conv = convs[t] = converter_for(state.table.columns[name].data_type, t)
         if conv is IDENTITY:
+            if t is int and not INT64_MIN <= value <= INT64_MAX and \
+                    state.table.columns[name].data_type == "bigint":
+                self._variant(state, name, value, row)
+                return
             row[name] = value
+            if not prefix and name == key:
+                state.passthrough.setdefault(key, set()).add(t)
             return
         try:
             row[name] = conv(value)

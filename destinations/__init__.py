@@ -54,7 +54,7 @@ def resolve_destination(reference: str | Destination | type[Destination], **conf
         path = reference if ":" in reference else "{}:{}".format(*reference.rsplit(".", 1))
         try:
             factory = _load(path)
-        except (ImportError, AttributeError) as exc:
+        except (ImportError, AttributeError, ValueError, TypeError) as exc:
             raise UnknownDestinationError(reference, known_names(), f"cannot import: {exc}") from exc
     else:
         raise UnknownDestinationError(reference, known_names())

@@ -15,7 +15,7 @@ _CAMEL_1 = re.compile(r"([^_A-Z])([A-Z]+)")
 _CAMEL_2 = re.compile(r"([A-Z]+)([A-Z][a-z])")
 _NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _MANY_UNDERSCORES = re.compile(r"_{3,}")
-_MINUS_NUMBER = re.compile(r"-(?=\d)")
+_MINUS_NUMBER = re.compile(r"(?<!\w)-(?=\d)")  # a sign ("-1"), not a separator ("utf-8")
 TAG_LENGTH = 8
 
 

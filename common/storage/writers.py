@@ -22,6 +22,8 @@ import orjson
 from common.capabilities import DestinationCapabilities
 from common.schema.types import Column, Table
 
+BUFFER_SIZE = 1 << 20
+
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -52,7 +54,8 @@ class LoadFileWriter:
         self.columns: list[Column] = list(table.columns.values())
         self.capabilities = capabilities
         self.row_count = 0
-        self._file: IO[Any] = open(path, "wb") if self.binary_mode else open(path, "w", encoding="utf-8", newline="")
+        self._file: IO[Any] = (open(path, "wb", buffering=BUFFER_SIZE) if self.binary_mode
+                               else open(path, "w", encoding="utf-8", newline="", buffering=BUFFER_SIZE))
         self.write_header()
 
     def write_header(self) -> None:
@@ -76,14 +79,16 @@ class JsonlWriter(LoadFileWriter):
     file_format = "jsonl"
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        # one write per row: keeping a list of encoded rows alive costs ~5x more in allocation
+        write = self._file.write
         dumps = orjson.dumps
         default = _json_default
-        try:
-            lines = [dumps(row, default=default) for row in rows]
-        except orjson.JSONEncodeError:  # an int beyond 64 bits inside a json value
-            lines = [json.dumps(row, default=_json_default, ensure_ascii=False).encode() for row in rows]
-        self._file.write(b"\n".join(lines))
-        self._file.write(b"\n")
+        newline = orjson.OPT_APPEND_NEWLINE
+        for row in rows:
+            try:
+                write(dumps(row, default=default, option=newline))
+            except orjson.JSONEncodeError:  # an int beyond 64 bits inside a json value
+                write(json.dumps(row, default=_json_default, ensure_ascii=False).encode() + b"\n")
         self.row_count += len(rows)
 
 
@@ -130,7 +135,7 @@ class CsvWriter(LoadFileWriter):
         null = CSV_NULL
         if self._converters:
             rows = [_convert(row, self._converters) for row in rows]
-        self._writer.writerows([[row.get(n, null) for n in names] for row in rows])
+        self._writer.writerows([[null if (v := row.get(n)) is None else v for n in names] for row in rows])
         self.row_count += len(rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from common.destination import Destination, DestinationConfig
@@ -19,7 +20,7 @@ class duckdb(Destination):  # noqa: N801 - lower case like the name users type
     capabilities = duckdb_capabilities
 
     def finalize_config(self, config: DestinationConfig) -> DestinationConfig:
-        creds = config.credentials
+        creds = config.credentials = dataclasses.replace(config.credentials)  # never the caller's object
         if not creds.database:
             creds.database = f"{config.pipeline_name}.duckdb"
         if creds.database != MEMORY:

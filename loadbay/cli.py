@@ -1,0 +1,95 @@
+"""The ``loadbay`` command: a thin layer over the same API users call.
+
+    loadbay load examples/github_events.json --pipeline github_events --table events \\
+        --destination duckdb --dataset airflow_events --write-disposition merge --primary-key id
+    loadbay tables github_events --destination duckdb --dataset airflow_events
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import loadbay
+from common.exceptions import LoadbayError
+
+
+def _pipeline(args: argparse.Namespace) -> loadbay.Pipeline:
+    destination = loadbay.destination(args.destination, credentials=args.credentials) if args.credentials \
+        else args.destination
+    return loadbay.pipeline(args.pipeline, destination=destination, dataset_name=args.dataset,
+                            pipelines_dir=args.pipelines_dir)
+
+
+def table_counts(pipeline: loadbay.Pipeline) -> list[tuple[str, int]]:
+    """Every data table the pipeline's schema knows, with its row count in the destination."""
+    out = []
+    with pipeline.sql_client() as client:
+        for table in pipeline.schema.data_tables():
+            rows = client.execute_sql(f"SELECT count(*) FROM {client.quoted(table.name)}")
+            out.append((table.name, int(rows[0][0]) if rows else 0))
+    return out
+
+
+def print_tables(pipeline: loadbay.Pipeline) -> None:
+    counts = table_counts(pipeline)
+    width = max((len(name) for name, _ in counts), default=5)
+    print(f"\nTables in dataset {pipeline.dataset_name}:")
+    for name, count in counts:
+        print(f"  {name:<{width}}  {count:>8} rows")
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    primary_key = args.primary_key.split(",") if args.primary_key and "," in args.primary_key else args.primary_key
+    info = pipeline.run(Path(args.file), table_name=args.table, write_disposition=args.write_disposition,
+                        primary_key=primary_key, loader_file_format=args.format)
+    print(info)
+    print_tables(pipeline)
+    return 1 if info.has_failed_jobs else 0
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    print_tables(_pipeline(args))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loadbay", description="Load rows into SQL databases.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--destination", default="duckdb", help="name or module:Factory (default duckdb)")
+        p.add_argument("--credentials", default=None, help="connection string or DuckDB file path")
+        p.add_argument("--dataset", default=None, help="dataset (schema) name; default <pipeline>_dataset")
+        p.add_argument("--pipelines-dir", default=None, help="where packages live (default ~/.loadbay/pipelines)")
+
+    load = sub.add_parser("load", help="load a .json or .jsonl file")
+    load.add_argument("file")
+    load.add_argument("--pipeline", required=True)
+    load.add_argument("--table", default=None, help="table name; default the file name")
+    load.add_argument("--write-disposition", default="append", choices=["append", "replace", "merge"])
+    load.add_argument("--primary-key", default=None, help="column or comma-separated columns")
+    load.add_argument("--format", default=None, help="loader file format; default the destination's")
+    common(load)
+    load.set_defaults(func=cmd_load)
+
+    tables = sub.add_parser("tables", help="list a pipeline's tables with row counts")
+    tables.add_argument("pipeline")
+    common(tables)
+    tables.set_defaults(func=cmd_tables)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except LoadbayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""Helpers shared by the conformance tests: portable queries, value comparison, package surgery.
+
+Nothing here knows which destination runs: SQL is standard, identifiers are quoted by the
+destination's own SQL client, and values coming back from a driver are compared after a small,
+driver-neutral normalization (Decimal/int, bytes/memoryview, json text/objects).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import loadbay
+from common.capabilities import FILE_FORMATS
+from common.schema.contracts import SchemaContract
+from common.storage.package import LoadPackage
+from loadbay.normalize import normalize
+from tests.conftest import query
+
+ALL_FORMATS = list(FILE_FORMATS)
+
+
+# -- capabilities ------------------------------------------------------------------------------
+def require_format(p: loadbay.Pipeline, file_format: str) -> None:
+    supported = p.destination.capabilities.supported_loader_file_formats
+    if file_format not in supported:
+        pytest.skip(f"{p.destination.destination_type} does not load {file_format!r} files "
+                    f"(supported: {supported})")
+
+
+def require_replace_strategy(p: loadbay.Pipeline, strategy: str) -> None:
+    supported = p.destination.capabilities.replace_strategies
+    if strategy not in supported:
+        pytest.skip(f"{p.destination.destination_type} has no replace strategy {strategy!r} "
+                    f"(supported: {supported})")
+
+
+# -- SQL -----------------------------------------------------------------------------------------
+def ident(p: loadbay.Pipeline, name: str) -> str:
+    """``name`` quoted the way the destination quotes identifiers (no connection needed)."""
+    client = p.destination.sql_client(p.config)
+    return client.render(client.identifier(name))
+
+
+def count(p: loadbay.Pipeline, table: str) -> int:
+    return int(query(p, f"SELECT count(*) FROM {ident(p, table)}")[0][0])
+
+
+def run_ok(p: loadbay.Pipeline, data: Any = None, **kwargs: Any) -> loadbay.LoadInfo:
+    info = p.run(data, **kwargs)
+    info.raise_on_failed_jobs()
+    return info
+
+
+# -- values ---------------------------------------------------------------------------------------
+def as_int(value: Any) -> int | None:
+    """An integer read back from any driver (int, Decimal with zero fraction, numeric text)."""
+    if value is None:
+        return None
+    d = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    assert d == d.to_integral_value(), f"{value!r} is not an integer"
+    return int(d)
+
+
+def as_bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def as_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# -- packages on disk ---------------------------------------------------------------------------
+def normalize_only(p: loadbay.Pipeline, data: Any, table_name: str, *, loader_file_format: str | None = None,
+                   **hints: Any) -> LoadPackage:
+    """Extract and normalize ``data`` into a committed package without loading it.
+
+    Mirrors ``Pipeline._normalize``: same normalize() call with the pipeline's schema, storage and
+    settings, and the evolved schema saved as the pipeline's own, exactly as a run that crashed
+    right after normalizing leaves things.
+    """
+    resource = loadbay.resource(data, name=table_name, **hints)
+    file_format = loader_file_format or p.capabilities.preferred_loader_file_format
+    package, schema = normalize([resource], p.schema, p.capabilities, p.storage, file_format=file_format,
+                                contract=SchemaContract(), batch_size=p.settings.batch_size,
+                                file_max_items=p.settings.file_max_items)
+    p._save_schema(schema)
+    return package
+
+
+def replace_value(path: Path, file_format: str, column: str, old: Any, new: Any) -> None:
+    """Rewrite one value of ``column`` in a load file: ints and short text, kept the same length
+    in text formats so insert_values' byte-length framing stays valid."""
+    if file_format == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        values = [new if v == old else v for v in table.column(column).to_pylist()]
+        arrow_type = pa.string() if isinstance(new, str) else table.schema.field(column).type
+        values = [str(v) if v is not None and arrow_type == pa.string() else v for v in values]
+        idx = table.schema.get_field_index(column)
+        pq.write_table(table.set_column(idx, column, pa.array(values, arrow_type)), path)
+        return
+
+    def literal(value: Any) -> str:
+        if isinstance(value, str):
+            return f"'{value}'" if file_format == "insert_values" else f'"{value}"'
+        return str(value)
+
+    text = path.read_bytes().decode("utf-8")
+    old_lit, new_lit = literal(old), literal(new)
+    assert len(old_lit) == len(new_lit), "keep the length: insert_values files are framed by byte length"
+    assert text.count(old_lit) == 1, f"{old_lit} must occur exactly once in {path.name}"
+    path.write_bytes(text.replace(old_lit, new_lit).encode("utf-8"))

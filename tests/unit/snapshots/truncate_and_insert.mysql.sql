@@ -1,0 +1,2 @@
+TRUNCATE TABLE `ds`.`events`;
+TRUNCATE TABLE `ds`.`events__tags`;

@@ -1,0 +1,2 @@
+DELETE FROM "ds"."events";
+DELETE FROM "ds"."events__tags";
