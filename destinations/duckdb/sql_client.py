@@ -45,6 +45,7 @@ UNDEFINED_MARKERS = ("does not exist", "not found")
 
 class DuckDbSqlClient(SqlClient):
     dbapi_paramstyle: ClassVar[str] = "qmark"
+    _catalog: str | None = None
 
     def connect(self) -> Any:
         import duckdb
@@ -59,13 +60,28 @@ class DuckDbSqlClient(SqlClient):
 
     def after_connect(self) -> None:
         self.execute_sql("SET TimeZone = 'UTC'")
+        self._catalog = str(self.execute_sql("SELECT current_database()")[0][0])  # type: ignore[index]
         self.use_dataset()
+
+    @property
+    def catalog(self) -> str:
+        """The attached database's name (the file name without extension)."""
+        if self._catalog is None:
+            self.open()
+        return str(self._catalog)
+
+    def qualified(self, table_name: str, staging: bool = False) -> exp.Table:
+        """``catalog.dataset.table``: a dataset named like the database file is otherwise ambiguous."""
+        table = super().qualified(table_name, staging)
+        table.set("catalog", self.identifier(self.catalog))
+        return table
 
     def use_dataset(self) -> None:
         """Unqualified names resolve to the dataset once it exists."""
         if self.has_dataset():
+            path = self.render(exp.Table(this=self.identifier(self.dataset_name), db=self.identifier(self.catalog)))
             self.execute_sql(exp.Set(expressions=[exp.SetItem(this=exp.EQ(
-                this=exp.var("search_path"), expression=exp.Literal.string(f"{self.dataset_name},main")))]))
+                this=exp.var("search_path"), expression=exp.Literal.string(f"{path},main")))]))
 
     def create_dataset(self, dataset: str | None = None) -> None:
         super().create_dataset(dataset)

@@ -18,7 +18,7 @@ import pytest
 import loadbay
 from common.capabilities import FILE_FORMATS
 from common.schema.contracts import SchemaContract
-from common.storage.package import LoadPackage
+from common.storage.package import JobFile, LoadPackage
 from loadbay.normalize import normalize
 from tests.conftest import query
 
@@ -86,19 +86,42 @@ def as_utc(value: Any) -> datetime | None:
 # -- packages on disk ---------------------------------------------------------------------------
 def normalize_only(p: loadbay.Pipeline, data: Any, table_name: str, *, loader_file_format: str | None = None,
                    **hints: Any) -> LoadPackage:
-    """Extract and normalize ``data`` into a committed package without loading it.
+    """Extract and normalize ``data`` into a committed package without loading it."""
+    return normalize_resources(p, [loadbay.resource(data, name=table_name, **hints)],
+                               loader_file_format=loader_file_format)
 
-    Mirrors ``Pipeline._normalize``: same normalize() call with the pipeline's schema, storage and
-    settings, and the evolved schema saved as the pipeline's own, exactly as a run that crashed
-    right after normalizing leaves things.
+
+def normalize_resources(p: loadbay.Pipeline, resources: list[loadbay.Resource], *,
+                        loader_file_format: str | None = None) -> LoadPackage:
+    """Normalize ``resources`` into one committed package and stop there, like a run that crashed
+    right after normalizing.
+
+    Mirrors ``Pipeline._normalize``: the same normalize() call with the pipeline's schema, storage
+    and settings, and the evolved schema saved as the pipeline's own.
     """
-    resource = loadbay.resource(data, name=table_name, **hints)
     file_format = loader_file_format or p.capabilities.preferred_loader_file_format
-    package, schema = normalize([resource], p.schema, p.capabilities, p.storage, file_format=file_format,
+    package, schema = normalize(resources, p.schema, p.capabilities, p.storage, file_format=file_format,
                                 contract=SchemaContract(), batch_size=p.settings.batch_size,
                                 file_max_items=p.settings.file_max_items)
     p._save_schema(schema)
     return package
+
+
+def file_holding(package: LoadPackage, column: str, value: Any) -> JobFile:
+    """The new job file of ``package`` whose ``column`` holds ``value``."""
+    found = []
+    for job in package.jobs("new_jobs"):
+        if job.file_format == "parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(job.path)
+            hit = column in table.column_names and value in table.column(column).to_pylist()
+        else:
+            hit = str(value) in job.path.read_bytes().decode("utf-8")
+        if hit:
+            found.append(job)
+    assert len(found) == 1, found
+    return found[0]
 
 
 def replace_value(path: Path, file_format: str, column: str, old: Any, new: Any) -> None:

@@ -80,9 +80,8 @@ def test_snake_case_output_is_an_identifier_that_starts_with_no_digit(raw: str) 
     assert all(ch.isalnum() or ch == "_" for ch in out)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a hyphen before a digit inside a name becomes 'minus' "
-                                       "('utf-8' -> 'utfminus8'); only a leading sign should")
 def test_snake_case_hyphen_between_word_and_digit_is_a_separator() -> None:
+    """Only a leading sign reads as "minus"; "utf-8" once became "utfminus8"."""
     cases = {"utf-8": "utf_8", "iso-8859-1": "iso_8859_1", "address-line-2": "address_line_2"}
     assert {raw: snake_case(raw) for raw in cases} == cases
 
