@@ -19,6 +19,18 @@ from common.storage.package import JobFile
 STAGING_SUFFIX = "_staging"
 
 
+def uses_staging(table: Table) -> bool:
+    """Whether the table's files load into the staging dataset first (merge, atomic replace)."""
+    if table.write_disposition == "merge":
+        return True
+    return table.write_disposition == "replace" and (table.strategy or "insert-from-staging") != "truncate-and-insert"
+
+
+def needs_preparation(table: Table) -> bool:
+    """Tables whose destination side is reset before the package's files load (staging or truncate)."""
+    return table.write_disposition in ("merge", "replace")
+
+
 @dataclass
 class DestinationConfig:
     """Settings every destination has; a destination subclasses it to type its credentials."""

@@ -57,6 +57,7 @@ class RelationalNormalizer:
         self.schema = schema
         self.max_length = capabilities.max_identifier_length
         self.max_decimal_precision = capabilities.max_decimal_precision
+        self.decimal_precision = capabilities.decimal_precision
         self.load_id = load_id
         self.contract = contract or SchemaContract()
         self._known = set(schema.tables if known_tables is None else known_tables)
@@ -77,10 +78,16 @@ class RelationalNormalizer:
     def apply_hints(self, raw_table: str, *, write_disposition: str | None = None,
                     strategy: str | None = None, primary_key: str | list[str] | None = None,
                     merge_key: str | list[str] | None = None,
-                    columns: dict[str, dict[str, Any]] | None = None) -> Table:
-        """Create or update a root table with user hints; hints win over inference."""
+                    columns: dict[str, dict[str, Any]] | None = None) -> Table | None:
+        """Create or update a root table with user hints; hints win over inference.
+
+        Returns None when the schema contract keeps a new table out (``tables="discard_row"``).
+        """
         name = self.table_name(raw_table)
-        table = self._table(name, parent=None)
+        try:
+            table = self._table(name, parent=None)
+        except _DiscardRow:  # a new table the contract keeps out
+            return None
         if write_disposition:
             table.write_disposition = write_disposition
             table.strategy = strategy
@@ -137,6 +144,8 @@ class RelationalNormalizer:
 
     def _add_system_columns(self, state: _TableState, root: bool) -> None:
         cols = state.table.columns
+        for system in (LOAD_ID, ROW_ID, PARENT_ID, LIST_IDX, ROOT_ID):
+            state.sources[system] = ("", "<loadbay>")
         if root:
             cols.setdefault(LOAD_ID, Column(LOAD_ID, "text", nullable=False))
             cols.setdefault(ROW_ID, Column(ROW_ID, "text", nullable=False, unique=True))
@@ -152,7 +161,10 @@ class RelationalNormalizer:
         """Rows per table name for a batch of items of the root table ``raw_table``."""
         out: Rows = {}
         name = self.table_name(raw_table)
-        state = self._state(name)
+        try:
+            state = self._state(name)
+        except _DiscardRow:  # a new table the contract does not let in: all its rows go
+            return out
         rows = out.setdefault(name, [])
         load_id = self.load_id
         passthrough = state.passthrough
@@ -176,8 +188,11 @@ class RelationalNormalizer:
             try:
                 self._walk(state, item, "", row, children)
                 if children:
+                    child_rows: Rows = {}  # kept apart until the whole item passed its contract
                     for child_name, values in children:
-                        self._children(state, child_name, values, row_id, row_id, out)
+                        self._children(state, child_name, values, row_id, row_id, child_rows)
+                    for child_name, crows in child_rows.items():
+                        out.setdefault(child_name, []).extend(crows)
             except _DiscardRow:
                 continue
             rows.append(row)
@@ -188,7 +203,7 @@ class RelationalNormalizer:
 
     def _children(self, parent: _TableState, field: str, values: list[Any], parent_id: str,
                   root_id: str, out: Rows) -> None:
-        child_name = field if field in self._states else naming.join_path(parent.table.name, field, self.max_length)
+        child_name = naming.join_path(parent.table.name, field, self.max_length)
         state = self._states.get(child_name) or self._state(child_name, parent=parent.table.name)
         rows = out.setdefault(child_name, [])
         for idx, value in enumerate(values):
@@ -255,7 +270,7 @@ class RelationalNormalizer:
         t = type(value)
         conv = convs.get(t)
         if conv is None:
-            conv = convs[t] = converter_for(state.table.columns[name].data_type, t)
+            conv = convs[t] = converter_for(state.table.columns[name], t, self.decimal_precision)
         if conv is IDENTITY:
             if t is int and not INT64_MIN <= value <= INT64_MAX and \
                     state.table.columns[name].data_type == "bigint":
@@ -297,7 +312,9 @@ class RelationalNormalizer:
 
     def _variant(self, state: _TableState, name: str, value: Any, row: dict[str, Any]) -> None:
         column = state.table.columns[name]
-        data_type, _ = infer_data_type(value, self.max_decimal_precision)
+        data_type, extra = infer_data_type(value, self.max_decimal_precision)
+        if data_type == column.data_type:  # fits the type but not this column (a too-wide decimal)
+            data_type, extra = "text", {}
         vname = naming.variant_name(name, data_type, self.max_length)
         if vname not in state.table.columns:
             mode = self.contract.data_type
@@ -309,7 +326,7 @@ class RelationalNormalizer:
                 raise _DiscardRow()
             if mode == "discard_value":
                 return
-            state.table.columns[vname] = Column(vname, data_type, variant_of=name)
+            state.table.columns[vname] = Column(vname, data_type, variant_of=name, **extra)
             self.new_columns.setdefault(state.table.name, []).append(vname)
             if data_type == "json":
                 state.json_columns.add(vname)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from sqlglot import exp
 
 from common.capabilities import DestinationCapabilities
-from common.destination import DestinationConfig, JobClient, LoadJob
+from common.destination import DestinationConfig, JobClient, LoadJob, uses_staging
 from common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
 from common.schema.types import Column, Schema, Table
 from common.storage.package import JobFile
@@ -46,13 +46,6 @@ SYSTEM_TABLES = {
         Column("pipeline_name", "text", nullable=False), Column("state", "text", nullable=False),
         Column("created_at", "timestamp", nullable=False), Column("_lb_load_id", "text", nullable=False)]}),
 }
-
-
-def uses_staging(table: Table) -> bool:
-    """Whether the table's files load into the staging dataset first (merge, atomic replace)."""
-    if table.write_disposition == "merge":
-        return True
-    return table.write_disposition == "replace" and (table.strategy or "insert-from-staging") != "truncate-and-insert"
 
 
 class SqlJobClient(JobClient):

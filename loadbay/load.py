@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from common.destination import Destination, DestinationConfig, JobClient
+from common.destination import Destination, DestinationConfig, JobClient, needs_preparation
 from common.exceptions import DestinationTerminalError, DestinationTransientError, LoadbayError
 from common.schema.types import Schema
 from common.storage.package import JobFile, LoadPackage, PackageStorage
@@ -90,11 +90,25 @@ class Loader:
         return names
 
     def _prepare(self, client: JobClient, package: LoadPackage, schema: Schema, tables: list[str]) -> None:
+        """Migrate, then reset staging and truncated tables unless this package's reset still stands.
+
+        Staging tables are shared by name, so a newer package loaded while this one waited (with a
+        failed job, say) replaced them: then this package's staged files are loaded again.
+        """
         client.initialize_storage()
         client.update_stored_schema(schema, tables)
-        if not package.read_meta().get("prepared"):
-            client.prepare_load(schema, tables)
-            package.write_meta(prepared=True)
+        owner = self.storage.pipeline_dir / "staging_owner"
+        prepared = package.read_meta().get("prepared")
+        if prepared and owner.exists() and owner.read_text() == package.load_id:
+            return
+        if prepared:
+            reset = {t for t in tables if needs_preparation(schema.tables[t])}
+            for job in package.jobs("completed_jobs"):
+                if job.table_name in reset:
+                    package.retry_job(job)
+        client.prepare_load(schema, tables)
+        owner.write_text(package.load_id)
+        package.write_meta(prepared=True)
 
     def _run_jobs(self, client: JobClient, package: LoadPackage, schema: Schema) -> None:
         jobs = package.jobs("new_jobs")

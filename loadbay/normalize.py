@@ -49,6 +49,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
             table = normalizer.apply_hints(res.name, write_disposition=disposition, strategy=strategy,
                                            primary_key=res.primary_key, merge_key=res.merge_key,
                                            columns=res.columns)
+            if table is None:
+                continue
             roots.append(table.name)
             for batch in res.batches(batch_size):
                 for table_name, rows in normalizer.normalize(res.name, batch).items():

@@ -16,6 +16,8 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from common.schema.types import Column
+
 Converter = Callable[[Any], Any]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -42,8 +44,9 @@ def parse_datetime(text: str) -> datetime:
     """ISO 8601 text → datetime; naive values are taken as UTC. Raises NotCoercible."""
     if not _ISO_DATETIME.match(text):
         raise NotCoercible(text)
-    if sys.version_info < (3, 11):  # pragma: no cover - 3.10 lacks "Z" and 9-digit fractions
-        text = re.sub(r"[zZ]$", "+00:00", text)
+    if text[-1] in "zZ":  # 3.10 knows neither; 3.11 knows only "Z"
+        text = text[:-1] + "+00:00"
+    if sys.version_info < (3, 11):  # pragma: no cover - 3.10 lacks 9-digit fractions
         text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
         value = datetime.fromisoformat(text)
@@ -165,8 +168,28 @@ def _time_from_text(value: str) -> time:
         raise NotCoercible(value) from exc
 
 
-def converter_for(data_type: str, py_type: type) -> Converter:
-    """The converter for values of ``py_type`` in a column of ``data_type``."""
+def decimal_converter(precision: int, scale: int) -> Converter:
+    """Decimal with at most ``precision - scale`` integer digits; wider values are not coercible."""
+    max_integer_digits = precision - scale
+
+    def convert(value: Any) -> Decimal:
+        result = _to_decimal(value)
+        if result and result.adjusted() + 1 > max_integer_digits:
+            raise NotCoercible(value)
+        return result
+
+    return convert
+
+
+def converter_for(column: Column | str, py_type: type, decimal_default: tuple[int, int] = (38, 9)) -> Converter:
+    """The converter for values of ``py_type`` in ``column`` (a Column, or just its data type)."""
+    if isinstance(column, str):
+        column = Column("_", column)
+    data_type = column.data_type
+    if data_type == "decimal" and py_type in (Decimal, int, float, str):
+        precision = column.precision or decimal_default[0]
+        scale = column.scale if column.scale is not None else decimal_default[1]
+        return decimal_converter(precision, scale)
     table = _COERCIONS[data_type]
     conv = table.get(py_type)
     if conv is not None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from common.schema.types import Schema
 
@@ -142,10 +143,16 @@ class PackageStorage:
         for folder in ("normalizing", "packages", "completed"):
             (pipeline_dir / folder).mkdir(parents=True, exist_ok=True)
 
-    @staticmethod
-    def new_load_id() -> str:
-        """Sortable by creation time, unique per process."""
-        return f"{time.time():.6f}".replace(".", "")
+    _last_load_id: ClassVar[int] = 0
+    _id_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def new_load_id(cls) -> str:
+        """Microseconds since the epoch: sortable by creation time, and strictly increasing per process."""
+        with cls._id_lock:
+            now = max(time.time_ns() // 1000, cls._last_load_id + 1)
+            cls._last_load_id = now
+        return str(now)
 
     def create(self, load_id: str) -> LoadPackage:
         root = self.pipeline_dir / "normalizing" / load_id

@@ -23,6 +23,7 @@ from common.capabilities import DestinationCapabilities
 from common.schema.types import Column, Table
 
 BUFFER_SIZE = 1 << 20
+HEADER_ALLOWANCE = 1024  # room for "INSERT INTO <qualified name> (...) VALUES" around a body
 
 
 def _json_default(value: Any) -> Any:
@@ -32,6 +33,8 @@ def _json_default(value: Any) -> Any:
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, int):  # beyond 64 bits: orjson refuses, text keeps every digit
         return str(value)
+    if isinstance(value, (datetime, date, time)):  # for the stdlib fallback; orjson does these itself
+        return value.isoformat()
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
@@ -173,23 +176,34 @@ class InsertValuesWriter(LoadFileWriter):
         self._renderers = list(zip(self._names, renderers))
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Statements end at max_rows_per_insert rows, the parameter limit or max_query_length bytes."""
         step = self.capabilities.max_rows_per_insert
         params = self.capabilities.max_parameters_per_statement
         if params:
             step = max(1, min(step, params // max(1, len(self._names))))
-        for start in range(0, len(rows), step):
-            tuples = []
-            for row in rows[start:start + step]:
-                values = []
-                for name, render in self._renderers:
-                    value = row.get(name)
-                    values.append("NULL" if value is None else render(value))
-                tuples.append("(" + ",".join(values) + ")")
-            body = ",\n".join(tuples).encode("utf-8")
-            self._file.write(b"%d\n" % len(body))
-            self._file.write(body)
-            self._file.write(b"\n")
+        max_bytes = self.capabilities.max_query_length - HEADER_ALLOWANCE - len(",".join(self._names))
+        tuples: list[bytes] = []
+        size = 0
+        for row in rows:
+            values = []
+            for name, render in self._renderers:
+                value = row.get(name)
+                values.append("NULL" if value is None else render(value))
+            encoded = ("(" + ",".join(values) + ")").encode("utf-8")
+            if tuples and (len(tuples) >= step or size + len(encoded) + 2 > max_bytes):
+                self._write_body(tuples)
+                tuples, size = [], 0
+            tuples.append(encoded)
+            size += len(encoded) + 2
+        if tuples:
+            self._write_body(tuples)
         self.row_count += len(rows)
+
+    def _write_body(self, tuples: list[bytes]) -> None:
+        body = b",\n".join(tuples)
+        self._file.write(b"%d\n" % len(body))
+        self._file.write(body)
+        self._file.write(b"\n")
 
 
 def read_insert_values(path: Path) -> tuple[list[str], Iterator[str]]:

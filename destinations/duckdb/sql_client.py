@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -39,8 +40,9 @@ ERROR_CLASSES: dict[str, type[DestinationError]] = {
     "CatalogException": DestinationTerminalError,  # refined by message below
     "Error": DestinationTerminalError,
 }
-UNDEFINED_MARKERS = ("does not exist", "not found")
-"""Message text that turns a CatalogException into an undefined relation (tested verbatim)."""
+UNDEFINED_RELATION = re.compile(r"\b(Table|Schema|View|Catalog) with name .* does not exist")
+"""Message text that turns a CatalogException into an undefined relation (a missing function or
+type is terminal). Tested against DuckDB's real messages."""
 
 
 class DuckDbSqlClient(SqlClient):
@@ -104,7 +106,7 @@ class DuckDbSqlClient(SqlClient):
             found = ERROR_CLASSES.get(cls.__name__)
             if found is None:
                 continue
-            if cls.__name__ == "CatalogException" and any(m in str(exc) for m in UNDEFINED_MARKERS):
+            if cls.__name__ == "CatalogException" and UNDEFINED_RELATION.search(str(exc)):
                 return DestinationUndefinedRelation
             return found
         return DestinationTerminalError

@@ -19,6 +19,7 @@ from common.schema.inference import (
     infer_data_type,
     parse_datetime,
 )
+from common.schema.types import Column
 
 UTC = timezone.utc
 
@@ -165,9 +166,8 @@ def test_parse_datetime_rejects_invalid_text(text: str) -> None:
         parse_datetime(text)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the ISO pattern accepts a lowercase 'z' suffix but on Python "
-                                       ">= 3.11 it reaches datetime.fromisoformat unchanged, which rejects it")
 def test_lowercase_z_is_utc() -> None:
+    """The pattern accepts "z"; Python 3.11's fromisoformat alone does not."""
     assert infer_data_type("2023-01-01T00:00:00z") == ("timestamp", {})
     assert parse_datetime("2023-01-01T00:00:00z") == datetime(2023, 1, 1, tzinfo=UTC)
 
@@ -256,3 +256,25 @@ def test_converter_rejects_values_that_do_not_fit(data_type: str, value: Any) ->
     assert conv is not NOT_COERCIBLE  # the pair is fine; this particular value is not
     with pytest.raises(NotCoercible):
         conv(value)
+
+
+@pytest.mark.parametrize(("precision", "scale", "fits", "too_wide"), [
+    (38, 0, 10**38 - 1, 10**38),
+    (38, 9, 10**29 - 1, 10**29),
+    (10, 2, Decimal("99999999.99"), Decimal("100000000")),
+])
+def test_decimal_converter_checks_the_column_precision(precision: int, scale: int, fits: Any, too_wide: Any) -> None:
+    column = Column("d", "decimal", precision=precision, scale=scale)
+    conv = converter_for(column, type(fits))
+    assert conv(fits) == Decimal(fits)
+    negative = fits.copy_negate() if isinstance(fits, Decimal) else -fits
+    assert conv(negative) == Decimal(negative)
+    with pytest.raises(NotCoercible):
+        conv(too_wide)
+
+
+def test_decimal_without_precision_uses_the_default() -> None:
+    conv = converter_for("decimal", int, (20, 0))
+    assert conv(10**20 - 1) == Decimal(10**20 - 1)
+    with pytest.raises(NotCoercible):
+        conv(10**20)

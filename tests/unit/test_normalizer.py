@@ -317,17 +317,14 @@ def test_ints_beyond_64_bits_in_a_bigint_column_go_to_a_variant() -> None:
     assert [r["value"] for r in rows if "value" in r] == [v for v in values if v <= 2**63 - 1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _variant builds the variant Column without the precision/scale "
-                                       "that infer_data_type returned, so decimal variants fall back to (38, 9)")
 def test_a_decimal_variant_keeps_the_inferred_precision() -> None:
+    """Without (38, 0) a decimal variant falls back to (38, 9) and cannot hold 30+ digit ints."""
     n = _normalizer()
     n.normalize("t", [{"v": 1}, {"v": 10**35}])
     col = n.schema.tables["t"].columns["v__v_decimal"]
     assert (col.precision, col.scale) == (38, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: converter_for('decimal', int) never checks the precision, so an "
-                                       "int wider than max_decimal_precision lands in a decimal(38, 0) column")
 def test_ints_wider_than_max_decimal_precision_never_land_in_a_decimal_column() -> None:
     n = _normalizer()
     rows = n.normalize("t", [{"v": 2**70}, {"v": 10**40}])["t"]
@@ -420,8 +417,6 @@ def test_discard_value_drops_only_the_value(known: Schema) -> None:
     assert set(known.tables["t"].columns) == {LOAD_ID, ROW_ID, "id", "a"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with tables='discard_row' a new root table raises the private "
-                                       "_DiscardRow out of normalize() instead of dropping its rows")
 def test_discard_row_on_a_new_table_drops_its_rows() -> None:
     n = _normalizer(contract="discard_row")
     out = n.normalize("brand_new", [{"a": 1}])
@@ -429,8 +424,6 @@ def test_discard_row_on_a_new_table_drops_its_rows() -> None:
     assert "brand_new" not in n.schema.tables
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: child rows already appended for a root row are kept when a later "
-                                       "child of the same row raises _DiscardRow, leaving orphans")
 def test_a_discarded_row_leaves_no_child_rows(known: Schema) -> None:
     out = _normalizer(known, contract="discard_row").normalize(
         "t", [{"id": 2, "items": [{"x": 1}, {"x": 2, "y": 3}]}])
@@ -440,8 +433,6 @@ def test_a_discarded_row_leaves_no_child_rows(known: Schema) -> None:
 
 # -- reported defects --------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: _children uses the field name as the table name when a table of "
-                                       "that name is already known to the normalizer, e.g. the root itself")
 def test_a_list_field_named_like_a_table_still_gets_its_own_child_table() -> None:
     n = _normalizer()
     out = n.normalize("events", [{"id": 1, "events": [{"x": 1}]}])
@@ -449,8 +440,6 @@ def test_a_list_field_named_like_a_table_still_gets_its_own_child_table() -> Non
     assert [r["x"] for r in out["events__events"]] == [1]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a data key equal to a system column (_lb_id, _lb_load_id) "
-                                       "overwrites the value loadbay generated, breaking child links")
 def test_data_keys_named_like_system_columns_do_not_overwrite_them() -> None:
     n = _normalizer()
     out = n.normalize("t", [{"_lb_id": "from-data", "_lb_load_id": "from-data", "items": [1]}])
