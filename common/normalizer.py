@@ -171,12 +171,7 @@ class RelationalNormalizer:
         for item in items:
             if type(item) is not dict:
                 item = dict(item) if hasattr(item, "keys") else {"value": item}
-            for key, value in item.items():  # fast path: every value known to pass unchanged
-                t = type(value)
-                types = passthrough.get(key)
-                if types is None or t not in types or (t is int and not INT64_MIN <= value <= INT64_MAX):
-                    break
-            else:
+            if _passes(passthrough, item):
                 row = dict(item)
                 row[LOAD_ID] = load_id
                 row[ROW_ID] = self._new_id()
@@ -211,6 +206,10 @@ class RelationalNormalizer:
             row: dict[str, Any] = {PARENT_ID: parent_id, LIST_IDX: idx, ROOT_ID: root_id, ROW_ID: row_id}
             grandchildren: list[tuple[str, list[Any]]] = []
             if type(value) is dict:
+                if _passes(state.passthrough, value):
+                    row.update(value)
+                    rows.append(row)
+                    continue
                 self._walk(state, value, "", row, grandchildren)
             elif value is not None:
                 self._scalar(state, "value", "value", "", value, row)
@@ -227,13 +226,16 @@ class RelationalNormalizer:
         names = state.names.get(prefix)
         if names is None:
             names = state.names[prefix] = {}
+        converters = state.converters
         for key, value in item.items():
             name = names.get(key)
             if name is None:
                 name = names[key] = self._column_name(state, prefix, key)
             if value is None:
                 if not prefix and name == key:
-                    state.passthrough.setdefault(key, set()).add(NoneType)
+                    known = state.passthrough.get(key)
+                    if known is None or NoneType not in known:
+                        state.passthrough.setdefault(key, set()).add(NoneType)
                 continue
             t = type(value)
             if (t is dict or t is list) and name not in state.json_columns:
@@ -241,6 +243,10 @@ class RelationalNormalizer:
                     self._walk(state, value, name, row, children)
                 elif value:
                     children.append((name, value))
+                continue
+            convs = converters.get(name)
+            if convs is not None and t is not int and convs.get(t) is IDENTITY:  # inlined common case
+                row[name] = value
                 continue
             self._scalar(state, name, key, prefix, value, row)
 
@@ -271,14 +277,14 @@ class RelationalNormalizer:
         conv = convs.get(t)
         if conv is None:
             conv = convs[t] = converter_for(state.table.columns[name], t, self.decimal_precision)
+            if conv is IDENTITY and not prefix and name == key:
+                state.passthrough.setdefault(key, set()).add(t)
         if conv is IDENTITY:
             if t is int and not INT64_MIN <= value <= INT64_MAX and \
                     state.table.columns[name].data_type == "bigint":
                 self._variant(state, name, value, row)
                 return
             row[name] = value
-            if not prefix and name == key:
-                state.passthrough.setdefault(key, set()).add(t)
             return
         try:
             row[name] = conv(value)
@@ -331,6 +337,16 @@ class RelationalNormalizer:
             if data_type == "json":
                 state.json_columns.add(vname)
         self._scalar(state, vname, vname, "", value, row)
+
+
+def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> bool:
+    """Whether every value of ``item`` goes into its row unchanged, under its own key."""
+    for key, value in item.items():
+        t = type(value)
+        types = passthrough.get(key)
+        if types is None or t not in types or (t is int and not INT64_MIN <= value <= INT64_MAX):
+            return False
+    return True
 
 
 def _column(d: dict[str, Any]) -> Column:

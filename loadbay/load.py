@@ -1,6 +1,6 @@
 """Load: runs a package's jobs, retries what is transient, stops on what is terminal.
 
-Order for one package: migrate tables → prepare staging (once per package, recorded on disk) →
+Order for one package: migrate tables → reset staging and truncated tables →
 every job (each file in one transaction; ``new → started → completed | failed``) → merge/replace
 and the ``_lb_loads`` marker in one transaction → archive or remove the package. A crash at any
 point resumes from the files on disk; a package with a failed job stays on disk, unapplied.
@@ -90,25 +90,19 @@ class Loader:
         return names
 
     def _prepare(self, client: JobClient, package: LoadPackage, schema: Schema, tables: list[str]) -> None:
-        """Migrate, then reset staging and truncated tables unless this package's reset still stands.
+        """Migrate, then reset staging and truncated tables, reloading their files on a resume.
 
-        Staging tables are shared by name, so a newer package loaded while this one waited (with a
-        failed job, say) replaced them: then this package's staged files are loaded again.
+        Staging tables are shared by name (another pipeline on the same dataset may have replaced
+        them since this package last ran), so their contents are rebuilt from the files on disk
+        on every attempt rather than trusted.
         """
         client.initialize_storage()
         client.update_stored_schema(schema, tables)
-        owner = self.storage.pipeline_dir / "staging_owner"
-        prepared = package.read_meta().get("prepared")
-        if prepared and owner.exists() and owner.read_text() == package.load_id:
-            return
-        if prepared:
-            reset = {t for t in tables if needs_preparation(schema.tables[t])}
-            for job in package.jobs("completed_jobs"):
-                if job.table_name in reset:
-                    package.retry_job(job)
+        reset = {t for t in tables if needs_preparation(schema.tables[t])}
+        for job in package.jobs("completed_jobs"):
+            if job.table_name in reset:
+                package.retry_job(job)
         client.prepare_load(schema, tables)
-        owner.write_text(package.load_id)
-        package.write_meta(prepared=True)
 
     def _run_jobs(self, client: JobClient, package: LoadPackage, schema: Schema) -> None:
         jobs = package.jobs("new_jobs")
@@ -170,6 +164,10 @@ class Loader:
                     client.reconnect()
                 except DestinationTransientError as reconnect_exc:
                     logger.warning("%s: reconnect failed: %s", what, reconnect_exc)
+
+    def describe(self, package: LoadPackage, state: str) -> LoadPackageInfo:
+        """What is on disk for ``package``, without loading it."""
+        return self._info(package, state)
 
     def _info(self, package: LoadPackage, state: str) -> LoadPackageInfo:
         rows = package.read_meta().get("rows", {})

@@ -140,23 +140,31 @@ class Pipeline:
             logger.warning("removing package %s that a crashed run left half normalized", package.load_id)
             self.storage.discard(package)
         for package in self.storage.pending():
-            if package.jobs("failed_jobs"):
-                logger.warning("package %s has failed jobs; fix the cause and call retry_failed_jobs()",
-                               package.load_id)
-                continue
             self._load_one(package, info)
 
     def _load_one(self, package: LoadPackage, info: LoadInfo) -> LoadPackageInfo:
+        """Load ``package`` unless an older package is stuck with failed jobs.
+
+        Packages apply in order: loading a newer one first would let the older one's merge
+        overwrite newer rows once it is retried. Held packages stay on disk, nothing is lost.
+        """
         loader = Loader(self.destination, self.config, self.storage,
                         retry=RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds),
                         workers=self.settings.workers or None,
                         archive_completed=self.settings.archive_completed_packages,
                         state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
                                "destination": self.destination.destination_name})
-        try:
-            result = loader.load(package)
-        except LoadbayError as exc:
-            raise PipelineStepFailed(self.pipeline_name, "load", package.load_id, exc) from exc
+        blocked = any(p.state == "failed" for p in info.load_packages)
+        if blocked or package.jobs("failed_jobs"):
+            result = loader.describe(package, "pending" if blocked else "failed")
+            if blocked:
+                logger.error("package %s is held back: an older package has failed jobs; fix them and call "
+                             "retry_failed_jobs(), or drop_pending_packages()", package.load_id)
+        else:
+            try:
+                result = loader.load(package)
+            except LoadbayError as exc:
+                raise PipelineStepFailed(self.pipeline_name, "load", package.load_id, exc) from exc
         info.load_packages.append(result)
         return result
 

@@ -8,7 +8,7 @@ driver-neutral normalization (Decimal/int, bytes/memoryview, json text/objects).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,23 @@ def as_bytes(value: Any) -> bytes | None:
 
 def as_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def as_bool(value: Any) -> bool:
+    assert value in (True, False, 0, 1), f"{value!r} is not a boolean"
+    return bool(value)
+
+
+def as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def as_time(value: Any) -> time:
+    if isinstance(value, timedelta):  # some drivers return TIME as a duration
+        return (datetime.min + value).time()
+    return time.fromisoformat(value) if isinstance(value, str) else value
 
 
 def as_utc(value: Any) -> datetime | None:

@@ -263,3 +263,11 @@ def test_several_dispositions_in_one_package(make_pipeline):
     assert _values(p, "mer", "id", "v") == [(1, "b"), (2, "c")]
     assert _values(p, "rep", "id") == [(2,)]
     assert count(p, "_lb_loads") == 2
+
+
+def test_list_field_named_like_another_resource(make_pipeline):
+    p = make_pipeline()
+    run_ok(p, [loadbay.resource([{"name": "t1"}], name="tags"),
+               loadbay.resource([{"id": 1, "tags": ["a", "b"]}], name="posts")])
+    assert _values(p, "tags", "name") == [("t1",)]
+    assert _values(p, "posts__tags", "value") == [("a",), ("b",)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 
 import pytest
 
@@ -136,9 +137,10 @@ def test_terminal_failure_keeps_package_and_loads_after_fix(make_pipeline, file_
     assert _rows(p, "bad", "id", "n") == [(1, 1)]
     assert count(p, "_lb_loads") == 1
 
-    # running again does not retry by itself
+    # running again does not retry by itself, and says so
     again = p.run()
-    assert not again.has_failed_jobs and again.load_packages == []
+    assert again.has_failed_jobs and [(x.load_id, x.state) for x in again.load_packages] == [
+        (package.load_id, "failed")]
     assert p.pending_packages() == [package.load_id]
     assert _rows(p, "bad", "id", "n") == [(1, 1)]
 
@@ -192,10 +194,7 @@ def test_drop_pending_packages_gives_up_on_failed_package(make_pipeline):
     assert _rows(p, "t", "id", "n") == [(1, 1), (3, 3)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: staging tables are named per table, not per package; a newer "
-                   "package loaded while a failed one waits drops the shared staging table, and the retried "
-                   "package (prepared=True, so staging is not recreated) fails on the missing staging table")
-def test_failed_merge_package_retried_after_a_newer_package(make_pipeline):
+def test_newer_packages_wait_for_a_failed_one_so_merges_apply_in_order(make_pipeline):
     p = make_pipeline()
     hints = {"write_disposition": "merge", "primary_key": "id", "columns": {"n": {"data_type": "bigint"}}}
     run_ok(p, [{"id": 1, "n": 1}], table_name="t", **hints)
@@ -203,15 +202,38 @@ def test_failed_merge_package_retried_after_a_newer_package(make_pipeline):
     [job] = package.jobs("new_jobs")
     replace_value(job.path, job.file_format, "n", MARKER, BAD)
     assert p.run().has_failed_jobs
-    # the failed package waits on disk while newer data loads into the same table
-    run_ok(p, [{"id": 3, "n": 3}], table_name="t", **hints)
-    [pending] = p.storage.pending()
-    [failed] = pending.jobs("failed_jobs")
+    # newer data for the same key is kept on disk, not loaded ahead of the failed package
+    held = p.run([{"id": 2, "n": 20}, {"id": 3, "n": 3}], table_name="t", **hints)
+    assert [x.state for x in held.load_packages] == ["failed", "pending"]
+    assert len(p.pending_packages()) == 2
+    assert _rows(p, "t", "id", "n") == [(1, 1)]
+    [failed] = p.storage.pending()[0].jobs("failed_jobs")
     replace_value(failed.path, failed.file_format, "n", BAD, MARKER)
     p.retry_failed_jobs()
-    run_ok(p)
+    info = run_ok(p)
+    assert [x.state for x in info.load_packages] == ["loaded", "loaded"]
     assert p.pending_packages() == []
-    assert _rows(p, "t", "id", "n") == [(1, 1), (2, MARKER), (3, 3)]
+    assert _rows(p, "t", "id", "n") == [(1, 1), (2, 20), (3, 3)]  # the newer update wins
+
+
+def test_failed_merge_retried_after_another_pipeline_replaced_the_shared_staging(make_pipeline):
+    dataset = f"shared_{uuid.uuid4().hex[:8]}"
+    hints = {"write_disposition": "merge", "primary_key": "id", "columns": {"n": {"data_type": "bigint"}}}
+    first = make_pipeline(name="first", dataset_name=dataset)
+    second = loadbay.pipeline("second", destination=first.destination, dataset_name=dataset,  # same database
+                              pipelines_dir=first.pipeline_dir.parent)
+    run_ok(first, [{"id": 1, "n": 1}], table_name="t", **hints)
+    package = normalize_only(first, [{"id": 2, "n": MARKER}, {"id": 4, "n": 4}], "t", **hints)
+    [job] = package.jobs("new_jobs")
+    replace_value(job.path, job.file_format, "n", MARKER, BAD)
+    assert first.run().has_failed_jobs
+    run_ok(second, [{"id": 3, "n": 3}], table_name="t", **hints)  # recreates and drops staging "t"
+    [failed] = first.storage.pending()[0].jobs("failed_jobs")
+    replace_value(failed.path, failed.file_format, "n", BAD, MARKER)
+    first.retry_failed_jobs()
+    run_ok(first)
+    assert first.pending_packages() == []
+    assert _rows(first, "t", "id", "n") == [(1, 1), (2, MARKER), (3, 3), (4, 4)]
 
 
 # -- helpers ---------------------------------------------------------------------------------------

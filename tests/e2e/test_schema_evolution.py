@@ -80,10 +80,6 @@ def test_integer_beyond_bigint_in_new_column_is_exact(make_pipeline):
     assert [as_int(v) for (v,) in query(p, "SELECT x FROM t")] == [big]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a variant column for an int beyond bigint is created as "
-                   "DECIMAL with the default (38, 9) instead of the (38, 0) inferred for it, so a "
-                   "30-digit int overflows and the whole load job fails (common/normalizer.py _variant "
-                   "drops infer_data_type's precision/scale)")
 def test_integer_beyond_bigint_in_bigint_column_goes_to_exact_variant(make_pipeline):
     p = make_pipeline()
     big = 10**30 + 7
@@ -92,10 +88,6 @@ def test_integer_beyond_bigint_in_bigint_column_goes_to_exact_variant(make_pipel
     assert [(i, x, as_int(v)) for i, x, v in _rows(p, "t", "id", "x", "x__v_decimal")] == [(1, 1, None), (2, None, big)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an int with more digits than max_decimal_precision sent to an "
-                   "existing decimal column is passed through (inference._to_decimal does not check "
-                   "precision), so the database rejects the file and the load job fails terminally instead "
-                   "of the value going to a text variant column")
 def test_integer_beyond_decimal_precision_goes_to_text_variant(make_pipeline):
     p = make_pipeline()
     run_ok(p, [{"id": 1, "x": 10**30}], table_name="t")
@@ -208,3 +200,21 @@ def test_loads_table_gets_one_row_per_package(make_pipeline):
     with p.destination.client(p.config) as client:
         stored = client.stored_schema(p.pipeline_name)
     assert stored is not None and {"t", "t__kids", "other"} <= set(stored.tables)
+
+
+def test_discard_row_contract_drops_rows_of_a_new_table(make_pipeline):
+    p = make_pipeline()
+    run_ok(p, [{"id": 1}], table_name="t")
+    p.run([{"id": 1}], table_name="other", schema_contract={"tables": "discard_row"}).raise_on_failed_jobs()
+    with p.sql_client() as client:
+        assert client.table_columns(["other"]) == {}
+    assert _nothing_pending(p)
+    assert count(p, "t") == 1
+
+
+def test_data_key_named_like_a_system_column_keeps_links_intact(make_pipeline):
+    p = make_pipeline()
+    run_ok(p, [{"id": 1, "_lb_id": "mine", "kids": [1]}, {"id": 2, "_lb_id": "mine", "kids": [2]}], table_name="t")
+    assert query(p, "SELECT count(DISTINCT _lb_id) FROM t") == [(2,)]
+    assert query(p, "SELECT count(*) FROM t__kids k WHERE NOT EXISTS "
+                    "(SELECT 1 FROM t WHERE t._lb_id = k._lb_parent_id)") == [(0,)]

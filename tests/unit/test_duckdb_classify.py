@@ -68,9 +68,6 @@ def test_missing_column_is_not_an_undefined_relation(conn):
     assert not issubclass(DuckDbSqlClient.classify(exc), DestinationUndefinedRelation)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: classify turns any CatalogException whose text contains "
-                   "'does not exist' into DestinationUndefinedRelation, so a missing function (or type) is "
-                   "reported as a missing table/schema (destinations/duckdb/sql_client.py UNDEFINED_MARKERS)")
 @pytest.mark.parametrize("sql", ["SELECT no_such_function(1)", "CREATE TABLE ds.t2 (a no_such_type)"],
                          ids=["missing function", "missing type"])
 def test_missing_function_or_type_is_terminal_not_undefined_relation(conn, sql):
