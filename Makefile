@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/flat_duckdb.py
+	$(BIN)/python bench/memory_noop.py
 
 clean:
 	rm -rf $(VENV) .loadbay/pipelines *.duckdb
