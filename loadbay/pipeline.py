@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -101,23 +102,21 @@ class Pipeline:
         started = time.monotonic()
         self._load_pending(info)
         if data is not None:
-            resources = as_resources(data, table_name)
-            for res in resources:
-                self._apply_run_hints(res, write_disposition, primary_key, merge_key, columns)
+            resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns)
+                         for res in as_resources(data, table_name)]
             package = self._normalize(resources, loader_file_format, schema_contract, info)
             self._load_one(package, info)
         info.timings["load"] = time.monotonic() - started - info.timings.get("normalize", 0.0)
         return info
 
     @staticmethod
-    def _apply_run_hints(res: Resource, write_disposition: Any, primary_key: Any, merge_key: Any,
-                         columns: Any) -> None:
-        """Arguments of run() fill in what a resource did not say itself."""
-        res.write_disposition = res.write_disposition or write_disposition
-        res.primary_key = res.primary_key or primary_key
-        res.merge_key = res.merge_key or merge_key
-        if columns:
-            res.columns = {**columns, **(res.columns or {})}
+    def _with_run_hints(res: Resource, write_disposition: Any, primary_key: Any, merge_key: Any,
+                        columns: Any) -> Resource:
+        """A copy of ``res`` where run()'s arguments fill in what the resource did not say itself."""
+        return dataclasses.replace(
+            res, write_disposition=res.write_disposition or write_disposition,
+            primary_key=res.primary_key or primary_key, merge_key=res.merge_key or merge_key,
+            columns={**(columns or {}), **(res.columns or {})} or None)
 
     def _normalize(self, resources: list[Resource], loader_file_format: str | None,
                    schema_contract: Any, info: LoadInfo) -> LoadPackage:

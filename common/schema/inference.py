@@ -38,6 +38,8 @@ _ISO_DATETIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)?$"
 )
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_FRACTION = re.compile(r"\.(\d{1,9})")
+_OFFSET = re.compile(r"([+-])(\d{2}):?(\d{2})?$")
 
 
 def parse_datetime(text: str) -> datetime:
@@ -46,8 +48,9 @@ def parse_datetime(text: str) -> datetime:
         raise NotCoercible(text)
     if text[-1] in "zZ":  # 3.10 knows neither; 3.11 knows only "Z"
         text = text[:-1] + "+00:00"
-    if sys.version_info < (3, 11):  # pragma: no cover - 3.10 lacks 9-digit fractions
-        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    if sys.version_info < (3, 11):  # pragma: no cover - 3.10 wants 6-digit fractions and "+hh:mm"
+        text = _FRACTION.sub(lambda m: "." + (m[1] + "00000")[:6], text)
+        text = _OFFSET.sub(lambda m: f"{m[1]}{m[2]}:{m[3] or '00'}", text)
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
