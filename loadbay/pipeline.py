@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging
 import time
@@ -15,7 +16,8 @@ from typing import Any
 from common.capabilities import FILE_FORMATS
 from common.configuration import resolve
 from common.destination import Destination, DestinationConfig
-from common.exceptions import ConfigurationError, LoadbayError, PipelineStepFailed
+from common.exceptions import (ConfigurationError, DestinationUndefinedRelation, LoadbayError,
+                               PipelineStepFailed)
 from common.schema import naming
 from common.schema.contracts import SchemaContract
 from common.schema.types import Schema
@@ -81,6 +83,24 @@ class Pipeline:
             return Schema.from_dict(json.loads(self.schema_path.read_text()))
         return Schema(self.pipeline_name)
 
+    def _restore_schema(self) -> None:
+        """On a machine without local state, continue from the schema stored in the destination,
+        so names, types and variant columns stay what earlier loads made them."""
+        if self.schema_path.exists():
+            return
+        client = self.destination.client(self.config)
+        stored_schema = getattr(client, "stored_schema", None)
+        if stored_schema is None:
+            return
+        with client:
+            try:
+                stored = stored_schema(self.pipeline_name)
+            except DestinationUndefinedRelation:  # a new dataset
+                return
+        if stored is not None:
+            logger.info("restored schema %s from the destination", stored.version_hash)
+            self._save_schema(stored)
+
     def _save_schema(self, schema: Schema) -> None:
         tmp = self.schema_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(schema.to_dict(), indent=1, ensure_ascii=False))
@@ -125,6 +145,9 @@ class Pipeline:
             raise ConfigurationError(
                 f"loader_file_format {file_format!r} is not supported by {self.destination.destination_type}; "
                 f"supported: {self.capabilities.supported_loader_file_formats} (all formats: {FILE_FORMATS})")
+        if file_format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise ConfigurationError("loader_file_format 'parquet' needs pyarrow: pip install 'loadbay[parquet]'")
+        self._restore_schema()
         started = time.monotonic()
         package, schema = normalize(
             resources, self.schema, self.capabilities, self.storage, file_format=file_format,

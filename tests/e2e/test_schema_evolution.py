@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
+
+import loadbay
 
 from common.exceptions import SchemaContractViolation
 from tests.conftest import query, table_columns
@@ -218,3 +222,18 @@ def test_data_key_named_like_a_system_column_keeps_links_intact(make_pipeline):
     assert query(p, "SELECT count(DISTINCT _lb_id) FROM t") == [(2,)]
     assert query(p, "SELECT count(*) FROM t__kids k WHERE NOT EXISTS "
                     "(SELECT 1 FROM t WHERE t._lb_id = k._lb_parent_id)") == [(0,)]
+
+
+def test_schema_is_restored_from_the_destination_on_a_new_machine(make_pipeline):
+    """Local state lost (a new machine): the next run continues with the stored schema."""
+    p = make_pipeline()
+    run_ok(p, [{"id": 1, "x": 1}], table_name="t")
+    run_ok(p, [{"id": 2, "x": "not a number"}], table_name="t")  # makes x__v_text
+    shutil.rmtree(p.pipeline_dir)
+    fresh = loadbay.pipeline(p.pipeline_name, destination=p.destination, dataset_name=p.dataset_name,
+                             pipelines_dir=p.pipeline_dir.parent)
+    assert fresh.schema.tables == {}
+    run_ok(fresh, [{"id": 3, "x": "again text"}], table_name="t")
+    assert "x__v_text" in fresh.schema.tables["t"].columns
+    assert fresh.schema.tables["t"].columns["x"].data_type == "bigint"
+    assert count(fresh, "t") == 3
