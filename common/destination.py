@@ -19,11 +19,16 @@ from common.storage.package import JobFile
 STAGING_SUFFIX = "_staging"
 
 
-def uses_staging(table: Table) -> bool:
+def replace_strategy(table: Table, default: str = "insert-from-staging") -> str:
+    """The table's own replace strategy, else the destination's configured default."""
+    return table.strategy or default
+
+
+def uses_staging(table: Table, default_replace: str = "insert-from-staging") -> bool:
     """Whether the table's files load into the staging dataset first (merge, atomic replace)."""
     if table.write_disposition == "merge":
         return True
-    return table.write_disposition == "replace" and (table.strategy or "insert-from-staging") != "truncate-and-insert"
+    return table.write_disposition == "replace" and replace_strategy(table, default_replace) != "truncate-and-insert"
 
 
 def needs_preparation(table: Table) -> bool:
@@ -37,6 +42,7 @@ class DestinationConfig:
 
     credentials: Credentials
     replace_strategy: str = "insert-from-staging"
+    """Replace strategy for tables that do not name one in their write_disposition."""
     dataset_name: str = ""
     pipeline_name: str = ""
 

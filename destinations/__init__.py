@@ -17,6 +17,7 @@ ENTRY_POINT_GROUP = "loadbay.destinations"
 BUILTINS: dict[str, str] = {
     "duckdb": "destinations.duckdb:duckdb",
     "noop": "destinations.noop:noop",
+    "postgres": "destinations.postgres:postgres",
 }
 
 
@@ -65,5 +66,6 @@ def resolve_destination(reference: str | Destination | type[Destination], **conf
 
 from destinations.duckdb import duckdb  # noqa: E402 - factories users import by name
 from destinations.noop import noop  # noqa: E402
+from destinations.postgres import postgres  # noqa: E402
 
-__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "duckdb", "noop", "known_names", "resolve_destination"]
+__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "duckdb", "known_names", "noop", "postgres", "resolve_destination"]

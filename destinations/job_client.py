@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from sqlglot import exp
 
 from common.capabilities import DestinationCapabilities
-from common.destination import DestinationConfig, JobClient, LoadJob, uses_staging
+from common.destination import DestinationConfig, JobClient, LoadJob, replace_strategy, uses_staging
 from common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
 from common.schema.types import Column, Schema, Table
 from common.storage.package import JobFile
@@ -59,6 +59,9 @@ class SqlJobClient(JobClient):
         super().__init__(config, capabilities)
         self.sql_client = sql_client
         self.type_mapper = self.type_mapper_class(capabilities)
+
+    def uses_staging(self, table: Table) -> bool:
+        return uses_staging(table, self.config.replace_strategy)
 
     def open(self) -> None:
         self.sql_client.open()
@@ -164,14 +167,14 @@ class SqlJobClient(JobClient):
 
     # -- loading ---------------------------------------------------------------------------------
     def prepare_load(self, schema: Schema, table_names: list[str]) -> None:
-        staged = [schema.tables[n] for n in table_names if uses_staging(schema.tables[n])]
+        staged = [schema.tables[n] for n in table_names if self.uses_staging(schema.tables[n])]
         if staged:
             if not self.sql_client.has_dataset(self.config.staging_dataset_name):
                 self.sql_client.create_dataset(self.config.staging_dataset_name)
             drops = [sql_jobs.drop_table(self.sql_client.qualified(t.name, staging=True)) for t in staged]
             self.sql_client.execute_many(drops + [self.create_table_sql(t, staging=True) for t in staged])
         truncated = [schema.tables[n] for n in table_names
-                     if schema.tables[n].write_disposition == "replace" and not uses_staging(schema.tables[n])]
+                     if schema.tables[n].write_disposition == "replace" and not self.uses_staging(schema.tables[n])]
         if truncated:
             with self.sql_client.begin_transaction():
                 self.sql_client.execute_many(
@@ -184,7 +187,7 @@ class SqlJobClient(JobClient):
             raise DestinationTerminalError(
                 f"file {job_file.path.name}: format {job_file.file_format!r} cannot be loaded by "
                 f"{type(self).__name__}; it loads {sorted(self.load_jobs)}")
-        target = self.sql_client.qualified(table.name, staging=uses_staging(table))
+        target = self.sql_client.qualified(table.name, staging=self.uses_staging(table))
         return job_class(job_file, table, target)
 
     def run_job(self, job: LoadJob) -> None:
@@ -195,23 +198,38 @@ class SqlJobClient(JobClient):
         statements: list[exp.Expression] = []
         for name in table_names:
             root = schema.tables[name]
-            if root.parent is None and uses_staging(root):
+            if root.parent is None and self.uses_staging(root):
                 children = [c for c in schema.children_of(root.name) if c.name in table_names]
                 statements.extend(self.followup_sql(root, children))
         return statements
 
     def followup_sql(self, root: Table, children: list[Table]) -> list[exp.Expression]:
-        """The central SQL for one staged root table; destinations may pick other strategies."""
+        """The central SQL for one staged root table, by disposition and strategy."""
         target = self.sql_client.qualified
         staging = lambda name: self.sql_client.qualified(name, staging=True)  # noqa: E731
+        caps = self.capabilities
         if root.write_disposition == "replace":
-            return sql_jobs.replace_from_staging(root, children, target, staging, self.capabilities)
+            strategy = replace_strategy(root, self.config.replace_strategy)
+            self._check_strategy(root, strategy, caps.replace_strategies)
+            if strategy == "staging-optimized":
+                return sql_jobs.replace_staging_optimized(root, children, target, staging, caps)
+            return sql_jobs.replace_from_staging(root, children, target, staging, caps)
         strategy = root.strategy or "delete-insert"
-        if strategy not in self.capabilities.merge_strategies:
+        self._check_strategy(root, strategy, caps.merge_strategies)
+        if strategy == "upsert":
+            return sql_jobs.merge_upsert(root, children, target, staging, caps, syntax=self.upsert_syntax())
+        return sql_jobs.merge_delete_insert(root, children, target, staging, caps)
+
+    def upsert_syntax(self) -> str:
+        """"merge" or "on_conflict"; destinations that know better override it."""
+        return "merge"
+
+    @staticmethod
+    def _check_strategy(root: Table, strategy: str, supported: tuple[str, ...]) -> None:
+        if strategy not in supported:
             raise DestinationTerminalError(
-                f"table {root.name!r}: merge strategy {strategy!r} is not supported here; "
-                f"supported: {self.capabilities.merge_strategies}")
-        return sql_jobs.merge_delete_insert(root, children, target, staging, self.capabilities)
+                f"table {root.name!r}: {root.write_disposition} strategy {strategy!r} is not supported by this "
+                f"destination; supported: {supported}")
 
     # -- completion ------------------------------------------------------------------------------
     def is_load_completed(self, load_id: str) -> bool:
@@ -239,7 +257,7 @@ class SqlJobClient(JobClient):
                                                "created_at": now, "_lb_load_id": load_id})
             self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
                                            "inserted_at": now, "schema_version_hash": schema.version_hash})
-        staged = [n for n in table_names if uses_staging(schema.tables[n])]
+        staged = [n for n in table_names if self.uses_staging(schema.tables[n])]
         self.sql_client.execute_many([sql_jobs.drop_table(self.sql_client.qualified(n, staging=True))
                                       for n in staged])
         return rendered

@@ -106,18 +106,18 @@ def _hard_delete_column(root: Table) -> Column | None:
     return cols[0] if cols else None
 
 
-def _not_deleted(column: Column) -> exp.Expression:
+def _not_deleted(column: Column, table: str | None = None) -> exp.Expression:
     """True for rows the hard_delete column does not flag: NULL or FALSE (bool), NULL otherwise."""
-    ref = _col(column.name)
+    ref = _col(column.name, table)
     if column.data_type == "bool":
         return exp.or_(exp.Is(this=ref.copy(), expression=exp.Null()), exp.EQ(this=ref, expression=exp.false()))
     return exp.Is(this=ref, expression=exp.Null())
 
 
-def _surviving_rows(root: Table, staging: exp.Table) -> exp.Expression:
-    """The staging root rows to insert: deduplicated by primary key, minus hard deletes."""
+def _surviving_rows(root: Table, staging: exp.Table, drop_deleted: bool = True) -> exp.Expression:
+    """The staging root rows to apply: deduplicated by primary key, minus hard deletes (if asked)."""
     primary = [c.name for c in root.columns_with("primary_key")]
-    hard_delete = _hard_delete_column(root)
+    hard_delete = _hard_delete_column(root) if drop_deleted else None
     if not primary:
         source: exp.Expression = staging.copy()
         if hard_delete is None:
@@ -158,3 +158,111 @@ def merge_delete_insert(root: Table, children: Sequence[Table], target: TableRef
     statements.append(insert_select(root_target, _columns(root), surviving))
     return statements
 
+
+
+def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
+                 capabilities: DestinationCapabilities, syntax: str = "merge") -> list[exp.Expression]:
+    """``upsert`` merge: update rows whose primary key exists, insert the rest, delete hard deletes.
+
+    ``syntax`` is ``"merge"`` (SQL:2003 MERGE) or ``"on_conflict"`` (INSERT ... ON CONFLICT, which
+    needs a unique index on the key: the first statement creates it if missing). Child tables follow
+    their roots as in ``delete-insert``.
+    """
+    primary = [c.name for c in root.columns_with("primary_key")]
+    if not primary:
+        raise SchemaError(f"table {root.name!r}: the upsert strategy needs a primary_key")
+    root_target, root_staging = target(root.name), staging(root.name)
+    statements: list[exp.Expression] = []
+    if syntax == "on_conflict":
+        statements.append(unique_index(root, primary, root_target, capabilities))
+    replaced = _key_match(primary, root_target, root_staging)
+    replaced_ids = exp.select(_col(ROW_ID)).from_(root_target.copy()).where(replaced)
+    for child in children:
+        statements.append(exp.Delete(this=target(child.name)).where(
+            exp.In(this=_col(ROOT_ID), query=replaced_ids.subquery())))
+    surviving = _surviving_rows(root, root_staging)
+    for child in children:
+        surviving_ids = exp.select(_col(ROW_ID)).from_(surviving.copy())
+        statements.append(insert_select(target(child.name), _columns(child), staging(child.name),
+                                        exp.In(this=_col(ROOT_ID), query=surviving_ids.subquery())))
+    latest = _surviving_rows(root, root_staging, drop_deleted=False)
+    hard_delete = _hard_delete_column(root)
+    if syntax == "merge":
+        statements.append(_merge_statement(root, primary, root_target, latest, hard_delete))
+    elif syntax == "on_conflict":
+        if hard_delete is not None:
+            deleted = exp.select(*[_col(c) for c in primary]).from_(latest.copy()).where(
+                exp.Not(this=exp.Paren(this=_not_deleted(hard_delete))))
+            keys = [_col(c) for c in primary]
+            lhs = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
+            statements.append(exp.Delete(this=root_target.copy()).where(exp.In(this=lhs, query=deleted.subquery())))
+        statements.append(_insert_on_conflict(root, primary, root_target, latest, hard_delete))
+    else:
+        raise ValueError(f"upsert syntax must be 'merge' or 'on_conflict', not {syntax!r}")
+    return statements
+
+
+def unique_index(root: Table, primary: Sequence[str], root_target: exp.Table,
+                 capabilities: DestinationCapabilities) -> exp.Create:
+    """``CREATE UNIQUE INDEX IF NOT EXISTS`` on the key, named from the table (shortened to fit)."""
+    from common.schema.naming import shorten
+
+    name = shorten(f"{root.name}__lb_upsert_key", capabilities.max_identifier_length)
+    index = exp.Index(this=_ident(name), table=root_target.copy(),
+                      params=exp.IndexParameters(columns=[_col(c) for c in primary]))
+    return exp.Create(kind="INDEX", this=index, unique=True, exists=True)
+
+
+def _merge_statement(root: Table, primary: Sequence[str], root_target: exp.Table, latest: exp.Expression,
+                     hard_delete: Column | None) -> exp.Merge:
+    columns = _columns(root)
+    target_alias, source_alias = "_lb_t", "_lb_s"
+    on = exp.and_(*[exp.EQ(this=_col(c, target_alias), expression=_col(c, source_alias)) for c in primary])
+    deleted = exp.Not(this=exp.Paren(this=_not_deleted(hard_delete, source_alias))) if hard_delete else None
+    whens: list[exp.When] = []
+    if deleted is not None:
+        whens.append(exp.When(matched=True, condition=deleted.copy(), then=exp.var("DELETE")))
+    whens.append(exp.When(matched=True, then=exp.Update(expressions=[
+        exp.EQ(this=_col(c), expression=_col(c, source_alias)) for c in columns if c not in primary])))
+    insert = exp.Insert(this=exp.Tuple(expressions=[_col(c) for c in columns]),
+                        expression=exp.Tuple(expressions=[_col(c, source_alias) for c in columns]))
+    whens.append(exp.When(matched=False, condition=_not_deleted(hard_delete, source_alias) if hard_delete else None,
+                          then=insert))
+    source = latest.copy()
+    if isinstance(source, exp.Subquery):
+        source.set("alias", exp.TableAlias(this=_ident(source_alias)))
+    else:
+        source = exp.select("*").from_(source).subquery(source_alias)
+    target = root_target.copy()
+    target.set("alias", exp.TableAlias(this=_ident(target_alias)))
+    return exp.Merge(this=target, using=source, on=on, whens=exp.Whens(expressions=whens))
+
+
+def _insert_on_conflict(root: Table, primary: Sequence[str], root_target: exp.Table, latest: exp.Expression,
+                        hard_delete: Column | None) -> exp.Insert:
+    columns = _columns(root)
+    where = _not_deleted(hard_delete) if hard_delete is not None else None
+    insert = insert_select(root_target, columns, latest, where)
+    excluded = exp.to_identifier("excluded")  # the pseudo-table; quoted it would name a real table
+    updates = [exp.EQ(this=_col(c), expression=exp.Column(this=_ident(c), table=excluded.copy()))
+               for c in columns if c not in primary]
+    insert.set("conflict", exp.OnConflict(conflict_keys=[_col(c) for c in primary],
+                                          action=exp.var("DO UPDATE"), expressions=updates))
+    return insert
+
+
+def replace_staging_optimized(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
+                              capabilities: DestinationCapabilities) -> list[exp.Expression]:
+    """``staging-optimized`` replace: drop each target table and move its staging twin into place.
+
+    Fastest for large tables (no row copy), but the new tables carry no grants or indexes of the
+    old ones. PostgreSQL only (``ALTER TABLE ... SET SCHEMA``).
+    """
+    statements: list[exp.Expression] = []
+    for table in (root, *children):
+        destination = target(table.name)
+        statements.append(exp.Drop(kind="TABLE", tables=[destination.copy()], exists=True))
+        dataset = exp.to_identifier(destination.db, quoted=True).sql(dialect=capabilities.sqlglot_dialect)
+        moved = staging(table.name).sql(dialect=capabilities.sqlglot_dialect)
+        statements.append(exp.Command(this="ALTER", expression=f"TABLE {moved} SET SCHEMA {dataset}"))
+    return statements

@@ -17,7 +17,36 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LOADBAY_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # Destinations the conformance tests run against. Later destinations add themselves here.
-CONFORMANCE_DESTINATIONS = ["duckdb"]
+CONFORMANCE_DESTINATIONS = ["duckdb", "postgres"]
+POSTGRES_URL = os.environ.get("LOADBAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_server_errors: dict[str, str | None] = {}
+
+
+def _probe_postgres() -> str | None:
+    import psycopg2
+
+    try:
+        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg2.Error as exc:
+        return f"PostgreSQL not reachable at {POSTGRES_URL} ({str(exc).strip()}); set LOADBAY_TEST_POSTGRES"
+    return None
+
+
+PROBES = {"postgres": _probe_postgres}
+
+
+def require_server(name: str) -> None:
+    """Skip (on a laptop) or fail (in CI, where every server must be up) when ``name`` is unreachable."""
+    if name not in PROBES:
+        return
+    if name not in _server_errors:
+        _server_errors[name] = PROBES[name]()
+    error = _server_errors[name]
+    if error:
+        if IN_CI:
+            pytest.fail(f"CI=true and a required server is down: {error}")
+        pytest.skip(error)
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +86,7 @@ def make_pipeline(destination_name: str, tmp_path: Path) -> Iterator[Callable[..
     """``make_pipeline(name="p", dataset_name=None, **settings)``: a pipeline on the destination under test,
     with its own dataset (unique per test) and pipelines_dir under tmp_path."""
     made: list[loadbay.Pipeline] = []
+    require_server(destination_name)
 
     def make(name: str = "test_pipeline", dataset_name: str | None = None, **settings: Any) -> loadbay.Pipeline:
         dataset = dataset_name or f"ds_{uuid.uuid4().hex[:10]}"
@@ -68,11 +98,22 @@ def make_pipeline(destination_name: str, tmp_path: Path) -> Iterator[Callable[..
         return p
 
     yield make
+    for p in made:
+        if p.destination.destination_type != "duckdb":  # server datasets outlive the test otherwise
+            drop_datasets(p)
+
+
+def drop_datasets(p: loadbay.Pipeline) -> None:
+    with p.sql_client() as client:
+        client.drop_dataset(p.dataset_name)
+        client.drop_dataset(p.config.staging_dataset_name)
 
 
 def _destination(name: str, tmp_path: Path, pipeline_name: str) -> loadbay.Destination:
     if name == "duckdb":
         return loadbay.destination("duckdb", credentials=str(tmp_path / f"{pipeline_name}.duckdb"))
+    if name == "postgres":
+        return loadbay.destination("postgres", credentials=POSTGRES_URL)
     raise ValueError(f"no conformance setup for destination {name!r}")
 
 

@@ -23,6 +23,7 @@ from common.capabilities import DestinationCapabilities
 from common.schema.types import Column, Table
 
 BUFFER_SIZE = 1 << 20
+MAX_ARROW_DECIMAL_PRECISION = 76
 HEADER_ALLOWANCE = 1024  # room for "INSERT INTO <qualified name> (...) VALUES" around a body
 
 
@@ -52,14 +53,27 @@ class LoadFileWriter:
     file_format: ClassVar[str] = ""
     binary_mode: ClassVar[bool] = True
 
-    def __init__(self, path: Path, table: Table, capabilities: DestinationCapabilities) -> None:
+    def __init__(self, path: Path | None, table: Table, capabilities: DestinationCapabilities,
+                 stream: IO[Any] | None = None) -> None:
         self.path = path
         self.columns: list[Column] = list(table.columns.values())
         self.capabilities = capabilities
         self.row_count = 0
-        self._file: IO[Any] = (open(path, "wb", buffering=BUFFER_SIZE) if self.binary_mode
-                               else open(path, "w", encoding="utf-8", newline="", buffering=BUFFER_SIZE))
+        if stream is not None:
+            self._file = stream
+        elif self.binary_mode:
+            self._file = open(path, "wb", buffering=BUFFER_SIZE)  # type: ignore[arg-type]
+        else:
+            self._file = open(path, "w", encoding="utf-8", newline="", buffering=BUFFER_SIZE)  # type: ignore[arg-type]
         self.write_header()
+
+    @classmethod
+    def to_stream(cls, stream: IO[Any], table: Table, capabilities: DestinationCapabilities,
+                  rows: Sequence[dict[str, Any]]) -> None:
+        """Write a complete file (header and rows) for ``rows`` into an open stream."""
+        writer = cls(None, table, capabilities, stream=stream)
+        writer.write_rows(rows)
+        writer.write_footer()
 
     def write_header(self) -> None:
         """Called once when the file opens."""
@@ -108,11 +122,15 @@ CSV_NULL = _CsvNull()
 
 
 def _hex(value: Any) -> str:
-    return bytes(value).hex()
+    """PostgreSQL's bytea hex text (``\\x0a1b``); DuckDB strips the prefix when it reads the file."""
+    return "\\x" + bytes(value).hex()
 
 
 class CsvWriter(LoadFileWriter):
-    """RFC 4180 csv with a header; NULL is an unquoted empty field, every string is quoted."""
+    """RFC 4180 csv with a header; NULL is an unquoted empty field, every string is quoted.
+
+    Binary values are written as ``\\x`` and hex digits, json values as JSON text.
+    """
 
     file_format = "csv"
     binary_mode = False
@@ -265,13 +283,17 @@ class ParquetWriter(LoadFileWriter):
         self._pa = pa
         self._schema = pa.schema([pa.field(c.name, arrow_type(c, self.capabilities), nullable=True)
                                   for c in self.columns])
-        self._json_columns = [c.name for c in self.columns if c.data_type == "json"]
+        self._converters: dict[str, Callable[[Any], Any]] = {}
+        for c, field in zip(self.columns, self._schema):
+            if c.data_type == "json":
+                self._converters[c.name] = dumps_json
+            elif c.data_type == "decimal" and pa.types.is_string(field.type):
+                self._converters[c.name] = str
         self._writer = pq.ParquetWriter(self._file, self._schema)
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        if self._json_columns:
-            converters = {n: dumps_json for n in self._json_columns}
-            rows = [_convert(row, converters) for row in rows]
+        if self._converters:
+            rows = [_convert(row, self._converters) for row in rows]
         batch = self._pa.Table.from_pylist(list(rows), schema=self._schema)
         self._writer.write_table(batch)
         self.row_count += len(rows)
@@ -288,6 +310,8 @@ def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:
         precision, scale = capabilities.decimal_precision
         p = column.precision or precision
         s = column.scale if column.scale is not None else scale
+        if p > MAX_ARROW_DECIMAL_PRECISION:  # wider than arrow holds: exact decimal text instead
+            return pa.string()
         return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
     if t == "timestamp":
         return pa.timestamp("us", tz="UTC" if column.timezone is not False else None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from typing import TYPE_CHECKING, ClassVar
 
 from sqlglot import exp
@@ -77,10 +78,16 @@ class CsvJob(DuckDbReaderJob):
 
     def file_columns(self) -> list[Column]:
         with open(self.job_file.path, encoding="utf-8", newline="") as f:
-            import csv
-
             header = next(csv.reader(f))
         return [self.table.columns[name] for name in header]
+
+    def select_expression(self, column: Column) -> exp.Expression:
+        """Binary arrives as ``\\x`` + hex: drop the prefix, decode the digits."""
+        ref = exp.column(column.name, quoted=True)
+        if column.data_type == "binary":
+            return exp.Anonymous(this="from_hex", expressions=[
+                exp.Substring(this=ref, start=exp.Literal.number(3))])
+        return ref
 
 
 class ParquetJob(DuckDbReaderJob):
