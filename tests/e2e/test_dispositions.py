@@ -94,49 +94,58 @@ def test_append_after_replace_appends(make_pipeline):
 
 
 # -- merge -----------------------------------------------------------------------------------------
-def test_merge_updates_and_inserts(make_pipeline):
+@pytest.fixture(params=["delete-insert", "upsert"])
+def merge_wd(request, destination_name):
+    """Each key-based merge test runs with every merge strategy the destination has."""
+    strategies = loadbay.destination(destination_name).capabilities.merge_strategies
+    if request.param not in strategies:
+        pytest.skip(f"{destination_name} has no merge strategy {request.param!r} (supported: {strategies})")
+    return {"disposition": "merge", "strategy": request.param}
+
+
+def test_merge_updates_and_inserts(make_pipeline, merge_wd):
     p = make_pipeline()
     run_ok(p, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}], table_name="m",
-           write_disposition="merge", primary_key="id")
-    run_ok(p, [{"id": 2, "v": "b2"}, {"id": 4, "v": "d"}], table_name="m", write_disposition="merge",
+           write_disposition=merge_wd, primary_key="id")
+    run_ok(p, [{"id": 2, "v": "b2"}, {"id": 4, "v": "d"}], table_name="m", write_disposition=merge_wd,
            primary_key="id")
     assert _values(p, "m", "id", "v") == [(1, "a"), (2, "b2"), (3, "c"), (4, "d")]
     # idempotent: the same merge again changes nothing
-    run_ok(p, [{"id": 2, "v": "b2"}, {"id": 4, "v": "d"}], table_name="m", write_disposition="merge",
+    run_ok(p, [{"id": 2, "v": "b2"}, {"id": 4, "v": "d"}], table_name="m", write_disposition=merge_wd,
            primary_key="id")
     assert _values(p, "m", "id", "v") == [(1, "a"), (2, "b2"), (3, "c"), (4, "d")]
 
 
-def test_merge_github_events_by_id_twice(make_pipeline):
+def test_merge_github_events_by_id_twice(make_pipeline, merge_wd):
     events = load_sample("github_events.json")
     p = make_pipeline()
-    run_ok(p, events, table_name="events", write_disposition="merge", primary_key="id")
-    run_ok(p, events, table_name="events", write_disposition="merge", primary_key="id")
+    run_ok(p, events, table_name="events", write_disposition=merge_wd, primary_key="id")
+    run_ok(p, events, table_name="events", write_disposition=merge_wd, primary_key="id")
     assert count(p, "events") == len({e["id"] for e in events})
     assert count(p, "events__payload__commits") == sum(len(e["payload"].get("commits", [])) for e in events)
     assert query(p, "SELECT count(*) FROM events__payload__commits c WHERE NOT EXISTS "
                     "(SELECT 1 FROM events e WHERE e._lb_id = c._lb_root_id)") == [(0,)]
 
 
-def test_merge_duplicate_keys_in_one_batch_last_wins(make_pipeline):
+def test_merge_duplicate_keys_in_one_batch_last_wins(make_pipeline, merge_wd):
     p = make_pipeline()
-    run_ok(p, [{"id": 1, "v": "old"}], table_name="m", write_disposition="merge", primary_key="id")
+    run_ok(p, [{"id": 1, "v": "old"}], table_name="m", write_disposition=merge_wd, primary_key="id")
     run_ok(p, [{"id": 1, "v": "first"}, {"id": 2, "v": "x"}, {"id": 1, "v": "second"}, {"id": 1, "v": "last"}],
-           table_name="m", write_disposition="merge", primary_key="id")
+           table_name="m", write_disposition=merge_wd, primary_key="id")
     assert _values(p, "m", "id", "v") == [(1, "last"), (2, "x")]
 
 
-def test_merge_duplicate_keys_on_first_load_are_deduplicated(make_pipeline):
+def test_merge_duplicate_keys_on_first_load_are_deduplicated(make_pipeline, merge_wd):
     p = make_pipeline()
-    run_ok(p, [{"id": 1, "v": "a"}, {"id": 1, "v": "b"}], table_name="m", write_disposition="merge",
+    run_ok(p, [{"id": 1, "v": "a"}, {"id": 1, "v": "b"}], table_name="m", write_disposition=merge_wd,
            primary_key="id")
     assert _values(p, "m", "id", "v") == [(1, "b")]
 
 
-def test_merge_duplicates_across_files_last_wins(make_pipeline):
+def test_merge_duplicates_across_files_last_wins(make_pipeline, merge_wd):
     p = make_pipeline(file_max_items=2)
     rows = [{"id": i % 3, "v": f"v{i}"} for i in range(9)]
-    info = run_ok(p, rows, table_name="m", write_disposition="merge", primary_key="id")
+    info = run_ok(p, rows, table_name="m", write_disposition=merge_wd, primary_key="id")
     assert len(info.load_packages[0].jobs) > 1  # the rows really were spread over several files
     last = {}
     for r in rows:
@@ -145,48 +154,48 @@ def test_merge_duplicates_across_files_last_wins(make_pipeline):
 
 
 @pytest.mark.parametrize(("direction", "expected"), [("desc", (1, "high", 30)), ("asc", (1, "low", 10))])
-def test_merge_dedup_sort_picks_by_column(make_pipeline, direction, expected):
+def test_merge_dedup_sort_picks_by_column(make_pipeline, merge_wd, direction, expected):
     p = make_pipeline()
     rows = [{"id": 1, "v": "mid", "seq": 20}, {"id": 1, "v": "high", "seq": 30}, {"id": 1, "v": "low", "seq": 10},
             {"id": 1, "v": "mid2", "seq": 20}]
-    run_ok(p, rows, table_name="m", write_disposition="merge", primary_key="id",
+    run_ok(p, rows, table_name="m", write_disposition=merge_wd, primary_key="id",
            columns={"seq": {"dedup_sort": direction}})
     assert _values(p, "m", "id", "v", "seq") == [expected]
 
 
-def test_merge_dedup_keeps_children_of_the_winning_row_only(make_pipeline):
+def test_merge_dedup_keeps_children_of_the_winning_row_only(make_pipeline, merge_wd):
     p = make_pipeline()
     run_ok(p, [{"id": 1, "seq": 2, "kids": ["winner-a", "winner-b"]}, {"id": 1, "seq": 1, "kids": ["loser"]},
                {"id": 2, "seq": 1, "kids": ["other"]}],
-           table_name="m", write_disposition="merge", primary_key="id", columns={"seq": {"dedup_sort": "desc"}})
+           table_name="m", write_disposition=merge_wd, primary_key="id", columns={"seq": {"dedup_sort": "desc"}})
     assert _values(p, "m", "id", "seq") == [(1, 2), (2, 1)]
     assert _values(p, "m__kids", "value") == [("other",), ("winner-a",), ("winner-b",)]
     assert query(p, "SELECT count(*) FROM m__kids k WHERE NOT EXISTS "
                     "(SELECT 1 FROM m WHERE m._lb_id = k._lb_parent_id)") == [(0,)]
 
 
-def test_merge_compound_primary_key(make_pipeline):
+def test_merge_compound_primary_key(make_pipeline, merge_wd):
     p = make_pipeline()
     run_ok(p, [{"a": 1, "b": 1, "v": "x"}, {"a": 1, "b": 2, "v": "y"}, {"a": 2, "b": 1, "v": "z"}],
-           table_name="m", write_disposition="merge", primary_key=["a", "b"])
+           table_name="m", write_disposition=merge_wd, primary_key=["a", "b"])
     run_ok(p, [{"a": 1, "b": 2, "v": "y2"}, {"a": 2, "b": 2, "v": "new"}, {"a": 2, "b": 2, "v": "new2"}],
-           table_name="m", write_disposition="merge", primary_key=["a", "b"])
+           table_name="m", write_disposition=merge_wd, primary_key=["a", "b"])
     # (1, 1) and (2, 1) share one key column with updated rows but are distinct keys: untouched
     assert _values(p, "m", "a", "b", "v") == [(1, 1, "x"), (1, 2, "y2"), (2, 1, "z"), (2, 2, "new2")]
 
 
-def test_merge_replaces_nested_children_of_updated_parents(make_pipeline):
+def test_merge_replaces_nested_children_of_updated_parents(make_pipeline, merge_wd):
     p = make_pipeline()
     run_ok(p, [{"id": 1, "kids": [{"n": "a", "g": [1, 2]}, {"n": "b"}]},
                {"id": 2, "kids": [{"n": "c", "g": [3]}]},
                {"id": 3, "kids": [{"n": "d"}]}],
-           table_name="m", write_disposition="merge", primary_key="id")
+           table_name="m", write_disposition=merge_wd, primary_key="id")
     old_kid_ids = {r[0] for r in query(p, "SELECT k._lb_id FROM m__kids k JOIN m ON k._lb_root_id = m._lb_id "
                                           "WHERE m.id IN (1, 3)")}
     untouched = query(p, "SELECT k._lb_id, k.n FROM m__kids k JOIN m ON k._lb_root_id = m._lb_id WHERE m.id = 2")
     # id 1: the list changed; id 3: the list is gone; id 2 is not in this run
     run_ok(p, [{"id": 1, "kids": [{"n": "x", "g": [7]}]}, {"id": 3, "note": "no kids now"}],
-           table_name="m", write_disposition="merge", primary_key="id")
+           table_name="m", write_disposition=merge_wd, primary_key="id")
     assert _values(p, "m", "id", "note") == [(1, None), (2, None), (3, "no kids now")]
     assert _values(p, "m__kids", "n") == [("c",), ("x",)]
     assert _values(p, "m__kids__g", "value") == [(3,), (7,)]
@@ -198,22 +207,22 @@ def test_merge_replaces_nested_children_of_updated_parents(make_pipeline):
                         "(SELECT 1 FROM m WHERE m._lb_id = c._lb_root_id)") == [(0,)]
 
 
-def test_merge_hard_delete_removes_rows_and_children(make_pipeline):
+def test_merge_hard_delete_removes_rows_and_children(make_pipeline, merge_wd):
     p = make_pipeline()
     hints = {"columns": {"deleted": {"hard_delete": True}}}
     run_ok(p, [{"id": 1, "v": "a", "kids": [1, 2]}, {"id": 2, "v": "b", "kids": [3]}, {"id": 3, "v": "c", "kids": [4]}],
-           table_name="m", write_disposition="merge", primary_key="id", **hints)
+           table_name="m", write_disposition=merge_wd, primary_key="id", **hints)
     run_ok(p, [{"id": 1, "deleted": True},                      # delete an existing row
                {"id": 2, "deleted": False, "v": "b2", "kids": [5]},  # update, flag false
                {"id": 9, "deleted": True, "v": "never"}],       # delete a row that never existed
-           table_name="m", write_disposition="merge", primary_key="id", **hints)
+           table_name="m", write_disposition=merge_wd, primary_key="id", **hints)
     assert _values(p, "m", "id", "v") == [(2, "b2"), (3, "c")]
     assert _values(p, "m__kids", "value") == [(4,), (5,)]
 
 
-def test_merge_hard_delete_last_row_per_key_decides(make_pipeline):
+def test_merge_hard_delete_last_row_per_key_decides(make_pipeline, merge_wd):
     p = make_pipeline()
-    hints = {"write_disposition": "merge", "primary_key": "id", "columns": {"deleted": {"hard_delete": True}}}
+    hints = {"write_disposition": merge_wd, "primary_key": "id", "columns": {"deleted": {"hard_delete": True}}}
     run_ok(p, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], table_name="m", **hints)
     run_ok(p, [{"id": 1, "deleted": True}, {"id": 1, "v": "back"},   # deleted, then written again
                {"id": 2, "v": "b2"}, {"id": 2, "deleted": True}],    # written, then deleted
@@ -221,9 +230,9 @@ def test_merge_hard_delete_last_row_per_key_decides(make_pipeline):
     assert _values(p, "m", "id", "v") == [(1, "back")]
 
 
-def test_merge_hard_delete_on_non_bool_column(make_pipeline):
+def test_merge_hard_delete_on_non_bool_column(make_pipeline, merge_wd):
     p = make_pipeline()
-    hints = {"write_disposition": "merge", "primary_key": "id", "columns": {"deleted_at": {"hard_delete": True}}}
+    hints = {"write_disposition": merge_wd, "primary_key": "id", "columns": {"deleted_at": {"hard_delete": True}}}
     run_ok(p, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], table_name="m", **hints)
     run_ok(p, [{"id": 1, "deleted_at": "2024-01-01T00:00:00Z"}, {"id": 2, "v": "b2"}], table_name="m", **hints)
     assert _values(p, "m", "id", "v") == [(2, "b2")]

@@ -1,0 +1,566 @@
+"""PostgreSQL: loadbay from iterators of dicts vs a raw ``COPY ... FROM STDIN (FORMAT csv)``.
+
+Three scenarios, each loadbay run into its own fresh dataset (schema):
+
+- flat append: 1,000,000 event rows (ints, float, bool, timezone-aware timestamp, nullable text);
+- nested append: 100,000 records with a nested dict (flattened to ``meta__...`` columns) and two
+  lists that loadbay turns into child tables (``orders__items``, ``orders__tags``);
+- merge: the flat rows first, then a batch of 30% of that size (20% of the ids with a changed
+  amount, 10% new ids) merged with ``write_disposition="merge", primary_key="id"``.
+
+The baseline gets the same rows as CSV files written before timing, with the same columns loadbay
+makes (its ``_lb_*`` columns included), and COPYs them with psycopg2's ``copy_expert`` into
+pre-created tables; for the merge it COPYs the batch into a staging table and runs one
+``INSERT ... ON CONFLICT (id) DO UPDATE`` into a pre-loaded table with a primary key. Only the
+COPY (and upsert) statements are timed; loadbay is timed from ``run()`` on an unconsumed
+generator to its return. The flat loadbay run happens in a child process, so its peak RSS is the
+pipeline's own. Every table is checked (row counts and checksums) against what the generators
+made; a mismatch exits non-zero. All schemas the run made are dropped at the end.
+
+Usage: ``python bench/postgres.py [--scale 1.0] [--profile]``; the server comes from
+``LOADBAY_BENCH_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/test``). ``--profile``
+runs the loadbay parts under cProfile (main thread only: parallel load jobs show up as waits)
+and prints the top 15 functions by tottime; its timings include the profiler's overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+SCHEMA_PREFIX = "lb_bench_pg"
+COPY_SCHEMA = f"{SCHEMA_PREFIX}_copy"
+DATASETS = {"flat": f"{SCHEMA_PREFIX}_flat", "nested": f"{SCHEMA_PREFIX}_nested", "merge": f"{SCHEMA_PREFIX}_merge"}
+FLAT_ROWS, NESTED_ROWS = 1_000_000, 100_000
+UPDATED_SHARE, NEW_SHARE = 0.2, 0.1
+COPY_CHUNK = 1 << 20  # the same read size loadbay's COPY job uses
+
+BASE = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+BASE_EPOCH = int(BASE.timestamp())
+KINDS = ("click", "view", "purchase", "signup")
+SOURCES = ("web", "ios", "android")
+COUNTRIES = ("de", "us", "fr", "jp", "br")
+SKUS = tuple(f"sku-{k:04d}" for k in range(500))
+TAGS = ("new", "gift", "promo", "repeat", "bulk", "express", "returned", "vip")
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def event(i: int, amount: float) -> dict[str, Any]:
+    """One flat row; everything but ``amount`` follows from ``i``, so an update can repeat it."""
+    return {"id": i, "user_id": (i * 2654435761) % 100_000 + 1, "amount": amount, "is_ok": i % 3 == 0,
+            "created_at": BASE + dt.timedelta(seconds=i), "name": None if i % 7 == 0 else f"user {i % 5000}",
+            "kind": KINDS[i % 4]}
+
+
+def flat_rows(n: int) -> Iterator[dict[str, Any]]:
+    r = random.Random(42)
+    for i in range(n):
+        yield event(i, round(r.random() * 1000, 2))
+
+
+def updated_ids(n: int) -> list[int]:
+    """The ids the merge batch updates: a seeded sample of UPDATED_SHARE of the original ids."""
+    return sorted(random.Random(7).sample(range(n), round(n * UPDATED_SHARE)))
+
+
+def merge_rows(n: int, updated: list[int]) -> Iterator[dict[str, Any]]:
+    """The merge batch: the ``updated`` ids with a new amount (in [1000, 2000): always changed), then new ids."""
+    r = random.Random(43)
+    for i in updated:
+        yield event(i, round(1000 + r.random() * 1000, 2))
+    for i in range(n, n + round(n * NEW_SHARE)):
+        yield event(i, round(r.random() * 1000, 2))
+
+
+def nested_rows(n: int) -> Iterator[dict[str, Any]]:
+    r = random.Random(1234)
+    randrange, random_ = r.randrange, r.random
+    for i in range(n):
+        yield {
+            "id": i, "user_id": (i * 2654435761) % 100_000 + 1, "amount": round(random_() * 1000, 2),
+            "created_at": BASE + dt.timedelta(seconds=i),
+            "meta": {"source": SOURCES[i % 3], "version": i % 5,
+                     "geo": {"country": COUNTRIES[i % 5], "city": None if i % 4 == 0 else f"city {i % 97}"}},
+            "items": [{"sku": SKUS[randrange(500)], "qty": randrange(1, 10), "price": round(random_() * 100, 2)}
+                      for _ in range(randrange(6))],
+            "tags": [TAGS[randrange(len(TAGS))] for _ in range(randrange(5))],
+        }
+
+
+# -- what loadbay makes of it (the baseline tables and CSV files mirror this) ----------------------
+
+SYSTEM_ROOT = [("_lb_load_id", "text NOT NULL"), ("_lb_id", "text NOT NULL")]
+SYSTEM_CHILD = [("_lb_parent_id", "text NOT NULL"), ("_lb_list_idx", "bigint NOT NULL"),
+                ("_lb_root_id", "text NOT NULL"), ("_lb_id", "text NOT NULL")]
+FLAT_TABLE = "events"
+FLAT_COLUMNS = SYSTEM_ROOT + [("id", "bigint"), ("user_id", "bigint"), ("amount", "double precision"),
+                              ("is_ok", "boolean"), ("created_at", "timestamptz"), ("name", "text"),
+                              ("kind", "text")]
+NESTED_TABLE = "orders"
+ITEMS_TABLE, TAGS_TABLE = f"{NESTED_TABLE}__items", f"{NESTED_TABLE}__tags"
+NESTED_COLUMNS = {
+    NESTED_TABLE: SYSTEM_ROOT + [("id", "bigint"), ("user_id", "bigint"), ("amount", "double precision"),
+                                 ("created_at", "timestamptz"), ("meta__source", "text"),
+                                 ("meta__version", "bigint"), ("meta__geo__country", "text"),
+                                 ("meta__geo__city", "text")],
+    ITEMS_TABLE: SYSTEM_CHILD + [("sku", "text"), ("qty", "bigint"), ("price", "double precision")],
+    TAGS_TABLE: SYSTEM_CHILD + [("value", "text")],
+}
+BASELINE_LOAD_ID = "1700000000000000"
+
+
+class Ids:
+    """``_lb_id`` values shaped like loadbay's: a 12-hex-digit prefix and a 12-hex-digit counter."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> str:
+        self.n += 1
+        return f"0000b0b0b0b0{self.n:012x}"
+
+
+def cents(amount: float) -> int:
+    return round(amount * 100)
+
+
+def money(c: int) -> Decimal:
+    return Decimal(c).scaleb(-2)
+
+
+# -- checksums: the same figures from SQL and from the generators -----------------------------------
+
+FLAT_CHECK_SQL = ("SELECT count(*), sum(id), sum(user_id), round(sum(amount::numeric), 2), count(*) FILTER "
+                  "(WHERE is_ok), sum(extract(epoch FROM created_at)), count(name), sum(length(name)), "
+                  "count(*) FILTER (WHERE kind = 'purchase'), count(DISTINCT id) FROM {}")
+FLAT_CHECK_NAMES = ("count", "sum(id)", "sum(user_id)", "sum(amount)", "count(is_ok)", "sum(epoch)",
+                    "count(name)", "sum(length(name))", "count(purchase)", "count(distinct id)")
+
+
+def flat_sums(rows: Iterable[dict[str, Any]], on_row: Callable[[dict[str, Any]], None] | None = None) -> list[int]:
+    """Additive figures of FLAT_CHECK_SQL (all but the distinct count), amount in cents."""
+    s = [0] * 9
+    for row in rows:
+        if on_row is not None:
+            on_row(row)
+        name = row["name"]
+        s[0] += 1
+        s[1] += row["id"]
+        s[2] += row["user_id"]
+        s[3] += cents(row["amount"])
+        s[4] += row["is_ok"]
+        s[5] += BASE_EPOCH + row["id"]  # created_at = BASE + id seconds
+        if name is not None:
+            s[6] += 1
+            s[7] += len(name)
+        s[8] += row["kind"] == "purchase"
+    return s
+
+
+def flat_expected(s: list[int]) -> tuple[Any, ...]:
+    return (s[0], s[1], s[2], money(s[3]), s[4], s[5], s[6], s[7], s[8], s[0])
+
+
+NESTED_CHECK_SQL = """
+SELECT (SELECT count(*) FROM {root}), (SELECT sum(id) FROM {root}), (SELECT sum(user_id) FROM {root}),
+       (SELECT round(sum(amount::numeric), 2) FROM {root}), (SELECT sum(extract(epoch FROM created_at)) FROM {root}),
+       (SELECT count(meta__geo__city) FROM {root}), (SELECT sum(meta__version) FROM {root}),
+       (SELECT count(*) FILTER (WHERE meta__source = 'web') FROM {root}),
+       (SELECT count(*) FROM {items}), (SELECT sum(qty) FROM {items}),
+       (SELECT round(sum(price::numeric), 2) FROM {items}), (SELECT sum(_lb_list_idx) FROM {items}),
+       (SELECT sum(length(sku)) FROM {items}),
+       (SELECT count(*) FROM {tags}), (SELECT sum(length(value)) FROM {tags}), (SELECT sum(_lb_list_idx) FROM {tags}),
+       (SELECT count(*) FROM {root} r JOIN {items} i ON i._lb_parent_id = r._lb_id AND i._lb_root_id = r._lb_id),
+       (SELECT sum(r.id * i.qty) FROM {root} r JOIN {items} i ON i._lb_parent_id = r._lb_id),
+       (SELECT count(*) FROM {root} r JOIN {tags} t ON t._lb_parent_id = r._lb_id AND t._lb_root_id = r._lb_id),
+       (SELECT sum(r.id * length(t.value)) FROM {root} r JOIN {tags} t ON t._lb_parent_id = r._lb_id)
+"""
+NESTED_CHECK_NAMES = ("root count", "sum(id)", "sum(user_id)", "sum(amount)", "sum(epoch)", "count(city)",
+                      "sum(version)", "count(web)", "items count", "sum(qty)", "sum(price)", "items sum(idx)",
+                      "sum(length(sku))", "tags count", "sum(length(tag))", "tags sum(idx)", "items joined",
+                      "sum(id*qty)", "tags joined", "sum(id*length(tag))")
+
+
+def nested_sums(rec: dict[str, Any], s: list[int]) -> None:
+    s[0] += 1
+    s[1] += rec["id"]
+    s[2] += rec["user_id"]
+    s[3] += cents(rec["amount"])
+    s[4] += BASE_EPOCH + rec["id"]
+    s[5] += rec["meta"]["geo"]["city"] is not None
+    s[6] += rec["meta"]["version"]
+    s[7] += rec["meta"]["source"] == "web"
+    for idx, item in enumerate(rec["items"]):
+        s[8] += 1
+        s[9] += item["qty"]
+        s[10] += cents(item["price"])
+        s[11] += idx
+        s[12] += len(item["sku"])
+        s[17] += rec["id"] * item["qty"]
+    for idx, tag in enumerate(rec["tags"]):
+        s[13] += 1
+        s[14] += len(tag)
+        s[15] += idx
+        s[19] += rec["id"] * len(tag)
+    s[16] = s[8]
+    s[18] = s[13]
+
+
+def nested_expected(s: list[int]) -> tuple[Any, ...]:
+    out: list[Any] = list(s)
+    out[3], out[10] = money(s[3]), money(s[10])
+    return tuple(out)
+
+
+# -- baseline files --------------------------------------------------------------------------------
+
+
+def flat_csv_row(row: dict[str, Any], ids: Ids) -> list[Any]:
+    name = row["name"]
+    return [BASELINE_LOAD_ID, ids(), row["id"], row["user_id"], row["amount"], "t" if row["is_ok"] else "f",
+            row["created_at"].isoformat(), "" if name is None else name, row["kind"]]
+
+
+def write_flat_csv(path: Path, rows: Iterable[dict[str, Any]], ids: Ids,
+                   on_row: Callable[[dict[str, Any]], None] | None = None) -> list[int]:
+    """The rows as headerless CSV (NULL: an unquoted empty field); returns their flat_sums."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        write = csv.writer(f, lineterminator="\n").writerow
+
+        def each(row: dict[str, Any]) -> None:
+            write(flat_csv_row(row, ids))
+            if on_row is not None:
+                on_row(row)
+
+        return flat_sums(rows, each)
+
+
+def write_nested_csv(paths: dict[str, Path], rows: Iterable[dict[str, Any]]) -> list[int]:
+    ids = Ids()
+    sums = [0] * len(NESTED_CHECK_NAMES)
+    files = {t: open(p, "w", newline="", encoding="utf-8") for t, p in paths.items()}
+    try:
+        root_w, items_w, tags_w = (csv.writer(files[t], lineterminator="\n").writerow
+                                   for t in (NESTED_TABLE, ITEMS_TABLE, TAGS_TABLE))
+        for rec in rows:
+            nested_sums(rec, sums)
+            root_id = ids()
+            meta, geo = rec["meta"], rec["meta"]["geo"]
+            root_w([BASELINE_LOAD_ID, root_id, rec["id"], rec["user_id"], rec["amount"], rec["created_at"].isoformat(),
+                    meta["source"], meta["version"], geo["country"], "" if geo["city"] is None else geo["city"]])
+            for idx, item in enumerate(rec["items"]):
+                items_w([root_id, idx, root_id, ids(), item["sku"], item["qty"], item["price"]])
+            for idx, tag in enumerate(rec["tags"]):
+                tags_w([root_id, idx, root_id, ids(), tag])
+    finally:
+        for f in files.values():
+            f.close()
+    return sums
+
+
+# -- database helpers ------------------------------------------------------------------------------
+
+
+def connect(url: str) -> Any:
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+    return conn
+
+
+def qualified(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def execute(conn: Any, statement: sql.Composable | str, fetch: bool = False) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(statement)
+        return cur.fetchall() if fetch else None
+
+
+def create_table(conn: Any, schema: str, table: str, columns: list[tuple[str, str]],
+                 primary_key: str | None = None) -> None:
+    defs = [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns]
+    if primary_key:
+        defs.append(sql.SQL("PRIMARY KEY ({})").format(sql.Identifier(primary_key)))
+    execute(conn, sql.SQL("CREATE TABLE {} ({})").format(qualified(schema, table), sql.SQL(", ").join(defs)))
+
+
+def copy_csv(conn: Any, schema: str, table: str, columns: list[tuple[str, str]], path: Path) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        qualified(schema, table), sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns))
+    with open(path, encoding="utf-8", newline="") as f, conn.cursor() as cur:
+        cur.copy_expert(statement.as_string(conn), f, size=COPY_CHUNK)
+
+
+def drop_schemas(conn: Any, schemas: Iterable[str]) -> None:
+    for schema in schemas:
+        execute(conn, sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def flat_check(conn: Any, schema: str, table: str) -> tuple[Any, ...]:
+    return tuple(execute(conn, sql.SQL(FLAT_CHECK_SQL).format(qualified(schema, table)), fetch=True)[0])
+
+
+def nested_check(conn: Any, schema: str) -> tuple[Any, ...]:
+    statement = sql.SQL(NESTED_CHECK_SQL).format(root=qualified(schema, NESTED_TABLE),
+                                                 items=qualified(schema, ITEMS_TABLE), tags=qualified(schema, TAGS_TABLE))
+    return tuple(execute(conn, statement, fetch=True)[0])
+
+
+def masked(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+# -- loadbay ---------------------------------------------------------------------------------------
+
+
+def lb_pipeline(name: str, dataset: str, pipelines_dir: Path, url: str) -> Any:
+    import loadbay
+
+    return loadbay.pipeline(name, destination=loadbay.destination("postgres", credentials=url),
+                            dataset_name=dataset, pipelines_dir=pipelines_dir)
+
+
+def timed_run(p: Any, data: Iterable[dict[str, Any]], profile: list[str] | None, **kwargs: Any) -> tuple[float, Any]:
+    """Seconds of ``p.run(data, **kwargs)`` and its LoadInfo; under cProfile if ``profile`` collects reports."""
+    profiler = None
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started = time.perf_counter()
+    info = p.run(data, **kwargs)
+    elapsed = time.perf_counter() - started
+    if profiler is not None:
+        import io
+        import pstats
+
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+        profile.append(out.getvalue())
+    info.raise_on_failed_jobs()
+    return elapsed, info
+
+
+def child_flat(n: int, pipelines_dir: str, dataset: str, url: str, profile: bool) -> None:
+    """In its own process: the flat append; prints profile text (if asked) and then one JSON line."""
+    reports: list[str] | None = [] if profile else None
+    p = lb_pipeline("bench_pg_flat", dataset, Path(pipelines_dir), url)
+    elapsed, info = timed_run(p, flat_rows(n), reports, table_name=FLAT_TABLE)
+    for report in reports or []:
+        print(report)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": elapsed, "peak_mib": peak, "timings": info.timings,
+                      "row_counts": info.row_counts}))
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+class Report:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, float, float, float, dict[str, float]]] = []
+        self.failures: list[str] = []
+        self.profiles: list[tuple[str, str]] = []
+
+    def verify(self, what: str, got: tuple[Any, ...], expected: tuple[Any, ...], names: tuple[str, ...]) -> None:
+        if tuple(got) != tuple(expected):
+            diffs = ", ".join(f"{n}: got {g} expected {e}" for n, g, e in zip(names, got, expected) if g != e)
+            self.failures.append(f"{what}: checksum mismatch: {diffs}")
+
+    def verify_counts(self, what: str, got: dict[str, int], expected: dict[str, int]) -> None:
+        if got != expected:
+            self.failures.append(f"{what}: LoadInfo row counts {got}, expected {expected}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05: a smoke run)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the loadbay runs (top 15 by tottime)")
+    parser.add_argument("--child-flat", nargs=4, metavar=("ROWS", "PIPELINES_DIR", "DATASET", "URL"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_flat:
+        rows, pipelines_dir, dataset, url = args.child_flat
+        child_flat(int(rows), pipelines_dir, dataset, url, args.profile)
+        return
+    if args.scale <= 0:
+        parser.error("--scale must be positive")
+
+    script_started = time.perf_counter()
+    url = os.environ.get("LOADBAY_BENCH_POSTGRES", DEFAULT_URL)
+    n_flat = max(10, round(FLAT_ROWS * args.scale))
+    n_nested = max(10, round(NESTED_ROWS * args.scale))
+    schemas = [COPY_SCHEMA] + [s for d in DATASETS.values() for s in (d, f"{d}_staging")]
+    report = Report()
+    profiles: list[str] | None = [] if args.profile else None
+    conn = connect(url)
+    version = execute(conn, "SHOW server_version", fetch=True)[0][0]
+    drop_schemas(conn, schemas)  # leftovers of an interrupted run
+    try:
+        with tempfile.TemporaryDirectory(prefix="lb_bench_pg_") as tmp:
+            work = Path(tmp)
+            pipelines = work / "pipelines"
+
+            # files for the baseline, and the figures every table must show afterwards
+            updated = updated_ids(n_flat)
+            is_updated = bytearray(n_flat)
+            for i in updated:
+                is_updated[i] = 1
+            replaced = [0] * 9  # flat_sums of the original rows the merge replaces
+
+            def note_replaced(row: dict[str, Any]) -> None:
+                if is_updated[row["id"]]:
+                    for k, v in enumerate(flat_sums([row])):
+                        replaced[k] += v
+
+            ids = Ids()
+            flat_csv, merge_csv = work / "flat.csv", work / "merge.csv"
+            flat_s = write_flat_csv(flat_csv, flat_rows(n_flat), ids, note_replaced)
+            batch_s = write_flat_csv(merge_csv, merge_rows(n_flat, updated), ids)
+            n_batch = batch_s[0]
+            merged_s = [a - b + c for a, b, c in zip(flat_s, replaced, batch_s)]
+            nested_paths = {t: work / f"{t}.csv" for t in NESTED_COLUMNS}
+            nested_s = write_nested_csv(nested_paths, nested_rows(n_nested))
+
+            # the floor: making the dicts, nothing else
+            floors = {}
+            for key, make in (("flat", lambda: flat_rows(n_flat)), ("nested", lambda: nested_rows(n_nested)),
+                              ("merge", lambda: merge_rows(n_flat, updated))):
+                started = time.perf_counter()
+                for _ in make():
+                    pass
+                floors[key] = time.perf_counter() - started
+
+            # -- baseline: COPY (and upsert) -------------------------------------------------------
+            execute(conn, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(COPY_SCHEMA)))
+            create_table(conn, COPY_SCHEMA, FLAT_TABLE, FLAT_COLUMNS)
+            started = time.perf_counter()
+            copy_csv(conn, COPY_SCHEMA, FLAT_TABLE, FLAT_COLUMNS, flat_csv)
+            copy_flat = time.perf_counter() - started
+            report.verify("COPY flat", flat_check(conn, COPY_SCHEMA, FLAT_TABLE), flat_expected(flat_s),
+                          FLAT_CHECK_NAMES)
+
+            for table, columns in NESTED_COLUMNS.items():
+                create_table(conn, COPY_SCHEMA, table, columns)
+            started = time.perf_counter()
+            for table, columns in NESTED_COLUMNS.items():
+                copy_csv(conn, COPY_SCHEMA, table, columns, nested_paths[table])
+            copy_nested = time.perf_counter() - started
+            report.verify("COPY nested", nested_check(conn, COPY_SCHEMA), nested_expected(nested_s),
+                          NESTED_CHECK_NAMES)
+
+            merged, staging = "events_merged", "events_merge_staging"
+            create_table(conn, COPY_SCHEMA, merged, FLAT_COLUMNS, primary_key="id")
+            copy_csv(conn, COPY_SCHEMA, merged, FLAT_COLUMNS, flat_csv)  # the pre-loaded table (untimed)
+            create_table(conn, COPY_SCHEMA, staging, FLAT_COLUMNS)
+            names = [name for name, _ in FLAT_COLUMNS]
+            upsert = sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} ON CONFLICT ({pk}) DO UPDATE SET {sets}").format(
+                t=qualified(COPY_SCHEMA, merged), s=qualified(COPY_SCHEMA, staging),
+                cols=sql.SQL(", ").join(map(sql.Identifier, names)), pk=sql.Identifier("id"),
+                sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                                        for c in names if c != "id"))
+            started = time.perf_counter()
+            copy_csv(conn, COPY_SCHEMA, staging, FLAT_COLUMNS, merge_csv)
+            execute(conn, upsert)
+            copy_merge = time.perf_counter() - started
+            report.verify("COPY + upsert merge", flat_check(conn, COPY_SCHEMA, merged), flat_expected(merged_s),
+                          FLAT_CHECK_NAMES)
+
+            # -- loadbay ---------------------------------------------------------------------------
+            # flat append, in a child process: its peak RSS is the pipeline's own
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child-flat", str(n_flat),
+                   str(pipelines), DATASETS["flat"], url] + (["--profile"] if args.profile else [])
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(f"the loadbay flat append child failed:\n{out.stderr}")
+            *child_text, result_line = out.stdout.rstrip("\n").split("\n")
+            child = json.loads(result_line)
+            if profiles is not None:
+                profiles.append("\n".join(child_text))
+            lb_flat = child["seconds"]
+            report.verify_counts("loadbay flat", child["row_counts"], {FLAT_TABLE: n_flat})
+            report.verify("loadbay flat", flat_check(conn, DATASETS["flat"], FLAT_TABLE), flat_expected(flat_s),
+                          FLAT_CHECK_NAMES)
+
+            p = lb_pipeline("bench_pg_nested", DATASETS["nested"], pipelines, url)
+            lb_nested, info = timed_run(p, nested_rows(n_nested), profiles, table_name=NESTED_TABLE)
+            nested_timings = info.timings
+            report.verify_counts("loadbay nested", info.row_counts,
+                                 {NESTED_TABLE: nested_s[0], ITEMS_TABLE: nested_s[8], TAGS_TABLE: nested_s[13]})
+            report.verify("loadbay nested", nested_check(conn, DATASETS["nested"]), nested_expected(nested_s),
+                          NESTED_CHECK_NAMES)
+
+            p = lb_pipeline("bench_pg_merge", DATASETS["merge"], pipelines, url)
+            merge_hints = {"table_name": FLAT_TABLE, "write_disposition": "merge", "primary_key": "id"}
+            lb_first, info = timed_run(p, flat_rows(n_flat), None, **merge_hints)
+            report.verify_counts("loadbay merge (first load)", info.row_counts, {FLAT_TABLE: n_flat})
+            report.verify("loadbay merge (first load)", flat_check(conn, DATASETS["merge"], FLAT_TABLE),
+                          flat_expected(flat_s), FLAT_CHECK_NAMES)
+            lb_merge, info = timed_run(p, merge_rows(n_flat, updated), profiles, **merge_hints)
+            merge_timings = info.timings
+            report.verify_counts("loadbay merge", info.row_counts, {FLAT_TABLE: n_batch})
+            report.verify("loadbay merge", flat_check(conn, DATASETS["merge"], FLAT_TABLE), flat_expected(merged_s),
+                          FLAT_CHECK_NAMES)
+            report.verify("loadbay merge vs COPY + upsert", flat_check(conn, DATASETS["merge"], FLAT_TABLE),
+                          flat_check(conn, COPY_SCHEMA, merged), FLAT_CHECK_NAMES)
+    finally:
+        drop_schemas(conn, schemas)
+        conn.close()
+
+    def split(t: dict[str, float], total: float) -> str:
+        """LoadInfo's step timings; "other" is the rest of run(): configuration, schema restore."""
+        norm, load = t.get("normalize", 0.0), t.get("load", 0.0)
+        return f"normalize {norm:.2f} + load {load:.2f} + other {total - norm - load:.2f} s"
+
+    print(f"loadbay vs COPY FROM STDIN (csv) into PostgreSQL {version} at {masked(url)}, scale {args.scale:g}")
+    print(f"{'scenario':<15}{'rows':>36}{'generator':>11}{'COPY':>9}{'loadbay':>9}{'ratio':>8}")
+    rows_text = {
+        "flat": f"{n_flat:,}",
+        "nested": f"{nested_s[0]:,} + {nested_s[8]:,} items + {nested_s[13]:,} tags",
+        "merge": f"{n_batch:,} into {n_flat:,} (+{n_batch - len(updated):,} new)",
+    }
+    for key, label, copy_s, lb_s in (("flat", "flat append", copy_flat, lb_flat),
+                                     ("nested", "nested append", copy_nested, lb_nested),
+                                     ("merge", "merge", copy_merge, lb_merge)):
+        print(f"{label:<15}{rows_text[key]:>36}{floors[key]:>9.2f} s{copy_s:>7.2f} s{lb_s:>7.2f} s{lb_s / copy_s:>7.1f}x")
+    print(f"loadbay split: flat {split(child['timings'], lb_flat)}; nested {split(nested_timings, lb_nested)}; "
+          f"merge {split(merge_timings, lb_merge)}")
+    print(f"loadbay first load of the merge scenario (merge into an empty table, not compared): {lb_first:.2f} s")
+    print(f"peak RSS of the child process running the loadbay flat append: {child['peak_mib']:.0f} MiB")
+    print(f"checksums: {'MISMATCH' if report.failures else 'all tables match the generators'}")
+    print(f"whole script: {time.perf_counter() - script_started:.1f} s")
+    if profiles:
+        for title, text in zip(("flat append (child process)", "nested append", "merge"), profiles):
+            print(f"\n== cProfile, loadbay {title}, top 15 by tottime (main thread only) ==\n{text.strip()}")
+    if report.failures:
+        for failure in report.failures:
+            print(f"FAIL {failure}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
