@@ -8,7 +8,7 @@ import loadbay
 from tests.conftest import load_sample, query
 from tests.e2e._helpers import count, ident, require_replace_strategy, run_ok
 
-REPLACE_STRATEGIES = ["insert-from-staging", "truncate-and-insert"]
+REPLACE_STRATEGIES = ["insert-from-staging", "truncate-and-insert", "staging-optimized"]
 
 
 def _replace(strategy: str) -> dict[str, str]:
