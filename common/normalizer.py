@@ -171,8 +171,9 @@ class RelationalNormalizer:
         for item in items:
             if type(item) is not dict:
                 item = dict(item) if hasattr(item, "keys") else {"value": item}
-            if _passes(passthrough, item):
-                row = dict(item)
+            passed = _passes(passthrough, item)
+            if passed:
+                row = dict(item) if passed is _CLEAN else {k: v for k, v in item.items() if v is not None}
                 row[LOAD_ID] = load_id
                 row[ROW_ID] = self._new_id()
                 rows.append(row)
@@ -206,8 +207,9 @@ class RelationalNormalizer:
             row: dict[str, Any] = {PARENT_ID: parent_id, LIST_IDX: idx, ROOT_ID: root_id, ROW_ID: row_id}
             grandchildren: list[tuple[str, list[Any]]] = []
             if type(value) is dict:
-                if _passes(state.passthrough, value):
-                    row.update(value)
+                passed = _passes(state.passthrough, value)
+                if passed:
+                    row.update(value if passed is _CLEAN else {k: v for k, v in value.items() if v is not None})
                     rows.append(row)
                     continue
                 self._walk(state, value, "", row, grandchildren)
@@ -339,14 +341,21 @@ class RelationalNormalizer:
         self._scalar(state, vname, vname, "", value, row)
 
 
-def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> bool:
-    """Whether every value of ``item`` goes into its row unchanged, under its own key."""
+_CLEAN, _HAS_NULLS = 1, 2  # truthy results of _passes
+
+
+def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> int:
+    """Whether every value of ``item`` goes into its row unchanged, under its own key: 0 if not,
+    _HAS_NULLS if some values are None (rows never carry None: a missing key is NULL), else _CLEAN."""
+    result = _CLEAN
     for key, value in item.items():
         t = type(value)
         types = passthrough.get(key)
         if types is None or t not in types or (t is int and not INT64_MIN <= value <= INT64_MAX):
-            return False
-    return True
+            return 0
+        if value is None:
+            result = _HAS_NULLS
+    return result
 
 
 def _column(d: dict[str, Any]) -> Column:

@@ -293,7 +293,7 @@ def test_csv_converts_typed_columns(tmp_path: Path) -> None:
     _write(CsvWriter, path, table, [row])
     header, values = _read_csv(path)
     got = dict(zip(header, values))
-    assert got["b"] == "false"
+    assert got["b"] == "False"  # str(bool): PostgreSQL and DuckDB both read it
     assert got["bin"].startswith("\\x") and bytes.fromhex(got["bin"][2:]) == row["bin"]  # bytea hex text
     assert datetime.fromisoformat(got["ts"]) == row["ts"]
     assert (got["d"], got["t"]) == ("2023-01-02", "03:04:05")
