@@ -35,7 +35,8 @@ class _DiscardRow(Exception):
 class _TableState:
     """Per-table caches: raw key → column name per nesting prefix, and converters per column."""
 
-    __slots__ = ("table", "names", "converters", "json_columns", "sources", "is_new", "passthrough")
+    __slots__ = ("table", "names", "converters", "json_columns", "sources", "is_new", "passthrough",
+                 "child_tables")
 
     def __init__(self, table: Table, is_new: bool) -> None:
         self.table = table
@@ -47,6 +48,7 @@ class _TableState:
         # top-level key → Python types whose values go into the row unchanged under the same name;
         # a row made only of such values skips the walk (the fast path for flat, clean data)
         self.passthrough: dict[str, set[type]] = {}
+        self.child_tables: dict[str, str] = {}  # list field (its column-style path) → child table name
 
 
 class RelationalNormalizer:
@@ -168,6 +170,7 @@ class RelationalNormalizer:
         rows = out.setdefault(name, [])
         load_id = self.load_id
         passthrough = state.passthrough
+        ids, prefix = self._ids, self._id_prefix
         for item in items:
             if type(item) is not dict:
                 item = dict(item) if hasattr(item, "keys") else {"value": item}
@@ -175,7 +178,7 @@ class RelationalNormalizer:
             if passed:
                 row = dict(item) if passed is _CLEAN else {k: v for k, v in item.items() if v is not None}
                 row[LOAD_ID] = load_id
-                row[ROW_ID] = self._new_id()
+                row[ROW_ID] = f"{prefix}{next(ids):012x}"
                 rows.append(row)
                 continue
             row_id = self._new_id()
@@ -199,25 +202,35 @@ class RelationalNormalizer:
 
     def _children(self, parent: _TableState, field: str, values: list[Any], parent_id: str,
                   root_id: str, out: Rows) -> None:
-        child_name = naming.join_path(parent.table.name, field, self.max_length)
+        child_name = parent.child_tables.get(field)
+        if child_name is None:
+            child_name = parent.child_tables[field] = naming.join_path(parent.table.name, field, self.max_length)
         state = self._states.get(child_name) or self._state(child_name, parent=parent.table.name)
         rows = out.setdefault(child_name, [])
+        ids, prefix, passthrough = self._ids, self._id_prefix, state.passthrough
         for idx, value in enumerate(values):
-            row_id = self._new_id()
+            row_id = f"{prefix}{next(ids):012x}"
             row: dict[str, Any] = {PARENT_ID: parent_id, LIST_IDX: idx, ROOT_ID: root_id, ROW_ID: row_id}
-            grandchildren: list[tuple[str, list[Any]]] = []
-            if type(value) is dict:
-                passed = _passes(state.passthrough, value)
+            t = type(value)
+            if t is dict:
+                passed = _passes(passthrough, value)
                 if passed:
                     row.update(value if passed is _CLEAN else {k: v for k, v in value.items() if v is not None})
                     rows.append(row)
                     continue
+                grandchildren: list[tuple[str, list[Any]]] = []
                 self._walk(state, value, "", row, grandchildren)
-            elif value is not None:
-                self._scalar(state, "value", "value", "", value, row)
+                rows.append(row)
+                for gname, gvalues in grandchildren:
+                    self._children(state, gname, gvalues, row_id, root_id, out)
+                continue
+            if value is not None:
+                convs = state.converters.get("value")
+                if convs is not None and t is not int and convs.get(t) is IDENTITY:  # a list of scalars
+                    row["value"] = value
+                else:
+                    self._scalar(state, "value", "value", "", value, row)
             rows.append(row)
-            for gname, gvalues in grandchildren:
-                self._children(state, gname, gvalues, row_id, root_id, out)
 
     def untyped_hinted_columns(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Hinted columns (keys, for example) that never received a value: table → column → hints."""
