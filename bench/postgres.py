@@ -537,7 +537,7 @@ def main() -> None:
         return f"normalize {norm:.2f} + load {load:.2f} + other {total - norm - load:.2f} s"
 
     print(f"loadbay vs COPY FROM STDIN (csv) into PostgreSQL {version} at {masked(url)}, scale {args.scale:g}")
-    print(f"{'scenario':<15}{'rows':>36}{'generator':>11}{'COPY':>9}{'loadbay':>9}{'ratio':>8}")
+    print(f"{'scenario':<15}{'rows':>40}{'generator':>11}{'COPY':>9}{'loadbay':>9}{'ratio':>8}")
     rows_text = {
         "flat": f"{n_flat:,}",
         "nested": f"{nested_s[0]:,} + {nested_s[8]:,} items + {nested_s[13]:,} tags",
@@ -546,7 +546,7 @@ def main() -> None:
     for key, label, copy_s, lb_s in (("flat", "flat append", copy_flat, lb_flat),
                                      ("nested", "nested append", copy_nested, lb_nested),
                                      ("merge", "merge", copy_merge, lb_merge)):
-        print(f"{label:<15}{rows_text[key]:>36}{floors[key]:>9.2f} s{copy_s:>7.2f} s{lb_s:>7.2f} s{lb_s / copy_s:>7.1f}x")
+        print(f"{label:<15}{rows_text[key]:>40}{floors[key]:>9.2f} s{copy_s:>7.2f} s{lb_s:>7.2f} s{lb_s / copy_s:>7.1f}x")
     print(f"loadbay split: flat {split(child['timings'], lb_flat)}; nested {split(nested_timings, lb_nested)}; "
           f"merge {split(merge_timings, lb_merge)}")
     print(f"loadbay first load of the merge scenario (merge into an empty table, not compared): {lb_first:.2f} s")

@@ -91,9 +91,10 @@ class ConnectionStringCredentials(Credentials):
         except Exception as exc:
             raise ConfigurationError(f"cannot parse connection string for {cls.__name__}: "
                                      f"{_mask_url_text(value)}") from exc
+        query = {k: v if isinstance(v, str) else v[0] for k, v in url.query.items()}
+        password = url.password if url.password is not None else query.pop("password", None)  # libpq takes both
         parsed = {"drivername": url.drivername, "database": url.database, "username": url.username,
-                  "password": url.password, "host": url.host, "port": url.port,
-                  "query": {k: v if isinstance(v, str) else v[0] for k, v in url.query.items()}}
+                  "password": password, "host": url.host, "port": url.port, "query": query}
         return {k: v for k, v in parsed.items() if v not in (None, {}, "")}
 
     def to_url(self, masked: bool = True) -> str:

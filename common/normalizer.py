@@ -91,8 +91,9 @@ class RelationalNormalizer:
         except _DiscardRow:  # a new table the contract keeps out
             return None
         if write_disposition:
-            table.write_disposition = write_disposition
-            table.strategy = strategy
+            for t in (table, *self.schema.children_of(table.name)):  # children load like their root
+                t.write_disposition = write_disposition
+                t.strategy = strategy
         pending = self._pending.setdefault(name, {})
         for hint, keys in (("primary_key", primary_key), ("merge_key", merge_key)):
             if keys is None:

@@ -242,7 +242,9 @@ def _insert_on_conflict(root: Table, primary: Sequence[str], root_target: exp.Ta
                         hard_delete: Column | None) -> exp.Insert:
     columns = _columns(root)
     where = _not_deleted(hard_delete) if hard_delete is not None else None
-    insert = insert_select(root_target, columns, latest, where)
+    aliased = root_target.copy()  # a table named "excluded" would clash with the pseudo-table
+    aliased.set("alias", exp.TableAlias(this=_ident("_lb_t")))
+    insert = insert_select(aliased, columns, latest, where)
     excluded = exp.to_identifier("excluded")  # the pseudo-table; quoted it would name a real table
     updates = [exp.EQ(this=_col(c), expression=exp.Column(this=_ident(c), table=excluded.copy()))
                for c in columns if c not in primary]

@@ -15,8 +15,8 @@ from typing import Any
 
 from common.capabilities import FILE_FORMATS
 from common.configuration import resolve
-from common.destination import Destination, DestinationConfig
-from common.exceptions import (ConfigurationError, DestinationUndefinedRelation, LoadbayError,
+from common.destination import STAGING_SUFFIX, Destination, DestinationConfig
+from common.exceptions import (ConfigurationError, DestinationError, DestinationUndefinedRelation, LoadbayError,
                                PipelineStepFailed)
 from common.schema import naming
 from common.schema.contracts import SchemaContract
@@ -62,7 +62,9 @@ class Pipeline:
         self.pipeline_name = pipeline_name
         self.destination = destination
         self.capabilities = destination.capabilities
-        self.dataset_name = naming.normalize_identifier(dataset_name, self.capabilities.max_identifier_length)
+        # short enough that "<dataset>_staging" fits too: a truncated staging name would be the dataset
+        self.dataset_name = naming.normalize_identifier(
+            dataset_name, self.capabilities.max_identifier_length - len(STAGING_SUFFIX))
         self.settings = settings
         self.pipeline_dir = Path(settings.pipelines_dir).expanduser() / pipeline_name
         self.storage = PackageStorage(self.pipeline_dir)
@@ -147,7 +149,10 @@ class Pipeline:
                 f"supported: {self.capabilities.supported_loader_file_formats} (all formats: {FILE_FORMATS})")
         if file_format == "parquet" and importlib.util.find_spec("pyarrow") is None:
             raise ConfigurationError("loader_file_format 'parquet' needs pyarrow: pip install 'loadbay[parquet]'")
-        self._restore_schema()
+        try:
+            self._restore_schema()
+        except DestinationError as exc:  # cannot tell what the destination holds: do not guess
+            raise PipelineStepFailed(self.pipeline_name, "restore schema", None, exc) from exc
         started = time.monotonic()
         package, schema = normalize(
             resources, self.schema, self.capabilities, self.storage, file_format=file_format,

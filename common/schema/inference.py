@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import date, datetime, time, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from common.schema.types import Column
@@ -172,14 +172,50 @@ def _time_from_text(value: str) -> time:
 
 
 def decimal_converter(precision: int, scale: int) -> Converter:
-    """Decimal with at most ``precision - scale`` integer digits; wider values are not coercible."""
+    """Decimal rounded (half up, as the databases do) to ``scale`` places, with at most
+    ``precision - scale`` integer digits; wider values are not coercible (they go to a variant)."""
     max_integer_digits = precision - scale
+    quantum = Decimal(1).scaleb(-scale)
 
     def convert(value: Any) -> Decimal:
         result = _to_decimal(value)
+        if result.as_tuple().exponent < -scale:  # type: ignore[operator]
+            result = result.quantize(quantum, rounding=ROUND_HALF_UP)
         if result and result.adjusted() + 1 > max_integer_digits:
             raise NotCoercible(value)
         return result
+
+    return convert
+
+
+def _bounded_int(bits: int) -> Converter:
+    """An integer column hinted narrower than 64 bits (smallint, integer) keeps what fits."""
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def convert(value: int) -> int:
+        if low <= value <= high:
+            return value
+        raise NotCoercible(value)
+
+    return convert
+
+
+def _bounded_text(length: int, inner: Converter) -> Converter:
+    """A text column hinted ``precision=n`` (varchar(n)) keeps strings that fit."""
+    def convert(value: Any) -> str:
+        text = inner(value)
+        if len(text) <= length:
+            return text
+        raise NotCoercible(value)
+
+    return convert
+
+
+def _naive_utc(inner: Converter) -> Converter:
+    """For timestamp columns without time zone: the UTC wall time, offset dropped, in every format."""
+    def convert(value: Any) -> datetime:
+        result = inner(value)
+        return result.astimezone(timezone.utc).replace(tzinfo=None) if result.tzinfo else result
 
     return convert
 
@@ -193,6 +229,19 @@ def converter_for(column: Column | str, py_type: type, decimal_default: tuple[in
         precision = column.precision or decimal_default[0]
         scale = column.scale if column.scale is not None else decimal_default[1]
         return decimal_converter(precision, scale)
+    base = _base_converter(data_type, py_type)
+    if base is NOT_COERCIBLE or not column.precision and column.timezone is not False:
+        return base
+    if data_type == "bigint" and column.precision and column.precision < 64:
+        return _bounded_int(column.precision)
+    if data_type == "text" and column.precision:
+        return _bounded_text(column.precision, base)
+    if data_type == "timestamp" and column.timezone is False:
+        return _naive_utc(base)
+    return base
+
+
+def _base_converter(data_type: str, py_type: type) -> Converter:
     table = _COERCIONS[data_type]
     conv = table.get(py_type)
     if conv is not None:

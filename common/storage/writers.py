@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -266,13 +267,25 @@ def sql_literal_renderer(capabilities: DestinationCapabilities) -> Callable[[str
     return quote
 
 
+def _double_literal(quote: Callable[[str], str]) -> Callable[[Any], str]:
+    """Finite floats as numbers; nan, ±inf and -0.0 as strings the column casts (a bare -0.0 is a
+    numeric literal, which has no negative zero)."""
+    def render(value: Any) -> str:
+        v = float(value)
+        if math.isfinite(v) and not (v == 0.0 and math.copysign(1.0, v) < 0):
+            return repr(v)
+        return quote(repr(v))
+
+    return render
+
+
 def _literal_for(column: Column, quote: Callable[[str], str],
                  capabilities: DestinationCapabilities) -> Callable[[Any], str]:
     t = column.data_type
     if t in ("bigint", "decimal"):
         return str
     if t == "double":
-        return lambda v: repr(float(v)) if v == v and v not in (float("inf"), float("-inf")) else quote(str(v))
+        return _double_literal(quote)
     if t == "bool":
         return lambda v: "TRUE" if v else "FALSE"
     if t in ("timestamp", "date", "time"):

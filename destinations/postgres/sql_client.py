@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from sqlglot import exp
@@ -31,9 +32,11 @@ SQLSTATE_CLASS: dict[str, type[DestinationError]] = {
 }
 """The first two characters of a SQLSTATE; anything not listed is terminal (a user must fix it)."""
 
-TERMINAL_CONNECT_MESSAGES = ("authentication failed", "does not exist", "no password supplied",
-                             "role", "permission denied")
-"""libpq reports refused logins without a SQLSTATE; these texts make such a failure terminal."""
+TERMINAL_CONNECT_MESSAGES = re.compile(
+    r'password authentication failed|no password supplied|role "[^"]*" does not exist|'
+    r'database "[^"]*" does not exist|is not permitted to log in|permission denied for database')
+"""libpq reports refused logins without a SQLSTATE; these texts (and only these: "too many
+connections for role" is transient) make such a failure terminal. Each is tested verbatim."""
 
 
 class PostgresSqlClient(SqlClient):
@@ -84,7 +87,7 @@ class PostgresSqlClient(SqlClient):
         # no SQLSTATE: the client lost the server (closed connection, refused, timed out) or
         # the server refused the login, which retrying cannot fix
         if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
-            if any(m in str(exc) for m in TERMINAL_CONNECT_MESSAGES):
+            if TERMINAL_CONNECT_MESSAGES.search(str(exc)):
                 return DestinationTerminalError
             return DestinationTransientError
         return DestinationTerminalError
