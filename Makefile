@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/flat_duckdb.py
 	$(BIN)/python bench/memory_noop.py
+	$(BIN)/python bench/postgres.py
 
 clean:
 	rm -rf $(VENV) .loadbay/pipelines *.duckdb

@@ -60,3 +60,18 @@ def test_cli_reports_bad_input_without_a_traceback(isolated_env: Path) -> None:
     assert done.returncode == 2
     assert "missing.jsonl does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_secrets_example_resolves(isolated_env: Path) -> None:
+    """secrets.example.toml, copied as the README says, configures the destinations it shows."""
+    import loadbay
+
+    (isolated_env / ".loadbay").mkdir()
+    shutil.copy(REPO / "secrets.example.toml", isolated_env / ".loadbay" / "secrets.toml")
+    pg = loadbay.destination("postgres").configuration("p", "raw")
+    assert (pg.credentials.database, pg.credentials.username, pg.credentials.port) == ("dwh", "loader", 5432)
+    assert "change-me" not in pg.credentials.location() and "***" in pg.credentials.location()
+    named = loadbay.destination("postgres", destination_name="warehouse").configuration("p", "raw")
+    assert (named.credentials.host, named.credentials.sslmode) == ("db.internal", "require")
+    duck = loadbay.destination("duckdb").configuration("p", "raw")
+    assert duck.credentials.database == "/data/lake.duckdb"
