@@ -153,6 +153,10 @@ class Destination(ABC):
                          providers)
         return self.finalize_config(config)
 
+    def capabilities_for(self, config: DestinationConfig) -> DestinationCapabilities:
+        """Capabilities under ``config``; most destinations have one fixed set (the class table)."""
+        return self.capabilities
+
     def finalize_config(self, config: DestinationConfig) -> DestinationConfig:
         """Hook: fill defaults that depend on the pipeline (DuckDB's file name)."""
         return config

@@ -18,6 +18,7 @@ BUILTINS: dict[str, str] = {
     "duckdb": "destinations.duckdb:duckdb",
     "noop": "destinations.noop:noop",
     "postgres": "destinations.postgres:postgres",
+    "sqlalchemy": "destinations.sqlalchemy:sqlalchemy",
 }
 
 
@@ -67,5 +68,6 @@ def resolve_destination(reference: str | Destination | type[Destination], **conf
 from destinations.duckdb import duckdb  # noqa: E402 - factories users import by name
 from destinations.noop import noop  # noqa: E402
 from destinations.postgres import postgres  # noqa: E402
+from destinations.sqlalchemy import sqlalchemy  # noqa: E402
 
-__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "duckdb", "known_names", "noop", "postgres", "resolve_destination"]
+__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "duckdb", "known_names", "noop", "postgres", "resolve_destination", "sqlalchemy"]

@@ -247,7 +247,11 @@ class SqlJobClient(JobClient):
 
         Either the package is fully applied and marked, or nothing is; staging is dropped after.
         """
-        rendered = [self.sql_client.render(s) for s in self.followup_statements(schema, table_names)]
+        statements = self.followup_statements(schema, table_names)
+        # idempotent DDL (unique indexes for upserts) first: on MySQL it would commit the transaction
+        ddl = [self.sql_client.render(s) for s in statements if isinstance(s, exp.Create)]
+        rendered = [self.sql_client.render(s) for s in statements if not isinstance(s, exp.Create)]
+        self.sql_client.execute_many(ddl)
         now = datetime.now(timezone.utc)
         with self.sql_client.begin_transaction():
             self.sql_client.execute_many(rendered)
@@ -257,6 +261,7 @@ class SqlJobClient(JobClient):
                                                "created_at": now, "_lb_load_id": load_id})
             self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
                                            "inserted_at": now, "schema_version_hash": schema.version_hash})
+        rendered = ddl + rendered
         staged = [n for n in table_names if self.uses_staging(schema.tables[n])]
         self.sql_client.execute_many([sql_jobs.drop_table(self.sql_client.qualified(n, staging=True))
                                       for n in staged])

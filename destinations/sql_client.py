@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlglot import exp
 
@@ -26,8 +26,10 @@ MAX_STATEMENT_IN_ERROR = 2000
 class SqlClient(ABC):
     """Wraps one dbapi connection to one dataset (and its staging twin)."""
 
-    dbapi_paramstyle: ClassVar[str] = "qmark"
+    dbapi_paramstyle: str = "qmark"
     """How ``execute_sql`` params are written in SQL text: the driver's own paramstyle."""
+    begin_sql: str = "BEGIN TRANSACTION"
+    """The statement that opens a transaction (MySQL says START TRANSACTION)."""
 
     def __init__(self, config: DestinationConfig, capabilities: DestinationCapabilities) -> None:
         self.config = config
@@ -128,10 +130,16 @@ class SqlClient(ABC):
             raise exc  # not a database error: a bug, let it surface as it is
         shown = statement if statement is None or len(statement) <= MAX_STATEMENT_IN_ERROR else (
             statement[:MAX_STATEMENT_IN_ERROR] + " ...")
-        message = f"{type(exc).__name__}: {str(exc).strip()}"
+        message = self.error_text(exc)
         if shown:
             message += f"\n  while running: {shown}"
         return cls(message, orig=exc, statement=statement)
+
+    @staticmethod
+    def error_text(exc: BaseException) -> str:
+        """The driver's message, kept short (some drivers repeat the whole statement in it)."""
+        text = f"{type(exc).__name__}: {str(exc).strip()}"
+        return text if len(text) <= MAX_STATEMENT_IN_ERROR else text[:MAX_STATEMENT_IN_ERROR] + " ..."
 
     @staticmethod
     @abstractmethod
@@ -145,7 +153,7 @@ class SqlClient(ABC):
         if self.in_transaction or not self.capabilities.supports_transactions:
             yield self
             return
-        self.execute_sql("BEGIN TRANSACTION")
+        self.execute_sql(self.begin_sql)
         self.in_transaction = True
         try:
             yield self

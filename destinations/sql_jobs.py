@@ -164,16 +164,16 @@ def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, stagi
                  capabilities: DestinationCapabilities, syntax: str = "merge") -> list[exp.Expression]:
     """``upsert`` merge: update rows whose primary key exists, insert the rest, delete hard deletes.
 
-    ``syntax`` is ``"merge"`` (SQL:2003 MERGE) or ``"on_conflict"`` (INSERT ... ON CONFLICT, which
-    needs a unique index on the key: the first statement creates it if missing). Child tables follow
-    their roots as in ``delete-insert``.
+    ``syntax`` is ``"merge"`` (SQL:2003 MERGE), ``"on_conflict"`` (INSERT ... ON CONFLICT) or
+    ``"on_duplicate_key"`` (MySQL/MariaDB); the last two need a unique index on the key, which the
+    first statement creates if missing. Child tables follow their roots as in ``delete-insert``.
     """
     primary = [c.name for c in root.columns_with("primary_key")]
     if not primary:
         raise SchemaError(f"table {root.name!r}: the upsert strategy needs a primary_key")
     root_target, root_staging = target(root.name), staging(root.name)
     statements: list[exp.Expression] = []
-    if syntax == "on_conflict":
+    if syntax in ("on_conflict", "on_duplicate_key"):
         statements.append(unique_index(root, primary, root_target, capabilities))
     replaced = _key_match(primary, root_target, root_staging)
     replaced_ids = exp.select(_col(ROW_ID)).from_(root_target.copy()).where(replaced)
@@ -189,16 +189,16 @@ def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, stagi
     hard_delete = _hard_delete_column(root)
     if syntax == "merge":
         statements.append(_merge_statement(root, primary, root_target, latest, hard_delete))
-    elif syntax == "on_conflict":
+    elif syntax in ("on_conflict", "on_duplicate_key"):
         if hard_delete is not None:
             deleted = exp.select(*[_col(c) for c in primary]).from_(latest.copy()).where(
                 exp.Not(this=exp.Paren(this=_not_deleted(hard_delete))))
             keys = [_col(c) for c in primary]
             lhs = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
             statements.append(exp.Delete(this=root_target.copy()).where(exp.In(this=lhs, query=deleted.subquery())))
-        statements.append(_insert_on_conflict(root, primary, root_target, latest, hard_delete))
+        statements.append(_insert_on_conflict(root, primary, root_target, latest, hard_delete, syntax))
     else:
-        raise ValueError(f"upsert syntax must be 'merge' or 'on_conflict', not {syntax!r}")
+        raise ValueError(f"upsert syntax must be 'merge', 'on_conflict' or 'on_duplicate_key', not {syntax!r}")
     return statements
 
 
@@ -208,8 +208,12 @@ def unique_index(root: Table, primary: Sequence[str], root_target: exp.Table,
     from common.schema.naming import shorten
 
     name = shorten(f"{root.name}__lb_upsert_key", capabilities.max_identifier_length)
-    index = exp.Index(this=_ident(name), table=root_target.copy(),
-                      params=exp.IndexParameters(columns=[_col(c) for c in primary]))
+    index_name: exp.Expression = _ident(name)
+    table = root_target.copy()
+    if capabilities.sqlglot_dialect == "sqlite":  # SQLite qualifies the index, not its table
+        index_name = exp.Table(this=_ident(name), db=table.args.get("db"))
+        table = exp.Table(this=table.this)
+    index = exp.Index(this=index_name, table=table, params=exp.IndexParameters(columns=[_col(c) for c in primary]))
     return exp.Create(kind="INDEX", this=index, unique=True, exists=True)
 
 
@@ -239,15 +243,23 @@ def _merge_statement(root: Table, primary: Sequence[str], root_target: exp.Table
 
 
 def _insert_on_conflict(root: Table, primary: Sequence[str], root_target: exp.Table, latest: exp.Expression,
-                        hard_delete: Column | None) -> exp.Insert:
+                        hard_delete: Column | None, syntax: str) -> exp.Insert:
     columns = _columns(root)
-    where = _not_deleted(hard_delete) if hard_delete is not None else None
+    # a WHERE always: SQLite reads "SELECT ... FROM x ON CONFLICT" as a join constraint otherwise
+    where = _not_deleted(hard_delete) if hard_delete is not None else exp.true()
+    non_keys = [c for c in columns if c not in primary]
+    if syntax == "on_duplicate_key":
+        insert = insert_select(root_target, columns, latest, where)
+        updates = [exp.EQ(this=_col(c), expression=exp.Anonymous(this="VALUES", expressions=[_col(c)]))
+                   for c in non_keys]
+        insert.set("conflict", exp.OnConflict(duplicate=True, action=exp.var("UPDATE"), expressions=updates))
+        return insert
     aliased = root_target.copy()  # a table named "excluded" would clash with the pseudo-table
     aliased.set("alias", exp.TableAlias(this=_ident("_lb_t")))
     insert = insert_select(aliased, columns, latest, where)
     excluded = exp.to_identifier("excluded")  # the pseudo-table; quoted it would name a real table
     updates = [exp.EQ(this=_col(c), expression=exp.Column(this=_ident(c), table=excluded.copy()))
-               for c in columns if c not in primary]
+               for c in non_keys]
     insert.set("conflict", exp.OnConflict(conflict_keys=[_col(c) for c in primary],
                                           action=exp.var("DO UPDATE"), expressions=updates))
     return insert

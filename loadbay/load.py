@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from common.capabilities import DestinationCapabilities
 from common.destination import Destination, DestinationConfig, JobClient, needs_preparation
 from common.exceptions import DestinationTerminalError, DestinationTransientError, LoadbayError
 from common.schema.types import Schema
@@ -42,13 +43,13 @@ class LoadRetriesExhausted(LoadbayError):
 
 class Loader:
     def __init__(self, destination: Destination, config: DestinationConfig, storage: PackageStorage,
-                 *, retry: RetryPolicy, workers: int | None = None, archive_completed: bool = False,
+                 *, capabilities: DestinationCapabilities, retry: RetryPolicy, workers: int | None = None, archive_completed: bool = False,
                  state: dict[str, Any] | None = None) -> None:
         self.destination = destination
         self.config = config
         self.storage = storage
         self.retry = retry
-        self.workers = max(1, workers or destination.capabilities.max_parallel_load_jobs)
+        self.workers = max(1, workers or capabilities.max_parallel_load_jobs)
         self.archive_completed = archive_completed
         self.state = state
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.capabilities import FILE_FORMATS
+from common.capabilities import FILE_FORMATS, DestinationCapabilities
 from common.configuration import resolve
 from common.destination import STAGING_SUFFIX, Destination, DestinationConfig
 from common.exceptions import (ConfigurationError, DestinationError, DestinationUndefinedRelation, LoadbayError,
@@ -61,17 +61,39 @@ class Pipeline:
                  settings: PipelineSettings) -> None:
         self.pipeline_name = pipeline_name
         self.destination = destination
-        self.capabilities = destination.capabilities
-        # short enough that "<dataset>_staging" fits too: a truncated staging name would be the dataset
-        self.dataset_name = naming.normalize_identifier(
-            dataset_name, self.capabilities.max_identifier_length - len(STAGING_SUFFIX))
+        self.requested_dataset_name = dataset_name
         self.settings = settings
         self.pipeline_dir = Path(settings.pipelines_dir).expanduser() / pipeline_name
         self.storage = PackageStorage(self.pipeline_dir)
         self._config: DestinationConfig | None = None
+        self._capabilities: DestinationCapabilities | None = None
 
     def __repr__(self) -> str:
-        return f"<pipeline {self.pipeline_name} → {self.destination!r} dataset {self.dataset_name}>"
+        return f"<pipeline {self.pipeline_name} → {self.destination!r} dataset {self.requested_dataset_name}>"
+
+    @property
+    def config(self) -> DestinationConfig:
+        """The destination's resolved configuration (resolved on first use, not at construction)."""
+        if self._config is None:
+            config = self.destination.configuration(self.pipeline_name, self.requested_dataset_name)
+            capabilities = self.destination.capabilities_for(config)
+            # short enough that "<dataset>_staging" fits too: a truncated staging name would be the dataset
+            dataset = naming.normalize_identifier(self.requested_dataset_name,
+                                                  capabilities.max_identifier_length - len(STAGING_SUFFIX))
+            self._config = dataclasses.replace(config, dataset_name=dataset)
+            self._capabilities = capabilities
+        return self._config
+
+    @property
+    def capabilities(self) -> DestinationCapabilities:
+        """What the destination can do, for this configuration (the SQLAlchemy one varies by dialect)."""
+        self.config  # noqa: B018 - resolves both
+        assert self._capabilities is not None
+        return self._capabilities
+
+    @property
+    def dataset_name(self) -> str:
+        return self.config.dataset_name
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -107,12 +129,6 @@ class Pipeline:
         tmp = self.schema_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(schema.to_dict(), indent=1, ensure_ascii=False))
         tmp.replace(self.schema_path)
-
-    @property
-    def config(self) -> DestinationConfig:
-        if self._config is None:
-            self._config = self.destination.configuration(self.pipeline_name, self.dataset_name)
-        return self._config
 
     # -- run -------------------------------------------------------------------------------------
     def run(self, data: Any = None, *, table_name: str | None = None,
@@ -175,7 +191,7 @@ class Pipeline:
         Packages apply in order: loading a newer one first would let the older one's merge
         overwrite newer rows once it is retried. Held packages stay on disk, nothing is lost.
         """
-        loader = Loader(self.destination, self.config, self.storage,
+        loader = Loader(self.destination, self.config, self.storage, capabilities=self.capabilities,
                         retry=RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds),
                         workers=self.settings.workers or None,
                         archive_completed=self.settings.archive_completed_packages,

@@ -28,10 +28,10 @@ class duckdb(Destination):  # noqa: N801 - lower case like the name users type
         return config
 
     def sql_client(self, config: DestinationConfig) -> DuckDbSqlClient:
-        return DuckDbSqlClient(config, self.capabilities)
+        return DuckDbSqlClient(config, self.capabilities_for(config))
 
     def client(self, config: DestinationConfig) -> DuckDbJobClient:
-        return DuckDbJobClient(config, self.capabilities, self.sql_client(config))
+        return DuckDbJobClient(config, self.capabilities_for(config), self.sql_client(config))
 
 
 __all__ = ["duckdb"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlglot import exp
 
@@ -46,7 +46,7 @@ type is terminal). Tested against DuckDB's real messages."""
 
 
 class DuckDbSqlClient(SqlClient):
-    dbapi_paramstyle: ClassVar[str] = "qmark"
+    dbapi_paramstyle = "qmark"
     _catalog: str | None = None
 
     def connect(self) -> Any:

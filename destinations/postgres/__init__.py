@@ -17,10 +17,10 @@ class postgres(Destination):  # noqa: N801
     capabilities = postgres_capabilities
 
     def sql_client(self, config: DestinationConfig) -> PostgresSqlClient:
-        return PostgresSqlClient(config, self.capabilities)
+        return PostgresSqlClient(config, self.capabilities_for(config))
 
     def client(self, config: DestinationConfig) -> PostgresJobClient:
-        return PostgresJobClient(config, self.capabilities, self.sql_client(config))
+        return PostgresJobClient(config, self.capabilities_for(config), self.sql_client(config))
 
 
 __all__ = ["postgres"]

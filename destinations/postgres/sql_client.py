@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 from sqlglot import exp
 
@@ -40,7 +40,7 @@ connections for role" is transient) make such a failure terminal. Each is tested
 
 
 class PostgresSqlClient(SqlClient):
-    dbapi_paramstyle: ClassVar[str] = "format"
+    dbapi_paramstyle = "format"
 
     def connect(self) -> Any:
         import psycopg2

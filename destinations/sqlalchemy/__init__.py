@@ -1,0 +1,35 @@
+"""Any database SQLAlchemy speaks to; tested on SQLite files and MariaDB."""
+
+from __future__ import annotations
+
+from common.capabilities import DestinationCapabilities
+from common.destination import Destination, DestinationConfig
+from destinations.sqlalchemy.capabilities import capabilities as base_capabilities
+from destinations.sqlalchemy.capabilities import capabilities_for_dialect
+from destinations.sqlalchemy.configuration import SqlalchemyConfig
+from destinations.sqlalchemy.job_client import SqlalchemyJobClient
+from destinations.sqlalchemy.sql_client import SqlalchemySqlClient
+
+
+class sqlalchemy(Destination):  # noqa: N801
+    """``sqlalchemy(credentials="mysql+pymysql://root@127.0.0.1:3306/test")``; capabilities follow the dialect."""
+
+    destination_type = "sqlalchemy"
+    spec = SqlalchemyConfig
+    capabilities = base_capabilities
+
+    def capabilities_for(self, config: DestinationConfig) -> DestinationCapabilities:
+        from sqlalchemy.engine import make_url
+
+        dialect = make_url(config.credentials.url()).get_dialect()()  # type: ignore[attr-defined]
+        return capabilities_for_dialect(dialect)
+
+    def sql_client(self, config: DestinationConfig) -> SqlalchemySqlClient:
+        return SqlalchemySqlClient(config, self.capabilities_for(config))
+
+    def client(self, config: DestinationConfig) -> SqlalchemyJobClient:
+        capabilities = self.capabilities_for(config)
+        return SqlalchemyJobClient(config, capabilities, SqlalchemySqlClient(config, capabilities))
+
+
+__all__ = ["sqlalchemy"]

@@ -1,0 +1,62 @@
+"""Capabilities derived from the SQLAlchemy dialect a URL names.
+
+``DIALECTS`` holds what differs per database family; anything not listed there comes from the
+dialect object itself (identifier length, parameter style) or from ``BASE``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from common.capabilities import DEFAULTS, DestinationCapabilities
+
+BASE = DEFAULTS.with_(
+    preferred_loader_file_format="jsonl",
+    supported_loader_file_formats=("jsonl", "insert_values"),
+    max_rows_per_insert=1000,
+    merge_strategies=("delete-insert",),
+    replace_strategies=("insert-from-staging", "truncate-and-insert"),
+    max_parallel_load_jobs=1,
+)
+"""Any dialect: jsonl rows bound as parameters with executemany, delete-insert merges."""
+
+SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+DIALECTS: dict[str, dict[str, Any]] = {
+    "sqlite": dict(
+        sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES,
+        supports_truncate=False, supports_ddl_transactions=True, supports_multi_column_alter=False,
+        merge_strategies=("delete-insert", "upsert"), max_decimal_precision=15, decimal_precision=(15, 6),
+        is_dataset_a_schema=False,
+    ),
+    "mysql": dict(
+        sqlglot_dialect="mysql", max_identifier_length=64, max_parameters_per_statement=65535,
+        supports_truncate=True, supports_ddl_transactions=False, supports_multi_column_alter=True,
+        merge_strategies=("delete-insert", "upsert"), max_decimal_precision=65, decimal_precision=(38, 9),
+        string_literal_escape="backslash", is_dataset_a_schema=False, escape_identifier_case="preserve",
+    ),
+    "postgresql": dict(
+        sqlglot_dialect="postgres", max_identifier_length=63, max_parameters_per_statement=65535,
+        supports_truncate=True, supports_ddl_transactions=True, supports_multi_column_alter=True,
+        merge_strategies=("delete-insert", "upsert"), max_decimal_precision=78,
+        binary_literal_template="'\\x{hex}'::bytea",
+    ),
+}
+DIALECTS["mariadb"] = DIALECTS["mysql"]
+"""Per dialect name (``engine.dialect.name``); "sqlite" datasets are attached database files."""
+
+
+def capabilities_for_dialect(dialect: Any) -> DestinationCapabilities:
+    """Capabilities for an SQLAlchemy dialect object (or a bare dialect name)."""
+    name = dialect if isinstance(dialect, str) else dialect.name
+    overrides = dict(DIALECTS.get(name, {}))
+    if not overrides:  # a dialect we have not tested: delete-insert only, sqlglot's dialect of that name
+        overrides = {"sqlglot_dialect": name}
+    if not isinstance(dialect, str) and "max_identifier_length" not in overrides:
+        overrides["max_identifier_length"] = int(getattr(dialect, "max_identifier_length", 63) or 63)
+    return BASE.with_(**overrides)
+
+
+capabilities = BASE.with_(sqlglot_dialect="sqlite")
+"""The class-level table (before a URL is known); real runs use ``capabilities_for_dialect``."""

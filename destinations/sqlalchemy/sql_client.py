@@ -1,0 +1,201 @@
+"""SQLAlchemy SQL client: one engine per URL, statements through ``exec_driver_sql``, and errors
+classified from the driver's own codes on SQLAlchemy's wrapped exception (``exc.orig``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
+                               DestinationUndefinedRelation)
+from destinations.sql_client import SqlClient
+
+MYSQL_CODES: dict[int, type[DestinationError]] = {
+    1146: DestinationUndefinedRelation,  # ER_NO_SUCH_TABLE
+    1049: DestinationUndefinedRelation,  # ER_BAD_DB_ERROR (unknown database)
+    1205: DestinationTransientError,     # ER_LOCK_WAIT_TIMEOUT
+    1213: DestinationTransientError,     # ER_LOCK_DEADLOCK
+    1040: DestinationTransientError,     # ER_CON_COUNT_ERROR (too many connections)
+    1053: DestinationTransientError,     # ER_SERVER_SHUTDOWN
+    1927: DestinationTransientError,     # ER_CONNECTION_KILLED (MariaDB)
+    2002: DestinationTransientError,     # CR_CONNECTION_ERROR
+    2003: DestinationTransientError,     # CR_CONN_HOST_ERROR
+    2006: DestinationTransientError,     # CR_SERVER_GONE_ERROR
+    2013: DestinationTransientError,     # CR_SERVER_LOST
+}
+"""MySQL/MariaDB error codes (``orig.args[0]``); any other code is terminal: 1064 syntax, 1054 unknown
+column, 1048 null, 1062 duplicate, 1264/1406 out of range / too long, 1045 access denied, ..."""
+
+SQLITE_UNDEFINED = re.compile(r"^(no such table|unknown database)")
+SQLITE_TRANSIENT_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED")
+SQLITE_TRANSIENT = re.compile(r"database is locked|database table is locked")
+"""SQLite has no codes before Python 3.11's ``sqlite_errorname``; these messages are tested verbatim."""
+
+BEGIN = {"mysql": "START TRANSACTION", "mariadb": "START TRANSACTION", "sqlite": "BEGIN"}
+
+_engines: dict[tuple[str, str], Any] = {}
+_engines_lock = threading.Lock()
+
+
+def engine_for(credentials: Any, engine_args: dict[str, Any]) -> Any:
+    """One engine (and its pool) per URL and options, shared by every client in the process."""
+    import sqlalchemy
+
+    url = credentials.url()
+    key = (url.render_as_string(hide_password=False), repr(sorted(engine_args.items())))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = sqlalchemy.create_engine(url, **engine_args)
+        return engine
+
+
+class SqlalchemySqlClient(SqlClient):
+    def __init__(self, config: Any, capabilities: Any) -> None:
+        super().__init__(config, capabilities)
+        self.dialect_name = config.credentials.dialect_name()
+        self.family = "mysql" if self.dialect_name in ("mysql", "mariadb") else self.dialect_name
+        self.begin_sql = BEGIN.get(self.dialect_name, "BEGIN")
+
+    @property
+    def engine(self) -> Any:
+        return engine_for(self.config.credentials, self.config.engine_args)
+
+    def connect(self) -> Any:
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self.dbapi_paramstyle = self.engine.dialect.paramstyle
+        return conn
+
+    def after_connect(self) -> None:
+        if self.family == "mysql":
+            self.execute_sql("SET time_zone = '+00:00'")
+            # nested JSON flattens into hundreds of mostly-NULL columns; strict mode refuses such a
+            # table by its worst-case row size, although real rows fit (an oversized one still fails)
+            self.execute_sql("SET SESSION innodb_strict_mode = OFF")
+        elif self.family == "postgresql":
+            self.execute_sql("SET TIME ZONE 'UTC'")
+            if self.has_dataset():
+                self.execute_sql(f"SET search_path TO {self.render(self.identifier(self.dataset_name))}, public")
+        elif self.family == "sqlite":
+            for dataset in (self.dataset_name, self.config.staging_dataset_name):
+                if self._sqlite_file(dataset).exists():
+                    self._attach(dataset)
+
+    # -- statements --------------------------------------------------------------------------
+    def execute_sql(self, sql: exp.Expression | str, *params: Any) -> list[tuple[Any, ...]] | None:
+        text = self.render(sql)
+        with self.translating(text):
+            conn = self.native_connection
+            if params:
+                result = conn.exec_driver_sql(text, tuple(params))
+            else:
+                result = conn.exec_driver_sql(self._escape_percent(text))
+            if not result.returns_rows:
+                return None
+            return [tuple(r) for r in result.fetchall()]
+
+    def execute_many_params(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """``executemany``: one statement, many parameter tuples."""
+        if rows:
+            with self.translating(sql):
+                self.native_connection.exec_driver_sql(sql, rows)
+
+    def _escape_percent(self, text: str) -> str:
+        """Drivers with % placeholders format even a statement without parameters."""
+        return text.replace("%", "%%") if self.dbapi_paramstyle in ("format", "pyformat") else text
+
+    # -- datasets ----------------------------------------------------------------------------
+    def _sqlite_file(self, dataset: str) -> Path:
+        main = Path(self.config.credentials.database or "loadbay.db")
+        return main.with_name(f"{main.stem}__{dataset}{main.suffix or '.db'}")
+
+    def _attach(self, dataset: str) -> None:
+        attached = {row[1] for row in self.execute_sql("PRAGMA database_list") or []}
+        if dataset not in attached:
+            self.execute_sql(f"ATTACH DATABASE {self.render(exp.Literal.string(str(self._sqlite_file(dataset))))} "
+                             f"AS {self.render(self.identifier(dataset))}")
+
+    def has_dataset(self, dataset: str | None = None) -> bool:
+        if self.family == "sqlite":
+            attached = {row[1] for row in self.execute_sql("PRAGMA database_list") or []}
+            return (dataset or self.dataset_name) in attached
+        return super().has_dataset(dataset)
+
+    def create_dataset(self, dataset: str | None = None) -> None:
+        if self.family == "sqlite":
+            self._attach(dataset or self.dataset_name)
+            return
+        super().create_dataset(dataset)
+        if self.family == "postgresql" and dataset in (None, self.dataset_name):
+            self.execute_sql(f"SET search_path TO {self.render(self.identifier(self.dataset_name))}, public")
+
+    def drop_dataset(self, dataset: str | None = None) -> None:
+        name = dataset or self.dataset_name
+        if self.family == "sqlite":
+            if self.has_dataset(name):
+                self.execute_sql(f"DETACH DATABASE {self.render(self.identifier(name))}")
+            path = self._sqlite_file(name)
+            if path.exists():
+                os.remove(path)
+            return
+        if self.family == "mysql":  # no CASCADE: dropping a database drops its tables
+            self.execute_sql(exp.Drop(kind="SCHEMA", tables=[exp.Table(db=self.identifier(name))], exists=True))
+            return
+        super().drop_dataset(dataset)
+
+    def table_columns(self, table_names: Any, staging: bool = False) -> dict[str, list[tuple[Any, ...]]]:
+        """Live columns by SQLAlchemy reflection: (name, SQLAlchemy type, None, None, nullable)."""
+        import sqlalchemy
+
+        dataset = self.config.staging_dataset_name if staging else self.dataset_name
+        if not table_names or not self.has_dataset(dataset):
+            return {}
+        inspector = sqlalchemy.inspect(self.native_connection)
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        existing = set(inspector.get_table_names(schema=dataset))
+        for table in table_names:
+            if table in existing:
+                out[table] = [(c["name"], c["type"], None, None, c.get("nullable", True))
+                              for c in inspector.get_columns(table, schema=dataset)]
+        return out
+
+    # -- errors ------------------------------------------------------------------------------
+    @staticmethod
+    def error_text(exc: BaseException) -> str:
+        """The driver's own error (SQLAlchemy's text repeats the whole statement)."""
+        orig = getattr(exc, "orig", None)
+        return SqlClient.error_text(orig if orig is not None else exc)
+
+    @staticmethod
+    def classify(exc: BaseException) -> type[DestinationError] | None:
+        import sqlalchemy.exc as sa_exc
+
+        if not isinstance(exc, sa_exc.SQLAlchemyError):
+            return None
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return DestinationTransientError
+        orig = getattr(exc, "orig", None)
+        if orig is None:
+            return DestinationTerminalError
+        module = type(orig).__module__
+        if module.startswith(("pymysql", "MySQLdb", "mysql")):
+            code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
+            return MYSQL_CODES.get(code, DestinationTerminalError) if code is not None else DestinationTerminalError
+        if module.startswith("sqlite3"):
+            name = getattr(orig, "sqlite_errorname", None)
+            message = str(orig)
+            if SQLITE_UNDEFINED.search(message):
+                return DestinationUndefinedRelation
+            if name in SQLITE_TRANSIENT_NAMES or SQLITE_TRANSIENT.search(message):
+                return DestinationTransientError
+            return DestinationTerminalError
+        if module.startswith("psycopg2"):
+            from destinations.postgres.sql_client import PostgresSqlClient
+
+            return PostgresSqlClient.classify(orig)
+        return DestinationTerminalError
