@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import loadbay
-from tests.conftest import load_sample
+from destinations.testing.conformance.helpers import load_sample
 
 
 def test_noop_accepts_everything_and_reports_rows(tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ import loadbay
 from common.exceptions import (LoadbayError, DestinationError, DestinationTerminalError, DestinationTransientError,
                                DestinationUndefinedRelation)
 from destinations.postgres.sql_client import PostgresSqlClient
-from tests.conftest import POSTGRES_URL, query, require_server
-from tests.e2e._helpers import count, run_ok
+from destinations.testing.conformance.helpers import count, query, run_ok
+from destinations.testing.setups import POSTGRES_URL, require_server
 
 MAX_IDENT = 63
 

@@ -19,8 +19,8 @@ import psycopg2
 import pytest
 
 import loadbay
-from tests.conftest import POSTGRES_URL, load_sample, query, require_server
-from tests.e2e._helpers import as_utc, count, run_ok
+from destinations.testing.conformance.helpers import as_utc, count, load_sample, query, run_ok
+from destinations.testing.setups import POSTGRES_URL, require_server
 
 FORMATS = ["csv", "insert_values", "parquet"]
 each_format = pytest.mark.parametrize("file_format", FORMATS)

@@ -1,7 +1,7 @@
 """Configuration: where values come from, how credentials merge, coercion, errors and masking.
 
 Every test runs in its own empty cwd with its own empty HOME and without DESTINATION__*/PIPELINE__*
-variables (the autouse ``isolated_env`` fixture in tests/conftest.py).
+variables (the autouse ``isolated_env`` fixture of destinations/testing/plugin.py).
 """
 
 from __future__ import annotations

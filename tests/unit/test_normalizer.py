@@ -14,7 +14,7 @@ from common.exceptions import SchemaContractViolation
 from common.normalizer import RelationalNormalizer, Rows
 from common.schema.contracts import SchemaContract
 from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Schema
-from tests.conftest import load_sample
+from destinations.testing.conformance.helpers import load_sample
 
 LOAD = "1700000000000001"
 

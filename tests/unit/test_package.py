@@ -16,7 +16,7 @@ from common.schema.types import Schema
 from common.storage.package import JOB_STATES, JobFile, LoadPackage, PackageStorage, job_file_name
 from common.storage.package_writer import PackageWriter
 from common.storage.writers import read_insert_values
-from tests.conftest import load_sample
+from destinations.testing.conformance.helpers import load_sample
 
 
 @pytest.fixture

@@ -52,10 +52,13 @@ CASES = {
     "upsert_merge": lambda caps: sql_jobs.merge_upsert(HARD_DELETE_ROOT, [CHILD], TARGET, STAGING, caps, "merge"),
     "upsert_on_conflict": lambda caps: sql_jobs.merge_upsert(HARD_DELETE_ROOT, [CHILD], TARGET, STAGING, caps,
                                                              "on_conflict"),
+    "upsert_on_duplicate_key": lambda caps: sql_jobs.merge_upsert(HARD_DELETE_ROOT, [CHILD], TARGET, STAGING, caps,
+                                                                  "on_duplicate_key"),
     "replace_staging_optimized": lambda caps: sql_jobs.replace_staging_optimized(ROOT, [CHILD], TARGET, STAGING, caps),
 }
 # statements some dialects do not have are rendered only where a destination uses them
 DIALECTS_OF = {"upsert_merge": ["duckdb", "postgres"], "upsert_on_conflict": ["postgres", "sqlite"],
+               "upsert_on_duplicate_key": ["mysql"],
                "replace_staging_optimized": ["postgres"]}
 PAIRS = [(case, dialect) for case in sorted(CASES) for dialect in DIALECTS_OF.get(case, DIALECTS)]
 

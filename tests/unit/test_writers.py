@@ -28,7 +28,7 @@ from common.storage.writers import (
     ParquetWriter,
     read_insert_values,
 )
-from tests.conftest import load_sample
+from destinations.testing.conformance.helpers import load_sample
 
 UTC = timezone.utc
 

@@ -19,22 +19,52 @@ import loadbay
 from common.capabilities import FILE_FORMATS
 from common.schema.contracts import SchemaContract
 from common.storage.package import JobFile, LoadPackage
+from destinations.testing.setups import sample_data_dir
 from loadbay.normalize import normalize
-from tests.conftest import query
 
 ALL_FORMATS = list(FILE_FORMATS)
 
 
+# -- sample data and the destination's view of it --------------------------------------------------
+def load_sample(name: str) -> Any:
+    """A sample data file (``github_events.json``, ...) from the sample data folder, parsed."""
+    path = sample_data_dir() / name
+    if not path.exists():
+        pytest.fail(f"sample data not found at {path}; set LOADBAY_SHARED_DATA or pass --lb-data-dir")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def query(pipeline: loadbay.Pipeline, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` run on the pipeline's dataset."""
+    with pipeline.sql_client() as client:
+        return client.execute_sql(sql, *params) or []
+
+
+def table_columns(pipeline: loadbay.Pipeline, table: str) -> dict[str, str]:
+    """Live column name → loadbay data type of ``table`` as the destination reports it."""
+    with pipeline.sql_client() as client:
+        live = client.table_columns([table]).get(table, [])
+    mapper_client = pipeline.destination.client(pipeline.config)
+    return {name: mapper_client.type_mapper.from_db_type(db_type, p, s)[0] for name, db_type, p, s, _ in live}
+
+
+def drop_datasets(p: loadbay.Pipeline) -> None:
+    """Drop the pipeline's dataset and its staging twin (a server keeps them otherwise)."""
+    with p.sql_client() as client:
+        client.drop_dataset(p.dataset_name)
+        client.drop_dataset(p.config.staging_dataset_name)
+
+
 # -- capabilities ------------------------------------------------------------------------------
 def require_format(p: loadbay.Pipeline, file_format: str) -> None:
-    supported = p.destination.capabilities.supported_loader_file_formats
+    supported = p.capabilities.supported_loader_file_formats
     if file_format not in supported:
         pytest.skip(f"{p.destination.destination_type} does not load {file_format!r} files "
                     f"(supported: {supported})")
 
 
 def require_replace_strategy(p: loadbay.Pipeline, strategy: str) -> None:
-    supported = p.destination.capabilities.replace_strategies
+    supported = p.capabilities.replace_strategies
     if strategy not in supported:
         pytest.skip(f"{p.destination.destination_type} has no replace strategy {strategy!r} "
                     f"(supported: {supported})")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import loadbay
-from tests.conftest import load_sample, query
-from tests.e2e._helpers import count, ident, require_replace_strategy, run_ok
+from destinations.testing.conformance.helpers import (count, ident, load_sample, query, require_replace_strategy,
+                                                      run_ok)
 
 REPLACE_STRATEGIES = ["insert-from-staging", "truncate-and-insert", "staging-optimized"]
 
@@ -95,9 +95,9 @@ def test_append_after_replace_appends(make_pipeline):
 
 # -- merge -----------------------------------------------------------------------------------------
 @pytest.fixture(params=["delete-insert", "upsert"])
-def merge_wd(request, destination_name):
+def merge_wd(request, destination_name, destination_capabilities):
     """Each key-based merge test runs with every merge strategy the destination has."""
-    strategies = loadbay.destination(destination_name).capabilities.merge_strategies
+    strategies = destination_capabilities.merge_strategies
     if request.param not in strategies:
         pytest.skip(f"{destination_name} has no merge strategy {request.param!r} (supported: {strategies})")
     return {"disposition": "merge", "strategy": request.param}

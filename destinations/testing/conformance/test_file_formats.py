@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from common.exceptions import ConfigurationError
-from tests.conftest import query, table_columns
-from tests.e2e._helpers import (ALL_FORMATS, as_bool, as_bytes, as_date, as_int, as_json, as_time, as_utc, count,
-                                ident, require_format, run_ok)
+from destinations.testing.conformance.helpers import (ALL_FORMATS, as_bool, as_bytes, as_date, as_int, as_json,
+                                                      as_time, as_utc, count, ident, query, require_format, run_ok,
+                                                      table_columns)
 
 each_format = pytest.mark.parametrize("file_format", ALL_FORMATS)
 

@@ -10,9 +10,9 @@ import pytest
 
 import loadbay
 from common.exceptions import LoadJobFailed
-from tests.conftest import query
-from tests.e2e._helpers import (ALL_FORMATS, count, file_holding, ident, normalize_only, normalize_resources,
-                                replace_value, require_format, run_ok)
+from destinations.testing.conformance.helpers import (ALL_FORMATS, count, file_holding, ident, normalize_only,
+                                                      normalize_resources, query, replace_value, require_format,
+                                                      run_ok)
 
 MARKER = 987654321  # a value that occurs once in a load file, to corrupt and restore it
 BAD = "abcdefg"     # same length as MARKER once quoted: insert_values files stay well framed

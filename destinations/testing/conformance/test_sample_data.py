@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import load_sample, query, table_columns
-from tests.e2e._helpers import ALL_FORMATS, as_bool, as_int, as_utc, count, ident, require_format, run_ok
+from destinations.testing.conformance.helpers import (ALL_FORMATS, as_bool, as_int, as_utc, count, ident, load_sample,
+                                                      query, require_format, run_ok, table_columns)
 
 pytestmark = pytest.mark.parametrize("file_format", ALL_FORMATS)
 

@@ -9,8 +9,7 @@ import pytest
 import loadbay
 
 from common.exceptions import SchemaContractViolation
-from tests.conftest import query, table_columns
-from tests.e2e._helpers import as_int, count, ident, run_ok
+from destinations.testing.conformance.helpers import as_int, count, ident, query, run_ok, table_columns
 
 
 def _rows(p, table: str, *columns: str, order: str = "id") -> list[tuple]:
