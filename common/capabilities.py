@@ -58,6 +58,8 @@ class DestinationCapabilities:
     """How insert_values quotes strings: "standard" doubles quotes, "backslash" also escapes \\."""
     binary_literal_template: str = "X'{hex}'"
     """SQL literal of a binary value in insert_values, with ``{hex}`` for its hex digits."""
+    naive_timestamps: bool = False
+    """Timestamps are stored without time zone (MySQL DATETIME): literals carry the UTC wall time."""
     is_dataset_a_schema: bool = True
     """Whether a dataset is a schema inside one database (else a database or attached file)."""
 

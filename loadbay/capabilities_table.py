@@ -11,8 +11,9 @@ from common.capabilities import DestinationCapabilities
 from destinations import BUILTINS, resolve_destination
 
 SHOWN = ("preferred_loader_file_format", "supported_loader_file_formats", "max_identifier_length",
-         "decimal_precision", "max_decimal_precision", "supports_ddl_transactions", "supports_truncate",
-         "merge_strategies", "replace_strategies", "sqlglot_dialect", "max_parallel_load_jobs")
+         "max_parameters_per_statement", "decimal_precision", "max_decimal_precision", "supports_ddl_transactions",
+         "supports_truncate", "merge_strategies", "replace_strategies", "is_dataset_a_schema", "sqlglot_dialect",
+         "max_parallel_load_jobs")
 
 
 def _cell(value: object) -> str:
@@ -21,9 +22,27 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def columns() -> dict[str, DestinationCapabilities]:
+    """One column per built-in destination; the SQLAlchemy one once per dialect it is tested on."""
+    from sqlalchemy.engine import make_url
+
+    from destinations.sqlalchemy.capabilities import capabilities_for_dialect
+
+    out: dict[str, DestinationCapabilities] = {}
+    for name in BUILTINS:
+        if name == "noop":
+            continue
+        if name == "sqlalchemy":
+            for label, url in (("sqlite", "sqlite://"), ("mysql/mariadb", "mysql+pymysql://")):
+                out[f"sqlalchemy ({label})"] = capabilities_for_dialect(make_url(url).get_dialect()())
+        else:
+            out[name] = resolve_destination(name).capabilities
+    return out
+
+
 def render() -> str:
-    names = [n for n in BUILTINS if n != "noop"]
-    caps: dict[str, DestinationCapabilities] = {n: resolve_destination(n).capabilities for n in names}
+    caps = columns()
+    names = list(caps)
     known = {f.name for f in fields(DestinationCapabilities)}
     lines = ["| capability | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for name in SHOWN:

@@ -13,7 +13,7 @@ import csv
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from itertools import repeat
 from pathlib import Path
@@ -281,6 +281,13 @@ def sql_literal_renderer(capabilities: DestinationCapabilities) -> Callable[[str
     return quote
 
 
+def _utc_wall_time(value: Any) -> str:
+    """``2024-01-02 03:04:05.123456`` in UTC, for databases whose timestamps have no time zone."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
+
+
 def _double_literal(quote: Callable[[str], str]) -> Callable[[Any], str]:
     """Finite floats as numbers; nan, ±inf and -0.0 as strings the column casts (a bare -0.0 is a
     numeric literal, which has no negative zero)."""
@@ -302,6 +309,8 @@ def _literal_for(column: Column, quote: Callable[[str], str],
         return _double_literal(quote)
     if t == "bool":
         return lambda v: "TRUE" if v else "FALSE"
+    if t == "timestamp" and capabilities.naive_timestamps:
+        return lambda v: quote(_utc_wall_time(v))
     if t in ("timestamp", "date", "time"):
         return lambda v: quote(v.isoformat() if isinstance(v, (datetime, date, time)) else str(v))
     if t == "json":

@@ -25,6 +25,9 @@ SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 9
 
 DIALECTS: dict[str, dict[str, Any]] = {
     "sqlite": dict(
+        # jsonl only: type affinity stores any SQL literal in any column, so only the executemany
+        # job, which checks each value against its column type, can refuse a bad file
+        preferred_loader_file_format="jsonl", supported_loader_file_formats=("jsonl",),
         sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES,
         supports_truncate=False, supports_ddl_transactions=True, supports_multi_column_alter=False,
         merge_strategies=("delete-insert", "upsert"), max_decimal_precision=15, decimal_precision=(15, 6),
@@ -35,6 +38,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         supports_truncate=True, supports_ddl_transactions=False, supports_multi_column_alter=True,
         merge_strategies=("delete-insert", "upsert"), max_decimal_precision=65, decimal_precision=(38, 9),
         string_literal_escape="backslash", is_dataset_a_schema=False, escape_identifier_case="preserve",
+        naive_timestamps=True,
     ),
     "postgresql": dict(
         sqlglot_dialect="postgres", max_identifier_length=63, max_parameters_per_statement=65535,
@@ -44,7 +48,8 @@ DIALECTS: dict[str, dict[str, Any]] = {
     ),
 }
 DIALECTS["mariadb"] = DIALECTS["mysql"]
-"""Per dialect name (``engine.dialect.name``); "sqlite" datasets are attached database files."""
+"""Per dialect name (``engine.dialect.name``); "sqlite" datasets are attached database files, and
+SQLite keeps decimals as floating point (NUMERIC affinity), so wider integers are stored as exact text."""
 
 
 def capabilities_for_dialect(dialect: Any) -> DestinationCapabilities:

@@ -36,6 +36,8 @@ SQLITE_TRANSIENT_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED")
 SQLITE_TRANSIENT = re.compile(r"database is locked|database table is locked")
 """SQLite has no codes before Python 3.11's ``sqlite_errorname``; these messages are tested verbatim."""
 
+JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)")
+
 BEGIN = {"mysql": "START TRANSACTION", "mariadb": "START TRANSACTION", "sqlite": "BEGIN"}
 
 _engines: dict[tuple[str, str], Any] = {}
@@ -77,10 +79,10 @@ class SqlalchemySqlClient(SqlClient):
             # nested JSON flattens into hundreds of mostly-NULL columns; strict mode refuses such a
             # table by its worst-case row size, although real rows fit (an oversized one still fails)
             self.execute_sql("SET SESSION innodb_strict_mode = OFF")
+            self._use_dataset()
         elif self.family == "postgresql":
             self.execute_sql("SET TIME ZONE 'UTC'")
-            if self.has_dataset():
-                self.execute_sql(f"SET search_path TO {self.render(self.identifier(self.dataset_name))}, public")
+            self._use_dataset()
         elif self.family == "sqlite":
             for dataset in (self.dataset_name, self.config.staging_dataset_name):
                 if self._sqlite_file(dataset).exists():
@@ -131,8 +133,18 @@ class SqlalchemySqlClient(SqlClient):
             self._attach(dataset or self.dataset_name)
             return
         super().create_dataset(dataset)
-        if self.family == "postgresql" and dataset in (None, self.dataset_name):
-            self.execute_sql(f"SET search_path TO {self.render(self.identifier(self.dataset_name))}, public")
+        if dataset in (None, self.dataset_name):
+            self._use_dataset()
+
+    def _use_dataset(self) -> None:
+        """Unqualified names resolve to the dataset once it exists."""
+        if not self.has_dataset():
+            return
+        name = self.render(self.identifier(self.dataset_name))
+        if self.family == "mysql":
+            self.execute_sql(f"USE {name}")
+        elif self.family == "postgresql":
+            self.execute_sql(f"SET search_path TO {name}, public")
 
     def drop_dataset(self, dataset: str | None = None) -> None:
         name = dataset or self.dataset_name
@@ -158,11 +170,25 @@ class SqlalchemySqlClient(SqlClient):
         inspector = sqlalchemy.inspect(self.native_connection)
         out: dict[str, list[tuple[Any, ...]]] = {}
         existing = set(inspector.get_table_names(schema=dataset))
+        json_columns = self._mariadb_json_columns(dataset) if self.family == "mysql" else set()
         for table in table_names:
             if table in existing:
-                out[table] = [(c["name"], c["type"], None, None, c.get("nullable", True))
+                out[table] = [(c["name"], sqlalchemy.JSON() if (table, c["name"]) in json_columns else c["type"],
+                               None, None, c.get("nullable", True))
                               for c in inspector.get_columns(table, schema=dataset)]
         return out
+
+    def _mariadb_json_columns(self, dataset: str) -> set[tuple[str, str]]:
+        """MariaDB's JSON is LONGTEXT plus a json_valid() check: reflection sees only the LONGTEXT."""
+        rows = self.execute_sql(
+            "SELECT table_name, check_clause FROM information_schema.check_constraints "
+            f"WHERE constraint_schema = {self.placeholder()}", dataset) or []
+        found = set()
+        for table, clause in rows:
+            match = JSON_CHECK.search(clause or "")
+            if match:
+                found.add((table, match.group(1)))
+        return found
 
     # -- errors ------------------------------------------------------------------------------
     @staticmethod

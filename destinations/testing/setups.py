@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 POSTGRES_URL = os.environ.get("LOADBAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 """The PostgreSQL server the built-in ``postgres`` setup (and tests/e2e/test_postgres*.py) use."""
+MARIADB_URL = os.environ.get("LOADBAY_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
+"""The MariaDB server the built-in ``mariadb`` setup (the SQLAlchemy destination) uses."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 """Under CI every server must be reachable: an unreachable one fails the tests instead of skipping them."""
 
@@ -113,6 +115,9 @@ class DestinationSetup:
 SETUPS: dict[str, DestinationSetup] = {
     "duckdb": DestinationSetup("duckdb", in_tmp("{tmp_path}/{pipeline_name}.duckdb")),
     "postgres": DestinationSetup("postgres", POSTGRES_URL, probe=probe_postgres),
+    "sqlite": DestinationSetup("sqlalchemy", in_tmp("sqlite:///{tmp_path}/{pipeline_name}.db")),
+    "mariadb": DestinationSetup("sqlalchemy", MARIADB_URL,
+                                probe=tcp_probe(MARIADB_URL, hint="set LOADBAY_TEST_MARIADB")),
 }
 """Built-in setups, by the name test ids show. Adding a destination to the repo's own test run is one line."""
 

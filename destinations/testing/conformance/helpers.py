@@ -70,6 +70,11 @@ def require_replace_strategy(p: loadbay.Pipeline, strategy: str) -> None:
                     f"(supported: {supported})")
 
 
+def wide_int_type(p: loadbay.Pipeline, value: int) -> str:
+    """Where an integer beyond 64 bits lands: decimal up to the destination's precision, text past it."""
+    return "decimal" if len(str(abs(value))) <= p.capabilities.max_decimal_precision else "text"
+
+
 # -- SQL -----------------------------------------------------------------------------------------
 def ident(p: loadbay.Pipeline, name: str) -> str:
     """``name`` quoted the way the destination quotes identifiers (no connection needed)."""
