@@ -76,3 +76,7 @@ def test_secrets_example_resolves(isolated_env: Path) -> None:
     assert (named.credentials.host, named.credentials.sslmode) == ("db.internal", "require")
     duck = loadbay.destination("duckdb").configuration("p", "raw")
     assert duck.credentials.database == "/data/lake.duckdb"
+    sa = loadbay.destination("sqlalchemy").configuration("p", "raw")
+    assert (sa.credentials.drivername, sa.credentials.database) == ("mysql+pymysql", "dwh")
+    assert sa.engine_args == {"pool_size": 5, "pool_pre_ping": True}
+    assert "change-me" not in sa.credentials.location()
