@@ -25,6 +25,7 @@ from common.exceptions import (LoadbayError, DestinationError, DestinationTermin
 from destinations.postgres.sql_client import PostgresSqlClient
 from destinations.testing.conformance.helpers import count, query, run_ok
 from destinations.testing.setups import POSTGRES_URL, require_server
+from tests.e2e.pg_helpers import drop_schemas
 
 MAX_IDENT = 63
 
@@ -54,13 +55,7 @@ def _raw() -> Any:
 
 
 def _drop_schemas(*names: str) -> None:
-    conn = _raw()
-    try:
-        with conn.cursor() as cur:
-            for name in names:
-                cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        conn.close()
+    drop_schemas(*names)
 
 
 @pytest.fixture

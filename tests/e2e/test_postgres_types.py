@@ -21,6 +21,7 @@ import pytest
 import loadbay
 from destinations.testing.conformance.helpers import as_utc, count, load_sample, query, run_ok
 from destinations.testing.setups import POSTGRES_URL, require_server
+from tests.e2e.pg_helpers import drop_schemas
 
 FORMATS = ["csv", "insert_values", "parquet"]
 each_format = pytest.mark.parametrize("file_format", FORMATS)
@@ -41,14 +42,7 @@ def _postgres_server() -> None:
 
 
 def _drop_schemas(*names: str) -> None:
-    conn = psycopg2.connect(POSTGRES_URL)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            for name in names:
-                cur.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        conn.close()
+    drop_schemas(*names)
 
 
 @pytest.fixture
