@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+from psycopg2 import sql as pg_sql
 
 import loadbay
 from common.exceptions import (LoadbayError, DestinationError, DestinationTerminalError, DestinationTransientError,
@@ -147,7 +148,7 @@ def test_permission_denied_is_terminal(pg):
     admin = _raw()
     try:
         with admin.cursor() as cur:
-            cur.execute(f'CREATE ROLE "{role}" LOGIN')
+            cur.execute(pg_sql.SQL("CREATE ROLE {} LOGIN").format(pg_sql.Identifier(role)))
         url = pg_url(username=role, password=None)
         p = pg(dataset_name=owner.dataset_name, credentials=url)
         with p.sql_client() as client:
@@ -157,7 +158,7 @@ def test_permission_denied_is_terminal(pg):
             _expect(client, f"CREATE TABLE {client.quoted('mine')} (a integer)", DestinationTerminalError, "42501")
     finally:
         with admin.cursor() as cur:
-            cur.execute(f'DROP ROLE IF EXISTS "{role}"')
+            cur.execute(pg_sql.SQL("DROP ROLE IF EXISTS {}").format(pg_sql.Identifier(role)))
         admin.close()
 
 
@@ -316,7 +317,7 @@ def test_connection_limit_reached_is_transient(pg):
     holder = None
     try:
         with admin.cursor() as cur:
-            cur.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
+            cur.execute(pg_sql.SQL("CREATE ROLE {} LOGIN CONNECTION LIMIT 1").format(pg_sql.Identifier(role)))
         url = pg_url(username=role, password=None)
         holder = psycopg2.connect(url)  # the role's only connection slot is taken
         p = pg(credentials=url)
@@ -333,7 +334,7 @@ def test_connection_limit_reached_is_transient(pg):
         if holder is not None:
             holder.close()
         with admin.cursor() as cur:
-            cur.execute(f'DROP ROLE IF EXISTS "{role}"')
+            cur.execute(pg_sql.SQL("DROP ROLE IF EXISTS {}").format(pg_sql.Identifier(role)))
         admin.close()
 
 

@@ -1,0 +1,167 @@
+"""Fixtures and helpers shared by tests/e2e/test_sqlalchemy*.py: SQLAlchemy pipelines on a real SQLite
+file and on the real MariaDB server, each on its own dataset that is dropped after the test.
+
+Test modules import the fixtures they use by name (pytest finds fixtures in a module's namespace).
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import loadbay
+from destinations.testing.setups import MARIADB_URL, require_server
+
+BACKENDS = ["sqlite", "mariadb"]
+SYSTEM_TABLES = {"_lb_loads", "_lb_version", "_lb_pipeline_state"}
+
+
+def maria_url(**changes: Any) -> str:
+    """MARIADB_URL with some parts changed (username, password, port, database ...), password kept visible."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(MARIADB_URL)
+    if changes:
+        url = url.set(**changes)
+    return url.render_as_string(hide_password=False)
+
+
+def maria_raw(autocommit: bool = True, **kwargs: Any) -> Any:
+    """A pymysql connection of the test itself (not loadbay's)."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(MARIADB_URL)
+    return pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
+                           database=url.database, autocommit=autocommit, charset="utf8mb4", **kwargs)
+
+
+def drop_maria_databases(*names: str) -> None:
+    conn = maria_raw()
+    try:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nobody listens once the socket closes
+
+
+def sqlite_url(tmp_path: Path, name: str = "main") -> str:
+    return f"sqlite:///{(tmp_path / f'{name}.db').as_posix()}"
+
+
+def new_dataset() -> str:
+    return f"ds_{uuid.uuid4().hex[:12]}"
+
+
+PipelineFactory = Callable[..., loadbay.Pipeline]
+DEFAULT: Any = object()
+"""``credentials=DEFAULT``: the backend's own URL; ``credentials=None``: resolved from toml / env."""
+
+
+def _factory(backend: str, tmp_path: Path, made: list[loadbay.Pipeline]) -> PipelineFactory:
+    def make(name: str = "sa_test", dataset_name: str | None = None, credentials: Any = DEFAULT,
+             pipelines_dir: Path | None = None, destination_name: str | None = None,
+             **settings: Any) -> loadbay.Pipeline:
+        config = {k: settings.pop(k) for k in ("engine_args", "replace_strategy") if k in settings}
+        if credentials is DEFAULT:
+            credentials = sqlite_url(tmp_path, "lite") if backend == "sqlite" else MARIADB_URL
+        destination = loadbay.destination("sqlalchemy", credentials=credentials, destination_name=destination_name,
+                                          **config)
+        settings.setdefault("retry_backoff_seconds", 0.01)
+        p = loadbay.pipeline(name, destination=destination, dataset_name=dataset_name or new_dataset(),
+                             pipelines_dir=pipelines_dir or tmp_path / "pipelines" / name, **settings)
+        made.append(p)
+        return p
+
+    return make
+
+
+def _drop(backend: str, made: list[loadbay.Pipeline]) -> None:
+    if backend == "mariadb":
+        names = {n for p in made for n in (p.dataset_name, p.config.staging_dataset_name)}
+        drop_maria_databases(*sorted(names))
+        return
+    for p in made:  # SQLite: detach and delete the dataset files (they live under tmp_path anyway)
+        try:
+            with p.sql_client() as client:
+                client.drop_dataset(p.dataset_name)
+                client.drop_dataset(p.config.staging_dataset_name)
+        except Exception:  # noqa: BLE001 - a test that broke its credentials on purpose; tmp_path goes anyway
+            pass
+
+
+@pytest.fixture
+def maria(tmp_path: Path) -> Iterator[PipelineFactory]:
+    """``maria(name=..., dataset_name=None, credentials=MARIADB_URL, engine_args=None, **settings)``."""
+    require_server("mariadb")
+    made: list[loadbay.Pipeline] = []
+    yield _factory("mariadb", tmp_path, made)
+    _drop("mariadb", made)
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Iterator[PipelineFactory]:
+    """``lite(name=..., dataset_name=None, credentials=sqlite:///<tmp>/lite.db, engine_args=None, **settings)``."""
+    made: list[loadbay.Pipeline] = []
+    yield _factory("sqlite", tmp_path, made)
+    _drop("sqlite", made)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``mariadb``; MariaDB tests skip (or fail under CI=true) when the server is down."""
+    if request.param == "mariadb":
+        require_server("mariadb")
+    return str(request.param)
+
+
+@pytest.fixture
+def sa(backend: str, tmp_path: Path) -> Iterator[PipelineFactory]:
+    """A pipeline factory on the backend under test (runs once per backend)."""
+    made: list[loadbay.Pipeline] = []
+    yield _factory(backend, tmp_path, made)
+    _drop(backend, made)
+
+
+# -- reading back ------------------------------------------------------------------------------------
+def q(p: loadbay.Pipeline, name: str) -> str:
+    """``name`` quoted for the pipeline's dialect (backticks on MariaDB, double quotes on SQLite)."""
+    client = p.destination.sql_client(p.config)
+    return client.render(client.identifier(name))
+
+
+def rows(p: loadbay.Pipeline, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """``sql`` with ``{t}``-style placeholders already filled; tables qualified by the caller or not at all."""
+    with p.sql_client() as client:
+        return client.execute_sql(sql, *params) or []
+
+
+def tbl(p: loadbay.Pipeline, table: str) -> str:
+    """The dataset-qualified table name (never relies on the session's default database)."""
+    client = p.destination.sql_client(p.config)
+    return client.quoted(table)
+
+
+def n_rows(p: loadbay.Pipeline, table: str) -> int:
+    return int(rows(p, f"SELECT count(*) FROM {tbl(p, table)}")[0][0])
+
+
+def live_tables(p: loadbay.Pipeline) -> set[str]:
+    import sqlalchemy
+
+    with p.sql_client() as client:
+        if not client.has_dataset():
+            return set()
+        return set(sqlalchemy.inspect(client.native_connection).get_table_names(schema=p.dataset_name))
