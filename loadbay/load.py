@@ -57,7 +57,9 @@ class Loader:
         schema = package.schema()
         meta = package.read_meta()
         with self.destination.client(self.config) as client:
-            if client.is_load_completed(package.load_id):  # crashed after commit, before cleanup
+            completed = self._with_retries(client, lambda: client.is_load_completed(package.load_id),
+                                           f"check package {package.load_id}")
+            if completed:  # crashed after commit, before cleanup
                 info = self._info(package, "loaded")
                 self.storage.complete(package, self.archive_completed)
                 return info

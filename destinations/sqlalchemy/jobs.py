@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import itertools
 from collections.abc import Callable, Iterator
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,28 +24,58 @@ if TYPE_CHECKING:
 MAX_BATCH_ROWS = 5000
 
 
-def _decimal_text(value: Any) -> str:
-    return str(value)
-
-
-def _time(value: Any) -> Any:
-    from datetime import time
-
-    return time.fromisoformat(value) if isinstance(value, str) else value
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _expect(kinds: tuple[type, ...], name: str) -> Callable[[Any], Any]:
     """Refuse values of the wrong Python type: SQLite would store text in an INTEGER column."""
     def check(value: Any) -> Any:
         if isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds):
+            if type(value) is int and name == "bigint" and not INT64_MIN <= value <= INT64_MAX:
+                raise ValueError(f"{value} is outside the 64-bit range of a bigint")
             return value
         raise ValueError(f"{value!r:.60} is not a {name}")
 
     return check
 
 
+def _utc(value: Any) -> datetime:
+    """An ISO text (or datetime) as an aware UTC datetime; ValueError when it is not a timestamp."""
+    parsed = parse_datetime(value) if isinstance(value, str) else value
+    if not isinstance(parsed, datetime):
+        raise ValueError(f"{value!r:.60} is not a timestamp")
+    return parsed.astimezone(timezone.utc)
+
+
+def _date(value: Any) -> date:
+    return parse_date(value) if isinstance(value, str) else value
+
+
+def _time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    try:
+        return time.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{value!r:.60} is not a time") from exc
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        result = Decimal(str(value))
+    except ArithmeticError as exc:  # decimal.InvalidOperation is not a ValueError
+        raise ValueError(f"{value!r:.60} is not a decimal") from exc
+    if not result.is_finite():
+        raise ValueError(f"{value!r:.60} is not a finite decimal")
+    return result
+
+
 def param_converter(column: Column, family: str) -> Callable[[Any], Any] | None:
-    """How a value read back from jsonl becomes a bound parameter of the column's type."""
+    """How a value read back from jsonl becomes a bound parameter of the column's type.
+
+    Every converter raises ValueError for a value that does not fit: the job then fails naming the
+    file, line, table and column, whatever the database would have done with it.
+    """
     t = column.data_type
     if t == "bigint":
         return _expect((int,), "bigint")
@@ -52,31 +84,38 @@ def param_converter(column: Column, family: str) -> Callable[[Any], Any] | None:
     if t == "bool":
         return _expect((bool,), "bool")
     if t == "binary":
-        return lambda v: base64.b64decode(v) if isinstance(v, str) else v
+        return lambda v: base64.b64decode(v, validate=True) if isinstance(v, str) else v
     if t == "json":
         return dumps_json
-    if family == "sqlite":  # SQLite keeps dates, times and decimals as text (exact, sortable)
-        return _decimal_text if t == "decimal" else None
+    if family == "sqlite":  # SQLite keeps these as text: canonical forms, so they compare and sort right
+        return {"timestamp": lambda v: _utc(v).isoformat(timespec="microseconds"),
+                "date": lambda v: _date(v).isoformat(), "time": lambda v: _time(v).isoformat(),
+                "decimal": lambda v: str(_decimal(v))}.get(t)
     if t == "timestamp":
         if family == "mysql":  # DATETIME has no time zone: the UTC wall time
-            return lambda v: parse_datetime(v).replace(tzinfo=None) if isinstance(v, str) else v
-        return lambda v: parse_datetime(v) if isinstance(v, str) else v
+            return lambda v: _utc(v).replace(tzinfo=None)
+        return _utc
     if t == "date":
-        return lambda v: parse_date(v) if isinstance(v, str) else v
+        return _date
     if t == "time":
         return _time
     if t == "decimal":
-        from decimal import Decimal
-
-        return lambda v: Decimal(str(v))
+        return _decimal
     return None
+
+
+def _parse(line: bytes, path: Any, number: int) -> dict[str, Any]:
+    try:
+        return orjson.loads(line)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError as exc:
+        raise DestinationTerminalError(f"file {path.name}, line {number}: not a JSON object ({exc})") from exc
 
 
 def _lines(path: Any) -> Iterator[dict[str, Any]]:
     with open(path, "rb") as f:
-        for line in f:
+        for number, line in enumerate(f, start=1):
             if line.strip():
-                yield orjson.loads(line)
+                yield _parse(line, path, number)
 
 
 class ExecutemanyJob(LoadJob):

@@ -84,6 +84,12 @@ class SqlalchemySqlClient(SqlClient):
             self.execute_sql("SET TIME ZONE 'UTC'")
             self._use_dataset()
         elif self.family == "sqlite":
+            # a pooled connection keeps what an earlier client attached: another pipeline's dataset
+            # would answer unqualified names, so only this client's datasets stay attached
+            own = {"main", "temp", self.dataset_name, self.config.staging_dataset_name}
+            for row in self.execute_sql("PRAGMA database_list") or []:
+                if row[1] not in own:
+                    self.execute_sql(f"DETACH DATABASE {self.render(self.identifier(row[1]))}")
             for dataset in (self.dataset_name, self.config.staging_dataset_name):
                 if self._sqlite_file(dataset).exists():
                     self._attach(dataset)
@@ -137,8 +143,12 @@ class SqlalchemySqlClient(SqlClient):
             self._use_dataset()
 
     def _use_dataset(self) -> None:
-        """Unqualified names resolve to the dataset once it exists."""
+        """Unqualified names resolve to the dataset once it exists (on MySQL, until then to the URL's
+        database: a pooled connection would otherwise keep an earlier client's USE)."""
         if not self.has_dataset():
+            default = self.config.credentials.database
+            if self.family == "mysql" and default:
+                self.execute_sql(f"USE {self.render(self.identifier(default))}")
             return
         name = self.render(self.identifier(self.dataset_name))
         if self.family == "mysql":
@@ -205,6 +215,8 @@ class SqlalchemySqlClient(SqlClient):
             return None
         if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
             return DestinationTransientError
+        if isinstance(exc, (sa_exc.PendingRollbackError, sa_exc.ResourceClosedError)):
+            return DestinationTransientError  # the connection broke earlier; a fresh one may work
         orig = getattr(exc, "orig", None)
         if orig is None:
             return DestinationTerminalError

@@ -138,14 +138,7 @@ def test_mariadb_deadlock_is_transient(maria):
             client.execute_sql(f"UPDATE {table} SET v = 1 WHERE id = 1")
             thread = threading.Thread(target=other_side, daemon=True)
             thread.start()
-            deadline = time.monotonic() + 10
-            waiting = False
-            while time.monotonic() < deadline and not waiting:
-                waiting = bool(client.execute_sql(
-                    "SELECT 1 FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' "
-                    f"AND trx_mysql_thread_id = {int(other_id)}"))
-                time.sleep(0.01)
-            assert waiting, "the other session never waited for the row lock"
+            assert _waits_for_lock(other_id), "the other session never waited for the row lock"
             exc = _expect(client, f"UPDATE {table} SET v = 1 WHERE id = 2", DestinationTransientError)
             assert _mysql_code(exc) == 1213
             client.execute_sql("ROLLBACK")
@@ -156,6 +149,23 @@ def test_mariadb_deadlock_is_transient(maria):
             other.close()
         # the client's transaction was rolled back whole; the other one committed
         assert sorted(client.execute_sql(f"SELECT id, v FROM {table}")) == [(1, 20), (2, 2)]
+
+
+def _waits_for_lock(connection_id: int, timeout: float = 10) -> bool:
+    """Whether the connection ``connection_id`` is seen waiting for a row lock (watched from a third one)."""
+    watcher = maria_raw()
+    try:
+        with watcher.cursor() as cur:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                cur.execute("SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT' "
+                            "AND trx_mysql_thread_id = %s", (int(connection_id),))
+                if cur.fetchone()[0]:
+                    return True
+                time.sleep(0.01)
+            return False
+    finally:
+        watcher.close()
 
 
 def _kill(connection_id: int) -> None:
@@ -184,8 +194,6 @@ def test_mariadb_killed_connection_is_transient_and_reconnect_recovers(maria):
         assert client.execute_sql("SELECT @@session.time_zone, DATABASE()") == [("+00:00", p.dataset_name)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after a lost connection SQLAlchemy raises PendingRollbackError "
-                                       "(no .orig) on the next statement and classify() calls it terminal")
 def test_mariadb_dead_connection_keeps_failing_transiently_until_reconnect(maria):
     p = maria()
     with p.sql_client() as client:
