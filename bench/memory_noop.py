@@ -7,11 +7,9 @@ Usage: ``python bench/memory_noop.py [rows ...]`` (default 200,000 and 2,000,000
 
 from __future__ import annotations
 
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 CHILD = """

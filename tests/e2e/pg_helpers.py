@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from destinations.testing.setups import POSTGRES_URL
+import pytest
+
+import loadbay
+from destinations.testing.conformance.helpers import query
+from destinations.testing.setups import POSTGRES_URL, require_server
 
 
 def raw_connection(url: str = POSTGRES_URL, **kwargs: Any) -> Any:
@@ -27,3 +34,82 @@ def drop_schemas(*names: str) -> None:
                 cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
     finally:
         conn.close()
+
+
+MAX_IDENT = 63
+
+
+def pg_url(query: dict[str, str] | None = None, **changes: Any) -> str:
+    """POSTGRES_URL with some parts changed (username, password, port, database, query options)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES_URL)
+    if changes:
+        url = url.set(**changes)
+    if query:
+        url = url.update_query_dict(query)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(autouse=True)
+def postgres_server() -> None:
+    """Every PostgreSQL test needs the server: skip with the reason, or fail under CI=true."""
+    require_server("postgres")
+
+
+def _raw() -> Any:
+    """A psycopg2 connection of the test itself (not loadbay's), in autocommit."""
+    return raw_connection(application_name="loadbay_tests")
+
+
+def _drop_schemas(*names: str) -> None:
+    drop_schemas(*names)
+
+
+@pytest.fixture
+def pg(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
+    """``pg(name=..., dataset_name=None, upsert_syntax=None, credentials=POSTGRES_URL, pipelines_dir=None,
+    **settings)``: a postgres pipeline on a fresh dataset, dropped with its staging twin afterwards."""
+    datasets: list[str] = []
+
+    def make(name: str = "pg_test", dataset_name: str | None = None, upsert_syntax: str | None = None,
+             credentials: str = POSTGRES_URL, pipelines_dir: Path | None = None, **settings: Any) -> loadbay.Pipeline:
+        dataset = dataset_name or f"ds_{uuid.uuid4().hex[:12]}"
+        config = {"upsert_syntax": upsert_syntax} if upsert_syntax else {}
+        destination = loadbay.destination("postgres", credentials=credentials, **config)
+        settings.setdefault("retry_backoff_seconds", 0.01)
+        p = loadbay.pipeline(name, destination=destination, dataset_name=dataset,
+                             pipelines_dir=pipelines_dir or tmp_path / "p", **settings)
+        datasets.append(p.dataset_name)
+        return p
+
+    yield make
+    for dataset in set(datasets):
+        _drop_schemas(dataset, dataset + "_staging")
+
+
+def live_columns(p: loadbay.Pipeline, table: str, schema: str | None = None) -> dict[str, tuple[Any, ...]]:
+    """column → (data_type, character_maximum_length, numeric_precision, numeric_scale, datetime_precision)."""
+    rows = query(p, "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, "
+                    "datetime_precision FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+                    "ORDER BY ordinal_position", schema or p.dataset_name, table)
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def live_tables(p: loadbay.Pipeline, schema: str | None = None) -> set[str]:
+    return {r[0] for r in query(p, "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                                 schema or p.dataset_name)}
+
+
+def make_url_password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).password  # type: ignore[return-value]
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nobody listens once the socket closes
