@@ -93,11 +93,20 @@ class LoadFileWriter:
 
 
 class JsonlWriter(LoadFileWriter):
-    """One JSON object per line, written by orjson; nested json values stay nested objects."""
+    """One JSON object per line, written by orjson; nested json values stay nested objects.
+
+    JSON has no NaN or Infinity (orjson writes null): such floats are written as the strings
+    "NaN", "Infinity" and "-Infinity", which the readers cast back into the double column.
+    """
 
     file_format = "jsonl"
 
+    def write_header(self) -> None:
+        self._double_columns = [c.name for c in self.columns if c.data_type == "double"]
+
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        if self._double_columns:
+            rows = _spell_non_finite(rows, self._double_columns)
         # one write per row: keeping a list of encoded rows alive costs ~5x more in allocation
         write = self._file.write
         dumps = orjson.dumps
@@ -109,6 +118,29 @@ class JsonlWriter(LoadFileWriter):
             except orjson.JSONEncodeError:  # an int beyond 64 bits inside a json value
                 write(json.dumps(row, default=_json_default, ensure_ascii=False).encode() + b"\n")
         self.row_count += len(rows)
+
+
+NON_FINITE_TEXT = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _spell_non_finite(rows: Sequence[dict[str, Any]], columns: list[str]) -> Sequence[dict[str, Any]]:
+    """Rows with NaN/±inf in a double column spelled as text; a C-level sum finds them, so the
+    common batch without any costs one pass per double column and no copies."""
+    get = dict.get
+    suspects = [name for name in columns
+                if not math.isfinite(sum(map(get, rows, repeat(name), repeat(0.0))))]
+    if not suspects:
+        return rows
+    out = []
+    for row in rows:
+        fixed = None
+        for name in suspects:
+            value = row.get(name)
+            if isinstance(value, float) and not math.isfinite(value):
+                fixed = fixed or dict(row)
+                fixed[name] = "NaN" if value != value else NON_FINITE_TEXT[value]
+        out.append(fixed or row)
+    return out
 
 
 class _CsvNull(int):
