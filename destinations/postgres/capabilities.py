@@ -5,8 +5,8 @@ from __future__ import annotations
 from common.capabilities import DEFAULTS
 
 capabilities = DEFAULTS.with_(
-    preferred_loader_file_format="csv",
-    supported_loader_file_formats=("csv", "insert_values", "parquet"),
+    preferred_loader_file_format="jsonl",
+    supported_loader_file_formats=("jsonl", "csv", "insert_values", "parquet"),
     escape_identifier_case="lower",
     max_identifier_length=63,
     max_query_length=32 * 1024 * 1024,

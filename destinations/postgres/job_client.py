@@ -10,7 +10,7 @@ from common.destination import LoadJob
 from common.schema.types import Column
 from destinations.job_client import SqlJobClient
 from destinations.load_jobs import InsertValuesJob
-from destinations.postgres.jobs import CopyCsvJob, ParquetCopyJob
+from destinations.postgres.jobs import CopyCsvJob, JsonlCopyJob, ParquetCopyJob
 from destinations.type_mapping import DType, TypeMapper
 
 MERGE_SINCE = 150000
@@ -41,7 +41,7 @@ class PostgresTypeMapper(TypeMapper):
 class PostgresJobClient(SqlJobClient):
     type_mapper_class = PostgresTypeMapper
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
-        "csv": CopyCsvJob, "parquet": ParquetCopyJob, "insert_values": InsertValuesJob,
+        "jsonl": JsonlCopyJob, "csv": CopyCsvJob, "parquet": ParquetCopyJob, "insert_values": InsertValuesJob,
     }
 
     def upsert_syntax(self) -> str:

@@ -350,3 +350,19 @@ def test_password_in_url_query_never_shown(pg):
     info = run_ok(p, [{"id": 1}], table_name="t")  # libpq took the password from the query
     for text in (str(info), repr(p.config.credentials), p.config.credentials.location()):
         assert secret not in text, text
+
+
+def test_jsonl_transcode_that_runs_out_of_memory_retries_with_more(pg, monkeypatch, caplog):
+    """The default jsonl path transcodes with DuckDB under a memory cap; a file that needs more is
+    retried with the fallback limit instead of failing the load."""
+    import importlib
+
+    pg_jobs = importlib.import_module("destinations.postgres.jobs")  # the package name is the factory
+    monkeypatch.setattr(pg_jobs, "TRANSCODE_MEMORY", "1MB")  # too little for any file
+    p = pg()
+    rows = [{"id": i, "s": f"row {i}", "f": i / 3} for i in range(2000)]
+    with caplog.at_level(logging.WARNING, logger="destinations.postgres.jobs"):
+        run_ok(p, rows, table_name="t")
+    assert count(p, "t") == 2000
+    assert query(p, "SELECT sum(id) FROM t") == [(sum(range(2000)),)]
+    assert any("retrying with 1GB" in r.getMessage() for r in caplog.records)

@@ -23,7 +23,7 @@ from destinations.testing.conformance.helpers import as_utc, count, load_sample,
 from destinations.testing.setups import POSTGRES_URL, require_server
 from tests.e2e.pg_helpers import drop_schemas
 
-FORMATS = ["csv", "insert_values", "parquet"]
+FORMATS = ["jsonl", "csv", "insert_values", "parquet"]
 each_format = pytest.mark.parametrize("file_format", FORMATS)
 SYSTEM = {"_lb_loads", "_lb_version", "_lb_pipeline_state"}
 
@@ -378,10 +378,7 @@ def test_string_longer_than_a_varchar_hint_is_kept(pg, file_format):
     assert [(r[0], [v for v in r[1:] if v is not None]) for r in rows] == [(1, ["abc"]), (2, ["abcdefgh"])]
 
 
-@pytest.mark.parametrize("file_format", [
-    "csv", "insert_values",
-    "parquet",
-])
+@each_format
 def test_decimal_hint_overflow_is_the_same_in_every_format(pg, file_format):
     p = pg()
     rows = [{"id": 1, "amount": Decimal("1.5")}, {"id": 2, "amount": Decimal("1234567.1")},
