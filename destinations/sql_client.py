@@ -195,7 +195,8 @@ class SqlClient(ABC):
         self.execute_sql(exp.Drop(kind="SCHEMA", tables=[exp.Table(db=name)], exists=True, cascade=True))
 
     def placeholder(self) -> str:
-        return {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": "$1"}[self.dbapi_paramstyle]
+        """The positional parameter marker of the driver (named styles are not used by loadbay)."""
+        return {"qmark": "?", "format": "%s", "pyformat": "%s"}[self.dbapi_paramstyle]
 
     def table_columns(self, table_names: Sequence[str], staging: bool = False) -> dict[str, list[tuple[Any, ...]]]:
         """Live columns per table: (name, data_type, precision, scale, is_nullable) from INFORMATION_SCHEMA."""

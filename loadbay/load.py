@@ -60,7 +60,7 @@ class Loader:
             completed = self._with_retries(client, lambda: client.is_load_completed(package.load_id),
                                            f"check package {package.load_id}")
             if completed:  # crashed after commit, before cleanup
-                info = self._info(package, "loaded")
+                info = self.describe(package, "loaded")
                 self.storage.complete(package, self.archive_completed)
                 return info
             tables = self._tables(package, schema, meta)
@@ -68,13 +68,13 @@ class Loader:
             for job in package.jobs("started_jobs"):  # a crashed run left it mid-flight: run it again
                 package.retry_job(job)
             if package.jobs("failed_jobs"):
-                return self._info(package, "failed")
+                return self.describe(package, "failed")
             self._run_jobs(client, package, schema)
             if package.jobs("failed_jobs"):
-                return self._info(package, "failed")
+                return self.describe(package, "failed")
             self._with_retries(client, lambda: client.complete_load(package.load_id, schema, tables, self.state),
                                f"complete package {package.load_id}")
-        info = self._info(package, "loaded")
+        info = self.describe(package, "loaded")
         self.storage.complete(package, self.archive_completed)
         return info
 
@@ -169,10 +169,7 @@ class Loader:
                     logger.warning("%s: reconnect failed: %s", what, reconnect_exc)
 
     def describe(self, package: LoadPackage, state: str) -> LoadPackageInfo:
-        """What is on disk for ``package``, without loading it."""
-        return self._info(package, state)
-
-    def _info(self, package: LoadPackage, state: str) -> LoadPackageInfo:
+        """What is on disk for ``package`` (its jobs by state, rows, errors), without loading it."""
         rows = package.read_meta().get("rows", {})
         jobs = []
         for job_state, files in package.all_jobs().items():

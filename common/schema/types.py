@@ -89,10 +89,6 @@ class Table:
     def columns_with(self, hint: str) -> list[Column]:
         return [c for c in self.columns.values() if getattr(c, hint)]
 
-    @property
-    def data_columns(self) -> list[Column]:
-        return list(self.columns.values())
-
 
 @dataclass
 class Schema:

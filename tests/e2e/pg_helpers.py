@@ -12,6 +12,7 @@ import pytest
 import loadbay
 from destinations.testing.conformance.helpers import query
 from destinations.testing.setups import POSTGRES_URL, require_server
+from tests.e2e.support import closed_port as _closed_port  # noqa: F401 - re-exported
 
 
 def raw_connection(url: str = POSTGRES_URL, **kwargs: Any) -> Any:
@@ -105,11 +106,3 @@ def make_url_password(url: str) -> str | None:
     from sqlalchemy.engine import make_url
 
     return make_url(url).password  # type: ignore[return-value]
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nobody listens once the socket closes

@@ -6,7 +6,6 @@ Test modules import the fixtures they use by name (pytest finds fixtures in a mo
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 import loadbay
 from destinations.testing.setups import MARIADB_URL, require_server
+from tests.e2e.support import closed_port  # noqa: F401 - re-exported
 
 BACKENDS = ["sqlite", "mariadb"]
 SYSTEM_TABLES = {"_lb_loads", "_lb_version", "_lb_pipeline_state"}
@@ -49,12 +49,6 @@ def drop_maria_databases(*names: str) -> None:
                 cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         conn.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nobody listens once the socket closes
 
 
 def sqlite_url(tmp_path: Path, name: str = "main") -> str:

@@ -18,6 +18,7 @@ from destinations.testing.conformance.helpers import count, query, run_ok
 from destinations.testing.setups import POSTGRES_URL
 from tests.e2e.pg_helpers import (MAX_IDENT, _closed_port, make_url_password, live_columns, live_tables, pg_url)
 from tests.e2e.pg_helpers import pg, postgres_server  # noqa: F401 - fixtures
+from tests.e2e.support import exception_chain
 
 
 # -- 5. long identifiers ----------------------------------------------------------------------------
@@ -329,10 +330,7 @@ def test_password_never_shown(pg, caplog):
     closed = pg(credentials=pg_url(password=secret, host="127.0.0.1", port=port))
     with pytest.raises(LoadbayError) as err:
         closed.run([{"id": 1}], table_name="t")
-    chain, exc = [], err.value
-    while exc is not None:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
+    chain = exception_chain(err.value)
     assert any(isinstance(e, DestinationTransientError) for e in chain), chain
     texts = [str(e) for e in chain] + [repr(e) for e in chain] + [closed.config.credentials.location()]
     texts += [r.getMessage() for r in caplog.records]

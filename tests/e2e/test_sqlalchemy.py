@@ -27,6 +27,7 @@ from destinations.testing.setups import MARIADB_URL
 from tests.e2e.sqlalchemy_support import (SYSTEM_TABLES, backend, closed_port, drop_maria_databases,  # noqa: F401
                                           lite, live_tables, maria, maria_raw, maria_url, n_rows, new_dataset, q,
                                           rows, sa, sqlite_url, tbl)
+from tests.e2e.support import exception_chain
 
 
 def _write_toml(name: str, text: str) -> Path:
@@ -303,10 +304,7 @@ def test_mariadb_password_in_url_is_used_and_never_shown(maria, password_user, c
     closed = maria(credentials=maria_url(username=user, password=secret, host="127.0.0.1", port=closed_port()))
     with pytest.raises(LoadbayError) as err:
         closed.run([{"id": 1}], table_name="t")
-    chain, exc = [], err.value
-    while exc is not None:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
+    chain = exception_chain(err.value)
     assert any(isinstance(e, DestinationTransientError) for e in chain), chain
     texts = [str(e) for e in chain] + [repr(e) for e in chain] + [r.getMessage() for r in caplog.records]
     for text in texts:

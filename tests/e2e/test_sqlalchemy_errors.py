@@ -22,6 +22,7 @@ from common.exceptions import (DestinationError, DestinationTerminalError, Desti
                                DestinationUndefinedRelation, LoadbayError)
 from destinations.sqlalchemy.sql_client import SqlalchemySqlClient
 from tests.e2e.sqlalchemy_support import closed_port, lite, maria, maria_raw, maria_url, n_rows, tbl  # noqa: F401
+from tests.e2e.support import exception_chain
 
 
 def _expect(client: Any, sql: str, cls: type[DestinationError]) -> DestinationError:
@@ -280,10 +281,7 @@ def test_mariadb_closed_port_is_transient(maria):
     # a run through the loader retries and then gives up, keeping the package on disk
     with pytest.raises(LoadbayError) as run_err:
         p.run([{"id": 1}], table_name="t")
-    chain, exc = [], run_err.value
-    while exc is not None:
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__
+    chain = exception_chain(run_err.value)
     assert any(isinstance(e, DestinationTransientError) for e in chain), chain
 
 
