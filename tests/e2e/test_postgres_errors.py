@@ -242,6 +242,7 @@ def test_connection_limit_reached_is_transient(pg):
                 pass
         assert "too many connections" in str(err.value)
         holder.close()
+        _wait_for_no_backends(admin, role)  # a backend leaves a moment after its client hangs up
         with p.sql_client() as client:  # the slot is free again: retrying was the right call
             assert client.execute_sql("SELECT current_user") == [(role,)]
         # SQLSTATE 53300 (too_many_connections): classify's own class table calls class 53 transient
@@ -252,6 +253,17 @@ def test_connection_limit_reached_is_transient(pg):
         with admin.cursor() as cur:
             cur.execute(pg_sql.SQL("DROP ROLE IF EXISTS {}").format(pg_sql.Identifier(role)))
         admin.close()
+
+
+def _wait_for_no_backends(admin: Any, role: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with admin.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,))
+            if cur.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"role {role}'s backend did not exit within {timeout}s")
 
 
 def test_no_server_on_a_host_whose_name_contains_role_is_transient(pg, tmp_path):
