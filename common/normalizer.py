@@ -20,6 +20,7 @@ from common.schema import naming
 from common.schema.contracts import SchemaContract
 from common.schema.inference import (IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for,
                                      infer_data_type)
+from common.normalizer_batch import normalize_batch
 from common.schema.types import (LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema,
                                  Table)
 
@@ -68,6 +69,11 @@ class RelationalNormalizer:
         self._id_prefix = os.urandom(6).hex()
         self.new_columns: dict[str, list[str]] = {}
         self._pending: dict[str, dict[str, dict[str, Any]]] = {}  # hints of columns not yet typed
+
+    @property
+    def id_prefix(self) -> str:
+        """Hex digits every ``_lb_id`` this normalizer makes starts with: its rows can be found again."""
+        return self._id_prefix
 
     # -- tables and hints -------------------------------------------------------------------------
 
@@ -172,12 +178,15 @@ class RelationalNormalizer:
         load_id = self.load_id
         passthrough = state.passthrough
         ids, prefix = self._ids, self._id_prefix
+        if type(items) is list:  # the common case: nothing new in the batch, checked a column at a time
+            batch = normalize_batch(self, state, items)
+            if batch is not None:
+                return batch
         for item in items:
             if type(item) is not dict:
                 item = dict(item) if hasattr(item, "keys") else {"value": item}
-            passed = _passes(passthrough, item)
-            if passed:
-                row = dict(item) if passed is _CLEAN else {k: v for k, v in item.items() if v is not None}
+            if _passes(passthrough, item):
+                row = dict(item)
                 row[LOAD_ID] = load_id
                 row[ROW_ID] = f"{prefix}{next(ids):012x}"
                 rows.append(row)
@@ -201,6 +210,14 @@ class RelationalNormalizer:
     def _new_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):012x}"  # fixed width: sorts in load order
 
+    def new_ids(self, n: int) -> list[str]:
+        """``n`` fresh row ids at once, the same as ``n`` calls of ``_new_id``."""
+        return list(map(f"{self._id_prefix}%012x".__mod__, itertools.islice(self._ids, n)))
+
+    def known_state(self, table_name: str) -> _TableState | None:
+        """The caches of a table this normalizer has already seen rows of."""
+        return self._states.get(table_name)
+
     def _children(self, parent: _TableState, field: str, values: list[Any], parent_id: str,
                   root_id: str, out: Rows) -> None:
         child_name = parent.child_tables.get(field)
@@ -214,9 +231,8 @@ class RelationalNormalizer:
             row: dict[str, Any] = {PARENT_ID: parent_id, LIST_IDX: idx, ROOT_ID: root_id, ROW_ID: row_id}
             t = type(value)
             if t is dict:
-                passed = _passes(passthrough, value)
-                if passed:
-                    row.update(value if passed is _CLEAN else {k: v for k, v in value.items() if v is not None})
+                if _passes(passthrough, value):
+                    row.update(value)
                     rows.append(row)
                     continue
                 grandchildren: list[tuple[str, list[Any]]] = []
@@ -355,21 +371,15 @@ class RelationalNormalizer:
         self._scalar(state, vname, vname, "", value, row)
 
 
-_CLEAN, _HAS_NULLS = 1, 2  # truthy results of _passes
-
-
-def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> int:
-    """Whether every value of ``item`` goes into its row unchanged, under its own key: 0 if not,
-    _HAS_NULLS if some values are None (rows never carry None: a missing key is NULL), else _CLEAN."""
-    result = _CLEAN
+def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> bool:
+    """Whether every value of ``item`` goes into its row unchanged, under its own key (a None
+    value too: rows may carry None, which means NULL like a missing key)."""
     for key, value in item.items():
         t = type(value)
         types = passthrough.get(key)
         if types is None or t not in types or (t is int and not INT64_MIN <= value <= INT64_MAX):
-            return 0
-        if value is None:
-            result = _HAS_NULLS
-    return result
+            return False
+    return True
 
 
 def _column(d: dict[str, Any]) -> Column:

@@ -127,8 +127,8 @@ def _spell_non_finite(rows: Sequence[dict[str, Any]], columns: list[str]) -> Seq
     """Rows with NaN/±inf in a double column spelled as text; a C-level sum finds them, so the
     common batch without any costs one pass per double column and no copies."""
     get = dict.get
-    suspects = [name for name in columns
-                if not math.isfinite(sum(map(get, rows, repeat(name), repeat(0.0))))]
+    suspects = [name for name in columns  # filter(None, ...) drops None values (NULLs) and zeros
+                if not math.isfinite(sum(filter(None, map(get, rows, repeat(name), repeat(0.0)))))]
     if not suspects:
         return rows
     out = []
