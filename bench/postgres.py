@@ -17,7 +17,11 @@ generator to its return. The flat loadbay run happens in a child process, so its
 pipeline's own. Every table is checked (row counts and checksums) against what the generators
 made; a mismatch exits non-zero. All schemas the run made are dropped at the end.
 
-Usage: ``python bench/postgres.py [--scale 1.0] [--profile]``; the server comes from
+Every step runs ``--rounds`` times (default 3; a CHECKPOINT before each timed step) and the
+medians are reported, with each round's ratio: on a shared 2-core machine one round can be 30%
+off either way.
+
+Usage: ``python bench/postgres.py [--scale 1.0] [--rounds 3] [--profile]``; the server comes from
 ``LOADBAY_BENCH_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/test``). ``--profile``
 runs the loadbay parts under cProfile (main thread only: parallel load jobs show up as waits)
 and prints the top 15 functions by tottime; its timings include the profiler's overhead.
@@ -33,6 +37,8 @@ import os
 import random
 import re
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,17 +70,26 @@ TAGS = ("new", "gift", "promo", "repeat", "bulk", "express", "returned", "vip")
 # -- data ------------------------------------------------------------------------------------------
 
 
-def event(i: int, amount: float) -> dict[str, Any]:
-    """One flat row; everything but ``amount`` follows from ``i``, so an update can repeat it."""
+NAMES = tuple(f"user {k}" for k in range(5000))
+SECOND = dt.timedelta(seconds=1)
+
+
+def event(i: int, amount: float, created_at: dt.datetime | None = None) -> dict[str, Any]:
+    """One flat row; everything but ``amount`` follows from ``i``, so an update can repeat it.
+    ``created_at`` (BASE + i seconds) may be passed in by a caller that steps it along cheaply."""
     return {"id": i, "user_id": (i * 2654435761) % 100_000 + 1, "amount": amount, "is_ok": i % 3 == 0,
-            "created_at": BASE + dt.timedelta(seconds=i), "name": None if i % 7 == 0 else f"user {i % 5000}",
-            "kind": KINDS[i % 4]}
+            "created_at": BASE + SECOND * i if created_at is None else created_at,
+            "name": None if i % 7 == 0 else NAMES[i % 5000], "kind": KINDS[i % 4]}
 
 
 def flat_rows(n: int) -> Iterator[dict[str, Any]]:
-    r = random.Random(42)
+    """The generator is benchmark overhead counted in loadbay's time, so it is kept cheap: names
+    come from a table and each timestamp is the previous one plus a second (the same values)."""
+    random_ = random.Random(42).random
+    created_at = BASE
     for i in range(n):
-        yield event(i, round(r.random() * 1000, 2))
+        yield event(i, round(random_() * 1000, 2), created_at)
+        created_at += SECOND
 
 
 def updated_ids(n: int) -> list[int]:
@@ -92,8 +107,12 @@ def merge_rows(n: int, updated: list[int]) -> Iterator[dict[str, Any]]:
 
 
 def nested_rows(n: int) -> Iterator[dict[str, Any]]:
-    r = random.Random(1234)
-    randrange, random_ = r.randrange, r.random
+    """Kept cheap like flat_rows: ``random()`` scaled to an int costs a third of ``randrange``."""
+    random_ = random.Random(1234).random
+
+    def randrange(start: int, stop: int | None = None) -> int:
+        return int(random_() * start) if stop is None else start + int(random_() * (stop - start))
+
     for i in range(n):
         yield {
             "id": i, "user_id": (i * 2654435761) % 100_000 + 1, "amount": round(random_() * 1000, 2),
@@ -396,9 +415,140 @@ class Report:
             self.failures.append(f"{what}: LoadInfo row counts {got}, expected {expected}")
 
 
+class Round:
+    """Seconds of one round of every timed step, plus what the loadbay runs reported."""
+
+    def __init__(self) -> None:
+        self.copy: dict[str, float] = {}
+        self.loadbay: dict[str, float] = {}
+        self.timings: dict[str, dict[str, float]] = {}
+        self.first_merge_load = 0.0
+        self.peak_mib = 0.0
+
+
+def checkpoint(conn: Any) -> None:
+    """Flush dirty buffers before a timed step, so it does not pay for the writes of the one before."""
+    execute(conn, "CHECKPOINT")
+
+
+def run_round(conn: Any, url: str, work: Path, data: dict[str, Any], report: Report, profiles: list[str] | None,
+              profile: bool) -> Round:
+    """COPY baselines, then the three loadbay scenarios, each into fresh schemas; verifies every table."""
+    n_flat, n_nested, updated = data["n_flat"], data["n_nested"], data["updated"]
+    flat_csv, merge_csv, nested_paths = data["flat_csv"], data["merge_csv"], data["nested_paths"]
+    flat_s, merged_s, nested_s, n_batch = data["flat_s"], data["merged_s"], data["nested_s"], data["n_batch"]
+    drop_schemas(conn, data["schemas"])
+    pipelines = work / "pipelines"
+    shutil.rmtree(pipelines, ignore_errors=True)
+    r = Round()
+
+    # -- baseline: COPY (and upsert) -------------------------------------------------------------
+    execute(conn, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(COPY_SCHEMA)))
+    create_table(conn, COPY_SCHEMA, FLAT_TABLE, FLAT_COLUMNS)
+    checkpoint(conn)
+    started = time.perf_counter()
+    copy_csv(conn, COPY_SCHEMA, FLAT_TABLE, FLAT_COLUMNS, flat_csv)
+    r.copy["flat"] = time.perf_counter() - started
+    report.verify("COPY flat", flat_check(conn, COPY_SCHEMA, FLAT_TABLE), flat_expected(flat_s), FLAT_CHECK_NAMES)
+
+    for table, columns in NESTED_COLUMNS.items():
+        create_table(conn, COPY_SCHEMA, table, columns)
+    checkpoint(conn)
+    started = time.perf_counter()
+    for table, columns in NESTED_COLUMNS.items():
+        copy_csv(conn, COPY_SCHEMA, table, columns, nested_paths[table])
+    r.copy["nested"] = time.perf_counter() - started
+    report.verify("COPY nested", nested_check(conn, COPY_SCHEMA), nested_expected(nested_s), NESTED_CHECK_NAMES)
+
+    merged, staging = "events_merged", "events_merge_staging"
+    create_table(conn, COPY_SCHEMA, merged, FLAT_COLUMNS, primary_key="id")
+    copy_csv(conn, COPY_SCHEMA, merged, FLAT_COLUMNS, flat_csv)  # the pre-loaded table (untimed)
+    create_table(conn, COPY_SCHEMA, staging, FLAT_COLUMNS)
+    names = [name for name, _ in FLAT_COLUMNS]
+    upsert = sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} ON CONFLICT ({pk}) DO UPDATE SET {sets}").format(
+        t=qualified(COPY_SCHEMA, merged), s=qualified(COPY_SCHEMA, staging),
+        cols=sql.SQL(", ").join(map(sql.Identifier, names)), pk=sql.Identifier("id"),
+        sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+                                for c in names if c != "id"))
+    checkpoint(conn)
+    started = time.perf_counter()
+    copy_csv(conn, COPY_SCHEMA, staging, FLAT_COLUMNS, merge_csv)
+    execute(conn, upsert)
+    r.copy["merge"] = time.perf_counter() - started
+    report.verify("COPY + upsert merge", flat_check(conn, COPY_SCHEMA, merged), flat_expected(merged_s),
+                  FLAT_CHECK_NAMES)
+
+    # -- loadbay ---------------------------------------------------------------------------------
+    # flat append, in a child process: its peak RSS is the pipeline's own
+    checkpoint(conn)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child-flat", str(n_flat),
+           str(pipelines), DATASETS["flat"], url] + (["--profile"] if profile else [])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"the loadbay flat append child failed:\n{out.stderr}")
+    *child_text, result_line = out.stdout.rstrip("\n").split("\n")
+    child = json.loads(result_line)
+    if profiles is not None:
+        profiles.append("\n".join(child_text))
+    r.loadbay["flat"], r.timings["flat"], r.peak_mib = child["seconds"], child["timings"], child["peak_mib"]
+    report.verify_counts("loadbay flat", child["row_counts"], {FLAT_TABLE: n_flat})
+    report.verify("loadbay flat", flat_check(conn, DATASETS["flat"], FLAT_TABLE), flat_expected(flat_s),
+                  FLAT_CHECK_NAMES)
+
+    p = lb_pipeline("bench_pg_nested", DATASETS["nested"], pipelines, url)
+    checkpoint(conn)
+    r.loadbay["nested"], info = timed_run(p, nested_rows(n_nested), profiles, table_name=NESTED_TABLE)
+    r.timings["nested"] = info.timings
+    report.verify_counts("loadbay nested", info.row_counts,
+                         {NESTED_TABLE: nested_s[0], ITEMS_TABLE: nested_s[8], TAGS_TABLE: nested_s[13]})
+    report.verify("loadbay nested", nested_check(conn, DATASETS["nested"]), nested_expected(nested_s),
+                  NESTED_CHECK_NAMES)
+
+    p = lb_pipeline("bench_pg_merge", DATASETS["merge"], pipelines, url)
+    merge_hints = {"table_name": FLAT_TABLE, "write_disposition": "merge", "primary_key": "id"}
+    r.first_merge_load, info = timed_run(p, flat_rows(n_flat), None, **merge_hints)
+    report.verify_counts("loadbay merge (first load)", info.row_counts, {FLAT_TABLE: n_flat})
+    report.verify("loadbay merge (first load)", flat_check(conn, DATASETS["merge"], FLAT_TABLE),
+                  flat_expected(flat_s), FLAT_CHECK_NAMES)
+    checkpoint(conn)
+    r.loadbay["merge"], info = timed_run(p, merge_rows(n_flat, updated), profiles, **merge_hints)
+    r.timings["merge"] = info.timings
+    report.verify_counts("loadbay merge", info.row_counts, {FLAT_TABLE: n_batch})
+    report.verify("loadbay merge", flat_check(conn, DATASETS["merge"], FLAT_TABLE), flat_expected(merged_s),
+                  FLAT_CHECK_NAMES)
+    report.verify("loadbay merge vs COPY + upsert", flat_check(conn, DATASETS["merge"], FLAT_TABLE),
+                  flat_check(conn, COPY_SCHEMA, merged), FLAT_CHECK_NAMES)
+    return r
+
+
+def prepare_data(work: Path, n_flat: int, n_nested: int) -> dict[str, Any]:
+    """The baseline's CSV files, and the figures every table must show afterwards."""
+    updated = updated_ids(n_flat)
+    is_updated = bytearray(n_flat)
+    for i in updated:
+        is_updated[i] = 1
+    replaced = [0] * 9  # flat_sums of the original rows the merge replaces
+
+    def note_replaced(row: dict[str, Any]) -> None:
+        if is_updated[row["id"]]:
+            for k, v in enumerate(flat_sums([row])):
+                replaced[k] += v
+
+    ids = Ids()
+    flat_csv, merge_csv = work / "flat.csv", work / "merge.csv"
+    flat_s = write_flat_csv(flat_csv, flat_rows(n_flat), ids, note_replaced)
+    batch_s = write_flat_csv(merge_csv, merge_rows(n_flat, updated), ids)
+    nested_paths = {t: work / f"{t}.csv" for t in NESTED_COLUMNS}
+    return {"n_flat": n_flat, "n_nested": n_nested, "updated": updated, "flat_csv": flat_csv, "merge_csv": merge_csv,
+            "nested_paths": nested_paths, "flat_s": flat_s, "n_batch": batch_s[0],
+            "merged_s": [a - b + c for a, b, c in zip(flat_s, replaced, batch_s)],
+            "nested_s": write_nested_csv(nested_paths, nested_rows(n_nested))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every row count (0.05: a smoke run)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every step; medians are reported")
     parser.add_argument("--profile", action="store_true", help="cProfile the loadbay runs (top 15 by tottime)")
     parser.add_argument("--child-flat", nargs=4, metavar=("ROWS", "PIPELINES_DIR", "DATASET", "URL"),
                         help=argparse.SUPPRESS)
@@ -407,8 +557,8 @@ def main() -> None:
         rows, pipelines_dir, dataset, url = args.child_flat
         child_flat(int(rows), pipelines_dir, dataset, url, args.profile)
         return
-    if args.scale <= 0:
-        parser.error("--scale must be positive")
+    if args.scale <= 0 or args.rounds < 1:
+        parser.error("--scale must be positive and --rounds at least 1")
 
     script_started = time.perf_counter()
     url = os.environ.get("LOADBAY_BENCH_POSTGRES", DEFAULT_URL)
@@ -419,139 +569,55 @@ def main() -> None:
     profiles: list[str] | None = [] if args.profile else None
     conn = connect(url)
     version = execute(conn, "SHOW server_version", fetch=True)[0][0]
-    drop_schemas(conn, schemas)  # leftovers of an interrupted run
+    rounds: list[Round] = []
     try:
         with tempfile.TemporaryDirectory(prefix="lb_bench_pg_") as tmp:
             work = Path(tmp)
-            pipelines = work / "pipelines"
-
-            # files for the baseline, and the figures every table must show afterwards
-            updated = updated_ids(n_flat)
-            is_updated = bytearray(n_flat)
-            for i in updated:
-                is_updated[i] = 1
-            replaced = [0] * 9  # flat_sums of the original rows the merge replaces
-
-            def note_replaced(row: dict[str, Any]) -> None:
-                if is_updated[row["id"]]:
-                    for k, v in enumerate(flat_sums([row])):
-                        replaced[k] += v
-
-            ids = Ids()
-            flat_csv, merge_csv = work / "flat.csv", work / "merge.csv"
-            flat_s = write_flat_csv(flat_csv, flat_rows(n_flat), ids, note_replaced)
-            batch_s = write_flat_csv(merge_csv, merge_rows(n_flat, updated), ids)
-            n_batch = batch_s[0]
-            merged_s = [a - b + c for a, b, c in zip(flat_s, replaced, batch_s)]
-            nested_paths = {t: work / f"{t}.csv" for t in NESTED_COLUMNS}
-            nested_s = write_nested_csv(nested_paths, nested_rows(n_nested))
-
-            # the floor: making the dicts, nothing else
-            floors = {}
+            data = prepare_data(work, n_flat, n_nested)
+            data["schemas"] = schemas
+            floors = {}  # the floor: making the dicts, nothing else
             for key, make in (("flat", lambda: flat_rows(n_flat)), ("nested", lambda: nested_rows(n_nested)),
-                              ("merge", lambda: merge_rows(n_flat, updated))):
+                              ("merge", lambda: merge_rows(n_flat, data["updated"]))):
                 started = time.perf_counter()
                 for _ in make():
                     pass
                 floors[key] = time.perf_counter() - started
-
-            # -- baseline: COPY (and upsert) -------------------------------------------------------
-            execute(conn, sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(COPY_SCHEMA)))
-            create_table(conn, COPY_SCHEMA, FLAT_TABLE, FLAT_COLUMNS)
-            started = time.perf_counter()
-            copy_csv(conn, COPY_SCHEMA, FLAT_TABLE, FLAT_COLUMNS, flat_csv)
-            copy_flat = time.perf_counter() - started
-            report.verify("COPY flat", flat_check(conn, COPY_SCHEMA, FLAT_TABLE), flat_expected(flat_s),
-                          FLAT_CHECK_NAMES)
-
-            for table, columns in NESTED_COLUMNS.items():
-                create_table(conn, COPY_SCHEMA, table, columns)
-            started = time.perf_counter()
-            for table, columns in NESTED_COLUMNS.items():
-                copy_csv(conn, COPY_SCHEMA, table, columns, nested_paths[table])
-            copy_nested = time.perf_counter() - started
-            report.verify("COPY nested", nested_check(conn, COPY_SCHEMA), nested_expected(nested_s),
-                          NESTED_CHECK_NAMES)
-
-            merged, staging = "events_merged", "events_merge_staging"
-            create_table(conn, COPY_SCHEMA, merged, FLAT_COLUMNS, primary_key="id")
-            copy_csv(conn, COPY_SCHEMA, merged, FLAT_COLUMNS, flat_csv)  # the pre-loaded table (untimed)
-            create_table(conn, COPY_SCHEMA, staging, FLAT_COLUMNS)
-            names = [name for name, _ in FLAT_COLUMNS]
-            upsert = sql.SQL("INSERT INTO {t} ({cols}) SELECT {cols} FROM {s} ON CONFLICT ({pk}) DO UPDATE SET {sets}").format(
-                t=qualified(COPY_SCHEMA, merged), s=qualified(COPY_SCHEMA, staging),
-                cols=sql.SQL(", ").join(map(sql.Identifier, names)), pk=sql.Identifier("id"),
-                sets=sql.SQL(", ").join(sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
-                                        for c in names if c != "id"))
-            started = time.perf_counter()
-            copy_csv(conn, COPY_SCHEMA, staging, FLAT_COLUMNS, merge_csv)
-            execute(conn, upsert)
-            copy_merge = time.perf_counter() - started
-            report.verify("COPY + upsert merge", flat_check(conn, COPY_SCHEMA, merged), flat_expected(merged_s),
-                          FLAT_CHECK_NAMES)
-
-            # -- loadbay ---------------------------------------------------------------------------
-            # flat append, in a child process: its peak RSS is the pipeline's own
-            cmd = [sys.executable, str(Path(__file__).resolve()), "--child-flat", str(n_flat),
-                   str(pipelines), DATASETS["flat"], url] + (["--profile"] if args.profile else [])
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                raise SystemExit(f"the loadbay flat append child failed:\n{out.stderr}")
-            *child_text, result_line = out.stdout.rstrip("\n").split("\n")
-            child = json.loads(result_line)
-            if profiles is not None:
-                profiles.append("\n".join(child_text))
-            lb_flat = child["seconds"]
-            report.verify_counts("loadbay flat", child["row_counts"], {FLAT_TABLE: n_flat})
-            report.verify("loadbay flat", flat_check(conn, DATASETS["flat"], FLAT_TABLE), flat_expected(flat_s),
-                          FLAT_CHECK_NAMES)
-
-            p = lb_pipeline("bench_pg_nested", DATASETS["nested"], pipelines, url)
-            lb_nested, info = timed_run(p, nested_rows(n_nested), profiles, table_name=NESTED_TABLE)
-            nested_timings = info.timings
-            report.verify_counts("loadbay nested", info.row_counts,
-                                 {NESTED_TABLE: nested_s[0], ITEMS_TABLE: nested_s[8], TAGS_TABLE: nested_s[13]})
-            report.verify("loadbay nested", nested_check(conn, DATASETS["nested"]), nested_expected(nested_s),
-                          NESTED_CHECK_NAMES)
-
-            p = lb_pipeline("bench_pg_merge", DATASETS["merge"], pipelines, url)
-            merge_hints = {"table_name": FLAT_TABLE, "write_disposition": "merge", "primary_key": "id"}
-            lb_first, info = timed_run(p, flat_rows(n_flat), None, **merge_hints)
-            report.verify_counts("loadbay merge (first load)", info.row_counts, {FLAT_TABLE: n_flat})
-            report.verify("loadbay merge (first load)", flat_check(conn, DATASETS["merge"], FLAT_TABLE),
-                          flat_expected(flat_s), FLAT_CHECK_NAMES)
-            lb_merge, info = timed_run(p, merge_rows(n_flat, updated), profiles, **merge_hints)
-            merge_timings = info.timings
-            report.verify_counts("loadbay merge", info.row_counts, {FLAT_TABLE: n_batch})
-            report.verify("loadbay merge", flat_check(conn, DATASETS["merge"], FLAT_TABLE), flat_expected(merged_s),
-                          FLAT_CHECK_NAMES)
-            report.verify("loadbay merge vs COPY + upsert", flat_check(conn, DATASETS["merge"], FLAT_TABLE),
-                          flat_check(conn, COPY_SCHEMA, merged), FLAT_CHECK_NAMES)
+            for n in range(args.rounds):
+                rounds.append(run_round(conn, url, work, data, report, profiles if n == 0 else None, args.profile))
     finally:
         drop_schemas(conn, schemas)
         conn.close()
 
-    def split(t: dict[str, float], total: float) -> str:
-        """LoadInfo's step timings; "other" is the rest of run(): configuration, schema restore."""
-        norm, load = t.get("normalize", 0.0), t.get("load", 0.0)
-        return f"normalize {norm:.2f} + load {load:.2f} + other {total - norm - load:.2f} s"
+    def median(values: Iterable[float]) -> float:
+        return statistics.median(list(values))
 
-    print(f"loadbay vs COPY FROM STDIN (csv) into PostgreSQL {version} at {masked(url)}, scale {args.scale:g}")
-    print(f"{'scenario':<15}{'rows':>40}{'generator':>11}{'COPY':>9}{'loadbay':>9}{'ratio':>8}")
+    def split(key: str) -> str:
+        """LoadInfo's step timings (medians); "other" is the rest of run(): configuration, schema restore."""
+        total = median(r.loadbay[key] for r in rounds)
+        norm = median(r.timings[key].get("normalize", 0.0) for r in rounds)
+        load = median(r.timings[key].get("load", 0.0) for r in rounds)
+        return f"{key} normalize {norm:.2f} + load {load:.2f} + other {total - norm - load:.2f} s"
+
+    nested_s, n_batch = data["nested_s"], data["n_batch"]
+    print(f"loadbay vs COPY FROM STDIN (csv) into PostgreSQL {version} at {masked(url)}, scale {args.scale:g}, "
+          f"median of {len(rounds)} rounds")
+    print(f"{'scenario':<15}{'rows':>40}{'generator':>11}{'COPY':>9}{'loadbay':>9}{'ratio':>8}   ratio per round")
     rows_text = {
         "flat": f"{n_flat:,}",
         "nested": f"{nested_s[0]:,} + {nested_s[8]:,} items + {nested_s[13]:,} tags",
-        "merge": f"{n_batch:,} into {n_flat:,} (+{n_batch - len(updated):,} new)",
+        "merge": f"{n_batch:,} into {n_flat:,} (+{n_batch - len(data['updated']):,} new)",
     }
-    for key, label, copy_s, lb_s in (("flat", "flat append", copy_flat, lb_flat),
-                                     ("nested", "nested append", copy_nested, lb_nested),
-                                     ("merge", "merge", copy_merge, lb_merge)):
-        print(f"{label:<15}{rows_text[key]:>40}{floors[key]:>9.2f} s{copy_s:>7.2f} s{lb_s:>7.2f} s{lb_s / copy_s:>7.1f}x")
-    print(f"loadbay split: flat {split(child['timings'], lb_flat)}; nested {split(nested_timings, lb_nested)}; "
-          f"merge {split(merge_timings, lb_merge)}")
-    print(f"loadbay first load of the merge scenario (merge into an empty table, not compared): {lb_first:.2f} s")
-    print(f"peak RSS of the child process running the loadbay flat append: {child['peak_mib']:.0f} MiB")
-    print(f"checksums: {'MISMATCH' if report.failures else 'all tables match the generators'}")
+    for key, label in (("flat", "flat append"), ("nested", "nested append"), ("merge", "merge")):
+        copy_s, lb_s = median(r.copy[key] for r in rounds), median(r.loadbay[key] for r in rounds)
+        per_round = " ".join(f"{r.loadbay[key] / r.copy[key]:.1f}x" for r in rounds)
+        print(f"{label:<15}{rows_text[key]:>40}{floors[key]:>9.2f} s{copy_s:>7.2f} s{lb_s:>7.2f} s"
+              f"{lb_s / copy_s:>7.1f}x   {per_round}")
+    print(f"loadbay split: {split('flat')}; {split('nested')}; {split('merge')}")
+    print(f"loadbay first load of the merge scenario (merge into an empty table, not compared): "
+          f"{median(r.first_merge_load for r in rounds):.2f} s")
+    print(f"peak RSS of the child process running the loadbay flat append: {max(r.peak_mib for r in rounds):.0f} MiB "
+          "(highest of the rounds)")
+    print(f"checksums: {'MISMATCH' if report.failures else 'all tables match the generators, every round'}")
     print(f"whole script: {time.perf_counter() - script_started:.1f} s")
     if profiles:
         for title, text in zip(("flat append (child process)", "nested append", "merge"), profiles):

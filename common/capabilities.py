@@ -54,6 +54,9 @@ class DestinationCapabilities:
     """sqlglot dialect name used to render every statement."""
     max_parallel_load_jobs: int = 1
     """Load jobs run at once, each on its own connection."""
+    loads_while_normalizing: bool = False
+    """Whether append files may load while the rest of the package is still being normalized
+    (on another connection); rows of a package abandoned mid-normalize are deleted by row id."""
     string_literal_escape: str = "standard"
     """How insert_values quotes strings: "standard" doubles quotes, "backslash" also escapes \\."""
     binary_literal_template: str = "X'{hex}'"

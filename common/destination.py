@@ -93,6 +93,15 @@ class JobClient(ABC):
     def update_stored_schema(self, schema: Schema, table_names: list[str]) -> list[str]:
         """Create or alter ``table_names`` to match ``schema``; returns the statements run."""
 
+    def migrate_tables(self, tables: list[Table]) -> None:
+        """Create or alter ``tables`` (not staging) without recording a schema version: what an
+        early load needs before its file. Destinations with ``loads_while_normalizing`` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not load while normalizing")
+
+    def delete_rows_by_id_prefix(self, table_names: list[str], id_prefix: str) -> None:
+        """Delete the rows whose ``_lb_id`` starts with ``id_prefix`` (one abandoned package's rows)."""
+        raise NotImplementedError(f"{type(self).__name__} does not load while normalizing")
+
     @abstractmethod
     def prepare_load(self, schema: Schema, table_names: list[str]) -> None:
         """Before any job: recreate staging tables, truncate for truncate-and-insert."""

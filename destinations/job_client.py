@@ -19,7 +19,7 @@ from sqlglot import exp
 from common.capabilities import DestinationCapabilities
 from common.destination import DestinationConfig, JobClient, LoadJob, replace_strategy, uses_staging
 from common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
-from common.schema.types import Column, Schema, Table
+from common.schema.types import ROW_ID, Column, Schema, Table
 from common.storage.package import JobFile
 from destinations import sql_jobs
 from destinations.load_jobs import InsertValuesJob
@@ -84,6 +84,21 @@ class SqlJobClient(JobClient):
         if not self._has_schema_version(schema.version_hash):
             self._store_schema(schema)
         return statements
+
+    def migrate_tables(self, tables: list[Table]) -> None:
+        self._migrate(tables, staging=False)
+
+    def delete_rows_by_id_prefix(self, table_names: list[str], id_prefix: str) -> None:
+        """One transaction over every table: a package's rows go from all of them or none."""
+        if not all(ch in "0123456789abcdef" for ch in id_prefix) or not id_prefix:
+            raise ValueError(f"row id prefix {id_prefix!r} is not lower-case hex")
+        live = self.sql_client.table_columns(table_names)
+        pattern = exp.Literal.string(id_prefix + "%")
+        statements = [exp.delete(self.sql_client.qualified(name)).where(
+            exp.Like(this=exp.column(ROW_ID, quoted=True), expression=pattern))
+            for name in table_names if name in live]
+        with self.sql_client.begin_transaction():
+            self.sql_client.execute_many(statements)
 
     def _migrate(self, tables: list[Table], staging: bool) -> list[str]:
         live = self.sql_client.table_columns([t.name for t in tables], staging=staging)

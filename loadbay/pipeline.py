@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import json
 import logging
@@ -23,10 +24,11 @@ from common.schema.contracts import SchemaContract
 from common.schema.types import Schema
 from common.storage.package import LoadPackage, PackageStorage
 from destinations import resolve_destination
+from loadbay.early_load import EarlyLoader, remove_early_rows
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.load import Loader, RetryPolicy
-from loadbay.normalize import normalize
+from loadbay.normalize import EarlyLoaderFactory, fewer_gc_passes, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,11 @@ class PipelineSettings:
 
     pipelines_dir: str = "~/.loadbay/pipelines"
     batch_size: int = DEFAULT_BATCH_SIZE
-    file_max_items: int = 200_000
+    file_max_items: int = 100_000
     max_retries: int = 3
     retry_backoff_seconds: float = 1.0
     workers: int = 0  # 0: the destination's max_parallel_load_jobs
+    load_while_normalizing: bool = True  # where the destination can (capabilities.loads_while_normalizing)
     archive_completed_packages: bool = False
 
 
@@ -170,17 +173,33 @@ class Pipeline:
         except DestinationError as exc:  # cannot tell what the destination holds: do not guess
             raise PipelineStepFailed(self.pipeline_name, "restore schema", None, exc) from exc
         started = time.monotonic()
-        package, schema = normalize(
-            resources, self.schema, self.capabilities, self.storage, file_format=file_format,
-            contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
-            file_max_items=self.settings.file_max_items)
+        with fewer_gc_passes():
+            package, schema = normalize(
+                resources, self.schema, self.capabilities, self.storage, file_format=file_format,
+                contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
+                file_max_items=self.settings.file_max_items, early_loader=self._early_loader())
         self._save_schema(schema)
         info.timings["normalize"] = time.monotonic() - started
         return package
 
+    def _early_loader(self) -> EarlyLoaderFactory | None:
+        """Load files while normalizing, where the destination can and no older package waits
+        (packages apply in order)."""
+        if not (self.capabilities.loads_while_normalizing and self.settings.load_while_normalizing):
+            return None
+        if self.storage.pending():
+            return None
+        return functools.partial(EarlyLoader, self.destination, self.config,
+                                 workers=self.settings.workers or self.capabilities.max_parallel_load_jobs)
+
     def _load_pending(self, info: LoadInfo) -> None:
         for package in self.storage.abandoned_normalizing():
             logger.warning("removing package %s that a crashed run left half normalized", package.load_id)
+            try:
+                remove_early_rows(self.destination, self.config, package)
+            except DestinationError as exc:
+                raise PipelineStepFailed(self.pipeline_name, "remove rows of an abandoned package",
+                                         package.load_id, exc) from exc
             self.storage.discard(package)
         for package in self.storage.pending():
             self._load_one(package, info)

@@ -125,6 +125,10 @@ class LoadPackage:
         _atomic_write(moved.path.with_name(moved.path.name + ".exception"), error)
         return moved
 
+    def return_job(self, job: JobFile) -> JobFile:
+        """A started job back to new_jobs unchanged: it did not run, or it ran and was rolled back."""
+        return self._move(job, "new_jobs")
+
     def retry_job(self, job: JobFile) -> JobFile:
         """Back to new_jobs with the retry count raised by one."""
         name = job_file_name(job.table_name, job.file_id, job.retry_count + 1, job.file_format)

@@ -6,25 +6,27 @@ cheaply) and, for formats with a header, when the table gained columns since the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from common.capabilities import DestinationCapabilities
 from common.schema.types import Schema
-from common.storage.package import LoadPackage, job_file_name
+from common.storage.package import JobFile, LoadPackage, job_file_name
 from common.storage.writers import WRITERS, LoadFileWriter
 
-DEFAULT_FILE_MAX_ITEMS = 200_000
+DEFAULT_FILE_MAX_ITEMS = 100_000
 
 
 class PackageWriter:
     def __init__(self, package: LoadPackage, schema: Schema, file_format: str,
-                 capabilities: DestinationCapabilities, file_max_items: int = DEFAULT_FILE_MAX_ITEMS) -> None:
+                 capabilities: DestinationCapabilities, file_max_items: int = DEFAULT_FILE_MAX_ITEMS,
+                 on_rotate: Callable[[JobFile], None] | None = None) -> None:
         self.package = package
         self.schema = schema
         self.writer_class = WRITERS[file_format]
         self.capabilities = capabilities
         self.file_max_items = file_max_items
+        self.on_rotate = on_rotate  # told of each file closed while writing goes on (not at close())
         self._open: dict[str, LoadFileWriter] = {}
         self._file_ids: dict[str, int] = {}
         self.rows_per_table: dict[str, int] = {}
@@ -47,6 +49,9 @@ class PackageWriter:
             header_stale = self.writer_class.file_format != "jsonl" and len(writer.columns) != len(table.columns)
             if writer.row_count >= self.file_max_items or header_stale:
                 self._close(writer)
+                del self._open[table_name]
+                if self.on_rotate is not None:
+                    self.on_rotate(JobFile(writer.path))
                 writer = None
         if writer is None:
             file_id = self._file_ids.get(table_name, 0)

@@ -23,6 +23,7 @@ capabilities = DEFAULTS.with_(
     replace_strategies=("insert-from-staging", "truncate-and-insert", "staging-optimized"),
     sqlglot_dialect="postgres",
     max_parallel_load_jobs=2,
+    loads_while_normalizing=True,
     string_literal_escape="standard",
     binary_literal_template="'\\x{hex}'::bytea",
     is_dataset_a_schema=True,

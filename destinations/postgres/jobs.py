@@ -35,7 +35,7 @@ class CopyCsvJob(LoadJob):
     def run(self, client: SqlJobClient) -> None:
         with open(self.job_file.path, encoding="utf-8", newline="") as f:
             header = next(csv.reader(f))
-            f.seek(0)
+        with open(self.job_file.path, "rb") as f:  # bytes go to the server as they are, no decoding
             client.sql_client.copy_from(copy_statement(self.target, header, client), f)  # type: ignore[attr-defined]
 
 
@@ -68,7 +68,7 @@ TRANSCODE_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "double": "DOUBLE", "b
 TRANSCODE_MEMORY = "64MB"
 TRANSCODE_MEMORY_FALLBACK = "1GB"
 TRANSCODE_THREADS = 1
-"""Per load job (two run at once): enough to stream a 200k-row file and keep the whole pipeline
+"""Per load job (two run at once): enough to stream a 100k-row file and keep the whole pipeline
 under 200 MiB; a file whose rows need more is retried with the fallback rather than failed."""
 
 
@@ -109,7 +109,7 @@ class JsonlCopyJob(LoadJob):
                 logger.warning("file %s: transcoding needs more than %s, retrying with %s", self.job_file.path.name,
                                TRANSCODE_MEMORY, TRANSCODE_MEMORY_FALLBACK)
                 self._transcode(columns, csv_path, TRANSCODE_MEMORY_FALLBACK)
-            with open(csv_path, encoding="utf-8", newline="") as f:
+            with open(csv_path, "rb") as f:
                 client.sql_client.copy_from(  # type: ignore[attr-defined]
                     copy_statement(self.target, [c.name for c in columns], client), f)
         except duckdb.Error as exc:  # the file does not fit its columns: nothing reached the server

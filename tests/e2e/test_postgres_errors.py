@@ -350,9 +350,12 @@ def _kill_copy_once(dataset: str, table: str, stop: threading.Event, killed: lis
         conn.close()
 
 
-def test_backend_terminated_during_copy_is_retried_without_loss_or_duplicates(pg, caplog):
-    caplog.set_level(logging.WARNING, logger="loadbay.load")
-    p = pg(file_max_items=10_000_000)  # one file, one COPY
+@pytest.mark.parametrize("early", [False, True], ids=["loader", "early-load"])
+def test_backend_terminated_during_copy_is_retried_without_loss_or_duplicates(pg, caplog, early):
+    """Killed in the loader: its retry runs the job again. Killed in an early load (the file loads
+    while normalizing ends): the file goes back to new_jobs and the loader runs it."""
+    caplog.set_level(logging.INFO, logger="loadbay")
+    p = pg(file_max_items=10_000_000, load_while_normalizing=early)  # one file, one COPY
     n = 300_000
     for attempt in range(3):
         table = f"flat_{attempt}"
@@ -373,10 +376,15 @@ def test_backend_terminated_during_copy_is_retried_without_loss_or_duplicates(pg
             break
         n *= 2  # COPY ended before the poller saw it: try again with more rows, never pass vacuously
     assert killed, "COPY finished before it could be terminated, three times"
-    retries = [r.getMessage() for r in caplog.records
-               if r.name == "loadbay.load" and "transient error, retry" in r.getMessage()]
-    assert retries, [r.getMessage() for r in caplog.records]
-    assert all(m.startswith(f"job {table}.") for m in retries), retries  # the COPY job itself was retried
+    if early:
+        retries = [r.getMessage() for r in caplog.records
+                   if r.name == "loadbay.early_load" and "early loading stopped at" in r.getMessage()]
+        assert retries and all(f"stopped at {table}." in m for m in retries), retries
+    else:
+        retries = [r.getMessage() for r in caplog.records
+                   if r.name == "loadbay.load" and "transient error, retry" in r.getMessage()]
+        assert retries, [r.getMessage() for r in caplog.records]
+        assert all(m.startswith(f"job {table}.") for m in retries), retries  # the COPY job itself was retried
     assert not p.pending_packages()
     assert count(p, "_lb_loads") >= 1
 

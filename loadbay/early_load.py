@@ -1,0 +1,153 @@
+"""Early loading: append files load while the rest of their package is still being normalized.
+
+Normalizing is Python on one core; a COPY is the server's work (and DuckDB's, for jsonl) on
+another. Loading each file as soon as the package writer rotates it overlaps the two, so a large
+run costs about its normalizing time instead of normalizing plus loading. Only append tables take
+part: staging and truncated tables are reset when the package loads, so their files wait.
+
+Nothing is lost or doubled by it. Before a table's first early file loads, the package meta
+records the table and the normalizer's row-id prefix (every ``_lb_id`` of the package starts with
+it). If normalizing then fails, the rows loaded so far are deleted by that prefix, here or, when
+the destination cannot be reached (or the process died), by the next run before it discards the
+abandoned package. Any error in an early job puts its file back in ``new_jobs`` and stops early
+loading: the regular loader runs the file later, with its retries and error classification.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from common.destination import Destination, DestinationConfig, JobClient
+from common.schema.types import Schema, Table
+from common.storage.package import JobFile, LoadPackage
+
+logger = logging.getLogger(__name__)
+
+TABLES_KEY = "early_loaded_tables"
+PREFIX_KEY = "row_id_prefix"
+
+
+class EarlyLoader:
+    """Background threads, each with its own connection, loading files of one package being normalized.
+
+    While normalizing goes on, one file loads at a time (the normalizing thread keeps a core); once
+    it is done, ``drain`` hands over the last files and every worker loads. ``submit`` and ``drain``
+    are called from the normalizing thread, which alone writes the package meta; ``finish`` must
+    be called before the package is committed or discarded.
+    """
+
+    def __init__(self, destination: Destination, config: DestinationConfig, package: LoadPackage,
+                 id_prefix: str, workers: int = 1) -> None:
+        self.destination = destination
+        self.config = config
+        self.package = package
+        self.id_prefix = id_prefix
+        self.workers = max(1, workers)
+        self.tables: list[str] = []  # tables that may hold rows of this package
+        self.loaded_files = 0
+        self._queue: queue.SimpleQueue[tuple[JobFile, Table] | None] = queue.SimpleQueue()
+        self._slots = threading.Semaphore(1)  # files loading at once: one until drain()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._initialized = False
+        self._migrated: dict[str, int] = {}  # table → column count its live table has been given
+        self._submitted: set[str] = set()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, job: JobFile, table: Table) -> None:
+        """Load ``job`` (a closed file in new_jobs) into ``table``: a snapshot with every column the file has."""
+        if self._stopped.is_set() or job.path.name in self._submitted:
+            return
+        self._submitted.add(job.path.name)
+        if table.name not in self.tables:
+            self.tables.append(table.name)
+            self.package.write_meta(**{TABLES_KEY: self.tables, PREFIX_KEY: self.id_prefix})
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._run, name=f"early-load-{self.package.load_id}-{n}",
+                                              daemon=True) for n in range(self.workers)]
+            for thread in self._threads:
+                thread.start()
+        self._queue.put((job, table))
+
+    def drain(self, jobs: list[tuple[JobFile, Table]]) -> None:
+        """Normalizing is over: load these last files too (any already handed over are skipped), on every worker."""
+        for job, table in jobs:
+            self.submit(job, table)
+        for _ in range(self.workers - 1):
+            self._slots.release()
+
+    def finish(self) -> None:
+        """Wait for the files handed over (all of them, unless a load failed or ``stop`` was called)."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        self._stopped.set()
+
+    def stop(self) -> None:
+        """Take no more files and wait for those loading now; files not started stay in new_jobs."""
+        self._stopped.set()
+        self.finish()
+
+    def _run(self) -> None:
+        client: JobClient | None = None
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                if self._stopped.is_set():
+                    continue  # left in new_jobs for the loader
+                with self._slots:
+                    client = self._load(client, *item)
+        finally:
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                    logger.debug("closing an early-load connection failed", exc_info=True)
+
+    def _load(self, client: JobClient | None, job: JobFile, table: Table) -> JobClient | None:
+        started = self.package.start_job(job)
+        try:
+            if client is None:
+                client = self.destination.client(self.config)
+                client.open()
+            with self._lock:  # one thread creates or alters a table; the others wait for it
+                if not self._initialized:
+                    client.initialize_storage()
+                    self._initialized = True
+                if len(table.columns) > self._migrated.get(table.name, 0):  # snapshots only ever grow
+                    client.migrate_tables([table])
+                    self._migrated[table.name] = len(table.columns)
+            client.run_job(client.create_load_job(started, Schema(self.package.load_id, {table.name: table})))
+        except Exception as exc:  # noqa: BLE001 - the regular loader retries or reports it
+            self.package.return_job(started)
+            self._stopped.set()
+            logger.info("early loading stopped at %s, the loader runs the rest after normalizing: %s",
+                        started.path.name, exc)
+            return client
+        self.package.complete_job(started)
+        with self._lock:
+            self.loaded_files += 1
+        return client
+
+
+def early_rows(package: LoadPackage) -> tuple[list[str], str | None]:
+    """Tables that may hold rows an early load put there for ``package``, and their row-id prefix."""
+    meta = package.read_meta()
+    return list(meta.get(TABLES_KEY, [])), meta.get(PREFIX_KEY)
+
+
+def remove_early_rows(destination: Destination, config: DestinationConfig, package: LoadPackage) -> None:
+    """Delete every row an early load put into the destination for ``package`` (one transaction)."""
+    tables, prefix = early_rows(package)
+    if not tables or not prefix:
+        return
+    with destination.client(config) as client:
+        client.delete_rows_by_id_prefix(tables, prefix)
+    logger.warning("removed the rows that package %s loaded before it failed to normalize, from %s",
+                   package.load_id, tables)
