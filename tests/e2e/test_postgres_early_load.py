@@ -74,7 +74,8 @@ def test_failed_normalize_removes_the_rows_it_loaded_early(pg):
     run_ok(p, [{"id": -1, "name": "kept", "tags": ["k"]}], table_name="events")
 
     def fail(_: int) -> None:
-        assert _rows_loaded(p, "events", at_least=2) > 1  # rows of this run are in the table now
+        assert _rows_loaded(p, "events", at_least=2) > 1  # rows of this run are in the tables now
+        assert _rows_loaded(p, "events__tags", at_least=2) > 1
         raise RuntimeError("the source broke")
 
     with pytest.raises(Exception, match="the source broke"):
@@ -100,12 +101,13 @@ def test_rows_of_a_killed_run_are_removed_by_the_next_run(pg, tmp_path):
                              file_max_items=1000, batch_size=500)
         def die(_):
             _rows_loaded(p, "events", at_least=2)
+            _rows_loaded(p, "events__tags")
             os._exit(17)  # no clean-up of any kind: as if the machine went down
         p.run(_events(20_000, during=die, at=15_000), table_name="events")
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 17, done.stderr
-    assert count(p, "events") > 1  # the dead run's rows are in the table ...
+    assert count(p, "events") > 1 and count(p, "events__tags") > 0  # the dead run's rows are in ...
     assert any((p.pipeline_dir / "normalizing").iterdir())  # ... and its package is still half written
     run_ok(p, [{"id": 99, "name": "next"}], table_name="events")
     assert query(p, f"SELECT id FROM {ident(p, 'events')} ORDER BY id") == [(-1,), (99,)]
