@@ -20,6 +20,7 @@ import queue
 import threading
 
 from common.destination import Destination, DestinationConfig, JobClient
+from common.exceptions import LoadbayError
 from common.schema.types import Schema, Table
 from common.storage.package import JobFile, LoadPackage
 
@@ -29,13 +30,17 @@ TABLES_KEY = "early_loaded_tables"
 PREFIX_KEY = "row_id_prefix"
 
 
+class EarlyLoaderFailed(LoadbayError):
+    """Moving an early-loaded file between job folders failed: the package cannot say which rows it holds."""
+
+
 class EarlyLoader:
     """Background threads, each with its own connection, loading files of one package being normalized.
 
     While normalizing goes on, one file loads at a time (the normalizing thread keeps a core); once
-    it is done, ``drain`` hands over the last files and every worker loads. ``submit`` and ``drain``
-    are called from the normalizing thread, which alone writes the package meta; ``finish`` must
-    be called before the package is committed or discarded.
+    it is done, ``drain`` hands over the last files and every worker loads. ``submit``, ``drain``,
+    ``finish`` and ``stop`` are called from the normalizing thread; ``finish`` or ``stop`` must be
+    called before the package is committed or discarded.
     """
 
     def __init__(self, destination: Destination, config: DestinationConfig, package: LoadPackage,
@@ -45,14 +50,15 @@ class EarlyLoader:
         self.package = package
         self.id_prefix = id_prefix
         self.workers = max(1, workers)
-        self.tables: list[str] = []  # tables that may hold rows of this package
+        self.tables: list[str] = []  # tables that may hold rows of this package (also in its meta)
+        self.migrated: dict[str, Table] = {}  # the table definitions given to the destination
         self.loaded_files = 0
         self._queue: queue.SimpleQueue[tuple[JobFile, Table] | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(1)  # files loading at once: one until drain()
         self._stopped = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the package meta, DDL and the fields above
         self._initialized = False
-        self._migrated: dict[str, int] = {}  # table → column count its live table has been given
+        self._failure: BaseException | None = None
         self._submitted: set[str] = set()
         self._threads: list[threading.Thread] = []
 
@@ -61,9 +67,6 @@ class EarlyLoader:
         if self._stopped.is_set() or job.path.name in self._submitted:
             return
         self._submitted.add(job.path.name)
-        if table.name not in self.tables:
-            self.tables.append(table.name)
-            self.package.write_meta(**{TABLES_KEY: self.tables, PREFIX_KEY: self.id_prefix})
         if not self._threads:
             self._threads = [threading.Thread(target=self._run, name=f"early-load-{self.package.load_id}-{n}",
                                               daemon=True) for n in range(self.workers)]
@@ -79,21 +82,28 @@ class EarlyLoader:
             self._slots.release()
 
     def finish(self) -> None:
-        """Wait for the files handed over (all of them, unless a load failed or ``stop`` was called)."""
+        """Wait for the files handed over (all of them, unless a load failed); raises if the
+        package's state on disk could not be kept true."""
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
             thread.join()
         self._threads = []
         self._stopped.set()
+        if self._failure is not None:
+            raise EarlyLoaderFailed(f"package {self.package.load_id}: early loading failed: "
+                                    f"{self._failure}") from self._failure
 
     def stop(self) -> None:
         """Take no more files and wait for those loading now; files not started stay in new_jobs."""
         self._stopped.set()
-        self.finish()
+        try:
+            self.finish()
+        except EarlyLoaderFailed:  # the caller is discarding the package already
+            logger.debug("early loading had failed too", exc_info=True)
 
     def _run(self) -> None:
-        client: JobClient | None = None
+        connection: list[JobClient] = []  # this thread's client, opened on its first file
         try:
             while True:
                 item = self._queue.get()
@@ -102,38 +112,47 @@ class EarlyLoader:
                 if self._stopped.is_set():
                     continue  # left in new_jobs for the loader
                 with self._slots:
-                    client = self._load(client, *item)
+                    if not self._stopped.is_set():  # stop() or a failure while this thread waited
+                        self._load(connection, *item)
+        except BaseException as exc:  # noqa: BLE001 - a job folder could not be updated: fail the package
+            self._failure = exc
+            self._stopped.set()
         finally:
-            if client is not None:
+            for client in connection:
                 try:
                     client.close()
                 except Exception:  # noqa: BLE001 - closing a broken connection may fail too
                     logger.debug("closing an early-load connection failed", exc_info=True)
 
-    def _load(self, client: JobClient | None, job: JobFile, table: Table) -> JobClient | None:
+    def _load(self, connection: list[JobClient], job: JobFile, table: Table) -> None:
         started = self.package.start_job(job)
         try:
-            if client is None:
+            if not connection:
                 client = self.destination.client(self.config)
                 client.open()
+                connection.append(client)
+            client = connection[0]
             with self._lock:  # one thread creates or alters a table; the others wait for it
+                if table.name not in self.tables:  # recorded before the first DDL or row of the table
+                    self.tables.append(table.name)
+                    self.package.write_meta(**{TABLES_KEY: self.tables, PREFIX_KEY: self.id_prefix})
                 if not self._initialized:
                     client.initialize_storage()
                     self._initialized = True
-                if len(table.columns) > self._migrated.get(table.name, 0):  # snapshots only ever grow
+                known = self.migrated.get(table.name)
+                if known is None or len(table.columns) > len(known.columns):  # snapshots only ever grow
                     client.migrate_tables([table])
-                    self._migrated[table.name] = len(table.columns)
+                    self.migrated[table.name] = table
             client.run_job(client.create_load_job(started, Schema(self.package.load_id, {table.name: table})))
         except Exception as exc:  # noqa: BLE001 - the regular loader retries or reports it
             self.package.return_job(started)
             self._stopped.set()
-            logger.info("early loading stopped at %s, the loader runs the rest after normalizing: %s",
-                        started.path.name, exc)
-            return client
+            logger.warning("early loading stopped at %s; the loader runs it and the rest after normalizing: %s",
+                           started.path.name, exc)
+            return
         self.package.complete_job(started)
         with self._lock:
             self.loaded_files += 1
-        return client
 
 
 def early_rows(package: LoadPackage) -> tuple[list[str], str | None]:
@@ -149,5 +168,5 @@ def remove_early_rows(destination: Destination, config: DestinationConfig, packa
         return
     with destination.client(config) as client:
         client.delete_rows_by_id_prefix(tables, prefix)
-    logger.warning("removed the rows that package %s loaded before it failed to normalize, from %s",
+    logger.warning("removed the rows that package %s loaded early, before it was abandoned, from %s",
                    package.load_id, tables)

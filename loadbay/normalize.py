@@ -59,13 +59,14 @@ def fewer_gc_passes() -> Iterator[None]:
 
 def normalize(resources: Sequence[Resource], schema: Schema, capabilities: DestinationCapabilities,
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
-              batch_size: int, file_max_items: int,
-              early_loader: EarlyLoaderFactory | None = None) -> tuple[LoadPackage, Schema]:
+              batch_size: int, file_max_items: int, early_loader: EarlyLoaderFactory | None = None,
+              save_schema: Callable[[Schema], None] | None = None) -> tuple[LoadPackage, Schema]:
     """Write a committed package for ``resources``; returns it and the evolved schema.
 
     With ``early_loader``, append files start loading as they rotate and the last ones load before
-    this returns (see loadbay.early_load); should normalizing fail, the rows they loaded are
-    removed again before the error propagates.
+    this returns (see loadbay.early_load). Should the package not complete, the rows they loaded
+    are removed again before the error propagates, and the tables and columns they created are
+    given to ``save_schema`` (with the schema as it was), so later runs agree with the destination.
     """
     evolved = Schema.from_dict(schema.to_dict())  # the pipeline's schema changes only on success
     load_id = storage.new_load_id()
@@ -105,6 +106,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         return storage.commit(package), evolved
     except BaseException:
         _abandon(storage, package, early)
+        if early is not None and early.migrated and save_schema is not None:
+            save_schema(_with_tables(schema, evolved, early.migrated))
         raise
 
 
@@ -116,15 +119,34 @@ def _early_submitter(early: EarlyLoader, schema: Schema) -> Callable[[JobFile], 
     return submit
 
 
+def _with_tables(schema: Schema, evolved: Schema, created: dict[str, Table]) -> Schema:
+    """``schema`` plus the tables (and their parents) an abandoned package created in the destination."""
+    out = Schema.from_dict(schema.to_dict())
+    wanted = dict(created)
+    for name in created:
+        parent = created[name].parent
+        while parent is not None and parent not in wanted:
+            wanted[parent] = evolved.tables[parent]
+            parent = evolved.tables[parent].parent
+    for name, table in wanted.items():
+        known = out.tables.get(name)
+        if known is None:
+            out.tables[name] = Table.from_dict(table.to_dict())
+        else:
+            for column in table.columns.values():
+                known.columns.setdefault(column.name, column)
+    return out
+
+
 def _abandon(storage: PackageStorage, package: LoadPackage, early: EarlyLoader | None) -> None:
-    """Discard a package that failed to normalize, with any rows it loaded early."""
+    """Discard a package that did not complete, with any rows it loaded early."""
     if early is not None:
         early.stop()
         if early.tables:
             try:
                 remove_early_rows(early.destination, early.config, package)
             except DestinationError as exc:  # kept under normalizing/: the next run removes them
-                logger.error("package %s failed to normalize and its early-loaded rows in %s could not be "
+                logger.error("package %s did not complete and its early-loaded rows in %s could not be "
                              "removed now (%s); the next run of the pipeline removes them", package.load_id,
                              early.tables, exc)
                 return

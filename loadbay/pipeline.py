@@ -177,7 +177,8 @@ class Pipeline:
             package, schema = normalize(
                 resources, self.schema, self.capabilities, self.storage, file_format=file_format,
                 contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
-                file_max_items=self.settings.file_max_items, early_loader=self._early_loader())
+                file_max_items=self.settings.file_max_items, early_loader=self._early_loader(),
+                save_schema=self._save_schema)
         self._save_schema(schema)
         info.timings["normalize"] = time.monotonic() - started
         return package
@@ -249,7 +250,8 @@ class Pipeline:
         return moved
 
     def drop_pending_packages(self) -> list[str]:
-        """Give up on every package not yet loaded (its rows will not be loaded)."""
+        """Give up on every package not yet loaded: files not yet loaded never will be (rows of
+        append files that did load, early or in a job that completed, stay in the destination)."""
         dropped = []
         for package in self.storage.pending():
             self.storage.discard(package)

@@ -24,10 +24,11 @@ if TYPE_CHECKING:
 
 
 def copy_statement(target: exp.Table, columns: list[str], client: SqlJobClient) -> str:
-    """``COPY target (cols) FROM STDIN`` for loadbay's csv: NULL unquoted empty, '' quoted."""
+    """``COPY target (cols) FROM STDIN`` for loadbay's csv: NULL unquoted empty, '' quoted, and
+    the bytes UTF-8 whatever the session's client_encoding (files are sent as they are)."""
     sql = client.sql_client
     names = ", ".join(sql.render(sql.identifier(c)) for c in columns)
-    return f"COPY {sql.render(target)} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true, NULL '')"
+    return f"COPY {sql.render(target)} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true, NULL '', ENCODING 'UTF8')"
 
 
 class CopyCsvJob(LoadJob):
@@ -55,10 +56,10 @@ class ParquetCopyJob(LoadJob):
         sql_client = client.sql_client
         with sql_client.begin_transaction():
             for batch in parquet.iter_batches(batch_size=50_000):
-                buffer = io.StringIO()
-                CsvWriter.to_stream(buffer, table, client.capabilities, batch.to_pylist())
-                buffer.seek(0)
-                sql_client.copy_from(copy_statement(self.target, names, client), buffer)  # type: ignore[attr-defined]
+                text = io.StringIO()
+                CsvWriter.to_stream(text, table, client.capabilities, batch.to_pylist())
+                sql_client.copy_from(copy_statement(self.target, names, client),  # type: ignore[attr-defined]
+                                     io.BytesIO(text.getvalue().encode("utf-8")))
 
 
 # loadbay type → the DuckDB type a jsonl value is read as before it is written out as csv text

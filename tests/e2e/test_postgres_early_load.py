@@ -18,7 +18,8 @@ import loadbay
 from common.exceptions import DestinationError
 from destinations.testing.conformance.helpers import count, ident, query, run_ok
 from destinations.testing.setups import POSTGRES_URL
-from tests.e2e.pg_helpers import live_columns, live_tables, pg, postgres_server  # noqa: F401 - fixtures
+from tests.e2e.pg_helpers import (live_columns, live_tables, pg, pg_url, postgres_server,  # noqa: F401 - fixtures
+                                  raw_connection)
 
 SMALL_FILES = {"file_max_items": 1000, "batch_size": 500}
 REPO = Path(__file__).resolve().parents[2]
@@ -161,3 +162,37 @@ def test_early_loading_can_be_turned_off(pg):
     run_ok(p, _events(20_000, during=look, at=15_000), table_name="events")
     assert seen == [0]
     assert count(p, "events") == 20_000
+
+
+def test_tables_and_columns_an_abandoned_run_created_stay_known(pg):
+    """The rows go, the DDL stays (empty columns): the pipeline's schema keeps it, so a later run
+    with another type for the same key uses a variant column instead of failing its COPY."""
+    p = pg(**SMALL_FILES)
+
+    def fail(_: int) -> None:
+        _rows_loaded(p, "events", at_least=2)
+        raise RuntimeError("the source broke")
+
+    with pytest.raises(Exception, match="the source broke"):
+        p.run(_events(20_000, during=fail, at=15_000, extra_from=0), table_name="events")
+    assert count(p, "events") == 0
+    assert live_columns(p, "events")["score"][0] == "double precision"
+    assert p.schema.tables["events"].columns["score"].data_type == "double"
+    run_ok(p, [{"id": 1, "name": "a", "score": "high"}, {"id": 2, "name": "b", "score": 2.5}], table_name="events")
+    assert query(p, f"SELECT id, score, score__v_text FROM {ident(p, 'events')} ORDER BY id") == [
+        (1, None, "high"), (2, 2.5, None)]
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "csv", "parquet"])
+def test_copy_reads_files_as_utf8_whatever_the_client_encoding(pg, file_format):
+    p = pg(credentials=pg_url({"options": "-c client_encoding=LATIN1"}))
+    words = ["café", "日本語", "emoji 🙂", "Ωmega"]
+    run_ok(p, [{"id": i, "word": w} for i, w in enumerate(words)], table_name="words",
+           loader_file_format=file_format)
+    conn = raw_connection()  # UTF-8, the test's own
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'SELECT word FROM "{p.dataset_name}"."words" ORDER BY id')
+            assert [r[0] for r in cur.fetchall()] == words
+    finally:
+        conn.close()
