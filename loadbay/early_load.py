@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 TABLES_KEY = "early_loaded_tables"
 PREFIX_KEY = "row_id_prefix"
+DEFINITIONS_KEY = "early_table_definitions"
 
 
 class EarlyLoaderFailed(LoadbayError):
@@ -51,9 +52,10 @@ class EarlyLoader:
         self.id_prefix = id_prefix
         self.workers = max(1, workers)
         self.tables: list[str] = []  # tables that may hold rows of this package (also in its meta)
-        self.migrated: dict[str, Table] = {}  # the table definitions given to the destination
+        self.definitions: dict[str, Table] = {}  # what the destination may have been given: tables and their parents
+        self._migrated: dict[str, int] = {}  # table → columns its live table has been given
         self.loaded_files = 0
-        self._queue: queue.SimpleQueue[tuple[JobFile, Table] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[JobFile, list[Table]] | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(1)  # files loading at once: one until drain()
         self._stopped = threading.Event()
         self._lock = threading.Lock()  # the package meta, DDL and the fields above
@@ -62,8 +64,9 @@ class EarlyLoader:
         self._submitted: set[str] = set()
         self._threads: list[threading.Thread] = []
 
-    def submit(self, job: JobFile, table: Table) -> None:
-        """Load ``job`` (a closed file in new_jobs) into ``table``: a snapshot with every column the file has."""
+    def submit(self, job: JobFile, tables: list[Table]) -> None:
+        """Load ``job`` (a closed file in new_jobs) into ``tables[0]``: snapshots, with every column
+        the file has, of its table and then of that table's parents."""
         if self._stopped.is_set() or job.path.name in self._submitted:
             return
         self._submitted.add(job.path.name)
@@ -72,12 +75,12 @@ class EarlyLoader:
                                               daemon=True) for n in range(self.workers)]
             for thread in self._threads:
                 thread.start()
-        self._queue.put((job, table))
+        self._queue.put((job, tables))
 
-    def drain(self, jobs: list[tuple[JobFile, Table]]) -> None:
+    def drain(self, jobs: list[tuple[JobFile, list[Table]]]) -> None:
         """Normalizing is over: load these last files too (any already handed over are skipped), on every worker."""
-        for job, table in jobs:
-            self.submit(job, table)
+        for job, tables in jobs:
+            self.submit(job, tables)
         for _ in range(self.workers - 1):
             self._slots.release()
 
@@ -124,7 +127,8 @@ class EarlyLoader:
                 except Exception:  # noqa: BLE001 - closing a broken connection may fail too
                     logger.debug("closing an early-load connection failed", exc_info=True)
 
-    def _load(self, connection: list[JobClient], job: JobFile, table: Table) -> None:
+    def _load(self, connection: list[JobClient], job: JobFile, tables: list[Table]) -> None:
+        table = tables[0]
         started = self.package.start_job(job)
         try:
             if not connection:
@@ -133,16 +137,13 @@ class EarlyLoader:
                 connection.append(client)
             client = connection[0]
             with self._lock:  # one thread creates or alters a table; the others wait for it
-                if table.name not in self.tables:  # recorded before the first DDL or row of the table
-                    self.tables.append(table.name)
-                    self.package.write_meta(**{TABLES_KEY: self.tables, PREFIX_KEY: self.id_prefix})
-                if not self._initialized:
-                    client.initialize_storage()
-                    self._initialized = True
-                known = self.migrated.get(table.name)
-                if known is None or len(table.columns) > len(known.columns):  # snapshots only ever grow
+                if len(table.columns) > self._migrated.get(table.name, 0):  # snapshots only ever grow
+                    self._record(tables)  # in the meta before the table's DDL or rows
+                    if not self._initialized:
+                        client.initialize_storage()
+                        self._initialized = True
                     client.migrate_tables([table])
-                    self.migrated[table.name] = table
+                    self._migrated[table.name] = len(table.columns)
             client.run_job(client.create_load_job(started, Schema(self.package.load_id, {table.name: table})))
         except Exception as exc:  # noqa: BLE001 - the regular loader retries or reports it
             self.package.return_job(started)
@@ -154,11 +155,43 @@ class EarlyLoader:
         with self._lock:
             self.loaded_files += 1
 
+    def _record(self, tables: list[Table]) -> None:
+        """Note ``tables`` in the package meta: which may hold rows (deleted if the package is
+        abandoned) and what their definitions were (kept in the pipeline's schema then)."""
+        if tables[0].name not in self.tables:
+            self.tables.append(tables[0].name)
+        for table in tables:
+            known = self.definitions.get(table.name)
+            if known is None or len(table.columns) > len(known.columns):
+                self.definitions[table.name] = table
+        self.package.write_meta(**{TABLES_KEY: self.tables, PREFIX_KEY: self.id_prefix,
+                                   DEFINITIONS_KEY: [t.to_dict() for t in self.definitions.values()]})
+
 
 def early_rows(package: LoadPackage) -> tuple[list[str], str | None]:
     """Tables that may hold rows an early load put there for ``package``, and their row-id prefix."""
     meta = package.read_meta()
     return list(meta.get(TABLES_KEY, [])), meta.get(PREFIX_KEY)
+
+
+def early_definitions(package: LoadPackage) -> list[Table]:
+    """Definitions of the tables (and their parents) an early load may have created for ``package``."""
+    return [Table.from_dict(d) for d in package.read_meta().get(DEFINITIONS_KEY, [])]
+
+
+def with_tables(schema: Schema, tables: list[Table]) -> Schema:
+    """``schema`` plus ``tables`` and their columns: what an abandoned package created in the
+    destination stays known, so later runs agree with it (a column created as double gets a
+    variant for a str instead of a COPY that fails)."""
+    out = Schema.from_dict(schema.to_dict())
+    for table in tables:
+        known = out.tables.get(table.name)
+        if known is None:
+            out.tables[table.name] = Table.from_dict(table.to_dict())
+            continue
+        for column in table.columns.values():
+            known.columns.setdefault(column.name, column)
+    return out
 
 
 def remove_early_rows(destination: Destination, config: DestinationConfig, package: LoadPackage) -> None:

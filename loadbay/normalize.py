@@ -19,7 +19,7 @@ from common.schema.contracts import SchemaContract
 from common.schema.types import Schema, Table
 from common.storage.package import JobFile, LoadPackage, PackageStorage
 from common.storage.package_writer import PackageWriter
-from loadbay.early_load import EarlyLoader, remove_early_rows
+from loadbay.early_load import EarlyLoader, remove_early_rows, with_tables
 from loadbay.extract import Resource
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         writer.close()
         _check_keys(normalizer, writer, roots)
         if early is not None:
-            early.drain([(job, evolved.tables[job.table_name]) for job in package.jobs("new_jobs")
+            early.drain([(job, _lineage(evolved, job.table_name)) for job in package.jobs("new_jobs")
                          if not needs_preparation(evolved.tables[job.table_name])])
             early.finish()
         package.save_schema(evolved)
@@ -106,35 +106,25 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         return storage.commit(package), evolved
     except BaseException:
         _abandon(storage, package, early)
-        if early is not None and early.migrated and save_schema is not None:
-            save_schema(_with_tables(schema, evolved, early.migrated))
+        if early is not None and early.definitions and save_schema is not None:
+            save_schema(with_tables(schema, list(early.definitions.values())))
         raise
 
 
 def _early_submitter(early: EarlyLoader, schema: Schema) -> Callable[[JobFile], None]:
     def submit(job: JobFile) -> None:
-        table = schema.tables[job.table_name]
-        if not needs_preparation(table):  # a snapshot: the schema goes on evolving in this thread
-            early.submit(job, Table.from_dict(table.to_dict()))
+        if not needs_preparation(schema.tables[job.table_name]):
+            early.submit(job, _lineage(schema, job.table_name))
     return submit
 
 
-def _with_tables(schema: Schema, evolved: Schema, created: dict[str, Table]) -> Schema:
-    """``schema`` plus the tables (and their parents) an abandoned package created in the destination."""
-    out = Schema.from_dict(schema.to_dict())
-    wanted = dict(created)
-    for name in created:
-        parent = created[name].parent
-        while parent is not None and parent not in wanted:
-            wanted[parent] = evolved.tables[parent]
-            parent = evolved.tables[parent].parent
-    for name, table in wanted.items():
-        known = out.tables.get(name)
-        if known is None:
-            out.tables[name] = Table.from_dict(table.to_dict())
-        else:
-            for column in table.columns.values():
-                known.columns.setdefault(column.name, column)
+def _lineage(schema: Schema, name: str) -> list[Table]:
+    """Snapshots of table ``name`` and its parents (the schema goes on evolving in this thread)."""
+    out = []
+    table: Table | None = schema.tables[name]
+    while table is not None:
+        out.append(Table.from_dict(table.to_dict()))
+        table = schema.tables[table.parent] if table.parent else None
     return out
 
 

@@ -24,7 +24,7 @@ from common.schema.contracts import SchemaContract
 from common.schema.types import Schema
 from common.storage.package import LoadPackage, PackageStorage
 from destinations import resolve_destination
-from loadbay.early_load import EarlyLoader, remove_early_rows
+from loadbay.early_load import EarlyLoader, early_definitions, remove_early_rows, with_tables
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.load import Loader, RetryPolicy
@@ -201,6 +201,9 @@ class Pipeline:
             except DestinationError as exc:
                 raise PipelineStepFailed(self.pipeline_name, "remove rows of an abandoned package",
                                          package.load_id, exc) from exc
+            created = early_definitions(package)
+            if created:
+                self._save_schema(with_tables(self.schema, created))
             self.storage.discard(package)
         for package in self.storage.pending():
             self._load_one(package, info)

@@ -104,16 +104,18 @@ def test_rows_of_a_killed_run_are_removed_by_the_next_run(pg, tmp_path):
             _rows_loaded(p, "events", at_least=2)
             _rows_loaded(p, "events__tags")
             os._exit(17)  # no clean-up of any kind: as if the machine went down
-        p.run(_events(20_000, during=die, at=15_000), table_name="events")
+        p.run(_events(20_000, during=die, at=15_000, extra_from=0), table_name="events")
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 17, done.stderr
     assert count(p, "events") > 1 and count(p, "events__tags") > 0  # the dead run's rows are in ...
     assert any((p.pipeline_dir / "normalizing").iterdir())  # ... and its package is still half written
-    run_ok(p, [{"id": 99, "name": "next"}], table_name="events")
-    assert query(p, f"SELECT id FROM {ident(p, 'events')} ORDER BY id") == [(-1,), (99,)]
+    assert live_columns(p, "events")["score"][0] == "double precision"  # created by the dead run
+    run_ok(p, [{"id": 99, "name": "next", "score": "x"}], table_name="events")
+    assert query(p, f"SELECT id, score__v_text FROM {ident(p, 'events')} ORDER BY id") == [(-1, None), (99, "x")]
     assert count(p, "events__tags") == 0
     assert not any((p.pipeline_dir / "normalizing").iterdir())
+    assert p.schema.tables["events"].columns["score"].data_type == "double"  # known from the dead run's meta
 
 
 def test_merge_and_replace_tables_wait_for_the_whole_package(pg):
