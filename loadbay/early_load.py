@@ -54,7 +54,6 @@ class EarlyLoader:
         self.tables: list[str] = []  # tables that may hold rows of this package (also in its meta)
         self.definitions: dict[str, Table] = {}  # what the destination may have been given: tables and their parents
         self._migrated: dict[str, int] = {}  # table → columns its live table has been given
-        self.loaded_files = 0
         self._queue: queue.SimpleQueue[tuple[JobFile, list[Table]] | None] = queue.SimpleQueue()
         self._slots = threading.Semaphore(1)  # files loading at once: one until drain()
         self._stopped = threading.Event()
@@ -152,8 +151,6 @@ class EarlyLoader:
                            started.path.name, exc)
             return
         self.package.complete_job(started)
-        with self._lock:
-            self.loaded_files += 1
 
     def _record(self, tables: list[Table]) -> None:
         """Note ``tables`` in the package meta: which may hold rows (deleted if the package is
