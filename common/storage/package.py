@@ -9,24 +9,41 @@ Layout under ``<pipelines_dir>/<pipeline>/``::
     completed/<load_id>/        loaded packages, kept when archiving is on
 
 A job file is named ``<table>.<file_id>.<retry>.<format>``; moving it between state folders is a
-rename, so the state on disk is always exactly one of them.
+rename, so the state on disk is always exactly one of them. Anything else found in a job folder
+(a temporary file a killed process left behind) is a leftover: never taken for a job, removed by
+``clean_leftovers``. Jobs write their own temporary files under ``scratch/``, outside the job folders.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import secrets
 import shutil
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
+from common.capabilities import FILE_FORMATS
+from common.exceptions import LoadbayError
 from common.schema.types import Schema
 
+logger = logging.getLogger(__name__)
+
 JOB_STATES = ("new_jobs", "started_jobs", "completed_jobs", "failed_jobs")
+ERROR_SUFFIX = ".exception"
+SCRATCH = "scratch"
+TRASH_PREFIX = ".removing-"
+
+
+class DamagedPackageError(LoadbayError):
+    """A package's schema or metadata on disk cannot be read: it cannot be loaded as it is."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,12 @@ class JobFile:
     def job_id(self) -> str:
         return f"{self.table_name}.{self.file_id}"
 
+    @property
+    def is_job(self) -> bool:
+        """Whether the name is a job's: four parts, a numeric retry count and a known format."""
+        parts = self.path.name.rsplit(".", 3)
+        return len(parts) == 4 and all(parts) and parts[2].isdigit() and parts[3] in FILE_FORMATS
+
 
 def job_file_name(table: str, file_id: str, retry: int, file_format: str) -> str:
     return f"{table}.{file_id}.{retry}.{file_format}"
@@ -97,13 +120,52 @@ class LoadPackage:
     def save_schema(self, schema: Schema) -> None:
         _atomic_write(self.root / "schema.json", json.dumps(schema.to_dict(), indent=1, ensure_ascii=False))
 
+    def check(self) -> None:
+        """Raise ``DamagedPackageError`` naming what is unreadable (after a disk fault or a hand edit)."""
+        for name in ("package.json", "schema.json"):
+            path = self.root / name
+            try:
+                json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise DamagedPackageError(f"package {self.load_id} in {self.root.parent}: {name} cannot be read "
+                                          f"({type(exc).__name__}: {exc})") from exc
+
     # jobs ----------------------------------------------------------------------------------
     def jobs(self, state: str) -> list[JobFile]:
         folder = self.root / state
         if not folder.exists():
             return []
-        return sorted((JobFile(p) for p in folder.iterdir() if not p.name.endswith(".exception")),
-                      key=lambda j: j.path.name)
+        found = (JobFile(p) for p in folder.iterdir() if not p.name.endswith(ERROR_SUFFIX))
+        return sorted((j for j in found if j.is_job), key=lambda j: j.path.name)
+
+    def scratch_path(self, job: JobFile, suffix: str) -> Path:
+        """Where a job may write a temporary file (a transcode): outside the job folders, removed
+        by ``clean_leftovers`` when a killed process left it."""
+        folder = self.root / SCRATCH
+        folder.mkdir(exist_ok=True)
+        return folder / (job.path.name + suffix)
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove what a killed process may have left: scratch files, and anything in a job folder
+        that is neither a job file nor a failed job's error file. Returns the names removed."""
+        removed: list[str] = []
+        scratch = self.root / SCRATCH
+        if scratch.exists():
+            removed.extend(p.name for p in scratch.iterdir())
+            shutil.rmtree(scratch, ignore_errors=True)
+        for state in JOB_STATES:
+            folder = self.root / state
+            if not folder.exists():
+                continue
+            for path in folder.iterdir():
+                if path.name.endswith(ERROR_SUFFIX) and state == "failed_jobs":
+                    continue
+                if not JobFile(path).is_job:
+                    path.unlink(missing_ok=True) if not path.is_dir() else shutil.rmtree(path, ignore_errors=True)
+                    removed.append(f"{state}/{path.name}")
+        if removed:
+            logger.warning("package %s: removed leftovers of an interrupted run: %s", self.load_id, removed)
+        return removed
 
     def all_jobs(self) -> dict[str, list[JobFile]]:
         return {state: self.jobs(state) for state in JOB_STATES}
@@ -122,7 +184,7 @@ class LoadPackage:
 
     def fail_job(self, job: JobFile, error: str) -> JobFile:
         moved = self._move(job, "failed_jobs")
-        _atomic_write(moved.path.with_name(moved.path.name + ".exception"), error)
+        _atomic_write(moved.path.with_name(moved.path.name + ERROR_SUFFIX), error)
         return moved
 
     def return_job(self, job: JobFile) -> JobFile:
@@ -135,7 +197,7 @@ class LoadPackage:
         return self._move(job, "new_jobs", name)
 
     def job_error(self, job: JobFile) -> str | None:
-        path = job.path.with_name(job.path.name + ".exception")
+        path = job.path.with_name(job.path.name + ERROR_SUFFIX)
         return path.read_text() if path.exists() else None
 
 
@@ -147,16 +209,39 @@ class PackageStorage:
         for folder in ("normalizing", "packages", "completed"):
             (pipeline_dir / folder).mkdir(parents=True, exist_ok=True)
 
+    @contextmanager
+    def lock(self, owner: str) -> Iterator[None]:
+        """One run of a pipeline at a time: a second process running the same pipeline (an
+        overlapping cron job) waits here instead of loading the first one's package as well."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks of this kind; runs are not serialized
+            yield
+            return
+        with open(self.pipeline_dir / ".lock", "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logger.warning("%s: another process is running this pipeline (%s); waiting for it to finish",
+                               owner, self.pipeline_dir)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     _last_load_id: ClassVar[int] = 0
     _id_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def new_load_id(cls) -> str:
-        """Microseconds since the epoch: sortable by creation time, and strictly increasing per process."""
+        """Microseconds since the epoch and six random hex digits: sortable by creation time,
+        strictly increasing per process, and unique across processes (two pipelines starting in
+        the same microsecond would otherwise share a load id, its done-records and its staging)."""
         with cls._id_lock:
             now = max(time.time_ns() // 1000, cls._last_load_id + 1)
             cls._last_load_id = now
-        return str(now)
+        return f"{now}_{secrets.token_hex(3)}"
 
     def create(self, load_id: str) -> LoadPackage:
         root = self.pipeline_dir / "normalizing" / load_id
@@ -175,26 +260,45 @@ class PackageStorage:
         return LoadPackage(target)
 
     def discard(self, package: LoadPackage) -> None:
-        shutil.rmtree(package.root, ignore_errors=True)
+        _remove_tree(package.root)
 
     def pending(self) -> list[LoadPackage]:
-        folder = self.pipeline_dir / "packages"
-        return sorted((LoadPackage(p) for p in folder.iterdir() if p.is_dir()), key=lambda p: p.load_id)
+        return self._packages("packages")
 
     def abandoned_normalizing(self) -> list[LoadPackage]:
-        folder = self.pipeline_dir / "normalizing"
-        return [LoadPackage(p) for p in folder.iterdir() if p.is_dir()]
+        return self._packages("normalizing")
+
+    def _packages(self, folder_name: str) -> list[LoadPackage]:
+        """Package folders in load-id order; removals a killed process left half done are finished."""
+        folder = self.pipeline_dir / folder_name
+        packages = []
+        for path in folder.iterdir():
+            if path.name.startswith(TRASH_PREFIX):
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.is_dir():
+                packages.append(LoadPackage(path))
+        return sorted(packages, key=lambda p: p.load_id)
 
     def complete(self, package: LoadPackage, archive: bool) -> None:
         package.write_meta(state="loaded", loaded_at=datetime.now(timezone.utc).isoformat())
         if archive:
             os.replace(package.root, self.pipeline_dir / "completed" / package.load_id)
         else:
-            shutil.rmtree(package.root)
+            _remove_tree(package.root)
 
     def completed(self) -> list[LoadPackage]:
         folder = self.pipeline_dir / "completed"
         return sorted((LoadPackage(p) for p in folder.iterdir() if p.is_dir()), key=lambda p: p.load_id)
+
+
+def _remove_tree(root: Path) -> None:
+    """Rename, then delete: a process killed while deleting leaves a hidden folder (finished by
+    the next listing), never a half-deleted package that looks pending."""
+    if not root.exists():
+        return
+    trash = root.with_name(TRASH_PREFIX + root.name)
+    os.replace(root, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _atomic_write(path: Path, text: str) -> None:

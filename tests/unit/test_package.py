@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from common.capabilities import DEFAULTS
 from common.normalizer import RelationalNormalizer
 from common.schema.types import Schema
-from common.storage.package import JOB_STATES, JobFile, LoadPackage, PackageStorage, job_file_name
+from common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage, job_file_name
 from common.storage.package_writer import PackageWriter
 from common.storage.writers import read_insert_values
 from destinations.testing.conformance.helpers import load_sample
@@ -167,13 +168,48 @@ def test_package_schema_round_trips(storage: PackageStorage) -> None:
 def test_load_ids_sort_by_creation_time() -> None:
     first = PackageStorage.new_load_id()
     second = PackageStorage.new_load_id()
-    assert first.isdigit() and second.isdigit()
+    assert all(re.fullmatch(r"\d{16}_[0-9a-f]{6}", i) for i in (first, second))
     assert sorted([second, first]) == [first, second]
 
 
 def test_load_ids_are_unique_per_process() -> None:
     ids = [PackageStorage.new_load_id() for _ in range(50_000)]
     assert len(set(ids)) == len(ids)
+
+
+def test_leftovers_are_never_jobs_and_are_cleaned(storage: PackageStorage) -> None:
+    """What a killed process leaves in a job folder (a transcode, a temp file) is not a job."""
+    package = storage.commit(storage.create("1"))
+    job = package.root / "new_jobs" / job_file_name("events", "00000", 0, "jsonl")
+    job.write_text("{}\n")
+    leftovers = [package.root / "started_jobs" / "events.00001.0.jsonl.csv",
+                 package.root / "new_jobs" / "events.00002.x.jsonl", package.root / "new_jobs" / "notes.tmp",
+                 package.root / "failed_jobs" / "events.00003.0.jsonl.exception.tmp"]
+    for path in leftovers:
+        path.write_text("partial")
+    scratch = package.scratch_path(JobFile(job), ".csv")
+    scratch.write_text("partial")
+    assert [j.path.name for s in JOB_STATES for j in package.jobs(s)] == [job.name]
+    removed = package.clean_leftovers()
+    assert sorted(removed) == sorted([f"{p.parent.name}/{p.name}" for p in leftovers] + [scratch.name])
+    assert not any(p.exists() for p in leftovers) and not scratch.exists() and job.exists()
+
+
+def test_a_removal_cut_short_never_looks_like_a_pending_package(storage: PackageStorage) -> None:
+    """complete() renames the folder before deleting it; a half-deleted one is finished, not loaded."""
+    package = storage.commit(storage.create("1"))
+    trash = package.root.with_name(".removing-1")
+    package.root.rename(trash)  # what a kill during the delete leaves
+    assert storage.pending() == [] and not trash.exists()
+
+
+def test_a_damaged_package_names_what_cannot_be_read(storage: PackageStorage) -> None:
+    package = storage.commit(storage.create("1"))
+    package.save_schema(Schema("s"))
+    package.check()
+    (package.root / "schema.json").write_text('{"tables": ')
+    with pytest.raises(DamagedPackageError, match=r"package 1 .*schema.json cannot be read"):
+        package.check()
 
 
 # -- package writer ----------------------------------------------------------------------------
