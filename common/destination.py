@@ -98,20 +98,32 @@ class JobClient(ABC):
         early load needs before its file. Destinations with ``loads_while_normalizing`` implement it."""
         raise NotImplementedError(f"{type(self).__name__} does not load while normalizing")
 
-    def delete_rows_by_id_prefix(self, table_names: list[str], id_prefix: str) -> None:
-        """Delete the rows whose ``_lb_id`` starts with ``id_prefix`` (one abandoned package's rows)."""
+    def delete_rows_by_id_prefix(self, table_names: list[str], id_prefix: str, load_id: str) -> None:
+        """Delete the rows whose ``_lb_id`` starts with ``id_prefix`` (one abandoned package's rows)
+        and the done-records of package ``load_id``."""
         raise NotImplementedError(f"{type(self).__name__} does not load while normalizing")
 
     @abstractmethod
-    def prepare_load(self, schema: Schema, table_names: list[str]) -> None:
-        """Before any job: recreate staging tables, truncate for truncate-and-insert."""
+    def prepare_load(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+        """Before any job: recreate the package's staging tables, truncate for truncate-and-insert,
+        and forget the done-records of the jobs of those tables (their files load again)."""
 
     @abstractmethod
     def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
         ...
 
-    def run_job(self, job: LoadJob) -> None:
+    def run_job(self, job: LoadJob, load_id: str) -> None:
+        """Load one file. A destination that can should commit the job's rows together with a
+        done-record of ``(load_id, job id)``, which ``loaded_jobs`` reads back: then a process
+        killed between the commit and the file's move to completed_jobs never loads it twice."""
         job.run(self)
+
+    def loaded_jobs(self, load_id: str) -> set[str]:
+        """Job ids (``table.file_id``) of package ``load_id`` whose rows are committed."""
+        return set()
+
+    def drop_staging(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+        """Remove the staging tables of package ``load_id`` (it is being dropped, not loaded)."""
 
     def reconnect(self) -> None:
         """Drop and reopen the connection before a retry."""

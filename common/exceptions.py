@@ -80,6 +80,11 @@ class DestinationTransientError(DestinationError):
     """Retrying may help: a lost connection, a deadlock, a lock timeout, a shutdown."""
 
 
+class DestinationLockedError(DestinationTransientError):
+    """Another process holds the database (a DuckDB file has one writer at a time): wait and retry,
+    for longer than other transient errors."""
+
+
 class DestinationUndefinedRelation(DestinationTerminalError):
     """A table, schema or database does not exist (callers may create it and try again)."""
 
@@ -97,3 +102,13 @@ class PipelineStepFailed(LoadbayError):
         self.load_id = load_id
         where = f" package {load_id}" if load_id else ""
         super().__init__(f"pipeline {pipeline_name!r} failed in step {step!r}{where}: {cause}")
+
+
+class PipelineInterrupted(LoadbayError):
+    """SIGINT or SIGTERM stopped a run at a safe point; ``.load_info`` says what loaded and what is
+    pending, and the next run resumes it."""
+
+    def __init__(self, message: str, *, signal_number: int, load_info: object = None) -> None:
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.load_info = load_info

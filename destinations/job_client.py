@@ -19,8 +19,10 @@ from sqlglot import exp
 from common.capabilities import DestinationCapabilities
 from common.destination import DestinationConfig, JobClient, LoadJob, replace_strategy, uses_staging
 from common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
+from common.schema.naming import shorten
 from common.schema.types import ROW_ID, Column, Schema, Table
 from common.storage.package import JobFile
+from loadbay.faults import crash_point
 from destinations import sql_jobs
 from destinations.load_jobs import InsertValuesJob
 from destinations.sql_client import SqlClient
@@ -31,6 +33,9 @@ logger = logging.getLogger(__name__)
 LOADS_TABLE = "_lb_loads"
 VERSION_TABLE = "_lb_version"
 STATE_TABLE = "_lb_pipeline_state"
+JOBS_TABLE = "_lb_jobs"
+"""Done-records of the jobs of packages in flight, each committed with the job's rows; a
+package's records are deleted in the transaction that writes its ``_lb_loads`` row."""
 ENGINE_VERSION = 1
 
 SYSTEM_TABLES = {
@@ -45,7 +50,15 @@ SYSTEM_TABLES = {
     STATE_TABLE: Table(STATE_TABLE, {c.name: c for c in [
         Column("pipeline_name", "text", nullable=False), Column("state", "text", nullable=False),
         Column("created_at", "timestamp", nullable=False), Column("_lb_load_id", "text", nullable=False)]}),
+    JOBS_TABLE: Table(JOBS_TABLE, {c.name: c for c in [
+        Column("load_id", "text", nullable=False), Column("job_id", "text", nullable=False),
+        Column("table_name", "text", nullable=False), Column("inserted_at", "timestamp", nullable=False)]}),
 }
+
+
+def staging_table_name(table_name: str, load_id: str, max_length: int) -> str:
+    """A package's own staging table: pipelines loading one dataset at once never share one."""
+    return shorten(f"{table_name}__{load_id}", max_length)
 
 
 class SqlJobClient(JobClient):
@@ -74,21 +87,24 @@ class SqlJobClient(JobClient):
 
     # -- storage and schema ----------------------------------------------------------------------
     def initialize_storage(self) -> None:
-        if not self.sql_client.has_dataset():
-            self.sql_client.create_dataset()
-        self._migrate(list(SYSTEM_TABLES.values()), staging=False)
+        with self.sql_client.schema_change_lock():
+            if not self.sql_client.has_dataset():
+                self.sql_client.create_dataset()
+            self._migrate(list(SYSTEM_TABLES.values()))
 
     def update_stored_schema(self, schema: Schema, table_names: list[str]) -> list[str]:
         tables = [schema.tables[n] for n in table_names]
-        statements = self._migrate(tables, staging=False)
-        if not self._has_schema_version(schema.version_hash):
-            self._store_schema(schema)
+        with self.sql_client.schema_change_lock():
+            statements = self._migrate(tables)
+            if not self._has_schema_version(schema.version_hash):
+                self._store_schema(schema)
         return statements
 
     def migrate_tables(self, tables: list[Table]) -> None:
-        self._migrate(tables, staging=False)
+        with self.sql_client.schema_change_lock():
+            self._migrate(tables)
 
-    def delete_rows_by_id_prefix(self, table_names: list[str], id_prefix: str) -> None:
+    def delete_rows_by_id_prefix(self, table_names: list[str], id_prefix: str, load_id: str) -> None:
         """One transaction over every table: a package's rows go from all of them or none."""
         if not all(ch in "0123456789abcdef" for ch in id_prefix) or not id_prefix:
             raise ValueError(f"row id prefix {id_prefix!r} is not lower-case hex")
@@ -99,19 +115,20 @@ class SqlJobClient(JobClient):
             for name in table_names if name in live]
         with self.sql_client.begin_transaction():
             self.sql_client.execute_many(statements)
+            self._forget_jobs(load_id)
 
-    def _migrate(self, tables: list[Table], staging: bool) -> list[str]:
-        live = self.sql_client.table_columns([t.name for t in tables], staging=staging)
+    def _migrate(self, tables: list[Table]) -> list[str]:
+        live = self.sql_client.table_columns([t.name for t in tables])
         statements: list[exp.Expression] = []
         for table in tables:
             existing = live.get(table.name)
             if existing is None:
-                statements.append(self.create_table_sql(table, staging))
+                statements.append(self.create_table_sql(table))
                 continue
             live_names = {row[0] for row in existing}
             self._warn_on_type_drift(table, existing)
             new = [c for c in table.columns.values() if c.name not in live_names]
-            statements.extend(self.add_columns_sql(table, new, staging))
+            statements.extend(self.add_columns_sql(table, new))
         rendered = [self.sql_client.render(s) for s in statements]
         if rendered:
             with self._ddl_transaction():
@@ -141,15 +158,16 @@ class SqlJobClient(JobClient):
         return exp.ColumnDef(this=self.sql_client.identifier(column.name),
                              kind=self.type_mapper.to_db_type(column), constraints=constraints)
 
-    def create_table_sql(self, table: Table, staging: bool = False) -> exp.Expression:
-        target = self.sql_client.qualified(table.name, staging)
+    def create_table_sql(self, table: Table, target: exp.Table | None = None) -> exp.Expression:
+        """``CREATE TABLE IF NOT EXISTS`` for ``table`` in the dataset, or at ``target`` (staging)."""
+        where = target.copy() if target is not None else self.sql_client.qualified(table.name)
         columns = [self.column_sql(c) for c in table.columns.values()]
-        return exp.Create(kind="TABLE", this=exp.Schema(this=target, expressions=columns), exists=True)
+        return exp.Create(kind="TABLE", this=exp.Schema(this=where, expressions=columns), exists=True)
 
-    def add_columns_sql(self, table: Table, columns: list[Column], staging: bool = False) -> list[exp.Expression]:
+    def add_columns_sql(self, table: Table, columns: list[Column]) -> list[exp.Expression]:
         if not columns:
             return []
-        target = self.sql_client.qualified(table.name, staging)
+        target = self.sql_client.qualified(table.name)
         defs = [self.column_sql(c, for_alter=True) for c in columns]
         if self.capabilities.supports_multi_column_alter:
             return [exp.Alter(this=target, kind="TABLE", actions=defs)]
@@ -181,19 +199,35 @@ class SqlJobClient(JobClient):
             *row.values())
 
     # -- loading ---------------------------------------------------------------------------------
-    def prepare_load(self, schema: Schema, table_names: list[str]) -> None:
+    def staging_table(self, table_name: str, load_id: str) -> exp.Table:
+        """Where package ``load_id`` stages ``table_name``: its own table in the staging dataset."""
+        name = staging_table_name(table_name, load_id, self.capabilities.max_identifier_length)
+        return self.sql_client.qualified(name, staging=True)
+
+    def prepare_load(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+        """Forget the done-records of staged and truncated tables first, then reset them: a kill in
+        between leaves records missing (the files load again), never records of rows that are gone."""
         staged = [schema.tables[n] for n in table_names if self.uses_staging(schema.tables[n])]
-        if staged:
-            if not self.sql_client.has_dataset(self.config.staging_dataset_name):
-                self.sql_client.create_dataset(self.config.staging_dataset_name)
-            drops = [sql_jobs.drop_table(self.sql_client.qualified(t.name, staging=True)) for t in staged]
-            self.sql_client.execute_many(drops + [self.create_table_sql(t, staging=True) for t in staged])
         truncated = [schema.tables[n] for n in table_names
                      if schema.tables[n].write_disposition == "replace" and not self.uses_staging(schema.tables[n])]
-        if truncated:
-            with self.sql_client.begin_transaction():
+        with self.sql_client.begin_transaction():
+            self._forget_jobs(load_id, [t.name for t in staged + truncated])
+            if truncated:
                 self.sql_client.execute_many(
                     sql_jobs.truncate_tables(truncated, self.sql_client.qualified, self.capabilities))
+        if staged:
+            with self.sql_client.schema_change_lock():
+                if not self.sql_client.has_dataset(self.config.staging_dataset_name):
+                    self.sql_client.create_dataset(self.config.staging_dataset_name)
+            targets = [self.staging_table(t.name, load_id) for t in staged]
+            drops = [sql_jobs.drop_table(target) for target in targets]
+            creates = [self.create_table_sql(t, target) for t, target in zip(staged, targets)]
+            self.sql_client.execute_many(drops + creates)
+
+    def drop_staging(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+        staged = [n for n in table_names if n in schema.tables and self.uses_staging(schema.tables[n])]
+        if staged and self.sql_client.has_dataset(self.config.staging_dataset_name):
+            self.sql_client.execute_many([sql_jobs.drop_table(self.staging_table(n, load_id)) for n in staged])
 
     def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
         table = schema.tables[job_file.table_name]
@@ -202,26 +236,55 @@ class SqlJobClient(JobClient):
             raise DestinationTerminalError(
                 f"file {job_file.path.name}: format {job_file.file_format!r} cannot be loaded by "
                 f"{type(self).__name__}; it loads {sorted(self.load_jobs)}")
-        target = self.sql_client.qualified(table.name, staging=self.uses_staging(table))
+        load_id = job_file.path.parent.parent.name
+        target = self.staging_table(table.name, load_id) if self.uses_staging(table) else \
+            self.sql_client.qualified(table.name)
         return job_class(job_file, table, target)
 
-    def run_job(self, job: LoadJob) -> None:
-        job.run(self)
+    def run_job(self, job: LoadJob, load_id: str) -> None:
+        """The job's rows and its done-record in one transaction."""
+        with self.sql_client.begin_transaction():
+            job.run(self)
+            crash_point("job.loaded")
+            self._insert_row(JOBS_TABLE, {"load_id": load_id, "job_id": job.job_file.job_id,
+                                          "table_name": job.table.name, "inserted_at": datetime.now(timezone.utc)})
+        crash_point("job.committed")
 
-    def followup_statements(self, schema: Schema, table_names: list[str]) -> list[exp.Expression]:
+    def loaded_jobs(self, load_id: str) -> set[str]:
+        try:
+            rows = self.sql_client.execute_sql(
+                f"SELECT job_id FROM {self.sql_client.quoted(JOBS_TABLE)} WHERE load_id = "
+                f"{self.sql_client.placeholder()}", load_id)
+        except DestinationUndefinedRelation:  # a new dataset: nothing was loaded
+            return set()
+        return {str(r[0]) for r in rows or []}
+
+    def _forget_jobs(self, load_id: str, table_names: list[str] | None = None) -> None:
+        """Delete done-records of package ``load_id`` (of ``table_names`` only, if given)."""
+        if table_names == []:
+            return
+        p = self.sql_client.placeholder()
+        sql = f"DELETE FROM {self.sql_client.quoted(JOBS_TABLE)} WHERE load_id = {p}"
+        params: list[Any] = [load_id]
+        if table_names:
+            sql += f" AND table_name IN ({', '.join(p for _ in table_names)})"
+            params.extend(table_names)
+        self.sql_client.execute_sql(sql, *params)
+
+    def followup_statements(self, schema: Schema, table_names: list[str], load_id: str) -> list[exp.Expression]:
         """Merge or replace SQL for every staged root table in the package, children included."""
         statements: list[exp.Expression] = []
         for name in table_names:
             root = schema.tables[name]
             if root.parent is None and self.uses_staging(root):
                 children = [c for c in schema.children_of(root.name) if c.name in table_names]
-                statements.extend(self.followup_sql(root, children))
+                statements.extend(self.followup_sql(root, children, load_id))
         return statements
 
-    def followup_sql(self, root: Table, children: list[Table]) -> list[exp.Expression]:
+    def followup_sql(self, root: Table, children: list[Table], load_id: str) -> list[exp.Expression]:
         """The central SQL for one staged root table, by disposition and strategy."""
         target = self.sql_client.qualified
-        staging = lambda name: self.sql_client.qualified(name, staging=True)  # noqa: E731
+        staging = lambda name: self.staging_table(name, load_id)  # noqa: E731
         caps = self.capabilities
         if root.write_disposition == "replace":
             strategy = replace_strategy(root, self.config.replace_strategy)
@@ -262,22 +325,29 @@ class SqlJobClient(JobClient):
 
         Either the package is fully applied and marked, or nothing is; staging is dropped after.
         """
-        statements = self.followup_statements(schema, table_names)
+        statements = self.followup_statements(schema, table_names, load_id)
         # idempotent DDL (unique indexes for upserts) first: on MySQL it would commit the transaction
         ddl = [self.sql_client.render(s) for s in statements if isinstance(s, exp.Create)]
         rendered = [self.sql_client.render(s) for s in statements if not isinstance(s, exp.Create)]
         self.sql_client.execute_many(ddl)
         now = datetime.now(timezone.utc)
         with self.sql_client.begin_transaction():
+            self.lock_tables_for_merge([n for n in table_names if self.uses_staging(schema.tables[n])])
             self.sql_client.execute_many(rendered)
+            crash_point("package.merged")
+            self._forget_jobs(load_id)
             if state is not None:
                 self._insert_row(STATE_TABLE, {"pipeline_name": self.config.pipeline_name,
                                                "state": json.dumps(state, sort_keys=True),
                                                "created_at": now, "_lb_load_id": load_id})
             self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
                                            "inserted_at": now, "schema_version_hash": schema.version_hash})
+        crash_point("package.committed")
         rendered = ddl + rendered
-        staged = [n for n in table_names if self.uses_staging(schema.tables[n])]
-        self.sql_client.execute_many([sql_jobs.drop_table(self.sql_client.qualified(n, staging=True))
-                                      for n in staged])
+        self.drop_staging(schema, table_names, load_id)
         return rendered
+
+    def lock_tables_for_merge(self, table_names: list[str]) -> None:
+        """Hook: make concurrent merges into the same tables wait for each other (inside the final
+        transaction). Without it, two packages merging overlapping keys at once could both insert
+        a key; disjoint keys are safe either way. PostgreSQL overrides it."""

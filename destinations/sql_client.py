@@ -167,6 +167,14 @@ class SqlClient(ABC):
         self.in_transaction = False
         self.execute_sql("COMMIT")
 
+    @contextmanager
+    def schema_change_lock(self) -> Iterator[None]:
+        """Around DDL that reads the live schema and then changes it (create dataset, create or alter
+        tables). Pipelines loading one dataset at once would otherwise both see a column missing and
+        both add it; a database whose DDL races fail terminally overrides this with a lock (PostgreSQL:
+        an advisory lock per dataset, held until the transaction ends). The default takes no lock."""
+        yield
+
     # -- names -----------------------------------------------------------------------------------
     @staticmethod
     def identifier(name: str) -> exp.Identifier:

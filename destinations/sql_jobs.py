@@ -273,10 +273,15 @@ def replace_staging_optimized(root: Table, children: Sequence[Table], target: Ta
     old ones. PostgreSQL only (``ALTER TABLE ... SET SCHEMA``).
     """
     statements: list[exp.Expression] = []
+    dialect = capabilities.sqlglot_dialect
     for table in (root, *children):
         destination = target(table.name)
+        staged = staging(table.name)
         statements.append(exp.Drop(kind="TABLE", tables=[destination.copy()], exists=True))
-        dataset = exp.to_identifier(destination.db, quoted=True).sql(dialect=capabilities.sqlglot_dialect)
-        moved = staging(table.name).sql(dialect=capabilities.sqlglot_dialect)
-        statements.append(exp.Command(this="ALTER", expression=f"TABLE {moved} SET SCHEMA {dataset}"))
+        dataset = exp.to_identifier(destination.db, quoted=True).sql(dialect=dialect)
+        statements.append(exp.Command(this="ALTER", expression=f"TABLE {staged.sql(dialect=dialect)} SET SCHEMA {dataset}"))
+        if staged.name != destination.name:  # the package's own staging name: back to the table's
+            moved = exp.Table(this=staged.this.copy(), db=destination.args["db"].copy())
+            statements.append(exp.Alter(this=moved, kind="TABLE", actions=[
+                exp.AlterRename(this=exp.Table(this=destination.this.copy()))]))
     return statements

@@ -143,7 +143,8 @@ class EarlyLoader:
                         self._initialized = True
                     client.migrate_tables([table])
                     self._migrated[table.name] = len(table.columns)
-            client.run_job(client.create_load_job(started, Schema(self.package.load_id, {table.name: table})))
+            client.run_job(client.create_load_job(started, Schema(self.package.load_id, {table.name: table})),
+                           self.package.load_id)
         except Exception as exc:  # noqa: BLE001 - the regular loader retries or reports it
             self.package.return_job(started)
             self._stopped.set()
@@ -197,6 +198,6 @@ def remove_early_rows(destination: Destination, config: DestinationConfig, packa
     if not tables or not prefix:
         return
     with destination.client(config) as client:
-        client.delete_rows_by_id_prefix(tables, prefix)
+        client.delete_rows_by_id_prefix(tables, prefix, package.load_id)
     logger.warning("removed the rows that package %s loaded early, before it was abandoned, from %s",
                    package.load_id, tables)

@@ -1,14 +1,17 @@
 """Load: runs a package's jobs, retries what is transient, stops on what is terminal.
 
-Order for one package: migrate tables → reset staging and truncated tables →
-every job (each file in one transaction; ``new → started → completed | failed``) → merge/replace
-and the ``_lb_loads`` marker in one transaction → archive or remove the package. A crash at any
-point resumes from the files on disk; a package with a failed job stays on disk, unapplied.
+Order for one package: migrate tables → reset staging and truncated tables → every job (each
+file's rows and its done-record in ``_lb_jobs`` in one transaction; ``new → started → completed |
+failed``) → merge/replace and the ``_lb_loads`` marker in one transaction → archive or remove the
+package. A crash at any point resumes from the files on disk and the records in the destination:
+a job whose done-record exists is never loaded again. A package with a failed job stays on disk,
+unapplied.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import traceback
@@ -19,9 +22,10 @@ from typing import Any, TypeVar
 
 from common.capabilities import DestinationCapabilities
 from common.destination import Destination, DestinationConfig, JobClient, needs_preparation
-from common.exceptions import DestinationTerminalError, DestinationTransientError, LoadbayError
+from common.exceptions import (DestinationLockedError, DestinationTerminalError, DestinationTransientError,
+                               LoadbayError)
 from common.schema.types import Schema
-from common.storage.package import JobFile, LoadPackage, PackageStorage
+from common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage
 from loadbay.info import JobInfo, LoadPackageInfo
 
 logger = logging.getLogger(__name__)
@@ -32,19 +36,63 @@ T = TypeVar("T")
 class RetryPolicy:
     max_retries: int = 3
     backoff_seconds: float = 1.0
+    lock_wait_seconds: float = 300.0
+    """How long to keep retrying while another process holds the database (a DuckDB file)."""
 
     def delay(self, attempt: int) -> float:
         return self.backoff_seconds * (2 ** attempt)
+
+    def lock_delay(self, attempt: int) -> float:
+        """Short, growing to a few seconds, with jitter so waiting writers do not retry in step."""
+        return min(5.0, 0.05 * (2 ** attempt)) * random.uniform(0.5, 1.5)
 
 
 class LoadRetriesExhausted(LoadbayError):
     """A transient error outlasted every retry; the package stays on disk and the next run resumes it."""
 
 
+def with_retries(retry: RetryPolicy, action: Callable[[], T], what: str,
+                 reconnect: Callable[[], None] | None = None) -> T:
+    """Run ``action``, retrying transient errors with backoff (and a fresh connection), and lock
+    conflicts until ``retry.lock_wait_seconds`` have passed."""
+    attempt = 0
+    waited = 0.0
+    while True:
+        try:
+            return action()
+        except DestinationLockedError as exc:
+            if waited >= retry.lock_wait_seconds:
+                raise LoadRetriesExhausted(
+                    f"{what}: the database stayed locked by another process for {waited:.0f} s: {exc}. "
+                    "Raise lock_wait_seconds or run the pipelines one after the other.") from exc
+            delay = retry.lock_delay(attempt)
+            if attempt == 0:
+                logger.info("%s: the database is locked by another process; waiting up to %.0f s",
+                            what, retry.lock_wait_seconds)
+            time.sleep(delay)
+            waited += delay
+        except DestinationTransientError as exc:
+            if attempt >= retry.max_retries:
+                raise LoadRetriesExhausted(
+                    f"{what}: still failing after {attempt} retries: {exc}. The package stays on disk; "
+                    "run the pipeline again to resume it.") from exc
+            delay = retry.delay(attempt)
+            logger.warning("%s: transient error, retry %d/%d in %.1fs: %s", what, attempt + 1,
+                           retry.max_retries, delay, exc)
+            time.sleep(delay)
+        attempt += 1
+        if reconnect is not None:
+            try:
+                reconnect()
+            except DestinationTransientError as reconnect_exc:
+                logger.warning("%s: reconnect failed: %s", what, reconnect_exc)
+
+
 class Loader:
     def __init__(self, destination: Destination, config: DestinationConfig, storage: PackageStorage,
-                 *, capabilities: DestinationCapabilities, retry: RetryPolicy, workers: int | None = None, archive_completed: bool = False,
-                 state: dict[str, Any] | None = None) -> None:
+                 *, capabilities: DestinationCapabilities, retry: RetryPolicy, workers: int | None = None,
+                 archive_completed: bool = False, state: dict[str, Any] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.destination = destination
         self.config = config
         self.storage = storage
@@ -52,28 +100,38 @@ class Loader:
         self.workers = max(1, workers or capabilities.max_parallel_load_jobs)
         self.archive_completed = archive_completed
         self.state = state
+        self.stop = stop or threading.Event()
+        """Set (by a signal handler) to start no further job; the package stays on disk to resume."""
 
     def load(self, package: LoadPackage) -> LoadPackageInfo:
+        package.check()
+        package.clean_leftovers()
         schema = package.schema()
         meta = package.read_meta()
-        with self.destination.client(self.config) as client:
+        client = self.destination.client(self.config)
+        self._with_retries(client, client.open, f"connect for package {package.load_id}")
+        try:
             completed = self._with_retries(client, lambda: client.is_load_completed(package.load_id),
                                            f"check package {package.load_id}")
             if completed:  # crashed after commit, before cleanup
+                self._with_retries(client, lambda: client.drop_staging(schema, list(schema.tables), package.load_id),
+                                   f"drop staging of package {package.load_id}")
                 info = self.describe(package, "loaded")
                 self.storage.complete(package, self.archive_completed)
                 return info
             tables = self._tables(package, schema, meta)
             self._with_retries(client, lambda: self._prepare(client, package, schema, tables), "prepare")
-            for job in package.jobs("started_jobs"):  # a crashed run left it mid-flight: run it again
-                package.retry_job(job)
             if package.jobs("failed_jobs"):
                 return self.describe(package, "failed")
             self._run_jobs(client, package, schema)
             if package.jobs("failed_jobs"):
                 return self.describe(package, "failed")
+            if package.jobs("new_jobs"):  # stopped by a signal before every job ran
+                return self.describe(package, "pending")
             self._with_retries(client, lambda: client.complete_load(package.load_id, schema, tables, self.state),
                                f"complete package {package.load_id}")
+        finally:
+            client.close()
         info = self.describe(package, "loaded")
         self.storage.complete(package, self.archive_completed)
         return info
@@ -82,10 +140,15 @@ class Loader:
         """Tables with files, plus every table of each root in the package (replace clears them all)."""
         names: list[str] = []
         roots = list(meta.get("root_tables", []))
-        for job in package.jobs("new_jobs") + package.jobs("started_jobs") + package.jobs("completed_jobs"):
-            root = schema.root_of(job.table_name).name
-            if root not in roots:
-                roots.append(root)
+        for state in JOB_STATES:
+            for job in package.jobs(state):
+                if job.table_name not in schema.tables:
+                    raise DamagedPackageError(
+                        f"package {package.load_id}: file {state}/{job.path.name} names table "
+                        f"{job.table_name!r}, which the package's schema does not have")
+                root = schema.root_of(job.table_name).name
+                if root not in roots:
+                    roots.append(root)
         for root in roots:
             for table in (schema.tables[root], *schema.children_of(root)):
                 if table.name not in names:
@@ -93,11 +156,11 @@ class Loader:
         return names
 
     def _prepare(self, client: JobClient, package: LoadPackage, schema: Schema, tables: list[str]) -> None:
-        """Migrate, then reset staging and truncated tables, reloading their files on a resume.
+        """Migrate; reset staging and truncated tables (their files all load again); then settle the
+        jobs a killed run left behind by the destination's done-records, never by guessing.
 
-        Staging tables are shared by name (another pipeline on the same dataset may have replaced
-        them since this package last ran), so their contents are rebuilt from the files on disk
-        on every attempt rather than trusted.
+        A job in started_jobs (or in new_jobs, if the process died between the job's commit and the
+        move of its file) whose done-record is in the destination is completed; the others run.
         """
         client.initialize_storage()
         client.update_stored_schema(schema, tables)
@@ -105,12 +168,24 @@ class Loader:
         for job in package.jobs("completed_jobs"):
             if job.table_name in reset:
                 package.retry_job(job)
-        client.prepare_load(schema, tables)
+        client.prepare_load(schema, tables, package.load_id)
+        loaded = client.loaded_jobs(package.load_id)
+        for job in package.jobs("started_jobs"):
+            if job.job_id in loaded:
+                package.complete_job(job)
+            else:
+                package.retry_job(job)
+        for job in package.jobs("new_jobs"):
+            if job.job_id in loaded:
+                logger.info("package %s: %s was loaded before the last run stopped", package.load_id, job.job_id)
+                package.complete_job(job)
 
     def _run_jobs(self, client: JobClient, package: LoadPackage, schema: Schema) -> None:
         jobs = package.jobs("new_jobs")
         if self.workers == 1 or len(jobs) <= 1:
             for job in jobs:
+                if self.stop.is_set():
+                    return
                 self._run_job(client, package, schema, job)
             return
         local = threading.local()
@@ -118,12 +193,14 @@ class Loader:
         lock = threading.Lock()
 
         def run(job: JobFile) -> None:
+            if self.stop.is_set():
+                return
             worker_client = getattr(local, "client", None)
             if worker_client is None:
                 worker_client = local.client = self.destination.client(self.config)
-                worker_client.open()
                 with lock:
                     clients.append(worker_client)
+                self._with_retries(worker_client, worker_client.open, "connect")
             self._run_job(worker_client, package, schema, job)
 
         try:
@@ -136,9 +213,18 @@ class Loader:
 
     def _run_job(self, client: JobClient, package: LoadPackage, schema: Schema, job: JobFile) -> None:
         started = package.start_job(job)
+        attempts = 0
+
+        def attempt() -> None:
+            nonlocal attempts
+            attempts += 1
+            # after a lost connection the commit may have gone through: the done-record decides
+            if attempts > 1 and started.job_id in client.loaded_jobs(package.load_id):
+                return
+            client.run_job(client.create_load_job(started, schema), package.load_id)
+
         try:
-            self._with_retries(client, lambda: client.run_job(client.create_load_job(started, schema)),
-                               f"job {started.path.name}")
+            self._with_retries(client, attempt, f"job {started.path.name}")
         except DestinationTerminalError as exc:
             logger.error("load job %s failed terminally: %s", started.path, exc)
             package.fail_job(started, f"{exc}\n\n{traceback.format_exc()}")
@@ -149,24 +235,7 @@ class Loader:
         package.complete_job(started)
 
     def _with_retries(self, client: JobClient, action: Callable[[], T], what: str) -> T:
-        attempt = 0
-        while True:
-            try:
-                return action()
-            except DestinationTransientError as exc:
-                if attempt >= self.retry.max_retries:
-                    raise LoadRetriesExhausted(
-                        f"{what}: still failing after {attempt} retries: {exc}. The package stays on disk; "
-                        "run the pipeline again to resume it.") from exc
-                delay = self.retry.delay(attempt)
-                logger.warning("%s: transient error, retry %d/%d in %.1fs: %s", what, attempt + 1,
-                               self.retry.max_retries, delay, exc)
-                time.sleep(delay)
-                attempt += 1
-                try:
-                    client.reconnect()
-                except DestinationTransientError as reconnect_exc:
-                    logger.warning("%s: reconnect failed: %s", what, reconnect_exc)
+        return with_retries(self.retry, action, what, client.reconnect)
 
     def describe(self, package: LoadPackage, state: str) -> LoadPackageInfo:
         """What is on disk for ``package`` (its jobs by state, rows, errors), without loading it."""

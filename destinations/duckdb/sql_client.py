@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
-                               DestinationUndefinedRelation)
+from common.exceptions import (DestinationError, DestinationLockedError, DestinationTerminalError,
+                               DestinationTransientError, DestinationUndefinedRelation)
 from destinations.sql_client import SqlClient
 
 # DuckDB exception class name → loadbay error; looked up along the exception's MRO.
@@ -43,6 +43,8 @@ ERROR_CLASSES: dict[str, type[DestinationError]] = {
 UNDEFINED_RELATION = re.compile(r"\b(Table|Schema|View|Catalog) with name .* does not exist")
 """Message text that turns a CatalogException into an undefined relation (a missing function or
 type is terminal). Tested against DuckDB's real messages."""
+FILE_LOCKED = re.compile(r"Could not set lock on file")
+"""An IOException saying another process has the database file open for writing."""
 
 
 class DuckDbSqlClient(SqlClient):
@@ -108,5 +110,7 @@ class DuckDbSqlClient(SqlClient):
                 continue
             if cls.__name__ == "CatalogException" and UNDEFINED_RELATION.search(str(exc)):
                 return DestinationUndefinedRelation
+            if cls.__name__ == "IOException" and FILE_LOCKED.search(str(exc)):
+                return DestinationLockedError
             return found
         return DestinationTerminalError

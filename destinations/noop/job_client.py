@@ -17,7 +17,7 @@ class NoopJobClient(JobClient):
     def update_stored_schema(self, schema: Schema, table_names: list[str]) -> list[str]:
         return []
 
-    def prepare_load(self, schema: Schema, table_names: list[str]) -> None:
+    def prepare_load(self, schema: Schema, table_names: list[str], load_id: str) -> None:
         """No staging."""
 
     def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:

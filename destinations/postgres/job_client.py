@@ -49,3 +49,6 @@ class PostgresJobClient(SqlJobClient):
         if chosen != "auto":
             return chosen
         return "merge" if self.sql_client.server_version >= MERGE_SINCE else "on_conflict"  # type: ignore[attr-defined]
+
+    def lock_tables_for_merge(self, table_names: list[str]) -> None:
+        self.sql_client.lock_tables([self.sql_client.qualified(n) for n in table_names])  # type: ignore[attr-defined]

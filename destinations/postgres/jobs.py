@@ -15,6 +15,7 @@ from sqlglot import exp
 from common.destination import LoadJob
 from common.exceptions import DestinationTerminalError
 from common.schema.types import Column, Table
+from common.storage.package import JobFile, LoadPackage
 from common.storage.writers import CsvWriter
 
 logger = logging.getLogger(__name__)
@@ -97,16 +98,21 @@ def transcode_select(path: str, columns: list[Column]) -> exp.Select:
     return exp.select(*projections).from_(exp.Table(this=reader))
 
 
+def scratch_path(job_file: JobFile, suffix: str) -> Path:
+    """A temporary file of the job in its package's scratch folder, never among the job files."""
+    return LoadPackage(job_file.path.parent.parent).scratch_path(job_file, suffix)
+
+
 class JsonlCopyJob(LoadJob):
     """jsonl → csv by DuckDB's C++ readers and writers (a fraction of the Python csv writer's cost
-    per row), then the same streamed COPY as a csv file. The csv lives next to the job file only
-    while it loads."""
+    per row), then the same streamed COPY as a csv file. The csv lives in the package's scratch
+    folder only while it loads (a killed run's is removed when the package resumes)."""
 
     def run(self, client: SqlJobClient) -> None:
         import duckdb
 
         columns = list(self.table.columns.values())
-        csv_path = self.job_file.path.with_name(self.job_file.path.name + ".csv")
+        csv_path = scratch_path(self.job_file, ".csv")
         try:
             try:
                 self._transcode(columns, csv_path, TRANSCODE_MEMORY)

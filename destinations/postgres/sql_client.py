@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlglot import exp
@@ -39,6 +42,11 @@ TERMINAL_CONNECT_MESSAGES = re.compile(
 connections for role" is transient) make such a failure terminal. Each is tested verbatim."""
 
 
+def advisory_key(name: str) -> int:
+    """A signed 64-bit key for ``pg_advisory_xact_lock``, the same in every process."""
+    return int.from_bytes(hashlib.sha256(f"loadbay:{name}".encode()).digest()[:8], "big", signed=True)
+
+
 class PostgresSqlClient(SqlClient):
     dbapi_paramstyle = "format"
 
@@ -62,6 +70,22 @@ class PostgresSqlClient(SqlClient):
         super().create_dataset(dataset)
         if dataset in (None, self.dataset_name):
             self.use_dataset()
+
+    @contextmanager
+    def schema_change_lock(self) -> Iterator[None]:
+        """One transaction holding an advisory lock keyed by the dataset: concurrent pipelines'
+        CREATE/ALTER of one dataset run one after the other, each seeing what the last one made
+        (without it, two ``CREATE SCHEMA IF NOT EXISTS`` may both fail on pg_namespace's unique index)."""
+        with self.begin_transaction():
+            self.execute_sql("SELECT pg_advisory_xact_lock(%s)", advisory_key(self.dataset_name))
+            yield
+
+    def lock_tables(self, tables: Sequence[exp.Table]) -> None:
+        """``LOCK TABLE`` in SHARE ROW EXCLUSIVE mode (conflicts with itself and with writers), in name
+        order so two transactions locking the same tables cannot deadlock. Inside a transaction."""
+        if tables:
+            names = sorted(self.render(t) for t in tables)
+            self.execute_sql(f"LOCK TABLE {', '.join(names)} IN SHARE ROW EXCLUSIVE MODE")
 
     @property
     def server_version(self) -> int:

@@ -18,7 +18,7 @@ from destinations.testing.setups import MARIADB_URL, require_server
 from tests.e2e.support import closed_port  # noqa: F401 - re-exported
 
 BACKENDS = ["sqlite", "mariadb"]
-SYSTEM_TABLES = {"_lb_loads", "_lb_version", "_lb_pipeline_state"}
+SYSTEM_TABLES = {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}
 
 
 def maria_url(**changes: Any) -> str:

@@ -31,7 +31,7 @@ def test_long_table_and_column_names_are_shortened_deterministically(pg, tmp_pat
     assert len(LONG_TABLE) == 100 and len(LONG_COLUMN) == 100
     p = pg()
     run_ok(p, [{"id": 1, LONG_COLUMN: "first", "items": [1, 2]}], table_name=LONG_TABLE)
-    tables = live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state"}
+    tables = live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}
     assert len(tables) == 2, tables
     child = next(t for t in tables if "_lb_parent_id" in live_columns(p, t))
     root = next(t for t in tables if t != child)
@@ -48,7 +48,7 @@ def test_long_table_and_column_names_are_shortened_deterministically(pg, tmp_pat
     fresh = pg(name="pg_other", dataset_name=p.dataset_name, pipelines_dir=tmp_path / "elsewhere")
     run_ok(fresh, [{"id": 3, LONG_COLUMN: "third", "items": [4]}], table_name=LONG_TABLE)
 
-    assert live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state"} == tables
+    assert live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"} == tables
     assert [c for c in live_columns(p, root) if c.startswith("measurement_")] == [column]
     assert query(p, f'SELECT id, "{column}" FROM "{root}" ORDER BY id') == [(1, "first"), (2, "second"), (3, "third")]
     assert query(p, f'SELECT count(*) FROM "{child}"') == [(4,)]
@@ -63,7 +63,7 @@ def test_long_names_sharing_a_prefix_stay_distinct(pg):
     p = pg()
     run_ok(p, [{"id": 1, a: "A", b: "B"}], table_name=a)
     run_ok(p, [{"id": 2, a: "A2", b: "B2"}], table_name=b)
-    tables = sorted(live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state"})
+    tables = sorted(live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"})
     assert len(tables) == 2 and tables[0] != tables[1]
     for table in tables:
         cols = [c for c in live_columns(p, table) if c.startswith("shared_prefix_")]
@@ -87,7 +87,7 @@ def test_multibyte_long_names_fit_63_bytes(pg):
     p = pg()
     run_ok(p, [{"id": 1, name: 1}], table_name=name)
     run_ok(p, [{"id": 2, name: 2}], table_name=name)
-    tables = live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state"}
+    tables = live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}
     assert len(tables) == 1
     table = tables.pop()
     assert len(table.encode()) <= MAX_IDENT and table.startswith("größe_ü")

@@ -25,7 +25,7 @@ from tests.e2e.pg_helpers import drop_schemas
 
 FORMATS = ["jsonl", "csv", "insert_values", "parquet"]
 each_format = pytest.mark.parametrize("file_format", FORMATS)
-SYSTEM = {"_lb_loads", "_lb_version", "_lb_pipeline_state"}
+SYSTEM = {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}
 
 
 def _new_york_url() -> str:
