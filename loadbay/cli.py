@@ -3,6 +3,10 @@
     loadbay load examples/github_events.json --pipeline github_events --table events \\
         --destination duckdb --dataset airflow_events --write-disposition merge --primary-key id
     loadbay tables github_events --destination duckdb --dataset airflow_events
+    loadbay pipeline github_events pending|resume|retry-failed|drop-pending
+
+Exit codes: 0 loaded, 1 a job failed (its package stays on disk), 2 an error, 128 + the signal's
+number when SIGINT/SIGTERM stopped the run at a safe point (130, 143).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import sys
 from pathlib import Path
 
 import loadbay
-from common.exceptions import LoadbayError
+from common.exceptions import LoadbayError, PipelineInterrupted
 
 
 def _pipeline(args: argparse.Namespace) -> loadbay.Pipeline:
@@ -55,6 +59,33 @@ def cmd_tables(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Package operations on an existing pipeline: list, resume, retry or drop pending packages."""
+    pipeline = _pipeline(args)
+    if args.action == "pending":
+        packages = pipeline.storage.pending()
+        for package in packages:
+            jobs = {state: len(package.jobs(state)) for state in ("new_jobs", "started_jobs", "completed_jobs",
+                                                                   "failed_jobs")}
+            print(f"{package.load_id}  " + "  ".join(f"{k.removesuffix('_jobs')}: {v}" for k, v in jobs.items()))
+            for job in package.jobs("failed_jobs"):
+                error = (package.job_error(job) or "").strip().splitlines()
+                print(f"  FAILED {job.path.name}: {error[0] if error else ''}")
+        if not packages:
+            print(f"pipeline {args.pipeline}: no pending packages")
+        return 0
+    if args.action == "retry-failed":
+        print(f"{pipeline.retry_failed_jobs()} failed job(s) will load on the next run")
+        return 0
+    if args.action == "drop-pending":
+        dropped = pipeline.drop_pending_packages()
+        print(f"dropped {len(dropped)} package(s): {', '.join(dropped) or '-'}")
+        return 0
+    info = pipeline.run()  # resume
+    print(info)
+    return 1 if info.has_failed_jobs else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loadbay", description="Load rows into SQL databases.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("pipeline")
     common(tables)
     tables.set_defaults(func=cmd_tables)
+
+    packages = sub.add_parser("pipeline", help="pending packages of a pipeline: list, resume, retry, drop")
+    packages.add_argument("pipeline")
+    packages.add_argument("action", choices=["pending", "resume", "retry-failed", "drop-pending"])
+    common(packages)
+    packages.set_defaults(func=cmd_pipeline)
     return parser
 
 
@@ -86,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except PipelineInterrupted as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return 128 + (exc.signal_number or 2)
     except LoadbayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -85,4 +85,26 @@ class LoadInfo:
         counts = self.row_counts
         if counts:
             lines.append("Rows loaded per table: " + ", ".join(f"{t}: {n}" for t, n in sorted(counts.items())))
+        lines.extend(self.next_steps())
         return "\n".join(lines)
+
+    def next_steps(self) -> list[str]:
+        """What to run when a package did not load: the API call and the CLI command."""
+        name = self.pipeline_name
+        if any(p.state == "failed" for p in self.load_packages):
+            return [f"Packages with failed jobs stay on disk and hold back newer ones. Fix the cause, then "
+                    f"p.retry_failed_jobs() (loadbay pipeline {name} retry-failed) and run again; or give them "
+                    f"up with p.drop_pending_packages() (loadbay pipeline {name} drop-pending)."]
+        if any(p.state == "pending" for p in self.load_packages):
+            return [f"Pending packages load on the next run of pipeline {name} (p.run(), or "
+                    f"loadbay pipeline {name} resume)."]
+        return []
+
+    def progress(self) -> str:
+        """One line per package: jobs done of all, for an interrupted run's report."""
+        lines = []
+        for package in self.load_packages:
+            done = sum(1 for j in package.jobs if j.state == "completed")
+            lines.append(f"  package {package.load_id}: {package.state}, {done} of {len(package.jobs)} "
+                         "job(s) loaded")
+        return "\n".join(lines) or "  no package was loaded"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from common.capabilities import DestinationCapabilities
 from common.destination import needs_preparation
-from common.exceptions import DestinationError, SchemaError
+from common.exceptions import DestinationError, LoadbayError, SchemaError
 from common.normalizer import RelationalNormalizer
 from common.schema.contracts import SchemaContract
 from common.schema.types import Schema, Table
@@ -21,12 +22,17 @@ from common.storage.package import JobFile, LoadPackage, PackageStorage
 from common.storage.package_writer import PackageWriter
 from loadbay.early_load import EarlyLoader, remove_early_rows, with_tables
 from loadbay.extract import Resource
+from loadbay.faults import crash_point
 
 logger = logging.getLogger(__name__)
 EarlyLoaderFactory = Callable[[LoadPackage, str], EarlyLoader]
 GC_THRESHOLD = 100_000
 
 WRITE_DISPOSITIONS = ("append", "replace", "merge")
+
+
+class NormalizeStopped(LoadbayError):
+    """A signal asked the run to stop; the package being written was discarded."""
 
 
 def parse_disposition(value: str | dict[str, str] | None) -> tuple[str | None, str | None]:
@@ -60,7 +66,8 @@ def fewer_gc_passes() -> Iterator[None]:
 def normalize(resources: Sequence[Resource], schema: Schema, capabilities: DestinationCapabilities,
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
               batch_size: int, file_max_items: int, early_loader: EarlyLoaderFactory | None = None,
-              save_schema: Callable[[Schema], None] | None = None) -> tuple[LoadPackage, Schema]:
+              save_schema: Callable[[Schema], None] | None = None,
+              stop: threading.Event | None = None) -> tuple[LoadPackage, Schema]:
     """Write a committed package for ``resources``; returns it and the evolved schema.
 
     With ``early_loader``, append files start loading as they rotate and the last ones load before
@@ -91,9 +98,12 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                 continue
             roots.append(table.name)
             for batch in res.batches(batch_size):
+                if stop is not None and stop.is_set():
+                    raise NormalizeStopped(f"normalizing of package {load_id} stopped by a signal")
                 for table_name, rows in normalizer.normalize(res.name, batch).items():
                     if rows:
                         writer.write(table_name, rows)
+                crash_point("normalize.batch")
         writer.close()
         _check_keys(normalizer, writer, roots)
         if early is not None:
@@ -103,7 +113,9 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         package.save_schema(evolved)
         package.write_meta(root_tables=roots, file_format=file_format, rows=writer.rows_per_file,
                            schema_name=evolved.name)
-        return storage.commit(package), evolved
+        committed = storage.commit(package)
+        crash_point("normalize.committed")
+        return committed, evolved
     except BaseException:
         _abandon(storage, package, early)
         if early is not None and early.definitions and save_schema is not None:

@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,17 +19,18 @@ from common.capabilities import FILE_FORMATS, DestinationCapabilities
 from common.configuration import resolve
 from common.destination import STAGING_SUFFIX, Destination, DestinationConfig
 from common.exceptions import (ConfigurationError, DestinationError, DestinationUndefinedRelation, LoadbayError,
-                               PipelineStepFailed)
+                               PipelineInterrupted, PipelineStepFailed)
 from common.schema import naming
 from common.schema.contracts import SchemaContract
 from common.schema.types import Schema
-from common.storage.package import LoadPackage, PackageStorage
+from common.storage.package import DamagedPackageError, LoadPackage, PackageStorage
 from destinations import resolve_destination
 from loadbay.early_load import EarlyLoader, early_definitions, remove_early_rows, with_tables
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
-from loadbay.load import Loader, RetryPolicy
-from loadbay.normalize import EarlyLoaderFactory, fewer_gc_passes, normalize
+from loadbay.interrupts import stop_on_signals
+from loadbay.load import Loader, RetryPolicy, with_retries
+from loadbay.normalize import EarlyLoaderFactory, NormalizeStopped, fewer_gc_passes, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ class PipelineSettings:
     file_max_items: int = 100_000
     max_retries: int = 3
     retry_backoff_seconds: float = 1.0
+    lock_wait_seconds: float = 300.0  # how long to wait while another process holds the database (DuckDB)
     workers: int = 0  # 0: the destination's max_parallel_load_jobs
     load_while_normalizing: bool = True  # where the destination can (capabilities.loads_while_normalizing)
     archive_completed_packages: bool = False
@@ -119,11 +122,13 @@ class Pipeline:
         stored_schema = getattr(client, "stored_schema", None)
         if stored_schema is None:
             return
-        with client:
-            try:
-                stored = stored_schema(self.pipeline_name)
-            except DestinationUndefinedRelation:  # a new dataset
-                return
+        with_retries(self._retry_policy(), client.open, f"pipeline {self.pipeline_name!r}: connect", client.reconnect)
+        try:
+            stored = stored_schema(self.pipeline_name)
+        except DestinationUndefinedRelation:  # a new dataset
+            return
+        finally:
+            client.close()
         if stored is not None:
             logger.info("restored schema %s from the destination", stored.version_hash)
             self._save_schema(stored)
@@ -138,17 +143,49 @@ class Pipeline:
             write_disposition: str | dict[str, str] | None = None, primary_key: str | list[str] | None = None,
             merge_key: str | list[str] | None = None, columns: dict[str, dict[str, Any]] | None = None,
             loader_file_format: str | None = None, schema_contract: str | dict[str, str] | None = None) -> LoadInfo:
-        """Finish pending packages, then extract, normalize and load ``data`` (if any)."""
+        """Finish pending packages, then extract, normalize and load ``data`` (if any).
+
+        One run of a pipeline at a time (a second process waits). SIGINT/SIGTERM stop the run at
+        a safe point and raise ``PipelineInterrupted``; the next run resumes (loadbay.interrupts).
+        """
         info = self._new_info()
         started = time.monotonic()
-        self._load_pending(info)
-        if data is not None:
-            resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns)
-                         for res in as_resources(data, table_name)]
-            package = self._normalize(resources, loader_file_format, schema_contract, info)
-            self._load_one(package, info)
-        info.timings["load"] = time.monotonic() - started - info.timings.get("normalize", 0.0)
+        stop = threading.Event()
+        received: list[int] = []
+        normalized = data is None
+        with self.storage.lock(f"pipeline {self.pipeline_name!r}"), stop_on_signals(stop, received):
+            try:
+                self._load_pending(info, stop)
+                if data is not None and not stop.is_set():
+                    resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns)
+                                 for res in as_resources(data, table_name)]
+                    package = self._normalize(resources, loader_file_format, schema_contract, info, stop)
+                    normalized = True
+                    self._load_one(package, info, stop)
+            except NormalizeStopped:
+                pass  # the package was discarded; reported below
+            info.timings["load"] = time.monotonic() - started - info.timings.get("normalize", 0.0)
+            if stop.is_set():
+                raise self._interrupted(received[0] if received else 0, info, normalized)
         return info
+
+    def _interrupted(self, signum: int, info: LoadInfo, normalized: bool) -> PipelineInterrupted:
+        import signal
+
+        name = signal.Signals(signum).name if signum else "a signal"
+        pending = self.pending_packages()
+        lines = [f"pipeline {self.pipeline_name!r} stopped by {name} at a safe point: every load job either "
+                 "committed whole or not at all, and no merge or replace is half applied.", info.progress()]
+        if pending:
+            lines.append(f"Pending package(s) {', '.join(pending)} stay on disk; the next run of the pipeline "
+                         f"loads them first (p.run(), or loadbay pipeline {self.pipeline_name} resume).")
+        if not normalized:
+            lines.append("The data of this run was not normalized completely, so none of it was loaded: "
+                         "send it again.")
+        lines.append("Rows of append jobs that completed are visible in the destination already; resuming "
+                     "adds only the rest (sending the same data again would add it twice). Set "
+                     "atomic_appends = true to make an append package all or nothing.")
+        return PipelineInterrupted("\n".join(lines), signal_number=signum, load_info=info)
 
     @staticmethod
     def _with_run_hints(res: Resource, write_disposition: Any, primary_key: Any, merge_key: Any,
@@ -160,7 +197,7 @@ class Pipeline:
             columns={**(columns or {}), **(res.columns or {})} or None)
 
     def _normalize(self, resources: list[Resource], loader_file_format: str | None,
-                   schema_contract: Any, info: LoadInfo) -> LoadPackage:
+                   schema_contract: Any, info: LoadInfo, stop: threading.Event) -> LoadPackage:
         file_format = loader_file_format or self.capabilities.preferred_loader_file_format
         if file_format not in self.capabilities.supported_loader_file_formats:
             raise ConfigurationError(
@@ -178,7 +215,7 @@ class Pipeline:
                 resources, self.schema, self.capabilities, self.storage, file_format=file_format,
                 contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
                 file_max_items=self.settings.file_max_items, early_loader=self._early_loader(),
-                save_schema=self._save_schema)
+                save_schema=self._save_schema, stop=stop)
         self._save_schema(schema)
         info.timings["normalize"] = time.monotonic() - started
         return package
@@ -193,7 +230,11 @@ class Pipeline:
         return functools.partial(EarlyLoader, self.destination, self.config,
                                  workers=self.settings.workers or self.capabilities.max_parallel_load_jobs)
 
-    def _load_pending(self, info: LoadInfo) -> None:
+    def _retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds,
+                           self.settings.lock_wait_seconds)
+
+    def _load_pending(self, info: LoadInfo, stop: threading.Event) -> None:
         for package in self.storage.abandoned_normalizing():
             logger.warning("removing package %s that a crashed run left half normalized", package.load_id)
             try:
@@ -206,21 +247,22 @@ class Pipeline:
                 self._save_schema(with_tables(self.schema, created))
             self.storage.discard(package)
         for package in self.storage.pending():
-            self._load_one(package, info)
+            if stop.is_set():
+                return
+            self._load_one(package, info, stop)
 
-    def _load_one(self, package: LoadPackage, info: LoadInfo) -> LoadPackageInfo:
+    def _load_one(self, package: LoadPackage, info: LoadInfo, stop: threading.Event) -> LoadPackageInfo:
         """Load ``package`` unless an older package is stuck with failed jobs.
 
         Packages apply in order: loading a newer one first would let the older one's merge
         overwrite newer rows once it is retried. Held packages stay on disk, nothing is lost.
         """
         loader = Loader(self.destination, self.config, self.storage, capabilities=self.capabilities,
-                        retry=RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds),
-                        workers=self.settings.workers or None,
+                        retry=self._retry_policy(), workers=self.settings.workers or None,
                         archive_completed=self.settings.archive_completed_packages,
                         state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
-                               "destination": self.destination.destination_name})
-        blocked = any(p.state == "failed" for p in info.load_packages)
+                               "destination": self.destination.destination_name}, stop=stop)
+        blocked = any(p.state in ("failed", "pending") for p in info.load_packages)
         if blocked or package.jobs("failed_jobs"):
             result = loader.describe(package, "pending" if blocked else "failed")
             if blocked:
@@ -229,6 +271,12 @@ class Pipeline:
         else:
             try:
                 result = loader.load(package)
+            except DamagedPackageError as exc:
+                hint = DamagedPackageError(
+                    f"{exc}. It holds back every newer package. Give it up with p.drop_pending_packages() "
+                    f"(loadbay pipeline {self.pipeline_name} drop-pending): rows of its append jobs that "
+                    "completed stay in the destination, nothing of its merges or replaces was applied.")
+                raise PipelineStepFailed(self.pipeline_name, "load", package.load_id, hint) from exc
             except LoadbayError as exc:
                 raise PipelineStepFailed(self.pipeline_name, "load", package.load_id, exc) from exc
         info.load_packages.append(result)
@@ -246,20 +294,33 @@ class Pipeline:
     def retry_failed_jobs(self) -> int:
         """Move failed jobs back to new_jobs (after fixing their cause); the next run loads them."""
         moved = 0
-        for package in self.storage.pending():
-            for job in package.jobs("failed_jobs"):
-                package.retry_job(job)
-                moved += 1
+        with self.storage.lock(f"pipeline {self.pipeline_name!r}"):
+            for package in self.storage.pending():
+                for job in package.jobs("failed_jobs"):
+                    package.retry_job(job)
+                    moved += 1
         return moved
 
     def drop_pending_packages(self) -> list[str]:
         """Give up on every package not yet loaded: files not yet loaded never will be (rows of
-        append files that did load, early or in a job that completed, stay in the destination)."""
+        append files that did load, early or in a job that completed, stay in the destination).
+        Their staging tables are dropped where the destination can be reached."""
         dropped = []
-        for package in self.storage.pending():
-            self.storage.discard(package)
-            dropped.append(package.load_id)
+        with self.storage.lock(f"pipeline {self.pipeline_name!r}"):
+            for package in self.storage.pending():
+                self._drop_staging(package)
+                self.storage.discard(package)
+                dropped.append(package.load_id)
         return dropped
+
+    def _drop_staging(self, package: LoadPackage) -> None:
+        try:
+            schema = package.schema()
+            with self.destination.client(self.config) as client:
+                client.drop_staging(schema, list(schema.tables), package.load_id)
+        except (DestinationError, OSError, ValueError) as exc:
+            logger.warning("package %s: its staging tables (named <table>__%s in dataset %s) could not be "
+                           "dropped: %s", package.load_id, package.load_id, self.config.staging_dataset_name, exc)
 
     # -- querying --------------------------------------------------------------------------------
     @contextmanager
