@@ -17,6 +17,11 @@ from common.schema.types import Schema, Table
 from common.storage.package import JobFile
 
 STAGING_SUFFIX = "_staging"
+ATOMIC_APPEND = "insert-from-staging"
+APPEND_STRATEGIES = ("insert", ATOMIC_APPEND)
+"""``insert`` (default): each file straight into the table, visible once its job commits.
+``insert-from-staging``: files into the package's staging tables, moved into the table in the
+package's final transaction with its ``_lb_loads`` row, so the package is all or nothing."""
 
 
 def replace_strategy(table: Table, default: str = "insert-from-staging") -> str:
@@ -25,15 +30,18 @@ def replace_strategy(table: Table, default: str = "insert-from-staging") -> str:
 
 
 def uses_staging(table: Table, default_replace: str = "insert-from-staging") -> bool:
-    """Whether the table's files load into the staging dataset first (merge, atomic replace)."""
+    """Whether the table's files load into the staging dataset first (merge, atomic replace and append)."""
     if table.write_disposition == "merge":
         return True
+    if table.write_disposition == "append":
+        return table.strategy == ATOMIC_APPEND
     return table.write_disposition == "replace" and replace_strategy(table, default_replace) != "truncate-and-insert"
 
 
 def needs_preparation(table: Table) -> bool:
     """Tables whose destination side is reset before the package's files load (staging or truncate)."""
-    return table.write_disposition in ("merge", "replace")
+    return table.write_disposition in ("merge", "replace") or (
+        table.write_disposition == "append" and table.strategy == ATOMIC_APPEND)
 
 
 @dataclass

@@ -286,6 +286,8 @@ class SqlJobClient(JobClient):
         target = self.sql_client.qualified
         staging = lambda name: self.staging_table(name, load_id)  # noqa: E731
         caps = self.capabilities
+        if root.write_disposition == "append":  # insert-from-staging: the package's rows, all at once
+            return sql_jobs.append_from_staging(root, children, target, staging, caps)
         if root.write_disposition == "replace":
             strategy = replace_strategy(root, self.config.replace_strategy)
             self._check_strategy(root, strategy, caps.replace_strategies)

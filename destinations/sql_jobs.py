@@ -81,6 +81,13 @@ def replace_from_staging(root: Table, children: Sequence[Table], target: TableRe
     return statements
 
 
+def append_from_staging(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
+                        capabilities: DestinationCapabilities) -> list[exp.Expression]:
+    """Append ``insert-from-staging``: every table's staging rows inserted in the final transaction,
+    so the package's rows appear together (or, after a failure, not at all)."""
+    return [insert_select(target(t.name), _columns(t), staging(t.name)) for t in (root, *children)]
+
+
 def _key_match(columns: Sequence[str], table: exp.Table, source: exp.Table) -> exp.Expression:
     """``(k1, k2) IN (SELECT k1, k2 FROM source)`` with the key columns of ``table``."""
     keys = [_col(c) for c in columns]

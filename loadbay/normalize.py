@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from common.capabilities import DestinationCapabilities
-from common.destination import needs_preparation
+from common.destination import APPEND_STRATEGIES, ATOMIC_APPEND, needs_preparation
 from common.exceptions import DestinationError, LoadbayError, SchemaError
 from common.normalizer import RelationalNormalizer
 from common.schema.contracts import SchemaContract
@@ -67,7 +67,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
               batch_size: int, file_max_items: int, early_loader: EarlyLoaderFactory | None = None,
               save_schema: Callable[[Schema], None] | None = None,
-              stop: threading.Event | None = None) -> tuple[LoadPackage, Schema]:
+              stop: threading.Event | None = None, atomic_appends: bool = False) -> tuple[LoadPackage, Schema]:
     """Write a committed package for ``resources``; returns it and the evolved schema.
 
     With ``early_loader``, append files start loading as they rotate and the last ones load before
@@ -91,6 +91,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         for res in resources:
             disposition, strategy = parse_disposition(res.write_disposition)
             _check_strategy(res.name, disposition, strategy, capabilities)
+            if atomic_appends and strategy is None and _disposition(normalizer, res, disposition) == "append":
+                disposition, strategy = "append", ATOMIC_APPEND
             table = normalizer.apply_hints(res.name, write_disposition=disposition, strategy=strategy,
                                            primary_key=res.primary_key, merge_key=res.merge_key,
                                            columns=res.columns)
@@ -155,12 +157,21 @@ def _abandon(storage: PackageStorage, package: LoadPackage, early: EarlyLoader |
     storage.discard(package)
 
 
+def _disposition(normalizer: RelationalNormalizer, res: Resource, asked: str | None) -> str:
+    """The disposition the resource's table will load with: asked for, else the table's own."""
+    if asked:
+        return asked
+    known = normalizer.schema.tables.get(normalizer.table_name(res.name))
+    return known.write_disposition if known is not None else "append"
+
+
 def _check_strategy(name: str, disposition: str | None, strategy: str | None,
                     capabilities: DestinationCapabilities) -> None:
     if strategy is None:
         return
     allowed: Sequence[str] = (capabilities.merge_strategies if disposition == "merge"
-                              else capabilities.replace_strategies if disposition == "replace" else ())
+                              else capabilities.replace_strategies if disposition == "replace"
+                              else APPEND_STRATEGIES)
     if strategy not in allowed:
         raise ValueError(f"resource {name!r}: {disposition} strategy {strategy!r} is not supported by this "
                          f"destination; supported: {tuple(allowed)}")

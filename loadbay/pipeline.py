@@ -48,6 +48,7 @@ class PipelineSettings:
     workers: int = 0  # 0: the destination's max_parallel_load_jobs
     load_while_normalizing: bool = True  # where the destination can (capabilities.loads_while_normalizing)
     archive_completed_packages: bool = False
+    atomic_appends: bool = False  # append packages all or nothing: through staging, moved in at the end
 
 
 def pipeline(pipeline_name: str, destination: str | Destination | type[Destination] = "duckdb",
@@ -215,7 +216,7 @@ class Pipeline:
                 resources, self.schema, self.capabilities, self.storage, file_format=file_format,
                 contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
                 file_max_items=self.settings.file_max_items, early_loader=self._early_loader(),
-                save_schema=self._save_schema, stop=stop)
+                save_schema=self._save_schema, stop=stop, atomic_appends=self.settings.atomic_appends)
         self._save_schema(schema)
         info.timings["normalize"] = time.monotonic() - started
         return package

@@ -55,6 +55,7 @@ CASES = {
     "upsert_on_duplicate_key": lambda caps: sql_jobs.merge_upsert(HARD_DELETE_ROOT, [CHILD], TARGET, STAGING, caps,
                                                                   "on_duplicate_key"),
     "replace_staging_optimized": lambda caps: sql_jobs.replace_staging_optimized(ROOT, [CHILD], TARGET, STAGING, caps),
+    "append_from_staging": lambda caps: sql_jobs.append_from_staging(ROOT, [CHILD], TARGET, STAGING, caps),
 }
 # statements some dialects do not have are rendered only where a destination uses them
 DIALECTS_OF = {"upsert_merge": ["duckdb", "postgres"], "upsert_on_conflict": ["postgres", "sqlite"],
@@ -128,6 +129,16 @@ def test_upsert_on_conflict_creates_the_unique_key_first_and_uses_the_excluded_p
     assert first.startswith("CREATE UNIQUE INDEX IF NOT EXISTS") and '("shop", "id")' in first
     last = statements[-1].sql(dialect="postgres")
     assert 'ON CONFLICT("shop", "id") DO UPDATE SET' in last and '"updated_at" = excluded."updated_at"' in last
+
+
+def test_staging_optimized_renames_a_package_staging_table_to_its_target() -> None:
+    """Staging tables are named per package (``<table>__<load_id>``): moved in, they take the table's name."""
+    caps = DEFAULTS.with_(sqlglot_dialect="postgres")
+    private = lambda name: TARGET(name).__class__(this=sql_jobs._ident(f"{name}__17_ab"),  # noqa: E731
+                                                  db=sql_jobs._ident("ds_staging"))
+    sql = [s.sql(dialect="postgres") for s in sql_jobs.replace_staging_optimized(ROOT, [], TARGET, private, caps)]
+    assert sql == ['DROP TABLE IF EXISTS "ds"."events"', 'ALTER TABLE "ds_staging"."events__17_ab" SET SCHEMA "ds"',
+                   'ALTER TABLE "ds"."events__17_ab" RENAME TO "events"']
 
 
 def test_staging_optimized_moves_every_table_of_the_resource() -> None:
