@@ -1,8 +1,9 @@
 """Named crash points, for the crash test: the process kills itself (SIGKILL) at a chosen moment.
 
 ``LOADBAY_CRASH_AT=job.committed`` kills the process the first time a load job's transaction has
-committed; ``LOADBAY_CRASH_AT=job.committed:3`` the third time. Unset (always, outside the crash
-test), ``crash_point`` is one dictionary lookup. The points, in the order a load passes them:
+committed; ``LOADBAY_CRASH_AT=job.committed:3`` the third time. ``LOADBAY_CRASH_SIGNAL=SIGINT``
+sends that signal instead (to test interrupts at an exact point). Unset (always, outside the
+crash test), ``crash_point`` is one dictionary lookup. The points, in the order a load passes them:
 
 - ``normalize.batch``: a batch of rows was normalized and written (the package is not committed)
 - ``normalize.committed``: the package was renamed into ``packages/``, nothing loaded yet
@@ -19,6 +20,7 @@ import signal
 import threading
 
 ENV = "LOADBAY_CRASH_AT"
+SIGNAL_ENV = "LOADBAY_CRASH_SIGNAL"
 POINTS = ("normalize.batch", "normalize.committed", "job.loaded", "job.committed", "package.merged",
           "package.committed")
 
@@ -43,6 +45,6 @@ def crash_point(name: str) -> None:
         return
     with _lock:
         _counts[name] = _counts.get(name, 0) + 1
-        reached = _counts[name] >= target[1]
+        reached = _counts[name] == target[1]  # once: a signal that is handled must not repeat
     if reached:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.Signals[os.environ.get(SIGNAL_ENV, "SIGKILL")])

@@ -67,7 +67,7 @@ def with_retries(retry: RetryPolicy, action: Callable[[], T], what: str,
                     "Raise lock_wait_seconds or run the pipelines one after the other.") from exc
             delay = retry.lock_delay(attempt)
             if attempt == 0:
-                logger.info("%s: the database is locked by another process; waiting up to %.0f s",
+                logger.warning("%s: the database is locked by another process; waiting up to %.0f s",
                             what, retry.lock_wait_seconds)
             time.sleep(delay)
             waited += delay
@@ -84,8 +84,9 @@ def with_retries(retry: RetryPolicy, action: Callable[[], T], what: str,
         if reconnect is not None:
             try:
                 reconnect()
-            except DestinationTransientError as reconnect_exc:
-                logger.warning("%s: reconnect failed: %s", what, reconnect_exc)
+            except DestinationTransientError as reconnect_exc:  # the next attempt connects again
+                level = logging.DEBUG if isinstance(reconnect_exc, DestinationLockedError) else logging.WARNING
+                logger.log(level, "%s: reconnect failed: %s", what, reconnect_exc)
 
 
 class Loader:
