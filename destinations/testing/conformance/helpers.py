@@ -154,9 +154,18 @@ def normalize_resources(p: loadbay.Pipeline, resources: list[loadbay.Resource], 
     file_format = loader_file_format or p.capabilities.preferred_loader_file_format
     package, schema = normalize(resources, p.schema, p.capabilities, p.storage, file_format=file_format,
                                 contract=SchemaContract(), batch_size=p.settings.batch_size,
-                                file_max_items=p.settings.file_max_items)
+                                file_max_items=p.settings.file_max_items, atomic_appends=p.settings.atomic_appends)
     p._save_schema(schema)
     return package
+
+
+def staging_tables(p: loadbay.Pipeline, load_id: str) -> set[str]:
+    """Names of the staging tables package ``load_id`` has in the destination (private to it)."""
+    from destinations.job_client import staging_table_name
+
+    with p.destination.client(p.config) as client:
+        names = {staging_table_name(t, load_id, p.capabilities.max_identifier_length): t for t in p.schema.tables}
+        return {names[n] for n in client.sql_client.table_columns(list(names), staging=True)}
 
 
 def file_holding(package: LoadPackage, column: str, value: Any) -> JobFile:

@@ -12,7 +12,7 @@ import loadbay
 from common.exceptions import LoadJobFailed
 from destinations.testing.conformance.helpers import (ALL_FORMATS, count, file_holding, ident, normalize_only,
                                                       normalize_resources, query, replace_value, require_format,
-                                                      run_ok)
+                                                      run_ok, staging_tables)
 
 MARKER = 987654321  # a value that occurs once in a load file, to corrupt and restore it
 BAD = "abcdefg"     # same length as MARKER once quoted: insert_values files stay well framed
@@ -70,6 +70,58 @@ def test_job_left_in_started_jobs_is_retried_and_loaded_once(make_pipeline):
     assert done.retry_count == started.retry_count + 1
     assert run_ok(p).load_packages == []
     assert count(p, "t") == 3
+
+
+@pytest.mark.parametrize("left_in", ["started_jobs", "new_jobs"])
+@pytest.mark.parametrize("disposition", ["append", "merge"])
+def test_job_committed_before_a_crash_is_not_loaded_again(make_pipeline, left_in, disposition):
+    """The process died after a job's transaction committed, before its file moved to completed_jobs
+    (in started_jobs; or in new_jobs, where the early loader keeps it): the done-record in the
+    destination, committed with the rows, says it is loaded."""
+    p = make_pipeline(file_max_items=2)
+    hints = {"write_disposition": disposition, "primary_key": "id"}
+    run_ok(p, [{"id": 0, "kids": ["z"]}], table_name="t", **hints)
+    package = normalize_only(p, [{"id": i, "kids": [f"k{i}"]} for i in range(1, 6)], "t", **hints)
+    schema = package.schema()
+    tables = [schema.tables["t"].name, "t__kids"]
+    with p.destination.client(p.config) as client:  # what Loader.load does up to the first job
+        client.initialize_storage()
+        client.update_stored_schema(schema, tables)
+        client.prepare_load(schema, tables, package.load_id)
+        job = package.jobs("new_jobs")[0]
+        started = package.start_job(job)
+        client.run_job(client.create_load_job(started, schema), package.load_id)
+    if left_in == "new_jobs":
+        package.return_job(started)
+    info = run_ok(p)
+    assert info.loads_ids == [package.load_id]
+    assert _rows(p, "t", "id") == [(i,) for i in range(6)]
+    assert _rows(p, "t__kids", "value") == sorted((f"k{i}",) for i in range(1, 6)) + [("z",)]
+    assert count(p, "_lb_jobs") == 0  # done-records go with the package's _lb_loads row
+    assert staging_tables(p, package.load_id) == set()
+
+
+def test_atomic_append_with_a_failed_file_shows_nothing_until_it_completes(make_pipeline):
+    p = make_pipeline(file_max_items=2, atomic_appends=True)
+    run_ok(p, [{"id": 0, "n": 0}], table_name="t", columns={"n": {"data_type": "bigint"}})
+    rows = [{"id": i, "n": i, "kids": [i]} for i in range(1, 7)]
+    rows[3]["n"] = MARKER
+    package = normalize_only(p, rows, "t")
+    bad = file_holding(package, "n", MARKER)
+    replace_value(bad.path, bad.file_format, "n", MARKER, BAD)
+    info = p.run()
+    assert info.has_failed_jobs
+    assert sorted(j.state for j in info.load_packages[0].jobs if j.table_name == "t") == [
+        "completed", "completed", "failed"]
+    assert _rows(p, "t", "id") == [(0,)]  # two files committed, to the package's staging tables only
+    assert count(p, "t__kids") == 0
+    [failed] = p.storage.pending()[0].jobs("failed_jobs")
+    replace_value(failed.path, failed.file_format, "n", BAD, MARKER)
+    p.retry_failed_jobs()
+    run_ok(p)
+    assert _rows(p, "t", "id", "n") == [(0, 0)] + [(r["id"], r["n"]) for r in rows]
+    assert count(p, "t__kids") == 6
+    assert staging_tables(p, package.load_id) == set()
 
 
 def test_package_committed_but_not_cleaned_up_is_not_loaded_again(make_pipeline):
@@ -192,6 +244,19 @@ def test_drop_pending_packages_gives_up_on_failed_package(make_pipeline):
     assert p.pending_packages() == []
     assert run_ok(p, [{"id": 3, "n": 3}], table_name="t").load_packages[0].state == "loaded"
     assert _rows(p, "t", "id", "n") == [(1, 1), (3, 3)]
+
+
+def test_dropping_a_failed_merge_package_drops_its_staging_tables(make_pipeline):
+    p = make_pipeline()
+    hints = {"write_disposition": "merge", "primary_key": "id", "columns": {"n": {"data_type": "bigint"}}}
+    run_ok(p, [{"id": 1, "n": 1, "kids": [1]}], table_name="t", **hints)
+    package = normalize_only(p, [{"id": 2, "n": MARKER, "kids": [2]}, {"id": 3, "n": 3}], "t", **hints)
+    replace_value(file_holding(package, "n", MARKER).path, package.read_meta()["file_format"], "n", MARKER, BAD)
+    assert p.run().has_failed_jobs
+    assert staging_tables(p, package.load_id) == {"t", "t__kids"}
+    assert p.drop_pending_packages() == [package.load_id]
+    assert staging_tables(p, package.load_id) == set()
+    assert _rows(p, "t", "id", "n") == [(1, 1)]
 
 
 def test_newer_packages_wait_for_a_failed_one_so_merges_apply_in_order(make_pipeline):
