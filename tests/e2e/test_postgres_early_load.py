@@ -85,6 +85,7 @@ def test_failed_normalize_removes_the_rows_it_loaded_early(pg):
     assert query(p, f"SELECT value FROM {ident(p, 'events__tags')}") == [("k",)]
     assert p.pending_packages() == []
     assert not any((p.pipeline_dir / "normalizing").iterdir())
+    assert count(p, "_lb_jobs") == 0  # the early jobs' done-records went with their rows
     run_ok(p, _events(3_000), table_name="events")  # and the pipeline goes on as before
     assert count(p, "events") == 3_001
 
@@ -109,11 +110,12 @@ def test_rows_of_a_killed_run_are_removed_by_the_next_run(pg, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 17, done.stderr
     assert count(p, "events") > 1 and count(p, "events__tags") > 0  # the dead run's rows are in ...
+    assert count(p, "_lb_jobs") > 0  # ... each file's with its done-record ...
     assert any((p.pipeline_dir / "normalizing").iterdir())  # ... and its package is still half written
     assert live_columns(p, "events")["score"][0] == "double precision"  # created by the dead run
     run_ok(p, [{"id": 99, "name": "next", "score": "x"}], table_name="events")
     assert query(p, f"SELECT id, score__v_text FROM {ident(p, 'events')} ORDER BY id") == [(-1, None), (99, "x")]
-    assert count(p, "events__tags") == 0
+    assert count(p, "events__tags") == 0 and count(p, "_lb_jobs") == 0
     assert not any((p.pipeline_dir / "normalizing").iterdir())
     assert p.schema.tables["events"].columns["score"].data_type == "double"  # known from the dead run's meta
 
