@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/flat_duckdb.py
 	$(BIN)/python bench/memory_noop.py
 	$(BIN)/python bench/postgres.py
+	$(BIN)/python bench/atomic_append.py
 
 clean:
 	rm -rf $(VENV) .loadbay/pipelines *.duckdb
