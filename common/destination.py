@@ -130,8 +130,9 @@ class JobClient(ABC):
         """Job ids (``table.file_id``) of package ``load_id`` whose rows are committed."""
         return set()
 
-    def drop_staging(self, schema: Schema, table_names: list[str], load_id: str) -> None:
-        """Remove the staging tables of package ``load_id`` (it is being dropped, not loaded)."""
+    def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+        """Remove what package ``load_id`` keeps in the destination besides rows: its staging tables
+        and done-records (it completed, or it is being dropped)."""
 
     def reconnect(self) -> None:
         """Drop and reopen the connection before a retry."""

@@ -224,10 +224,14 @@ class SqlJobClient(JobClient):
             creates = [self.create_table_sql(t, target) for t, target in zip(staged, targets)]
             self.sql_client.execute_many(drops + creates)
 
-    def drop_staging(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+    def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str) -> None:
         staged = [n for n in table_names if n in schema.tables and self.uses_staging(schema.tables[n])]
         if staged and self.sql_client.has_dataset(self.config.staging_dataset_name):
             self.sql_client.execute_many([sql_jobs.drop_table(self.staging_table(n, load_id)) for n in staged])
+        try:
+            self._forget_jobs(load_id)
+        except DestinationUndefinedRelation:  # nothing of the package ever reached the dataset
+            pass
 
     def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
         table = schema.tables[job_file.table_name]
@@ -346,7 +350,7 @@ class SqlJobClient(JobClient):
                                            "inserted_at": now, "schema_version_hash": schema.version_hash})
         crash_point("package.committed")
         rendered = ddl + rendered
-        self.drop_staging(schema, table_names, load_id)
+        self.clean_up_package(schema, table_names, load_id)
         return rendered
 
     def lock_tables_for_merge(self, table_names: list[str]) -> None:

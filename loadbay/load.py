@@ -115,8 +115,8 @@ class Loader:
             completed = self._with_retries(client, lambda: client.is_load_completed(package.load_id),
                                            f"check package {package.load_id}")
             if completed:  # crashed after commit, before cleanup
-                self._with_retries(client, lambda: client.drop_staging(schema, list(schema.tables), package.load_id),
-                                   f"drop staging of package {package.load_id}")
+                self._with_retries(client, lambda: client.clean_up_package(schema, list(schema.tables), package.load_id),
+                                   f"clean up package {package.load_id}")
                 info = self.describe(package, "loaded")
                 self.storage.complete(package, self.archive_completed)
                 return info

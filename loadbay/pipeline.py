@@ -309,19 +309,20 @@ class Pipeline:
         dropped = []
         with self.storage.lock(f"pipeline {self.pipeline_name!r}"):
             for package in self.storage.pending():
-                self._drop_staging(package)
+                self._clean_up(package)
                 self.storage.discard(package)
                 dropped.append(package.load_id)
         return dropped
 
-    def _drop_staging(self, package: LoadPackage) -> None:
+    def _clean_up(self, package: LoadPackage) -> None:
         try:
             schema = package.schema()
             with self.destination.client(self.config) as client:
-                client.drop_staging(schema, list(schema.tables), package.load_id)
+                client.clean_up_package(schema, list(schema.tables), package.load_id)
         except (DestinationError, OSError, ValueError) as exc:
-            logger.warning("package %s: its staging tables (named <table>__%s in dataset %s) could not be "
-                           "dropped: %s", package.load_id, package.load_id, self.config.staging_dataset_name, exc)
+            logger.warning("package %s: its staging tables (named <table>__%s in dataset %s) and done-records "
+                           "in _lb_jobs could not be removed: %s", package.load_id, package.load_id,
+                           self.config.staging_dataset_name, exc)
 
     # -- querying --------------------------------------------------------------------------------
     @contextmanager

@@ -254,8 +254,10 @@ def test_dropping_a_failed_merge_package_drops_its_staging_tables(make_pipeline)
     replace_value(file_holding(package, "n", MARKER).path, package.read_meta()["file_format"], "n", MARKER, BAD)
     assert p.run().has_failed_jobs
     assert staging_tables(p, package.load_id) == {"t", "t__kids"}
+    assert count(p, "_lb_jobs") == 1  # the t__kids file loaded into staging; the file of t failed
     assert p.drop_pending_packages() == [package.load_id]
     assert staging_tables(p, package.load_id) == set()
+    assert count(p, "_lb_jobs") == 0
     assert _rows(p, "t", "id", "n") == [(1, 1)]
 
 
