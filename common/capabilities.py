@@ -65,11 +65,20 @@ class DestinationCapabilities:
     """Timestamps are stored without time zone (MySQL DATETIME): literals carry the UTC wall time."""
     is_dataset_a_schema: bool = True
     """Whether a dataset is a schema inside one database (else a database or attached file)."""
+    supports_nan_infinity: bool = True
+    """Whether a double column stores NaN, Infinity and -Infinity; where it cannot, the normalizer
+    sends those values to the column's text variant (``<col>__v_text``: 'NaN', 'Infinity', '-Infinity')."""
+    max_table_columns: int | None = None
+    """Most columns a table may have, loadbay's own ``_lb_`` columns included; the normalizer stops a
+    run that would pass it before anything loads. None means no limit worth checking."""
 
     def __post_init__(self) -> None:
         unknown = set(self.supported_loader_file_formats) - set(FILE_FORMATS)
         if unknown:
             raise ValueError(f"unknown loader file formats {sorted(unknown)}; known: {FILE_FORMATS}")
+        if self.max_table_columns is not None and self.max_table_columns < 5:
+            raise ValueError(f"max_table_columns={self.max_table_columns} leaves no room for data: a child "
+                             "table has four columns of loadbay's own")
         if self.preferred_loader_file_format not in self.supported_loader_file_formats:
             raise ValueError(
                 f"preferred format {self.preferred_loader_file_format!r} is not among the supported "

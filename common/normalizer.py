@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 from collections.abc import Iterable
 from types import NoneType
@@ -19,7 +20,7 @@ from common.exceptions import SchemaContractViolation, SchemaError
 from common.schema import naming
 from common.schema.contracts import SchemaContract
 from common.schema.inference import (IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for,
-                                     infer_data_type)
+                                     infer_data_type, is_nat_type)
 from common.normalizer_batch import normalize_batch
 from common.schema.types import (LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema,
                                  Table)
@@ -31,6 +32,10 @@ _DISCARD = object()
 
 class _DiscardRow(Exception):
     """A contract says: drop the row being normalized."""
+
+
+class _TooManyColumns(SchemaError):
+    """A table would pass the destination's ``max_table_columns``; ``normalize`` adds the item's position."""
 
 
 class _TableState:
@@ -61,6 +66,9 @@ class RelationalNormalizer:
         self.max_length = capabilities.max_identifier_length
         self.max_decimal_precision = capabilities.max_decimal_precision
         self.decimal_precision = capabilities.decimal_precision
+        self.nan_infinity = capabilities.supports_nan_infinity
+        self.max_columns = capabilities.max_table_columns
+        self.dialect = capabilities.sqlglot_dialect
         self.load_id = load_id
         self.contract = contract or SchemaContract()
         self._known = set(schema.tables if known_tables is None else known_tables)
@@ -68,6 +76,7 @@ class RelationalNormalizer:
         self._ids = itertools.count()
         self._id_prefix = os.urandom(6).hex()
         self.new_columns: dict[str, list[str]] = {}
+        self._items_seen: dict[str, int] = {}  # root table → items of its resource normalized so far
         self._pending: dict[str, dict[str, dict[str, Any]]] = {}  # hints of columns not yet typed
 
     @property
@@ -119,6 +128,7 @@ class RelationalNormalizer:
             if existing is not None:
                 table.columns[col_name] = _column({**existing.to_dict(), **hints, "name": col_name})
             elif "data_type" in hints:
+                self._check_room(table, col_name, hinted=True)
                 table.columns[col_name] = _column({**pending.pop(col_name, {}), **hints, "name": col_name})
             else:
                 pending.setdefault(col_name, {}).update(hints)
@@ -174,37 +184,46 @@ class RelationalNormalizer:
             state = self._state(name)
         except _DiscardRow:  # a new table the contract does not let in: all its rows go
             return out
+        if type(items) is not list:
+            items = list(items)
+        first = self._items_seen.get(name, 0)  # where this batch starts in the resource
+        self._items_seen[name] = first + len(items)
+        batch = normalize_batch(self, state, items)  # the common case: nothing new, a column at a time
+        if batch is not None:
+            return batch
         rows = out.setdefault(name, [])
         load_id = self.load_id
         passthrough = state.passthrough
         ids, prefix = self._ids, self._id_prefix
-        if type(items) is list:  # the common case: nothing new in the batch, checked a column at a time
-            batch = normalize_batch(self, state, items)
-            if batch is not None:
-                return batch
-        for item in items:
-            if type(item) is not dict:
-                item = dict(item) if hasattr(item, "keys") else {"value": item}
-            if _passes(passthrough, item):
-                row = dict(item)
-                row[LOAD_ID] = load_id
-                row[ROW_ID] = f"{prefix}{next(ids):012x}"
+        position = first  # in the resource: a table that gets too wide names the item that did it
+        try:
+            for position, item in enumerate(items, first):
+                if type(item) is not dict:
+                    item = dict(item) if hasattr(item, "keys") else {"value": item}
+                if _passes(passthrough, item):
+                    row = dict(item)
+                    row[LOAD_ID] = load_id
+                    row[ROW_ID] = f"{prefix}{next(ids):012x}"
+                    rows.append(row)
+                    continue
+                row_id = self._new_id()
+                row = {LOAD_ID: load_id, ROW_ID: row_id}
+                children: list[tuple[str, list[Any]]] = []
+                try:
+                    self._walk(state, item, "", row, children)
+                    if children:
+                        child_rows: Rows = {}  # kept apart until the whole item passed its contract
+                        for child_name, values in children:
+                            self._children(state, child_name, values, row_id, row_id, child_rows)
+                        for child_name, crows in child_rows.items():
+                            out.setdefault(child_name, []).extend(crows)
+                except _DiscardRow:
+                    continue
                 rows.append(row)
-                continue
-            row_id = self._new_id()
-            row = {LOAD_ID: load_id, ROW_ID: row_id}
-            children: list[tuple[str, list[Any]]] = []
-            try:
-                self._walk(state, item, "", row, children)
-                if children:
-                    child_rows: Rows = {}  # kept apart until the whole item passed its contract
-                    for child_name, values in children:
-                        self._children(state, child_name, values, row_id, row_id, child_rows)
-                    for child_name, crows in child_rows.items():
-                        out.setdefault(child_name, []).extend(crows)
-            except _DiscardRow:
-                continue
-            rows.append(row)
+        except _TooManyColumns as exc:
+            raise SchemaError(f"{exc}; it appeared in item {position + 1} of resource {raw_table!r} (counting "
+                              "from 1). Nothing of this run is loaded: hint a nested field as json to keep it in "
+                              "one column (columns={'<field>': {'data_type': 'json'}}), or leave fields out.") from None
         return out
 
     def _new_id(self) -> str:
@@ -302,13 +321,16 @@ class RelationalNormalizer:
                 row: dict[str, Any]) -> None:
         convs = state.converters.get(name)
         if convs is None:
+            if name not in state.table.columns and is_nat_type(type(value)):  # pandas' NaT: like None
+                return
             convs = self._column_converters(state, name, value)
             if convs is None:  # contract discarded the value
                 return
         t = type(value)
         conv = convs.get(t)
         if conv is None:
-            conv = convs[t] = converter_for(state.table.columns[name], t, self.decimal_precision)
+            conv = convs[t] = converter_for(state.table.columns[name], t, self.decimal_precision,
+                                            nan_infinity=self.nan_infinity)
             if conv is IDENTITY and not prefix and name == key:
                 state.passthrough.setdefault(key, set()).add(t)
         if conv is IDENTITY:
@@ -328,6 +350,7 @@ class RelationalNormalizer:
         if name not in table.columns:
             if not self._may_add_column(state, name):
                 return None
+            self._check_room(table, name, source=state.sources.get(name))
             data_type, extra = infer_data_type(value, self.max_decimal_precision)
             hints = self._pending.get(table.name, {}).pop(name, {})
             table.columns[name] = _column({"name": name, "data_type": data_type, **extra, **hints})
@@ -336,6 +359,24 @@ class RelationalNormalizer:
                 state.json_columns.add(name)
         convs = state.converters[name] = {}
         return convs
+
+    def _check_room(self, table: Table, name: str, *, source: tuple[str, str] | None = None,
+                    hinted: bool = False) -> None:
+        """Stop before ``table`` gets more columns than the destination allows (``max_table_columns``)."""
+        if self.max_columns is None:
+            return
+        count = len(table.columns)
+        if hinted:  # hints come before the root table's system columns are added
+            count += sum(system not in table.columns for system in (LOAD_ID, ROW_ID))
+        if count < self.max_columns:
+            return
+        key = f" (key {_dotted(source)!r})" if source and _dotted(source) != name else ""
+        message = (f"pipeline {self.schema.name!r}: table {table.name!r} would get column {name!r}{key} as its "
+                   f"column number {count + 1}, but the destination ({self.dialect}) allows at most "
+                   f"{self.max_columns} columns in a table (max_table_columns; loadbay's own _lb_ columns count)")
+        if hinted:
+            raise SchemaError(f"{message}; it is named in the column hints of the resource. Nothing was loaded.")
+        raise _TooManyColumns(message)
 
     def _may_add_column(self, state: _TableState, name: str) -> bool:
         """New columns of a table that is itself new this run follow the tables contract."""
@@ -351,8 +392,9 @@ class RelationalNormalizer:
     def _variant(self, state: _TableState, name: str, value: Any, row: dict[str, Any]) -> None:
         column = state.table.columns[name]
         data_type, extra = infer_data_type(value, self.max_decimal_precision)
-        if data_type == column.data_type:  # fits the type but not this column (a too-wide decimal)
-            data_type, extra = "text", {}
+        non_finite = data_type == "double" and not self.nan_infinity and not math.isfinite(value)
+        if data_type == column.data_type or non_finite:  # fits the type but not this column (a too-wide
+            data_type, extra = "text", {}                  # decimal), or NaN/±inf without a double for them
         vname = naming.variant_name(name, data_type, self.max_length)
         if vname not in state.table.columns:
             mode = self.contract.data_type
@@ -364,6 +406,11 @@ class RelationalNormalizer:
                 raise _DiscardRow()
             if mode == "discard_value":
                 return
+            self._check_room(state.table, vname)
+            if non_finite:
+                logger.warning("table %r column %r: this destination's double columns cannot hold NaN or "
+                               "infinities; such values go to column %r as 'NaN', 'Infinity', '-Infinity'",
+                               state.table.name, name, vname)
             state.table.columns[vname] = Column(vname, data_type, variant_of=name, **extra)
             self.new_columns.setdefault(state.table.name, []).append(vname)
             if data_type == "json":

@@ -11,12 +11,13 @@ which decides it exactly as it always does. Nothing here changes the normalizer'
 
 from __future__ import annotations
 
+import math
 import operator
 from itertools import chain, repeat
 from types import NoneType
 from typing import TYPE_CHECKING, Any
 
-from common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotCoercible
+from common.schema.inference import FINITE_ONLY, IDENTITY, INT64_MAX, INT64_MIN, NotCoercible
 from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID
 
 if TYPE_CHECKING:
@@ -86,22 +87,31 @@ def _shape(state: _TableState, items: list[dict[str, Any]], prefix: str, scalars
 
 def _scalar_values(state: _TableState, name: str, values: list[Any], types: set[type]) -> list[Any] | None:
     """The values column ``name`` gets: None (NULL) stays, each type goes through the converter the
-    row path chose for it, integers that go in as they are must fit 64 bits (a wider one goes to a
-    variant, row by row). Returns None when every value goes in unchanged."""
+    row path chose for it, integers that go in as they are must fit 64 bits and floats must be finite
+    where the destination has no NaN or infinity (other values go to a variant, row by row). Returns
+    None when every value goes in unchanged."""
     converters = state.converters.get(name)
     if converters is None:
         if types == {NoneType}:  # a key that has only ever been None: NULL, no column needed
             return None
         raise Fallback
     convert = {}
+    finite_only = None
     for t in types:
         if t is NoneType:
             continue
         conv = converters.get(t)
         if conv is None:  # a type this column has not had yet
             raise Fallback
-        if conv is not IDENTITY:
+        if conv is FINITE_ONLY:  # floats go in as they are once a C-level sum shows them finite
+            finite_only = t
+        elif conv is not IDENTITY:
             convert[t] = conv
+    if finite_only is not None:  # a NaN or infinity makes the sum non-finite (so may an overflow: the
+        # row path then decides value by value); filter(None, ...) drops NULLs and zeros
+        floats = values if types <= {finite_only, NoneType} else [v for v in values if type(v) is finite_only]
+        if not math.isfinite(sum(filter(None, floats))):
+            raise Fallback
     if int in types and int not in convert:
         ints = values if len(types) == 1 else [v for v in values if type(v) is int]
         if min(ints) < INT64_MIN or max(ints) > INT64_MAX:

@@ -3,12 +3,14 @@
 Both are decided per (column type, Python type) pair and cached by the normalizer, so the hot
 path per value is one ``type(value)`` and one dict lookup. A converter is ``IDENTITY`` when the
 value can be written as it is, a function when it must change, or ``NOT_COERCIBLE`` when the
-value belongs in a variant column.
+value belongs in a variant column (``FINITE_ONLY`` is the identity for finite floats, for double
+columns that hold no NaN or infinity; the batch path checks a whole column of them at once).
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -32,6 +34,36 @@ class NotCoercible(ValueError):
 
 def NOT_COERCIBLE(value: Any) -> Any:  # noqa: N802
     raise NotCoercible(value)
+
+
+def FINITE_ONLY(value: float) -> float:  # noqa: N802 - a sentinel the batch path checks at C speed
+    """A float for a double column of a destination without NaN and infinities: finite ones only."""
+    if math.isfinite(value):
+        return value
+    raise NotCoercible(value)
+
+
+def NULL(value: Any) -> None:  # noqa: N802
+    """pandas' ``NaT`` (not a time) is a missing value: NULL in whatever column it meets."""
+    return None
+
+
+def is_nat_type(py_type: type) -> bool:
+    """Whether ``py_type`` is pandas' NaTType, told by name so pandas stays optional (and unimported)."""
+    return py_type.__name__ == "NaTType" and py_type.__module__.startswith("pandas")
+
+
+NAT_TEXT = "NaT"
+"""What ``str(pd.NaT)`` and ``DataFrame.astype(str)`` make of a missing timestamp or date."""
+NON_FINITE_TEXT = {math.inf: "Infinity", -math.inf: "-Infinity"}
+"""How NaN and the infinities are spelled as text: as JSON writers, PostgreSQL and DuckDB spell them."""
+
+
+def float_text(value: float) -> str:
+    """A float as text: the shortest round-trip digits, or 'NaN', 'Infinity', '-Infinity'."""
+    if math.isfinite(value):
+        return repr(float(value))
+    return "NaN" if value != value else NON_FINITE_TEXT[value]
 
 
 _ISO_DATETIME = re.compile(
@@ -139,8 +171,23 @@ def _datetime_from_date(value: date) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
 
 
-def _date_from_text(value: str) -> date:
-    return parse_date(value)
+def _timestamp_from_text(value: str) -> datetime | None:
+    """ISO text → datetime; "NaT" (a missing pandas timestamp written as text) → NULL."""
+    try:
+        return parse_datetime(value)
+    except NotCoercible:
+        if value == NAT_TEXT:
+            return None
+        raise
+
+
+def _date_from_text(value: str) -> date | None:
+    try:
+        return parse_date(value)
+    except NotCoercible:
+        if value == NAT_TEXT:
+            return None
+        raise
 
 
 def _bytes(value: Any) -> bytes:
@@ -149,12 +196,12 @@ def _bytes(value: Any) -> bytes:
 
 # (column data type) → {python type → converter}; anything not listed is NOT_COERCIBLE.
 _COERCIONS: dict[str, dict[type, Converter]] = {
-    "text": {str: IDENTITY, int: _to_text, float: _to_text, bool: _to_text, Decimal: _to_text,
+    "text": {str: IDENTITY, int: _to_text, float: float_text, bool: _to_text, Decimal: _to_text,
              datetime: _to_text, date: _to_text, time: _to_text},
     "bigint": {int: IDENTITY},  # range checked by the normalizer (cheaper inline than a call)
     "double": {float: IDENTITY, int: float},
     "bool": {bool: IDENTITY},
-    "timestamp": {datetime: IDENTITY, str: parse_datetime, date: _datetime_from_date},
+    "timestamp": {datetime: IDENTITY, str: _timestamp_from_text, date: _datetime_from_date},
     "date": {date: IDENTITY, datetime: datetime.date, str: _date_from_text},
     "time": {time: IDENTITY, str: lambda v: _time_from_text(v)},
     "decimal": {Decimal: _to_decimal, int: _to_decimal, float: _to_decimal, str: _to_decimal},
@@ -213,23 +260,29 @@ def _bounded_text(length: int, inner: Converter) -> Converter:
 
 def _naive_utc(inner: Converter) -> Converter:
     """For timestamp columns without time zone: the UTC wall time, offset dropped, in every format."""
-    def convert(value: Any) -> datetime:
+    def convert(value: Any) -> datetime | None:
         result = inner(value)
-        return result.astimezone(timezone.utc).replace(tzinfo=None) if result.tzinfo else result
+        return result.astimezone(timezone.utc).replace(tzinfo=None) if result and result.tzinfo else result
 
     return convert
 
 
-def converter_for(column: Column | str, py_type: type, decimal_default: tuple[int, int] = (38, 9)) -> Converter:
-    """The converter for values of ``py_type`` in ``column`` (a Column, or just its data type)."""
+def converter_for(column: Column | str, py_type: type, decimal_default: tuple[int, int] = (38, 9), *,
+                  nan_infinity: bool = True) -> Converter:
+    """The converter for values of ``py_type`` in ``column`` (a Column, or just its data type);
+    ``nan_infinity=False`` where a double column cannot hold NaN or the infinities."""
     if isinstance(column, str):
         column = Column("_", column)
     data_type = column.data_type
+    if is_nat_type(py_type):
+        return NULL
     if data_type == "decimal" and py_type in (Decimal, int, float, str):
         precision = column.precision or decimal_default[0]
         scale = column.scale if column.scale is not None else decimal_default[1]
         return decimal_converter(precision, scale)
     base = _base_converter(data_type, py_type)
+    if base is IDENTITY and data_type == "double" and not nan_infinity:
+        return FINITE_ONLY
     if base is NOT_COERCIBLE or not column.precision and column.timezone is not False:
         return base
     if data_type == "bigint" and column.precision and column.precision < 64:

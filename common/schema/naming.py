@@ -59,7 +59,7 @@ def shorten(name: str, max_length: int) -> str:
 
 def tagged(name: str, source: str, max_length: int) -> str:
     """``name`` with a tag taken from ``source``: keeps apart two keys that normalize alike."""
-    tag = hashlib.sha256(source.encode("utf-8")).hexdigest()[:TAG_LENGTH]
+    tag = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:TAG_LENGTH]  # keys may hold any str
     return shorten(f"{name}_{tag}", max_length)
 
 

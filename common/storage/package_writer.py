@@ -12,6 +12,7 @@ from typing import Any
 from common.capabilities import DestinationCapabilities
 from common.schema.types import Schema
 from common.storage.package import JobFile, LoadPackage, job_file_name
+from common.storage.text_repair import TextRepairs
 from common.storage.writers import WRITERS, LoadFileWriter
 
 DEFAULT_FILE_MAX_ITEMS = 100_000
@@ -27,6 +28,7 @@ class PackageWriter:
         self.capabilities = capabilities
         self.file_max_items = file_max_items
         self.on_rotate = on_rotate  # told of each file closed while writing goes on (not at close())
+        self.repairs = TextRepairs()  # one for every file: a table's repairs are reported once
         self._open: dict[str, LoadFileWriter] = {}
         self._file_ids: dict[str, int] = {}
         self.rows_per_table: dict[str, int] = {}
@@ -57,7 +59,8 @@ class PackageWriter:
             file_id = self._file_ids.get(table_name, 0)
             self._file_ids[table_name] = file_id + 1
             name = job_file_name(table_name, f"{file_id:05d}", 0, self.writer_class.file_format)
-            writer = self.writer_class(self.package.root / "new_jobs" / name, table, self.capabilities)
+            writer = self.writer_class(self.package.root / "new_jobs" / name, table, self.capabilities,
+                                       repairs=self.repairs)
             self._open[table_name] = writer
         return writer
 

@@ -3,13 +3,17 @@
 Writers do the per-row work in C where they can (orjson, the csv module, pyarrow) and convert
 only the columns whose type needs it (json and binary), decided once per file from the table.
 A writer's columns are fixed when its file opens; the package writer rotates to a new file when
-a table gains columns, so csv, insert_values and parquet files always carry a complete header.
+a table gains columns, so csv, insert_values and parquet files always carry a complete header
+(a jsonl file goes on, and takes the new columns as they come).
+Strings with NUL characters or surrogates are repaired on the way (see ``text_repair``), found in
+each batch's serialized output so that clean batches pay only a memchr.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +26,9 @@ from typing import IO, Any, ClassVar
 import orjson
 
 from common.capabilities import DestinationCapabilities
+from common.schema.inference import NON_FINITE_TEXT, is_nat_type
 from common.schema.types import Column, Table
+from common.storage.text_repair import TextRepairs, may_hold_nul
 
 BUFFER_SIZE = 1 << 20
 MAX_ARROW_DECIMAL_PRECISION = 76
@@ -36,6 +42,8 @@ def _json_default(value: Any) -> Any:
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, int):  # beyond 64 bits: orjson refuses, text keeps every digit
         return str(value)
+    if is_nat_type(type(value)):  # pandas' NaT nested in a json value: null, as at the top level
+        return None
     if isinstance(value, (datetime, date, time)):  # for the stdlib fallback; orjson does these itself
         return value.isoformat()
     raise TypeError(f"cannot serialize {type(value).__name__}")
@@ -56,10 +64,13 @@ class LoadFileWriter:
     binary_mode: ClassVar[bool] = True
 
     def __init__(self, path: Path | None, table: Table, capabilities: DestinationCapabilities,
-                 stream: IO[Any] | None = None) -> None:
+                 stream: IO[Any] | None = None, *, repairs: TextRepairs | None = None) -> None:
         self.path = path
+        self.table = table
+        self.table_name = table.name
         self.columns: list[Column] = list(table.columns.values())
         self.capabilities = capabilities
+        self.repairs = repairs or TextRepairs()  # shared by a package's writers: one warning per table
         self.row_count = 0
         if stream is not None:
             self._file = stream
@@ -102,25 +113,44 @@ class JsonlWriter(LoadFileWriter):
     file_format = "jsonl"
 
     def write_header(self) -> None:
-        self._double_columns = [c.name for c in self.columns if c.data_type == "double"]
+        self._double_columns: list[str] = []
+        self._columns_seen = 0
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        columns = self.table.columns
+        if len(columns) != self._columns_seen:  # a jsonl file takes columns added after it opened
+            self._double_columns = [c.name for c in columns.values() if c.data_type == "double"]
+            self._columns_seen = len(columns)
         if self._double_columns:
             rows = _spell_non_finite(rows, self._double_columns)
-        # one write per row: keeping a list of encoded rows alive costs ~5x more in allocation
-        write = self._file.write
+        data = self._encode(rows)
+        if may_hold_nul(data):  # orjson escapes NUL as \u0000
+            data = self._encode(self.repairs.repair_rows(self.table_name, rows))
+        self._file.write(data)
+        self.row_count += len(rows)
+
+    def _encode(self, rows: Sequence[dict[str, Any]]) -> bytearray:
+        """The batch as JSON lines, grown in one buffer (as cheap as one write per row, and
+        searchable at once; a list of encoded rows costs ~5x more in allocation)."""
+        data = bytearray()
         dumps = orjson.dumps
         default = _json_default
         newline = orjson.OPT_APPEND_NEWLINE
         for row in rows:
             try:
-                write(dumps(row, default=default, option=newline))
-            except orjson.JSONEncodeError:  # an int beyond 64 bits inside a json value
-                write(json.dumps(row, default=_json_default, ensure_ascii=False).encode() + b"\n")
-        self.row_count += len(rows)
+                data += dumps(row, default=default, option=newline)
+            except orjson.JSONEncodeError:
+                data += self._encode_refused(row)
+        return data
 
-
-NON_FINITE_TEXT = {math.inf: "Infinity", -math.inf: "-Infinity"}
+    def _encode_refused(self, row: dict[str, Any]) -> bytes:
+        """A row orjson refuses: a string with surrogates (repaired here), or an int beyond 64 bits
+        inside a json value (the stdlib's json writes every digit)."""
+        row = self.repairs.repair_row(self.table_name, row)
+        try:
+            return orjson.dumps(row, default=_json_default, option=orjson.OPT_APPEND_NEWLINE)
+        except orjson.JSONEncodeError:
+            return json.dumps(row, default=_json_default, ensure_ascii=False).encode() + b"\n"
 
 
 def _spell_non_finite(rows: Sequence[dict[str, Any]], columns: list[str]) -> Sequence[dict[str, Any]]:
@@ -171,8 +201,7 @@ class CsvWriter(LoadFileWriter):
 
     def write_header(self) -> None:
         names = [c.name for c in self.columns]
-        self._writer = csv.writer(self._file, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        self._writer.writerow(names)
+        csv.writer(self._file, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerow(names)
         # how each column becomes text: None (the csv module's own str(), which both databases
         # read: numbers, True/False, text), ISO (dates and times, formatted by orjson for a whole
         # column at once: str(datetime) costs ~2 µs a value), or a per-value converter
@@ -191,12 +220,25 @@ class CsvWriter(LoadFileWriter):
         self._plan = plan
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Builds the batch column by column (C-level maps), then writes it row by row.
+        """Renders the batch, then writes it: NULs (raw in text, escaped in json) and surrogates (which
+        the UTF-8 file refuses before writing anything) send it through ``text_repair`` first."""
+        if not rows:
+            return
+        text = self._render(rows)
+        if NUL_CHAR in text or may_hold_nul(text):
+            text = self._render(self.repairs.repair_rows(self.table_name, rows))
+        try:
+            self._file.write(text)
+        except UnicodeEncodeError:
+            self._file.write(self._render(self.repairs.repair_rows(self.table_name, rows)))
+        self.row_count += len(rows)
+
+    def _render(self, rows: Sequence[dict[str, Any]]) -> str:
+        """The batch as csv text, built column by column (C-level maps), then written row by row.
 
         A missing key and a None value are both NULL.
         """
-        if not rows:
-            return
+        buffer = io.StringIO()
         get, null = dict.get, CSV_NULL
         columns: list[list[Any]] = []
         for name, how in self._plan:
@@ -212,12 +254,13 @@ class CsvWriter(LoadFileWriter):
                 columns.append(_float_column(list(map(get, rows, repeat(name)))))
             else:
                 columns.append([null if (v := get(row, name)) is None else how(v) for row in rows])
-        self._writer.writerows(zip(*columns))
-        self.row_count += len(rows)
+        csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(zip(*columns))
+        return buffer.getvalue()
 
 
 _ISO = object()
 _FLOAT = object()
+NUL_CHAR = "\x00"
 
 
 def _float_column(values: list[Any]) -> list[Any]:
@@ -261,14 +304,13 @@ class InsertValuesWriter(LoadFileWriter):
         if params:
             step = max(1, min(step, params // max(1, len(self._names))))
         max_bytes = self.capabilities.max_query_length - HEADER_ALLOWANCE - len(",".join(self._names))
+        encoded_rows = list(map(self._encode, rows))
+        batch = b"".join(encoded_rows)
+        if b"\x00" in batch or may_hold_nul(batch):  # raw in text literals, escaped in json ones
+            encoded_rows = list(map(self._encode, self.repairs.repair_rows(self.table_name, rows)))
         tuples: list[bytes] = []
         size = 0
-        for row in rows:
-            values = []
-            for name, render in self._renderers:
-                value = row.get(name)
-                values.append("NULL" if value is None else render(value))
-            encoded = ("(" + ",".join(values) + ")").encode("utf-8")
+        for encoded in encoded_rows:
             if tuples and (len(tuples) >= step or size + len(encoded) + 2 > max_bytes):
                 self._write_body(tuples)
                 tuples, size = [], 0
@@ -277,6 +319,17 @@ class InsertValuesWriter(LoadFileWriter):
         if tuples:
             self._write_body(tuples)
         self.row_count += len(rows)
+
+    def _encode(self, row: dict[str, Any]) -> bytes:
+        """One row's ``(v, ...)`` tuple; a string with surrogates (UTF-8 refuses it) is repaired."""
+        values = []
+        for name, render in self._renderers:
+            value = row.get(name)
+            values.append("NULL" if value is None else render(value))
+        try:
+            return ("(" + ",".join(values) + ")").encode("utf-8")
+        except UnicodeEncodeError:
+            return self._encode(self.repairs.repair_row(self.table_name, row))
 
     def _write_body(self, tuples: list[bytes]) -> None:
         body = b",\n".join(tuples)
@@ -374,6 +427,8 @@ class ParquetWriter(LoadFileWriter):
         self._writer = pq.ParquetWriter(self._file, self._schema)
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        if _needs_repair(rows):
+            rows = self.repairs.repair_rows(self.table_name, rows)
         if self._converters:
             rows = [_convert(row, self._converters) for row in rows]
         batch = self._pa.Table.from_pylist(list(rows), schema=self._schema)
@@ -382,6 +437,22 @@ class ParquetWriter(LoadFileWriter):
 
     def write_footer(self) -> None:
         self._writer.close()
+
+
+def _needs_repair(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether a string of ``rows`` holds a NUL or a surrogate: orjson serializes the batch in C
+    (refusing surrogates, escaping NUL), a memchr looks for backslashes. Ints beyond 64 bits make
+    orjson refuse too: then the repair looks at the values and changes nothing."""
+    try:
+        data = orjson.dumps(rows if isinstance(rows, (list, tuple)) else list(rows), default=_skip)
+    except orjson.JSONEncodeError:
+        return True
+    return may_hold_nul(data)
+
+
+def _skip(value: Any) -> None:
+    """orjson's default for values that hold no string worth checking (Decimal, bytes, ...)."""
+    return None
 
 
 def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:

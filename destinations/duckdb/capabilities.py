@@ -23,4 +23,6 @@ capabilities = DEFAULTS.with_(
     max_parallel_load_jobs=1,
     binary_literal_template="from_hex('{hex}')",
     is_dataset_a_schema=True,
+    supports_nan_infinity=True,
+    max_table_columns=None,  # no column limit short of memory
 )

@@ -27,4 +27,6 @@ capabilities = DEFAULTS.with_(
     string_literal_escape="standard",
     binary_literal_template="'\\x{hex}'::bytea",
     is_dataset_a_schema=True,
+    supports_nan_infinity=True,
+    max_table_columns=1600,  # MaxHeapAttributeNumber; columns dropped by ALTER TABLE still count
 )

@@ -18,10 +18,17 @@ BASE = DEFAULTS.with_(
     merge_strategies=("delete-insert",),
     replace_strategies=("insert-from-staging", "truncate-and-insert"),
     max_parallel_load_jobs=1,
+    supports_nan_infinity=False,
 )
-"""Any dialect: jsonl rows bound as parameters with executemany, delete-insert merges."""
+"""Any dialect: jsonl rows bound as parameters with executemany, delete-insert merges. NaN and
+±Infinity go to text variant columns on every dialect: the executemany job binds a double column's
+values only from JSON numbers, and JSON has none for them."""
 
 SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+SQLITE_MAX_COLUMN = 2000
+"""SQLite's compile-time default (a build may lower it: ``getlimit(SQLITE_LIMIT_COLUMN)`` says)."""
+INNODB_MAX_COLUMNS = 1017
+"""InnoDB's limit per table (MySQL itself allows 4096): CREATE or ALTER past it fails with errno 185."""
 
 DIALECTS: dict[str, dict[str, Any]] = {
     "sqlite": dict(
@@ -31,20 +38,20 @@ DIALECTS: dict[str, dict[str, Any]] = {
         sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES,
         supports_truncate=False, supports_ddl_transactions=True, supports_multi_column_alter=False,
         merge_strategies=("delete-insert", "upsert"), max_decimal_precision=15, decimal_precision=(15, 6),
-        is_dataset_a_schema=False,
+        is_dataset_a_schema=False, max_table_columns=SQLITE_MAX_COLUMN,
     ),
     "mysql": dict(
         sqlglot_dialect="mysql", max_identifier_length=64, max_parameters_per_statement=65535,
         supports_truncate=True, supports_ddl_transactions=False, supports_multi_column_alter=True,
         merge_strategies=("delete-insert", "upsert"), max_decimal_precision=65, decimal_precision=(38, 9),
         string_literal_escape="backslash", is_dataset_a_schema=False, escape_identifier_case="preserve",
-        naive_timestamps=True,
+        naive_timestamps=True, max_table_columns=INNODB_MAX_COLUMNS,
     ),
     "postgresql": dict(
         sqlglot_dialect="postgres", max_identifier_length=63, max_parameters_per_statement=65535,
         supports_truncate=True, supports_ddl_transactions=True, supports_multi_column_alter=True,
         merge_strategies=("delete-insert", "upsert"), max_decimal_precision=78,
-        binary_literal_template="'\\x{hex}'::bytea",
+        binary_literal_template="'\\x{hex}'::bytea", max_table_columns=1600,
     ),
 }
 DIALECTS["mariadb"] = DIALECTS["mysql"]
