@@ -55,7 +55,8 @@ def with_retries(retry: RetryPolicy, action: Callable[[], T], what: str,
                  reconnect: Callable[[], None] | None = None) -> T:
     """Run ``action``, retrying transient errors with backoff (and a fresh connection), and lock
     conflicts until ``retry.lock_wait_seconds`` have passed."""
-    attempt = 0
+    retries = 0  # transient errors so far
+    waits = 0    # lock conflicts so far
     waited = 0.0
     while True:
         try:
@@ -65,22 +66,22 @@ def with_retries(retry: RetryPolicy, action: Callable[[], T], what: str,
                 raise LoadRetriesExhausted(
                     f"{what}: the database stayed locked by another process for {waited:.0f} s: {exc}. "
                     "Raise lock_wait_seconds or run the pipelines one after the other.") from exc
-            delay = retry.lock_delay(attempt)
-            if attempt == 0:
+            if waits == 0:
                 logger.warning("%s: the database is locked by another process; waiting up to %.0f s",
-                            what, retry.lock_wait_seconds)
-            time.sleep(delay)
+                               what, retry.lock_wait_seconds)
+            delay = retry.lock_delay(waits)
+            waits += 1
             waited += delay
         except DestinationTransientError as exc:
-            if attempt >= retry.max_retries:
+            if retries >= retry.max_retries:
                 raise LoadRetriesExhausted(
-                    f"{what}: still failing after {attempt} retries: {exc}. The package stays on disk; "
+                    f"{what}: still failing after {retries} retries: {exc}. The package stays on disk; "
                     "run the pipeline again to resume it.") from exc
-            delay = retry.delay(attempt)
-            logger.warning("%s: transient error, retry %d/%d in %.1fs: %s", what, attempt + 1,
+            delay = retry.delay(retries)
+            retries += 1
+            logger.warning("%s: transient error, retry %d/%d in %.1fs: %s", what, retries,
                            retry.max_retries, delay, exc)
-            time.sleep(delay)
-        attempt += 1
+        time.sleep(delay)
         if reconnect is not None:
             try:
                 reconnect()
