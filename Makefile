@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install bench clean
+.PHONY: run test crash install bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The crash harness at full strength: every crash point (some reached again later in the run),
+# CRASH_KILLS random SIGKILLs per destination and disposition (CRASH_DOUBLE_KILLS more that kill
+# the resume run too), CRASH_TRIALS concurrency trials;
+# prints the summary table and writes every case to .loadbay/crash-report.json.
+CRASH_KILLS ?= 20
+CRASH_DOUBLE_KILLS ?= 5
+CRASH_TRIALS ?= 10
+crash: $(STAMP)
+	LOADBAY_CRASH_KILLS=$(CRASH_KILLS) LOADBAY_CRASH_DOUBLE_KILLS=$(CRASH_DOUBLE_KILLS) \
+		LOADBAY_CONCURRENT_TRIALS=$(CRASH_TRIALS) LOADBAY_CRASH_POINTS=all \
+		LOADBAY_CRASH_REPORT=.loadbay/crash-report.json $(BIN)/python -m pytest -q tests/crash
 
 bench: $(STAMP)
 	$(BIN)/python bench/flat_duckdb.py

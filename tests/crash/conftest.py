@@ -1,0 +1,137 @@
+"""Runs the crash and concurrency scenarios selected for this session, two at a time, and prints
+their summary table at the end.
+
+The scenarios spend their time waiting for worker processes, so a session-wide pool runs two
+of them at once (``LOADBAY_CRASH_PARALLEL``), in the order pytest will ask for them; each test
+then waits for its own scenario and asserts on its cases. Settings (environment variables):
+
+- ``LOADBAY_CRASH_KILLS`` random kills per scenario (default 2; seeds are drawn until that many
+  runs were really killed, not ended first); ``LOADBAY_CRASH_SEED=s1,s2``
+  replays those seeds instead (with ``LOADBAY_CRASH_POINTS=none`` and ``-k`` for one scenario);
+- ``LOADBAY_CRASH_DOUBLE_KILLS`` random kills whose first resume run is killed too (default 0;
+  ``LOADBAY_CRASH_DOUBLE_SEED`` replays);
+- ``LOADBAY_CRASH_POINTS``: comma-separated points (``job.committed:3``), ``all`` (every point,
+  and some reached again later in the run), ``none``; default: each point once;
+- ``LOADBAY_CONCURRENT_TRIALS`` trials per concurrency scenario (default 2);
+- ``LOADBAY_CRASH_ROWS`` / ``LOADBAY_CRASH_FILE_MAX_ITEMS`` data size and files (default 10,000
+  base root rows, 400 rows a file: 10 to 60 files a table and batch), ``LOADBAY_CONCURRENT_ROWS`` /
+  ``LOADBAY_CONCURRENT_FILE_MAX_ITEMS`` the same for the concurrency trials (3,000 and 300);
+- ``LOADBAY_CRASH_REPORT=path.json`` writes every case; ``LOADBAY_CRASH_KEEP=1`` keeps every dataset and work folder (failed cases keep their folder anyway).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from destinations.testing.setups import SETUPS, require_server
+from tests.crash import report
+from tests.crash.concurrent import trial
+from tests.crash.harness import LATER_POINTS, POINTS, CaseResult, Seeds, replay_seeds, run_scenario
+from tests.crash.targets import TARGETS
+
+KILLS = int(os.environ.get("LOADBAY_CRASH_KILLS", "2"))
+DOUBLE_KILLS = int(os.environ.get("LOADBAY_CRASH_DOUBLE_KILLS", "0"))
+TRIALS = int(os.environ.get("LOADBAY_CONCURRENT_TRIALS", "2"))
+PARALLEL = int(os.environ.get("LOADBAY_CRASH_PARALLEL", "2"))
+Key = tuple[str, str, str]
+"""(kind, destination, disposition); kind is "crash" or "concurrent"."""
+KINDS = {"crash_results": "crash", "concurrent_results": "concurrent"}
+
+
+def crash_points() -> list[str]:
+    spec = os.environ.get("LOADBAY_CRASH_POINTS", "").strip()
+    if not spec:
+        return list(POINTS)
+    if spec == "all":
+        return list(POINTS + LATER_POINTS)
+    if spec == "none":
+        return []
+    return [p.strip() for p in spec.split(",") if p.strip()]
+
+
+class Scheduler:
+    """Runs each selected scenario once, ``PARALLEL`` at a time, as soon as the session starts."""
+
+    def __init__(self, root: Path, keys: list[Key]) -> None:
+        self.root = root
+        self.pool = ThreadPoolExecutor(max_workers=max(1, PARALLEL), thread_name_prefix="crash")
+        self.futures: dict[Key, Future[list[CaseResult]]] = {}
+        reachable: dict[str, bool] = {}
+        for key in keys:
+            destination = key[1]
+            probe = SETUPS[destination].probe
+            if destination not in reachable:
+                reachable[destination] = probe is None or probe() is None
+            if reachable[destination]:  # an unreachable server: the test skips (or fails in CI) itself
+                self.futures[key] = self.pool.submit(self._run, key)
+
+    def _run(self, key: Key) -> list[CaseResult]:
+        kind, destination, disposition = key
+        target = TARGETS[destination]
+        folder = self.root / f"{kind}-{destination}-{disposition}"
+        if kind == "crash":
+            results = run_scenario(target, disposition, folder, points=crash_points(),
+                                   random_seeds=Seeds(KILLS, replay_seeds("random")),
+                                   double_seeds=Seeds(DOUBLE_KILLS, replay_seeds("double")))
+        else:
+            results = [trial(target, disposition, folder, n) for n in range(1, TRIALS + 1)]
+        report.record(results)
+        return results
+
+    def results(self, key: Key) -> list[CaseResult]:
+        return self.futures[key].result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def crash_scheduler(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
+    keys: list[Key] = []
+    for item in request.session.items:
+        kind = next((KINDS[f] for f in getattr(item, "fixturenames", ()) if f in KINDS), None)
+        callspec = getattr(item, "callspec", None)
+        if kind and callspec is not None:
+            key = (kind, callspec.params["destination"], callspec.params["disposition"])
+            if key not in keys:
+                keys.append(key)
+    scheduler = Scheduler(tmp_path_factory.mktemp("crash"), keys)
+    yield scheduler
+    scheduler.close()
+
+
+@pytest.fixture
+def crash_results(crash_scheduler: Scheduler, destination: str, disposition: str) -> list[CaseResult]:
+    """Every case of the crash scenario (destination, disposition), once it has run."""
+    require_server(destination)
+    return crash_scheduler.results(("crash", destination, disposition))
+
+
+@pytest.fixture
+def concurrent_results(crash_scheduler: Scheduler, destination: str, disposition: str) -> list[CaseResult]:
+    """Every trial of the concurrency scenario (destination, disposition), once it has run."""
+    require_server(destination)
+    return crash_scheduler.results(("concurrent", destination, disposition))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    results = list(report.RESULTS)
+    if not results:
+        return
+    terminalreporter.section("loadbay crash summary")
+    terminalreporter.write_line(report.table(results))
+    seeds_used = [f"{r.destination} {r.scenario} {r.seed}" for r in results if r.seed is not None]
+    if 0 < len(seeds_used) <= 40:
+        terminalreporter.write_line("random kill seeds: " + ", ".join(seeds_used))
+    elif seeds_used:
+        terminalreporter.write_line(f"{len(seeds_used)} random kills; every seed is printed with -s "
+                                    f"and written with {report.REPORT_ENV}=path.json")
+    path = os.environ.get(report.REPORT_ENV)
+    if path:
+        report.write(results, Path(path))
+        terminalreporter.write_line(f"cases written to {path} (python -m tests.crash.report {path})")
