@@ -225,9 +225,11 @@ class SqlJobClient(JobClient):
             self.sql_client.execute_many(drops + creates)
 
     def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str) -> None:
-        staged = [n for n in table_names if n in schema.tables and self.uses_staging(schema.tables[n])]
-        if staged and self.sql_client.has_dataset(self.config.staging_dataset_name):
-            self.sql_client.execute_many([sql_jobs.drop_table(self.staging_table(n, load_id)) for n in staged])
+        """Every table's staging name is dropped if it exists, whatever the strategy now: the package
+        may have staged under a replace strategy or setting that changed since."""
+        names = [n for n in table_names if n in schema.tables]
+        if names and self.sql_client.has_dataset(self.config.staging_dataset_name):
+            self.sql_client.execute_many([sql_jobs.drop_table(self.staging_table(n, load_id)) for n in names])
         try:
             self._forget_jobs(load_id)
         except DestinationUndefinedRelation:  # nothing of the package ever reached the dataset
@@ -329,16 +331,22 @@ class SqlJobClient(JobClient):
                       state: dict[str, Any] | None = None) -> list[str]:
         """Merge/replace from staging and write the ``_lb_loads`` marker in one transaction.
 
-        Either the package is fully applied and marked, or nothing is; staging is dropped after.
+        Either the package is fully applied and marked, or nothing is. A package already marked
+        (a retry after a commit whose answer was lost) is not applied again. The caller removes
+        its staging tables afterwards (``clean_up_package``).
         """
         statements = self.followup_statements(schema, table_names, load_id)
         # idempotent DDL (unique indexes for upserts) first: on MySQL it would commit the transaction
         ddl = [self.sql_client.render(s) for s in statements if isinstance(s, exp.Create)]
         rendered = [self.sql_client.render(s) for s in statements if not isinstance(s, exp.Create)]
-        self.sql_client.execute_many(ddl)
+        if ddl:
+            with self.sql_client.schema_change_lock():
+                self.sql_client.execute_many(ddl)
         now = datetime.now(timezone.utc)
         with self.sql_client.begin_transaction():
             self.lock_tables_for_merge([n for n in table_names if self.uses_staging(schema.tables[n])])
+            if self.is_load_completed(load_id):
+                return []
             self.sql_client.execute_many(rendered)
             crash_point("package.merged")
             self._forget_jobs(load_id)
@@ -349,9 +357,7 @@ class SqlJobClient(JobClient):
             self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
                                            "inserted_at": now, "schema_version_hash": schema.version_hash})
         crash_point("package.committed")
-        rendered = ddl + rendered
-        self.clean_up_package(schema, table_names, load_id)
-        return rendered
+        return ddl + rendered
 
     def lock_tables_for_merge(self, table_names: list[str]) -> None:
         """Hook: make concurrent merges into the same tables wait for each other (inside the final

@@ -18,9 +18,16 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from common.exceptions import LoadbayError
+
 logger = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunStopped(LoadbayError):
+    """A signal asked the run to stop, and the step raising this stopped at a safe point (a package
+    being normalized is discarded; a job waiting for a lock or a retry goes back to new_jobs)."""
 
 
 @contextmanager

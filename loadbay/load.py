@@ -27,6 +27,7 @@ from common.exceptions import (DestinationLockedError, DestinationTerminalError,
 from common.schema.types import Schema
 from common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage
 from loadbay.info import JobInfo, LoadPackageInfo
+from loadbay.interrupts import RunStopped
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,9 +53,10 @@ class LoadRetriesExhausted(LoadbayError):
 
 
 def with_retries(retry: RetryPolicy, action: Callable[[], T], what: str,
-                 reconnect: Callable[[], None] | None = None) -> T:
+                 reconnect: Callable[[], None] | None = None, stop: threading.Event | None = None) -> T:
     """Run ``action``, retrying transient errors with backoff (and a fresh connection), and lock
-    conflicts until ``retry.lock_wait_seconds`` have passed."""
+    conflicts until ``retry.lock_wait_seconds`` have passed; a set ``stop`` ends the waiting
+    (``RunStopped``)."""
     retries = 0  # transient errors so far
     waits = 0    # lock conflicts so far
     waited = 0.0
@@ -81,7 +83,10 @@ def with_retries(retry: RetryPolicy, action: Callable[[], T], what: str,
             retries += 1
             logger.warning("%s: transient error, retry %d/%d in %.1fs: %s", what, retries,
                            retry.max_retries, delay, exc)
-        time.sleep(delay)
+        if stop is not None and stop.wait(delay):
+            raise RunStopped(f"{what}: stopped by a signal while waiting to retry")
+        if stop is None:
+            time.sleep(delay)
         if reconnect is not None:
             try:
                 reconnect()
@@ -106,6 +111,13 @@ class Loader:
         """Set (by a signal handler) to start no further job; the package stays on disk to resume."""
 
     def load(self, package: LoadPackage) -> LoadPackageInfo:
+        """Load ``package``; stopped by a signal, it is described as pending (it stays on disk)."""
+        try:
+            return self._load(package)
+        except RunStopped:
+            return self.describe(package, "pending")
+
+    def _load(self, package: LoadPackage) -> LoadPackageInfo:
         package.check()
         package.clean_leftovers()
         schema = package.schema()
@@ -116,8 +128,7 @@ class Loader:
             completed = self._with_retries(client, lambda: client.is_load_completed(package.load_id),
                                            f"check package {package.load_id}")
             if completed:  # crashed after commit, before cleanup
-                self._with_retries(client, lambda: client.clean_up_package(schema, list(schema.tables), package.load_id),
-                                   f"clean up package {package.load_id}")
+                self._clean_up(client, package, schema)
                 info = self.describe(package, "loaded")
                 self.storage.complete(package, self.archive_completed)
                 return info
@@ -132,11 +143,22 @@ class Loader:
                 return self.describe(package, "pending")
             self._with_retries(client, lambda: client.complete_load(package.load_id, schema, tables, self.state),
                                f"complete package {package.load_id}")
+            self._clean_up(client, package, schema)
         finally:
             client.close()
         info = self.describe(package, "loaded")
         self.storage.complete(package, self.archive_completed)
         return info
+
+    def _clean_up(self, client: JobClient, package: LoadPackage, schema: Schema) -> None:
+        """Drop the loaded package's staging tables and done-records. The package is loaded either
+        way: a failure here is reported, never allowed to hold the package (and newer ones) back."""
+        try:
+            self._with_retries(client, lambda: client.clean_up_package(schema, list(schema.tables), package.load_id),
+                               f"clean up package {package.load_id}")
+        except LoadbayError as exc:
+            logger.error("package %s is loaded, but its staging tables (<table>__%s) or done-records could not "
+                         "be removed: %s", package.load_id, package.load_id, exc)
 
     def _tables(self, package: LoadPackage, schema: Schema, meta: dict[str, Any]) -> list[str]:
         """Tables with files, plus every table of each root in the package (replace clears them all)."""
@@ -234,10 +256,13 @@ class Loader:
         except LoadRetriesExhausted:
             package.retry_job(started)
             raise
+        except RunStopped:  # rolled back (or never begun): it runs again on resume
+            package.return_job(started)
+            raise
         package.complete_job(started)
 
     def _with_retries(self, client: JobClient, action: Callable[[], T], what: str) -> T:
-        return with_retries(self.retry, action, what, client.reconnect)
+        return with_retries(self.retry, action, what, client.reconnect, self.stop)
 
     def describe(self, package: LoadPackage, state: str) -> LoadPackageInfo:
         """What is on disk for ``package`` (its jobs by state, rows, errors), without loading it."""

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from common.capabilities import DestinationCapabilities
 from common.destination import APPEND_STRATEGIES, ATOMIC_APPEND, needs_preparation
-from common.exceptions import DestinationError, LoadbayError, SchemaError
+from common.exceptions import DestinationError, SchemaError
 from common.normalizer import RelationalNormalizer
 from common.schema.contracts import SchemaContract
 from common.schema.types import Schema, Table
@@ -23,16 +23,13 @@ from common.storage.package_writer import PackageWriter
 from loadbay.early_load import EarlyLoader, remove_early_rows, with_tables
 from loadbay.extract import Resource
 from loadbay.faults import crash_point
+from loadbay.interrupts import RunStopped
 
 logger = logging.getLogger(__name__)
 EarlyLoaderFactory = Callable[[LoadPackage, str], EarlyLoader]
 GC_THRESHOLD = 100_000
 
 WRITE_DISPOSITIONS = ("append", "replace", "merge")
-
-
-class NormalizeStopped(LoadbayError):
-    """A signal asked the run to stop; the package being written was discarded."""
 
 
 def parse_disposition(value: str | dict[str, str] | None) -> tuple[str | None, str | None]:
@@ -101,7 +98,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
             roots.append(table.name)
             for batch in res.batches(batch_size):
                 if stop is not None and stop.is_set():
-                    raise NormalizeStopped(f"normalizing of package {load_id} stopped by a signal")
+                    raise RunStopped(f"normalizing of package {load_id} stopped by a signal")
                 for table_name, rows in normalizer.normalize(res.name, batch).items():
                     if rows:
                         writer.write(table_name, rows)

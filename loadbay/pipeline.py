@@ -28,9 +28,9 @@ from destinations import resolve_destination
 from loadbay.early_load import EarlyLoader, early_definitions, remove_early_rows, with_tables
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
-from loadbay.interrupts import stop_on_signals
-from loadbay.load import Loader, RetryPolicy, with_retries
-from loadbay.normalize import EarlyLoaderFactory, NormalizeStopped, fewer_gc_passes, normalize
+from loadbay.interrupts import RunStopped, stop_on_signals
+from loadbay.load import Loader, LoadRetriesExhausted, RetryPolicy, with_retries
+from loadbay.normalize import EarlyLoaderFactory, fewer_gc_passes, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class Pipeline:
         self.pipeline_dir = Path(settings.pipelines_dir).expanduser() / pipeline_name
         self.storage = PackageStorage(self.pipeline_dir)
         self._config: DestinationConfig | None = None
+        self._stop = threading.Event()  # the current run's: set by SIGINT/SIGTERM
         self._capabilities: DestinationCapabilities | None = None
 
     def __repr__(self) -> str:
@@ -123,7 +124,8 @@ class Pipeline:
         stored_schema = getattr(client, "stored_schema", None)
         if stored_schema is None:
             return
-        with_retries(self._retry_policy(), client.open, f"pipeline {self.pipeline_name!r}: connect", client.reconnect)
+        with_retries(self._retry_policy(), client.open, f"pipeline {self.pipeline_name!r}: connect", client.reconnect,
+                     stop=self._stop)
         try:
             stored = stored_schema(self.pipeline_name)
         except DestinationUndefinedRelation:  # a new dataset
@@ -151,7 +153,7 @@ class Pipeline:
         """
         info = self._new_info()
         started = time.monotonic()
-        stop = threading.Event()
+        stop = self._stop = threading.Event()
         received: list[int] = []
         normalized = data is None
         with self.storage.lock(f"pipeline {self.pipeline_name!r}"), stop_on_signals(stop, received):
@@ -163,10 +165,14 @@ class Pipeline:
                     package = self._normalize(resources, loader_file_format, schema_contract, info, stop)
                     normalized = True
                     self._load_one(package, info, stop)
-            except NormalizeStopped:
-                pass  # the package was discarded; reported below
+            except RunStopped:
+                pass  # stopped at a safe point; reported below
             info.timings["load"] = time.monotonic() - started - info.timings.get("normalize", 0.0)
             if stop.is_set():
+                if normalized and not self.storage.pending():  # the signal came after the last commit
+                    logger.warning("pipeline %r: the signal came when everything was loaded already",
+                                   self.pipeline_name)
+                    return info
                 raise self._interrupted(received[0] if received else 0, info, normalized)
         return info
 
@@ -176,7 +182,8 @@ class Pipeline:
         name = signal.Signals(signum).name if signum else "a signal"
         pending = self.pending_packages()
         lines = [f"pipeline {self.pipeline_name!r} stopped by {name} at a safe point: every load job either "
-                 "committed whole or not at all, and no merge or replace is half applied.", info.progress()]
+                 "committed whole or not at all, and no merge or replace is half applied (a truncate-and-insert "
+                 "table may be partly loaded until the package is resumed).", info.progress()]
         if pending:
             lines.append(f"Pending package(s) {', '.join(pending)} stay on disk; the next run of the pipeline "
                          f"loads them first (p.run(), or loadbay pipeline {self.pipeline_name} resume).")
@@ -208,7 +215,7 @@ class Pipeline:
             raise ConfigurationError("loader_file_format 'parquet' needs pyarrow: pip install 'loadbay[parquet]'")
         try:
             self._restore_schema()
-        except DestinationError as exc:  # cannot tell what the destination holds: do not guess
+        except (DestinationError, LoadRetriesExhausted) as exc:  # cannot tell what the destination holds
             raise PipelineStepFailed(self.pipeline_name, "restore schema", None, exc) from exc
         started = time.monotonic()
         with fewer_gc_passes():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -98,6 +99,33 @@ def test_second_writer_waits_for_a_duckdb_file_held_by_another_process(isolated_
     assert done.returncode == 0, done.stderr
     assert "locked by another process" in done.stderr
     assert _count(isolated_env) == ROWS
+
+
+def test_ctrl_c_while_waiting_for_a_locked_file_stops_at_once(isolated_env: Path) -> None:
+    _events(isolated_env / "events.jsonl")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"),
+        str(isolated_env / "lake.duckdb")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        run = subprocess.Popen(
+            [sys.executable, "-m", "loadbay.cli", "load", "events.jsonl", "--pipeline", "gh", "--table", "events",
+             "--pipelines-dir", str(isolated_env / "pipes"), "--dataset", "ds",
+             "--credentials", str(isolated_env / "lake.duckdb")],
+            stderr=subprocess.PIPE, text=True, cwd=isolated_env, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert run.stderr is not None
+        for line in run.stderr:  # wait until it waits
+            if "locked by another process" in line:
+                break
+        run.send_signal(signal.SIGINT)
+        rest = run.stderr.read()
+        run.wait(timeout=30)
+        assert holder.poll() is None  # the holder still has the file: the run did not wait it out
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run.returncode == 130, rest
+    assert "stopped by SIGINT" in rest and "send it again" in rest
 
 
 def test_a_writer_that_waits_too_long_gives_up_naming_the_lock(isolated_env: Path) -> None:

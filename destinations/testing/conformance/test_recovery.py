@@ -101,6 +101,33 @@ def test_job_committed_before_a_crash_is_not_loaded_again(make_pipeline, left_in
     assert staging_tables(p, package.load_id) == set()
 
 
+@pytest.mark.parametrize("disposition", ["append", "merge", "replace"])
+def test_a_final_transaction_retried_after_its_commit_applies_nothing_twice(make_pipeline, disposition):
+    """The connection broke as the final transaction committed, and the loader retried it: the
+    package is marked already, so its append (atomic here), merge or replace is not applied again."""
+    p = make_pipeline(atomic_appends=True)
+    hints = {"write_disposition": disposition, "primary_key": "id"}
+    run_ok(p, [{"id": 0, "kids": ["z"]}], table_name="t", **hints)
+    package = normalize_only(p, [{"id": 1, "kids": ["a"]}, {"id": 2}], "t", **hints)
+    schema = package.schema()
+    tables = ["t", "t__kids"]
+    with p.destination.client(p.config) as client:
+        client.initialize_storage()
+        client.update_stored_schema(schema, tables)
+        client.prepare_load(schema, tables, package.load_id)
+        for job in package.jobs("new_jobs"):
+            client.run_job(client.create_load_job(package.start_job(job), schema), package.load_id)
+        assert client.complete_load(package.load_id, schema, tables, None)
+        assert client.complete_load(package.load_id, schema, tables, None) == []  # the retry
+    expected = [(1,), (2,)] if disposition == "replace" else [(0,), (1,), (2,)]
+    assert _rows(p, "t", "id") == expected
+    run_ok(p)  # the package on disk is found loaded, and cleaned up
+    assert _rows(p, "t", "id") == expected
+    assert _rows(p, "t__kids", "value") == ([("a",)] if disposition == "replace" else [("a",), ("z",)])
+    assert count(p, "_lb_loads") == 2 and p.pending_packages() == []
+    assert staging_tables(p, package.load_id) == set()
+
+
 def test_atomic_append_with_a_failed_file_shows_nothing_until_it_completes(make_pipeline):
     p = make_pipeline(file_max_items=2, atomic_appends=True)
     run_ok(p, [{"id": 0, "n": 0}], table_name="t", columns={"n": {"data_type": "bigint"}})
