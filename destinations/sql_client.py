@@ -8,6 +8,7 @@ that keep the driver error as ``.orig`` and the statement as ``.statement``.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,12 @@ from common.destination import DestinationConfig
 from common.exceptions import DestinationError
 
 MAX_STATEMENT_IN_ERROR = 2000
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit number for ``name``, the same in every process: the key of a database-wide
+    named lock (PostgreSQL's advisory locks take one)."""
+    return int.from_bytes(hashlib.sha256(f"loadbay:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 class SqlClient(ABC):

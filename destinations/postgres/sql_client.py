@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from sqlglot import exp
 
 from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
                                DestinationUndefinedRelation)
-from destinations.sql_client import SqlClient
+from destinations.sql_client import SqlClient, lock_key
 
 SQLSTATE_EXACT: dict[str, type[DestinationError]] = {
     "42P01": DestinationUndefinedRelation,  # undefined_table
@@ -40,11 +39,6 @@ TERMINAL_CONNECT_MESSAGES = re.compile(
     r'database "[^"]*" does not exist|is not permitted to log in|permission denied for database')
 """libpq reports refused logins without a SQLSTATE; these texts (and only these: "too many
 connections for role" is transient) make such a failure terminal. Each is tested verbatim."""
-
-
-def advisory_key(name: str) -> int:
-    """A signed 64-bit key for ``pg_advisory_xact_lock``, the same in every process."""
-    return int.from_bytes(hashlib.sha256(f"loadbay:{name}".encode()).digest()[:8], "big", signed=True)
 
 
 class PostgresSqlClient(SqlClient):
@@ -77,7 +71,7 @@ class PostgresSqlClient(SqlClient):
         CREATE/ALTER of one dataset run one after the other, each seeing what the last one made
         (without it, two ``CREATE SCHEMA IF NOT EXISTS`` may both fail on pg_namespace's unique index)."""
         with self.begin_transaction():
-            self.execute_sql("SELECT pg_advisory_xact_lock(%s)", advisory_key(self.dataset_name))
+            self.execute_sql("SELECT pg_advisory_xact_lock(%s)", lock_key(self.dataset_name))
             yield
 
     def lock_tables(self, tables: Sequence[exp.Table]) -> None:

@@ -104,6 +104,9 @@ class SqlalchemyJobClient(SqlJobClient):
         super().__init__(config, capabilities, sql_client)
         self.type_mapper = SqlalchemyTypeMapper(capabilities, sql_client.engine.dialect)
 
+    def lock_tables_for_merge(self, table_names: list[str]) -> None:
+        self.sql_client.lock_tables([self.sql_client.qualified(n) for n in table_names])  # type: ignore[attr-defined]
+
     def upsert_syntax(self) -> str:
         family = self.sql_client.family  # type: ignore[attr-defined]
         if family == "mysql":

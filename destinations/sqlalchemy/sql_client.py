@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from sqlglot import exp
 
 from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
                                DestinationUndefinedRelation)
-from destinations.sql_client import SqlClient
+from destinations.sql_client import SqlClient, lock_key
 
 MYSQL_CODES: dict[int, type[DestinationError]] = {
     1146: DestinationUndefinedRelation,  # ER_NO_SUCH_TABLE
@@ -39,6 +41,8 @@ SQLITE_TRANSIENT = re.compile(r"database is locked|database table is locked")
 JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)")
 
 BEGIN = {"mysql": "START TRANSACTION", "mariadb": "START TRANSACTION", "sqlite": "BEGIN"}
+NAMED_LOCK_TIMEOUT = 60
+"""Seconds a MySQL/MariaDB session waits for another pipeline's schema changes (then: transient)."""
 
 _engines: dict[tuple[str, str], Any] = {}
 _engines_lock = threading.Lock()
@@ -116,6 +120,36 @@ class SqlalchemySqlClient(SqlClient):
     def _escape_percent(self, text: str) -> str:
         """Drivers with % placeholders format even a statement without parameters."""
         return text.replace("%", "%%") if self.dbapi_paramstyle in ("format", "pyformat") else text
+
+    # -- concurrency -------------------------------------------------------------------------
+    @contextmanager
+    def schema_change_lock(self) -> Iterator[None]:
+        """DDL of pipelines sharing a dataset, one at a time: PostgreSQL's advisory lock (in a
+        transaction) or MySQL/MariaDB's named lock (GET_LOCK, per session: DDL commits implicitly
+        there). SQLite locks the whole database file for every write already."""
+        if self.family == "postgresql":
+            with self.begin_transaction():
+                self.execute_sql(f"SELECT pg_advisory_xact_lock({self.placeholder()})", lock_key(self.dataset_name))
+                yield
+            return
+        if self.family != "mysql":
+            yield
+            return
+        name = f"loadbay:{lock_key(self.dataset_name):x}"
+        got = self.execute_sql(f"SELECT GET_LOCK({self.placeholder()}, {NAMED_LOCK_TIMEOUT})", name)
+        if not got or got[0][0] != 1:
+            raise DestinationTransientError(f"dataset {self.dataset_name!r}: another pipeline held the schema-change "
+                                            f"lock {name!r} for {NAMED_LOCK_TIMEOUT} s")
+        try:
+            yield
+        finally:
+            self.execute_sql(f"SELECT RELEASE_LOCK({self.placeholder()})", name)
+
+    def lock_tables(self, tables: list[exp.Table]) -> None:
+        """PostgreSQL only (inside the final transaction): concurrent merges into a table wait."""
+        if self.family == "postgresql" and tables:
+            names = sorted(self.render(t) for t in tables)
+            self.execute_sql(f"LOCK TABLE {', '.join(names)} IN SHARE ROW EXCLUSIVE MODE")
 
     # -- datasets ----------------------------------------------------------------------------
     def _sqlite_file(self, dataset: str) -> Path:
