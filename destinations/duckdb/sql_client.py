@@ -11,6 +11,7 @@ from sqlglot import exp
 
 from common.exceptions import (DestinationError, DestinationLockedError, DestinationTerminalError,
                                DestinationTransientError, DestinationUndefinedRelation)
+from destinations.duckdb import file_lock
 from destinations.sql_client import SqlClient
 
 # DuckDB exception class name → loadbay error; looked up along the exception's MRO.
@@ -55,7 +56,22 @@ class DuckDbSqlClient(SqlClient):
         import duckdb
 
         creds = self.config.credentials
-        return duckdb.connect(str(creds.database), read_only=bool(creds.read_only))
+        if creds.read_only:
+            return duckdb.connect(str(creds.database), read_only=True)
+        file_lock.acquire(str(creds.database))
+        try:
+            return duckdb.connect(str(creds.database))
+        except BaseException:
+            file_lock.release(str(creds.database))
+            raise
+
+    def close(self) -> None:
+        opened = self._conn is not None
+        try:
+            super().close()
+        finally:
+            if opened and not self.config.credentials.read_only:
+                file_lock.release(str(self.config.credentials.database))
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
