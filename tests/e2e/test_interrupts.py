@@ -48,6 +48,17 @@ def _load(cwd: Path, *extra: str, env: dict[str, str] | None = None) -> subproce
     return _cli(cwd, "load", "events.jsonl", "--pipeline", "gh", "--table", "events", *extra, env=env)
 
 
+def _hold(path: Path, *, seconds: float, how: str = "duckdb") -> subprocess.Popen[str]:
+    """Another process holding ``path`` for ``seconds``: a DuckDB connection to it, or a flock on
+    it; returns once it holds it."""
+    take = ("import duckdb; con = duckdb.connect(sys.argv[1])" if how == "duckdb" else
+            "import fcntl; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX)")
+    holder = subprocess.Popen([sys.executable, "-c", f"import sys, time; {take}; print('held', flush=True); "
+                               f"time.sleep({seconds})", str(path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
 @pytest.mark.parametrize("signal_name,code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_signal_during_load_stops_after_the_job_in_progress_and_the_next_run_resumes(
         isolated_env: Path, signal_name: str, code: int) -> None:
@@ -90,10 +101,7 @@ def test_atomic_append_interrupted_shows_nothing_until_resumed(isolated_env: Pat
 def test_second_writer_waits_for_a_duckdb_file_held_by_another_process(isolated_env: Path) -> None:
     """DuckDB allows one writing process per file: the second waits and retries instead of failing."""
     _events(isolated_env / "events.jsonl")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(3)"),
-        str(isolated_env / "lake.duckdb")], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder = _hold(isolated_env / "lake.duckdb", seconds=3)
     done = _load(isolated_env)
     holder.wait()
     assert done.returncode == 0, done.stderr
@@ -103,11 +111,8 @@ def test_second_writer_waits_for_a_duckdb_file_held_by_another_process(isolated_
 
 def test_ctrl_c_while_waiting_for_a_locked_file_stops_at_once(isolated_env: Path) -> None:
     _events(isolated_env / "events.jsonl")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)"),
-        str(isolated_env / "lake.duckdb")], stdout=subprocess.PIPE, text=True)
+    holder = _hold(isolated_env / "lake.duckdb", seconds=60)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         run = subprocess.Popen(
             [sys.executable, "-m", "loadbay.cli", "load", "events.jsonl", "--pipeline", "gh", "--table", "events",
              "--pipelines-dir", str(isolated_env / "pipes"), "--dataset", "ds",
@@ -130,11 +135,8 @@ def test_ctrl_c_while_waiting_for_a_locked_file_stops_at_once(isolated_env: Path
 
 def test_a_writer_that_waits_too_long_gives_up_naming_the_lock(isolated_env: Path) -> None:
     _events(isolated_env / "events.jsonl")
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(30)"),
-        str(isolated_env / "lake.duckdb")], stdout=subprocess.PIPE, text=True)
+    holder = _hold(isolated_env / "lake.duckdb", seconds=30)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         done = _load(isolated_env, env={"PIPELINE__LOCK_WAIT_SECONDS": "1"})
     finally:
         holder.kill()
@@ -148,10 +150,7 @@ def test_two_runs_of_one_pipeline_take_turns(isolated_env: Path, caplog: pytest.
     p = loadbay.pipeline("gh", destination=loadbay.destination("duckdb", credentials=str(isolated_env / "l.duckdb")),
                          dataset_name="ds", pipelines_dir=isolated_env / "pipes")
     lock_file = p.pipeline_dir / ".lock"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, sys, time\nf = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX)\n"
-        "print('held', flush=True); time.sleep(2)"), str(lock_file)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder = _hold(lock_file, seconds=2, how="flock")
     with caplog.at_level("WARNING"):
         p.run([{"id": 1}], table_name="t")
     assert holder.poll() is not None  # the run went on only once the other process let go
