@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.destination import STAGING_SUFFIX
 from destinations.testing.setups import POSTGRES_URL, SETUPS
 
 DESTINATIONS = ("duckdb", "postgres", "sqlite")
-STAGING_SUFFIX = "_staging"
 
 
 class TableMissing(Exception):
