@@ -71,7 +71,7 @@ def as_resources(data: Any, table_name: str | None) -> list[Resource]:
     return [Resource(data, name)]
 
 
-def iter_batches(data: Any, batch_size: int) -> Iterator[list[Any]]:
+def iter_batches(data: Any, batch_size: int) -> Iterator[Any]:
     if isinstance(data, dict):
         yield [data]
         return
@@ -102,9 +102,9 @@ def _arrow_batches(data: Any, batch_size: int) -> Iterator[list[dict[str, Any]]]
     if not module.startswith("pyarrow"):
         return None
     if hasattr(data, "to_batches"):
-        return (b.to_pylist() for b in data.to_batches(max_chunksize=batch_size))
+        return iter(data.to_batches(max_chunksize=batch_size))
     if hasattr(data, "to_pylist"):
-        return iter([data.to_pylist()])
+        return iter([data])
     return None
 
 

@@ -16,6 +16,7 @@ from common.capabilities import DestinationCapabilities
 from common.destination import APPEND_STRATEGIES, ATOMIC_APPEND, needs_preparation
 from common.exceptions import DestinationError, SchemaError
 from common.normalizer import RelationalNormalizer
+from common.normalizer_arrow import is_arrow_batch, normalize_arrow
 from common.schema.contracts import SchemaContract
 from common.schema.types import Schema, Table
 from common.storage.package import JobFile, LoadPackage, PackageStorage
@@ -99,9 +100,17 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
             for batch in res.batches(batch_size):
                 if stop is not None and stop.is_set():
                     raise RunStopped(f"normalizing of package {load_id} stopped by a signal")
-                for table_name, rows in normalizer.normalize(res.name, batch).items():
-                    if rows:
-                        writer.write(table_name, rows)
+                if is_arrow_batch(batch):  # columnar: Arrow tables per table, no Python per row
+                    for table_name, data in normalize_arrow(normalizer, res.name, batch).items():
+                        if isinstance(data, list):
+                            if data:
+                                writer.write(table_name, data)
+                        elif data.num_rows:
+                            writer.write_arrow(table_name, data)
+                else:
+                    for table_name, rows in normalizer.normalize(res.name, batch).items():
+                        if rows:
+                            writer.write(table_name, rows)
                 crash_point("normalize.batch")
         writer.close()
         _check_keys(normalizer, writer, roots)
