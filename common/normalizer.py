@@ -3,6 +3,12 @@
 Nested dicts become ``parent__child`` columns, lists become child tables linked by ``_lb_id``,
 ``_lb_parent_id``, ``_lb_list_idx`` and ``_lb_root_id``. Names and types are decided once per
 distinct key and Python type and cached, so the cost per value is a couple of dict lookups.
+
+What a resource's items may be (see ``RelationalNormalizer.normalize``): its first item decides. A
+dict (or any mapping) makes every item a row, and an item that is not one (a string, a number, None,
+a list of scalars) stops the run, naming the item. Anything else makes a resource of values: each item
+is the ``value`` column of its row. A list item is a page of items (as generators of API pages yield
+them): its elements are items in its place, one level deep.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import math
 import os
 from collections.abc import Iterable
+from itertools import chain
 from types import NoneType
 from typing import Any
 
@@ -19,11 +26,11 @@ from common.capabilities import DestinationCapabilities
 from common.exceptions import SchemaContractViolation, SchemaError
 from common.schema import naming
 from common.schema.contracts import SchemaContract
-from common.schema.inference import (IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for,
-                                     infer_data_type, is_nat_type)
+from common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for, infer_data_type
 from common.normalizer_batch import normalize_batch
 from common.schema.types import (LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema,
                                  Table)
+from common.schema.values import UnloadableValue, is_null, plain_value, type_name
 
 logger = logging.getLogger(__name__)
 Rows = dict[str, list[dict[str, Any]]]
@@ -34,8 +41,25 @@ class _DiscardRow(Exception):
     """A contract says: drop the row being normalized."""
 
 
-class _TooManyColumns(SchemaError):
-    """A table would pass the destination's ``max_table_columns``; ``normalize`` adds the item's position."""
+class _ItemError(SchemaError):
+    """An error caused by one item: ``normalize`` adds the item's position and ``advice``."""
+
+    advice = ""
+
+
+class _TooManyColumns(_ItemError):
+    """A table would pass the destination's ``max_table_columns``."""
+
+    advice = ("Nothing of this run is loaded: hint a nested field as json to keep it in one column "
+              "(columns={'<field>': {'data_type': 'json'}}), or leave fields out.")
+
+
+class _UnloadableValue(_ItemError):
+    """A value of a type loadbay does not know (or a json value it cannot write)."""
+
+    advice = ("Nothing of this run is loaded: convert such values in the resource to str, int, float, bool, "
+              "Decimal, datetime, date, time, bytes, dict or list (for example str(value), or "
+              "dataclasses.asdict(value) for a json column).")
 
 
 class _TableState:
@@ -78,6 +102,7 @@ class RelationalNormalizer:
         self.new_columns: dict[str, list[str]] = {}
         self._items_seen: dict[str, int] = {}  # root table → items of its resource normalized so far
         self._pending: dict[str, dict[str, dict[str, Any]]] = {}  # hints of columns not yet typed
+        self._value_items: dict[str, bool] = {}  # root table → whether its resource's items are values
 
     @property
     def id_prefix(self) -> str:
@@ -177,7 +202,16 @@ class RelationalNormalizer:
     # -- items → rows ----------------------------------------------------------------------------
 
     def normalize(self, raw_table: str, items: Iterable[Any]) -> Rows:
-        """Rows per table name for a batch of items of the root table ``raw_table``."""
+        """Rows per table name for a batch of items of the root table ``raw_table``.
+
+        The first item of the resource decides what its items are. A dict (or a mapping) makes it a
+        resource of rows: every item must then be a dict or a mapping, and any other (a string, a
+        number, None, a list of scalars) is a SchemaError naming the item's position, rather than a
+        row of its own with a ``value`` column. Anything else makes it a resource of values, one row
+        each with the value in column ``value`` (a dict among them is an error the same way). A list
+        item is a page of items: its elements are items in its place (positions count them one by
+        one), so a generator may yield pages of rows; only one level is taken apart.
+        """
         out: Rows = {}
         name = self.table_name(raw_table)
         try:
@@ -187,8 +221,12 @@ class RelationalNormalizer:
         if type(items) is not list:
             items = list(items)
         first = self._items_seen.get(name, 0)  # where this batch starts in the resource
+        if set(map(type, items)) != {dict} or self._value_items.get(name):
+            items = self._as_rows(name, raw_table, items, first)
+        elif name not in self._value_items:
+            self._value_items[name] = False
         self._items_seen[name] = first + len(items)
-        batch = normalize_batch(self, state, items)  # the common case: nothing new, a column at a time
+        batch = normalize_batch(self, state, items, all_dicts=True)  # the common case: nothing new, a column at a time
         if batch is not None:
             return batch
         rows = out.setdefault(name, [])
@@ -198,8 +236,6 @@ class RelationalNormalizer:
         position = first  # in the resource: a table that gets too wide names the item that did it
         try:
             for position, item in enumerate(items, first):
-                if type(item) is not dict:
-                    item = dict(item) if hasattr(item, "keys") else {"value": item}
                 if _passes(passthrough, item):
                     row = dict(item)
                     row[LOAD_ID] = load_id
@@ -220,11 +256,45 @@ class RelationalNormalizer:
                 except _DiscardRow:
                     continue
                 rows.append(row)
-        except _TooManyColumns as exc:
+        except _ItemError as exc:
             raise SchemaError(f"{exc}; it appeared in item {position + 1} of resource {raw_table!r} (counting "
-                              "from 1). Nothing of this run is loaded: hint a nested field as json to keep it in "
-                              "one column (columns={'<field>': {'data_type': 'json'}}), or leave fields out.") from None
+                              f"from 1). {exc.advice}") from None
         return out
+
+    def _as_rows(self, name: str, raw_table: str, items: list[Any], first: int) -> list[dict[str, Any]]:
+        """The items of a batch as dict rows (the rules are in ``normalize``'s docstring)."""
+        if any(type(item) is list for item in items):
+            items = list(chain.from_iterable(item if type(item) is list else (item,) for item in items))
+        if not items:
+            return items
+        values = self._value_items.get(name)
+        if values is None:
+            values = self._value_items[name] = not hasattr(items[0], "keys")
+        rows = []
+        for position, item in enumerate(items, first):
+            if type(item) is dict and not values:
+                rows.append(item)
+            elif hasattr(item, "keys") and not values:
+                rows.append(dict(item))
+            elif values and not hasattr(item, "keys") and type(item) is not list:
+                rows.append({"value": item})
+            else:
+                self._stray_item(name, raw_table, item, position + 1, values)
+        return rows
+
+    def _stray_item(self, name: str, raw_table: str, item: Any, position: int, values: bool) -> None:
+        shown = f"{type_name(type(item))} ({_preview(item)})"
+        if type(item) is list:
+            problem = (f"is a list inside a list item ({_preview(item)}): a list item is a page of items, "
+                       "taken apart one level only")
+        elif values:
+            problem = (f"is of type {shown}, but its first item was not a dict: the resource holds values "
+                       "(a 'value' column), not rows")
+        else:
+            problem = f"is of type {shown}, but its first item was a dict: every item must then be a dict (a row)"
+        raise SchemaError(f"pipeline {self.schema.name!r}: table {name!r}: item {position} of resource {raw_table!r} "
+                          f"(counting from 1) {problem}. Nothing of this run is loaded: leave such items out, or make "
+                          "every item a dict (a row).")
 
     def _new_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):012x}"  # fixed width: sorts in load order
@@ -319,31 +389,40 @@ class RelationalNormalizer:
 
     def _scalar(self, state: _TableState, name: str, key: str, prefix: str, value: Any,
                 row: dict[str, Any]) -> None:
-        convs = state.converters.get(name)
-        if convs is None:
-            if name not in state.table.columns and is_nat_type(type(value)):  # pandas' NaT: like None
+        try:  # free until raised (3.11+); a value loadbay cannot load is named here
+            convs = state.converters.get(name)
+            if convs is None:
+                if name not in state.table.columns and is_null(value):  # pandas' NaT or NA, numpy's NaT: like None
+                    return
+                convs = self._column_converters(state, name, value)
+                if convs is None:  # contract discarded the value
+                    return
+            t = type(value)
+            conv = convs.get(t)
+            if conv is None:
+                conv = convs[t] = converter_for(state.table.columns[name], t, self.decimal_precision,
+                                                nan_infinity=self.nan_infinity)
+                if conv is IDENTITY and not prefix and name == key:
+                    state.passthrough.setdefault(key, set()).add(t)
+            if conv is IDENTITY:
+                if t is int and not INT64_MIN <= value <= INT64_MAX and \
+                        state.table.columns[name].data_type == "bigint":
+                    self._variant(state, name, value, row)
+                    return
+                row[name] = value
                 return
-            convs = self._column_converters(state, name, value)
-            if convs is None:  # contract discarded the value
-                return
-        t = type(value)
-        conv = convs.get(t)
-        if conv is None:
-            conv = convs[t] = converter_for(state.table.columns[name], t, self.decimal_precision,
-                                            nan_infinity=self.nan_infinity)
-            if conv is IDENTITY and not prefix and name == key:
-                state.passthrough.setdefault(key, set()).add(t)
-        if conv is IDENTITY:
-            if t is int and not INT64_MIN <= value <= INT64_MAX and \
-                    state.table.columns[name].data_type == "bigint":
+            try:
+                row[name] = conv(value)
+            except NotCoercible:
                 self._variant(state, name, value, row)
-                return
-            row[name] = value
-            return
-        try:
-            row[name] = conv(value)
-        except NotCoercible:
-            self._variant(state, name, value, row)
+        except UnloadableValue as exc:
+            raise self._unloadable(state, name, exc) from None
+
+    def _unloadable(self, state: _TableState, name: str, exc: UnloadableValue) -> _UnloadableValue:
+        source = state.sources.get(name)
+        key = f" (key {_dotted(source)!r})" if source and _dotted(source) != name else ""
+        return _UnloadableValue(f"pipeline {self.schema.name!r}: table {state.table.name!r} column {name!r}{key}: "
+                                f"{exc}")
 
     def _column_converters(self, state: _TableState, name: str, value: Any) -> dict[type, Any] | None:
         table = state.table
@@ -392,9 +471,11 @@ class RelationalNormalizer:
     def _variant(self, state: _TableState, name: str, value: Any, row: dict[str, Any]) -> None:
         column = state.table.columns[name]
         data_type, extra = infer_data_type(value, self.max_decimal_precision)
-        non_finite = data_type == "double" and not self.nan_infinity and not math.isfinite(value)
+        non_finite = data_type == "double" and not self.nan_infinity and not math.isfinite(plain_value(value))
         if data_type == column.data_type or non_finite:  # fits the type but not this column (a too-wide
             data_type, extra = "text", {}                  # decimal), or NaN/±inf without a double for them
+        if _last_resort(state.table, column):  # never a variant of a variant of ... (no loop, whatever the types)
+            raise UnloadableValue(f"cannot load {type_name(type(value))} value {value!r:.60}")
         vname = naming.variant_name(name, data_type, self.max_length)
         if vname not in state.table.columns:
             mode = self.contract.data_type
@@ -427,6 +508,21 @@ def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> bool:
         if types is None or t not in types or (t is int and not INT64_MIN <= value <= INT64_MAX):
             return False
     return True
+
+
+def _last_resort(table: Table, column: Column) -> bool:
+    """Whether ``column`` is a variant that must take what it gets: a text variant (text takes every
+    scalar), or a variant of a variant (a too-wide decimal's text is the deepest there is)."""
+    if column.variant_of is None:
+        return False
+    parent = table.columns.get(column.variant_of)
+    return column.data_type == "text" or parent is None or parent.variant_of is not None
+
+
+def _preview(item: Any) -> str:
+    """A short repr of a stray item for an error message."""
+    text = repr(item)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _column(d: dict[str, Any]) -> Column:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.schema.inference import FINITE_ONLY, IDENTITY, INT64_MAX, INT64_MIN, NotCoercible
 from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID
+from common.schema.values import UnloadableValue
 
 if TYPE_CHECKING:
     from common.normalizer import RelationalNormalizer, Rows, _TableState
@@ -28,9 +29,11 @@ class Fallback(Exception):
     """The batch holds something new: normalize it row by row."""
 
 
-def normalize_batch(norm: RelationalNormalizer, state: _TableState, items: list[Any]) -> Rows | None:
-    """Rows per table for ``items`` of the root table of ``state``, or None to go row by row."""
-    if not items or set(map(type, items)) != {dict}:
+def normalize_batch(norm: RelationalNormalizer, state: _TableState, items: list[Any], *,
+                    all_dicts: bool = False) -> Rows | None:
+    """Rows per table for ``items`` of the root table of ``state``, or None to go row by row;
+    ``all_dicts`` when the caller has checked already that every item is a dict."""
+    if not items or not all_dicts and set(map(type, items)) != {dict}:
         return None
     out: Rows = {}
     try:
@@ -122,7 +125,7 @@ def _scalar_values(state: _TableState, name: str, values: list[Any], types: set[
         if len(types) == 1:
             return list(map(convert[next(iter(types))], values))
         return [v if (conv := convert.get(type(v))) is None else conv(v) for v in values]
-    except NotCoercible:  # a value the column cannot hold goes to a variant column, row by row
+    except (NotCoercible, UnloadableValue):  # a variant column, or an error naming the item: row by row
         raise Fallback from None
 
 

@@ -5,6 +5,11 @@ path per value is one ``type(value)`` and one dict lookup. A converter is ``IDEN
 value can be written as it is, a function when it must change, or ``NOT_COERCIBLE`` when the
 value belongs in a variant column (``FINITE_ONLY`` is the identity for finite floats, for double
 columns that hold no NaN or infinity; the batch path checks a whole column of them at once).
+
+Values of types that are not plain (UUIDs, enums, numpy scalars, sets, ... see ``values``) are
+adapted to a plain value first, and that is inferred and converted as if it had been given; a type
+loadbay does not know raises ``UnknownType`` in both, never a guess. A json column's dicts and lists
+go in as they are: what they hold nested is adapted by the writers (``values.json_default``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from common.schema.types import Column
+from common.schema.values import adapter_for, fits_int64, is_null_type
 
 Converter = Callable[[Any], Any]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -44,7 +50,7 @@ def FINITE_ONLY(value: float) -> float:  # noqa: N802 - a sentinel the batch pat
 
 
 def NULL(value: Any) -> None:  # noqa: N802
-    """pandas' ``NaT`` (not a time) is a missing value: NULL in whatever column it meets."""
+    """pandas' ``NaT`` (not a time) and ``NA`` are missing values: NULL in whatever column they meet."""
     return None
 
 
@@ -100,7 +106,12 @@ def parse_date(text: str) -> date:
 
 
 def infer_data_type(value: Any, max_decimal_precision: int = 38) -> tuple[str, dict[str, Any]]:
-    """The loadbay type (and hints such as precision) for a value seen in a new column."""
+    """The loadbay type (and hints such as precision) for a value seen in a new column.
+
+    A value that is not plain is inferred as the plain value it adapts to (a str enum as text, a
+    numpy int64 as bigint...); a value meaning NULL (numpy's NaT) as text, though the normalizer
+    makes no column for those. Raises UnknownType for a type loadbay does not know.
+    """
     t = type(value)
     if t is bool:
         return "bool", {}
@@ -128,17 +139,21 @@ def infer_data_type(value: Any, max_decimal_precision: int = 38) -> tuple[str, d
         return "text", {}
     if t is Decimal:
         return "decimal", {}
+    adapt = adapter_for(t)
+    if adapt is not None:
+        plain = adapt(value)
+        return ("text", {}) if plain is None else infer_data_type(plain, max_decimal_precision)
     if isinstance(value, datetime):
         return "timestamp", {}
     if isinstance(value, date):
         return "date", {}
     if isinstance(value, time):
         return "time", {}
-    if isinstance(value, (bytes, bytearray, memoryview)):
+    if isinstance(value, bytes):
         return "binary", {}
     if isinstance(value, (dict, list, tuple)):
         return "json", {}
-    if isinstance(value, int):  # int subclasses such as IntEnum
+    if isinstance(value, int):  # int subclasses
         return "bigint", {}
     if isinstance(value, float):
         return "double", {}
@@ -190,10 +205,6 @@ def _date_from_text(value: str) -> date | None:
         raise
 
 
-def _bytes(value: Any) -> bytes:
-    return bytes(value)
-
-
 # (column data type) → {python type → converter}; anything not listed is NOT_COERCIBLE.
 _COERCIONS: dict[str, dict[type, Converter]] = {
     "text": {str: IDENTITY, int: _to_text, float: float_text, bool: _to_text, Decimal: _to_text,
@@ -207,7 +218,7 @@ _COERCIONS: dict[str, dict[type, Converter]] = {
     "decimal": {Decimal: _to_decimal, int: _to_decimal, float: _to_decimal, str: _to_decimal},
     "json": {dict: IDENTITY, list: IDENTITY, tuple: list, str: IDENTITY, int: IDENTITY,
              float: IDENTITY, bool: IDENTITY, Decimal: IDENTITY},
-    "binary": {bytes: IDENTITY, bytearray: _bytes, memoryview: _bytes},
+    "binary": {bytes: IDENTITY},
 }
 
 
@@ -270,12 +281,17 @@ def _naive_utc(inner: Converter) -> Converter:
 def converter_for(column: Column | str, py_type: type, decimal_default: tuple[int, int] = (38, 9), *,
                   nan_infinity: bool = True) -> Converter:
     """The converter for values of ``py_type`` in ``column`` (a Column, or just its data type);
-    ``nan_infinity=False`` where a double column cannot hold NaN or the infinities."""
+    ``nan_infinity=False`` where a double column cannot hold NaN or the infinities.
+
+    Raises UnknownType for a type loadbay does not know."""
     if isinstance(column, str):
         column = Column("_", column)
     data_type = column.data_type
-    if is_nat_type(py_type):
+    if is_null_type(py_type):
         return NULL
+    adapt = adapter_for(py_type)
+    if adapt is not None:
+        return _adapted(column, py_type, adapt, decimal_default, nan_infinity)
     if data_type == "decimal" and py_type in (Decimal, int, float, str):
         precision = column.precision or decimal_default[0]
         scale = column.scale if column.scale is not None else decimal_default[1]
@@ -292,6 +308,43 @@ def converter_for(column: Column | str, py_type: type, decimal_default: tuple[in
     if data_type == "timestamp" and column.timezone is False:
         return _naive_utc(base)
     return base
+
+
+_SAME_TYPE_ADAPTERS = (bool, int, float, str, bytes)
+"""Adapters that are the plain type they make (numpy ints → ``int``, UUIDs → ``str``, ...)."""
+
+
+def _adapted(column: Column, py_type: type, adapt: Callable[[Any], Any], decimal_default: tuple[int, int],
+             nan_infinity: bool) -> Converter:
+    """Adapt the value to a plain one, then convert that as the column converts values of its type.
+
+    An adapter that always makes one type (``int`` for numpy's int64, ``str`` for a UUID) is itself the
+    converter where that type goes in as it is: one C call per value, a C ``map`` in the batch path.
+    Otherwise the converter is looked up per plain type (an enum's members, or a datetime64's NaT,
+    may differ in type), and an int past int64 (a uint64, an enum's value) goes to a variant."""
+    bigint = column.data_type == "bigint"
+    if adapt in _SAME_TYPE_ADAPTERS and not (adapt is int and bigint and not fits_int64(py_type)):
+        conv = converter_for(column, adapt, decimal_default, nan_infinity=nan_infinity)
+        if conv is IDENTITY or conv is NOT_COERCIBLE:
+            return adapt if conv is IDENTITY else NOT_COERCIBLE
+        return lambda value: conv(adapt(value))
+    inner: dict[type, Converter] = {}
+
+    def convert(value: Any) -> Any:
+        plain = adapt(value)
+        if plain is None:
+            return None
+        t = type(plain)
+        conv = inner.get(t)
+        if conv is None:
+            conv = inner[t] = converter_for(column, t, decimal_default, nan_infinity=nan_infinity)
+        if conv is IDENTITY:
+            if bigint and t is int and not INT64_MIN <= plain <= INT64_MAX:  # a uint64 past int64: a variant
+                raise NotCoercible(value)
+            return plain
+        return conv(plain)
+
+    return convert
 
 
 def _base_converter(data_type: str, py_type: type) -> Converter:
