@@ -1,22 +1,21 @@
-"""PostgreSQL load jobs: csv through ``COPY ... FROM STDIN``; jsonl and parquet become that csv first."""
+"""PostgreSQL load jobs: csv through ``COPY ... FROM STDIN``; jsonl and parquet become that csv first
+(jsonl by DuckDB into a scratch file, parquet by Arrow straight into the COPY stream)."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import io
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from common.destination import LoadJob
 from common.exceptions import DestinationTerminalError
-from common.schema.types import Column, Table
+from common.schema.types import Column
 from common.storage.package import JobFile, LoadPackage
-from common.storage.writers import CsvWriter
+from destinations.job_errors import columns_for, naming_file
 
 logger = logging.getLogger(__name__)
 
@@ -24,12 +23,13 @@ if TYPE_CHECKING:
     from destinations.job_client import SqlJobClient
 
 
-def copy_statement(target: exp.Table, columns: list[str], client: SqlJobClient) -> str:
+def copy_statement(target: exp.Table, columns: list[str], client: SqlJobClient, *, header: bool = True) -> str:
     """``COPY target (cols) FROM STDIN`` for loadbay's csv: NULL unquoted empty, '' quoted, and
     the bytes UTF-8 whatever the session's client_encoding (files are sent as they are)."""
     sql = client.sql_client
     names = ", ".join(sql.render(sql.identifier(c)) for c in columns)
-    return f"COPY {sql.render(target)} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true, NULL '', ENCODING 'UTF8')"
+    return (f"COPY {sql.render(target)} ({names}) FROM STDIN WITH "
+            f"(FORMAT csv, HEADER {str(header).lower()}, NULL '', ENCODING 'UTF8')")
 
 
 class CopyCsvJob(LoadJob):
@@ -42,25 +42,39 @@ class CopyCsvJob(LoadJob):
             client.sql_client.copy_from(copy_statement(self.target, header, client), f)  # type: ignore[attr-defined]
 
 
+PARQUET_BATCH_BYTES = 8 << 20
+"""Uncompressed bytes of parquet per rendered batch: a few batches in memory at once, whatever the rows."""
+PARQUET_BATCH_ROWS = (1_000, 131_072)
+
+
+def parquet_batch_rows(parquet: Any) -> int:
+    """Rows per batch for ``PARQUET_BATCH_BYTES``, from the file's own row group sizes."""
+    meta = parquet.metadata
+    rows = sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    low, high = PARQUET_BATCH_ROWS
+    return high if not rows or not size else max(low, min(high, PARQUET_BATCH_BYTES * rows // size))
+
+
 class ParquetCopyJob(LoadJob):
-    """Reads parquet in row groups and COPYs each as loadbay csv, all in one transaction."""
+    """parquet → csv by Arrow's C++ csv writer (``destinations.arrow_csv``), streamed into one COPY
+    while it is rendered: no Python per row, no scratch file, memory bounded by a few record batches.
+
+    Measured against transcoding with DuckDB into a scratch csv and against the rows-in-Python path
+    it replaces: bench/parquet_jobs.py (figures in its docstring).
+    """
 
     def run(self, client: SqlJobClient) -> None:
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(self.job_file.path)
-        names = parquet.schema_arrow.names
-        # json values are already JSON text in parquet: write them as they are
-        columns = {n: (dataclasses.replace(self.table.columns[n], data_type="text")
-                       if self.table.columns[n].data_type == "json" else self.table.columns[n]) for n in names}
-        table = Table(self.table.name, columns)
-        sql_client = client.sql_client
-        with sql_client.begin_transaction():
-            for batch in parquet.iter_batches(batch_size=50_000):
-                text = io.StringIO()
-                CsvWriter.to_stream(text, table, client.capabilities, batch.to_pylist())
-                sql_client.copy_from(copy_statement(self.target, names, client),  # type: ignore[attr-defined]
-                                     io.BytesIO(text.getvalue().encode("utf-8")))
+        from destinations.arrow_csv import CsvStream
+
+        with naming_file(self):
+            parquet = pq.ParquetFile(self.job_file.path)
+            names = [c.name for c in columns_for(self, parquet.schema_arrow.names)]
+            statement = copy_statement(self.target, names, client, header=False)
+            with CsvStream(parquet.iter_batches(batch_size=parquet_batch_rows(parquet))) as stream:
+                client.sql_client.copy_from(statement, stream)  # type: ignore[attr-defined]
 
 
 # loadbay type → the DuckDB type a jsonl value is read as before it is written out as csv text

@@ -13,16 +13,17 @@ from common.capabilities import DEFAULTS, DestinationCapabilities
 
 BASE = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",
-    supported_loader_file_formats=("jsonl", "insert_values"),
+    supported_loader_file_formats=("jsonl", "parquet", "insert_values"),
     max_rows_per_insert=1000,
     merge_strategies=("delete-insert",),
     replace_strategies=("insert-from-staging", "truncate-and-insert"),
     max_parallel_load_jobs=1,
     supports_nan_infinity=False,
 )
-"""Any dialect: jsonl rows bound as parameters with executemany, delete-insert merges. NaN and
-±Infinity go to text variant columns on every dialect: the executemany job binds a double column's
-values only from JSON numbers, and JSON has none for them."""
+"""Any dialect: jsonl rows or parquet record batches bound as parameters with executemany,
+delete-insert merges. NaN and ±Infinity go to text variant columns on every dialect: the jsonl job
+binds a double column's values only from JSON numbers, and JSON has none for them (the parquet job
+refuses them alike: SQLite would store NaN as NULL)."""
 
 SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 SQLITE_MAX_COLUMN = 2000
@@ -32,9 +33,10 @@ INNODB_MAX_COLUMNS = 1017
 
 DIALECTS: dict[str, dict[str, Any]] = {
     "sqlite": dict(
-        # jsonl only: type affinity stores any SQL literal in any column, so only the executemany
-        # job, which checks each value against its column type, can refuse a bad file
-        preferred_loader_file_format="jsonl", supported_loader_file_formats=("jsonl",),
+        # no insert_values or csv: type affinity stores any SQL literal in any column, so only the
+        # executemany jobs can refuse a bad file: jsonl checks each value against its column type,
+        # parquet is typed and its job checks each column's Arrow type (and NaN, decimal text, json)
+        preferred_loader_file_format="jsonl", supported_loader_file_formats=("jsonl", "parquet"),
         sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES,
         supports_truncate=False, supports_ddl_transactions=True, supports_multi_column_alter=False,
         merge_strategies=("delete-insert", "upsert"), max_decimal_precision=15, decimal_precision=(15, 6),

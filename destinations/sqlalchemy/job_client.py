@@ -10,7 +10,7 @@ from common.destination import LoadJob
 from common.schema.types import Column
 from destinations.job_client import SqlJobClient
 from destinations.load_jobs import InsertValuesJob
-from destinations.sqlalchemy.jobs import ExecutemanyJob
+from destinations.sqlalchemy.jobs import ExecutemanyJob, ParquetExecutemanyJob
 from destinations.type_mapping import TypeMapper
 
 KEY_VARCHAR_LENGTH = 255
@@ -98,7 +98,9 @@ class SqlalchemyTypeMapper(TypeMapper):
 
 class SqlalchemyJobClient(SqlJobClient):
     type_mapper_class = SqlalchemyTypeMapper
-    load_jobs: ClassVar[dict[str, type[LoadJob]]] = {"jsonl": ExecutemanyJob, "insert_values": InsertValuesJob}
+    load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
+        "jsonl": ExecutemanyJob, "parquet": ParquetExecutemanyJob, "insert_values": InsertValuesJob,
+    }
 
     def __init__(self, config: Any, capabilities: Any, sql_client: Any) -> None:
         super().__init__(config, capabilities, sql_client)

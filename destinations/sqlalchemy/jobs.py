@@ -1,5 +1,5 @@
-"""SQLAlchemy load job: jsonl rows bound as parameters, ``executemany`` in batches sized from the
-dialect's parameter limit, all of one file in one transaction."""
+"""SQLAlchemy load jobs: jsonl rows or parquet record batches bound as parameters, ``executemany`` in
+batches sized from the dialect's parameter limit, all of one file in one transaction."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from common.exceptions import DestinationTerminalError
 from common.schema.inference import parse_date, parse_datetime
 from common.schema.types import Column
 from common.storage.writers import dumps_json
+from destinations.job_errors import columns_for, naming_file, where
 
 if TYPE_CHECKING:
     from destinations.job_client import SqlJobClient
@@ -118,21 +119,32 @@ def _lines(path: Any) -> Iterator[dict[str, Any]]:
                 yield _parse(line, path, number)
 
 
+def insert_statement(client: SqlJobClient, target: Any, names: list[str]) -> str:
+    """``INSERT INTO target (names) VALUES (?, ...)`` in the driver's parameter style."""
+    sql = client.sql_client
+    columns = ", ".join(sql.render(sql.identifier(n)) for n in names)
+    marks = ", ".join(sql.placeholder() for _ in names)
+    return f"INSERT INTO {sql.render(target)} ({columns}) VALUES ({marks})"
+
+
+def batch_rows(client: SqlJobClient, column_count: int) -> int:
+    """Rows per ``executemany``: MAX_BATCH_ROWS, fewer when the dialect's parameter limit says so."""
+    limit = client.capabilities.max_parameters_per_statement or MAX_BATCH_ROWS * column_count
+    return max(1, min(MAX_BATCH_ROWS, limit // max(1, column_count)))
+
+
 class ExecutemanyJob(LoadJob):
     def run(self, client: SqlJobClient) -> None:
         sql = client.sql_client
         columns = list(self.table.columns.values())
         family = getattr(sql, "family", "")
         converters = [(c.name, param_converter(c, family)) for c in columns]
-        names = ", ".join(sql.render(sql.identifier(c.name)) for c in columns)
-        marks = ", ".join(sql.placeholder() for _ in columns)
-        insert = f"INSERT INTO {sql.render(self.target)} ({names}) VALUES ({marks})"
-        limit = client.capabilities.max_parameters_per_statement or MAX_BATCH_ROWS * len(columns)
-        batch_rows = max(1, min(MAX_BATCH_ROWS, limit // max(1, len(columns))))
+        insert = insert_statement(client, self.target, [c.name for c in columns])
+        rows_per_batch = batch_rows(client, len(columns))
         rows = _lines(self.job_file.path)
         line = 0
         with sql.begin_transaction():
-            while batch := list(itertools.islice(rows, batch_rows)):
+            while batch := list(itertools.islice(rows, rows_per_batch)):
                 try:
                     params = [tuple(None if (v := row.get(name)) is None else (conv(v) if conv else v)
                                     for name, conv in converters) for row in batch]
@@ -156,3 +168,45 @@ class ExecutemanyJob(LoadJob):
                         f"file {self.job_file.path.name}, line {first_line + offset + 1}: table "
                         f"{self.table.name!r} column {name!r}: {error}")
         return DestinationTerminalError(f"file {self.job_file.path.name}: {exc}")
+
+
+class ParquetExecutemanyJob(LoadJob):
+    """parquet record batches bound with ``executemany``: the jsonl job's batches, transaction and
+    values, but parameters built a column at a time from Arrow (``destinations.arrow_params``), not a
+    value at a time.
+
+    A file whose column types do not fit the table fails before anything is sent; a value that does
+    not fit (NaN in a double column, say) fails the job naming its column and row, and the file's
+    transaction rolls back.
+    """
+
+    def run(self, client: SqlJobClient) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from destinations.arrow_params import BadValue, check_type, column_values
+
+        sql = client.sql_client
+        family = getattr(sql, "family", "")
+        with naming_file(self):
+            parquet = pq.ParquetFile(self.job_file.path)
+            schema = parquet.schema_arrow
+            columns = columns_for(self, schema.names)
+            for field, column in zip(schema, columns):
+                if problem := check_type(field, column):
+                    raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {problem}")
+            insert = insert_statement(client, self.target, schema.names)
+            first_row = 0
+            with sql.begin_transaction():
+                for batch in parquet.iter_batches(batch_size=batch_rows(client, len(columns))):
+                    values = []
+                    for array, column in zip(batch.columns, columns):
+                        try:
+                            values.append(column_values(array, column, family))
+                        except BadValue as exc:
+                            raise DestinationTerminalError(
+                                f"{where(self)} column {column.name!r}, row {first_row + exc.row + 1}: {exc}") from exc
+                        except pa.ArrowInvalid as exc:  # a cast that would lose data: a uint64 past int64, say
+                            raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {exc}") from exc
+                    sql.execute_many_params(insert, list(zip(*values)))  # type: ignore[attr-defined]
+                    first_row += batch.num_rows

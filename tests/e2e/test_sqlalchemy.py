@@ -49,7 +49,7 @@ def test_sqlite_capabilities(lite):
     assert caps.supports_ddl_transactions is True
     assert caps.supports_truncate is False
     assert caps.is_dataset_a_schema is False  # a dataset is an attached database file
-    assert caps.supported_loader_file_formats == ("jsonl",)
+    assert caps.supported_loader_file_formats == ("jsonl", "parquet")
     assert caps.preferred_loader_file_format == "jsonl"
     assert "upsert" in caps.merge_strategies
     assert caps.max_identifier_length >= 1000  # SQLite has no practical limit
@@ -67,7 +67,7 @@ def test_mysql_capabilities_without_connecting(tmp_path):
         assert caps.is_dataset_a_schema is False  # a dataset is a database
         assert caps.naive_timestamps is True
         assert caps.string_literal_escape == "backslash"
-        assert caps.supported_loader_file_formats == ("jsonl", "insert_values")
+        assert caps.supported_loader_file_formats == ("jsonl", "parquet", "insert_values")
         assert "upsert" in caps.merge_strategies
         assert caps.max_parameters_per_statement == 65535
 

@@ -18,7 +18,7 @@ from destinations.testing.conformance.helpers import (as_bool, as_bytes, as_date
                                                       load_sample, table_columns)
 from tests.e2e.sqlalchemy_support import backend, lite, maria, n_rows, q, rows, sa, tbl  # noqa: F401
 
-FORMATS = {"sqlite": ("jsonl",), "mariadb": ("jsonl", "insert_values")}
+FORMATS = {"sqlite": ("jsonl", "parquet"), "mariadb": ("jsonl", "parquet", "insert_values")}
 each_backend_and_format = pytest.mark.parametrize(
     "backend,file_format", [(b, f) for b, formats in FORMATS.items() for f in formats],
     indirect=["backend"], ids=[f"{b}-{f}" for b, formats in FORMATS.items() for f in formats])

@@ -195,6 +195,9 @@ def replace_value(path: Path, file_format: str, column: str, old: Any, new: Any)
         table = pq.read_table(path)
         values = [new if v == old else v for v in table.column(column).to_pylist()]
         arrow_type = pa.string() if isinstance(new, str) else table.schema.field(column).type
+        if not isinstance(new, str) and arrow_type == pa.string():  # undoing a corruption: the column's own type
+            arrow_type = pa.array([new]).type
+            values = [None if v is None else type(new)(v) for v in values]
         values = [str(v) if v is not None and arrow_type == pa.string() else v for v in values]
         idx = table.schema.get_field_index(column)
         pq.write_table(table.set_column(idx, column, pa.array(values, arrow_type)), path)
