@@ -1,11 +1,51 @@
-"""Columnar normalizing of Arrow record batches (placeholder: goes through the dict path for now)."""
+"""Columnar normalizing of Arrow record batches: Arrow columns in, one Arrow table per schema table out.
+
+The dict path (``RelationalNormalizer``) decides names and types key by key and value by value; this
+path makes the same decisions once per Arrow column and does the work with Arrow kernels and numpy,
+never a Python loop per row:
+
+- names come from the same caches and rules (``state.names``, ``_column_name``: snake_case, shortening,
+  tags for keys that normalize alike), so dicts and Arrow of the same data land in the same columns;
+- a new column gets its type from the Arrow type (``arrow_types``), or from its first value where the
+  dict path decides by value (ISO text, uint64); a column with no value in the batch gets no column yet;
+- a column of another type than the schema's is converted (``arrow_convert``); values that do not fit go
+  to the variant column the dict path would use, under the same schema contract;
+- structs flatten to ``parent__child`` columns, lists become child tables linked by ``_lb_parent_id``,
+  ``_lb_list_idx`` and ``_lb_root_id`` (a list directly inside a list is a json ``value``, as in the
+  dict path), and ``_lb_id`` values come from the normalizer's own counter, hex-formatted by numpy.
+
+A schema contract that discards rows marks them while the batch is walked; the batch is then walked
+again without them, so nothing of a discarded row reaches any table.
+"""
 
 from __future__ import annotations
 
+import itertools
+import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.arrow_convert import Rules, convert, sample, variant_types
+from common.arrow_types import kind_of, new_column_type, plain
+from common.exceptions import SchemaContractViolation, SchemaError
+from common.normalizer import _column, _DiscardRow, _TooManyColumns
+from common.schema import naming
+from common.schema.values import UnloadableValue
+from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Table
+
 if TYPE_CHECKING:
-    from common.normalizer import RelationalNormalizer
+    from common.normalizer import RelationalNormalizer, _TableState
+
+logger = logging.getLogger(__name__)
+Fields = list[tuple[str, pa.Array]]
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)  # byte → its 2 hex digits
+ID_DIGITS = 12
+"""Hex digits of the counter in an ``_lb_id``, after the normalizer's prefix (as ``_new_id`` formats it)."""
 
 
 def is_arrow_batch(batch: Any) -> bool:
@@ -13,6 +53,324 @@ def is_arrow_batch(batch: Any) -> bool:
     return type(batch).__module__.startswith("pyarrow") and hasattr(batch, "schema")
 
 
-def normalize_arrow(norm: RelationalNormalizer, raw_table: str, batch: Any) -> dict[str, Any]:
-    """Per table: a pyarrow Table of normalized rows (or, for now, a list of dict rows)."""
-    return norm.normalize(raw_table, batch.to_pylist())
+def normalize_arrow(norm: RelationalNormalizer, raw_table: str,
+                    batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Table]:
+    """Per table name: a pyarrow Table of normalized rows of ``batch`` (items of the root table ``raw_table``),
+    its column names schema column names, its columns typed for the load file (``arrow_types.storage_type``)."""
+    name = norm.table_name(raw_table)
+    try:
+        state = norm._state(name)
+    except _DiscardRow:  # a new table the contract does not let in: all its rows go
+        return {}
+    first = norm._items_seen.get(name, 0)
+    norm._items_seen[name] = first + batch.num_rows
+    fields: Fields = [(key, batch.column(i)) for i, key in enumerate(batch.schema.names)]
+    origin = np.arange(first, first + batch.num_rows)  # each row's place in the resource, for messages
+    while True:
+        walker = _Walker(norm, raw_table, origin)
+        root = walker.root(state, fields)
+        if not walker.discard.any():
+            return walker.tables(root) if root.n else {}
+        keep = pa.array(~walker.discard)
+        fields = [(key, plain(array).filter(keep)) for key, array in fields]
+        origin = origin[~walker.discard]
+
+
+@dataclass
+class _Level:
+    """The rows of one table that one batch makes: the root's, or a list field's child rows."""
+
+    state: _TableState
+    n: int
+    roots: np.ndarray | None = None  # root row of each row (None at the root itself)
+    parents: np.ndarray | None = None  # parent row of each row, in the parent level
+    list_idx: np.ndarray | None = None
+    columns: dict[str, pa.Array] = field(default_factory=dict)
+    lists: Fields = field(default_factory=list)  # list fields found, by column-style name
+    children: list[_Level] = field(default_factory=list)
+
+    def root_rows(self, mask: Any) -> np.ndarray:
+        """Root rows of the rows under ``mask``."""
+        rows = np.flatnonzero(_numpy_mask(mask))
+        return rows if self.roots is None else self.roots[rows]
+
+
+class _Walker:
+    """One pass over one batch: schema decisions as it goes, output columns per level."""
+
+    def __init__(self, norm: RelationalNormalizer, raw_table: str, origin: np.ndarray) -> None:
+        self.norm = norm
+        self.raw_table = raw_table
+        self.origin = origin
+        self.rules = Rules(norm.decimal_precision, norm.max_decimal_precision, norm.nan_infinity)
+        self.discard = np.zeros(len(origin), dtype=bool)
+        self.created: list[tuple[Table, str, int]] = []  # columns added, with the first row that has a value
+        self.created_tables: list[tuple[str, int]] = []  # child tables added, with the first root row of theirs
+
+    # -- walking ---------------------------------------------------------------------------------------
+
+    def root(self, state: _TableState, fields: Fields) -> _Level:
+        level = _Level(state, len(self.origin))
+        self.walk(level, fields, "")
+        self.children(level)
+        self.order_new_columns()
+        return level
+
+    def order_new_columns(self) -> None:
+        """Put the columns this batch added in the order the dict path adds them, row by row: by the
+        first row with a value, then in the order of the fields (a column at a time has added them
+        field by field)."""
+        ordered = sorted(enumerate(self.created), key=lambda item: (item[1][2], item[0]))
+        for _, (table, name, _row) in ordered:
+            table.columns[name] = table.columns.pop(name)
+        tables = self.norm.schema.tables
+        for _, (name, _row) in sorted(enumerate(self.created_tables), key=lambda item: (item[1][1], item[0])):
+            tables[name] = tables.pop(name)
+
+    def walk(self, level: _Level, fields: Fields, prefix: str) -> None:
+        """Scalar columns of ``fields`` into ``level`` (structs flattened under ``prefix``), list fields noted."""
+        state = level.state
+        names = state.names.get(prefix)
+        if names is None:
+            names = state.names[prefix] = {}
+        for key, array in fields:
+            name = names.get(key)
+            if name is None:
+                name = names[key] = self.norm._column_name(state, prefix, key)
+            array = plain(array)
+            if array.null_count == len(array):  # no value: nothing to store, no column to make
+                continue
+            kind = kind_of(array.type)
+            if kind == "struct" and name not in state.json_columns:
+                self.walk(level, _struct_fields(array), name)
+            elif kind == "list" and name not in state.json_columns:
+                level.lists.append((name, array))
+            else:
+                self.put(level, name, *_scalar_kind(array, kind))
+
+    def children(self, parent: _Level) -> None:
+        for name, array in parent.lists:
+            self.child(parent, name, array)
+
+    def child(self, parent: _Level, field_name: str, array: pa.Array) -> None:
+        """The child rows of list field ``field_name``: one per element, null elements too."""
+        norm, state = self.norm, parent.state
+        lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy().astype(np.int64)
+        total = int(lengths.sum())
+        if not total:  # only empty and null lists: no child rows, no child table
+            return
+        child_name = state.child_tables.get(field_name)
+        if child_name is None:
+            child_name = naming.join_path(state.table.name, field_name, norm.max_length)
+            state.child_tables[field_name] = child_name
+        is_new = child_name not in norm.schema.tables
+        try:
+            child_state = norm.known_state(child_name) or norm._state(child_name, parent=state.table.name)
+        except _DiscardRow:  # a new child table the contract keeps out: its rows' items go
+            self.discard_rows(parent, lengths > 0)
+            return
+        if is_new:
+            self.created_tables.append((child_name, int(parent.root_rows(lengths > 0)[0])))
+        parents = np.repeat(np.arange(parent.n), lengths)
+        starts = np.cumsum(lengths) - lengths
+        level = _Level(child_state, total, parents if parent.roots is None else parent.roots[parents], parents,
+                       np.arange(total) - np.repeat(starts, lengths))
+        values = plain(pc.list_flatten(array))
+        kind = kind_of(values.type)
+        if kind == "struct":
+            self.walk(level, _struct_fields(values), "")
+        elif values.null_count < len(values):  # scalars (a list in a list too: json, as in the dict path)
+            self.put(level, "value", *_scalar_kind(values, "json" if kind == "list" else kind))
+        parent.children.append(level)
+        self.children(level)
+
+    # -- columns ---------------------------------------------------------------------------------------
+
+    def put(self, level: _Level, name: str, array: pa.Array, kind: str) -> None:
+        """Values of column ``name``: converted to its type; those that do not fit go to a variant."""
+        try:
+            column = level.state.table.columns.get(name)
+            if column is None:
+                column = self.new_column(level, name, array, kind)
+                if column is None:
+                    return
+            values, failed = convert(array, kind, column, self.rules)
+        except UnloadableValue as exc:  # values of a type loadbay does not know (decided value by value)
+            raise self.unloadable(level, name, array, exc) from None
+        previous = level.columns.get(name)  # two sources of one column (a variant named like a key)
+        level.columns[name] = values if previous is None else pc.coalesce(previous, values)
+        if failed is not None:
+            self.variants(level, column, _where(failed, array), kind)
+
+    def new_column(self, level: _Level, name: str, array: pa.Array, kind: str) -> Column | None:
+        """Add column ``name`` as the dict path would for the first value, or None where the contract says no."""
+        norm, state = self.norm, level.state
+        table = state.table
+        try:
+            if not norm._may_add_column(state, name):  # discard_value: the values go
+                return None
+        except _DiscardRow:
+            self.discard_rows(level, array.is_valid())
+            return None
+        self.check_room(level, name, array.is_valid(), source=state.sources.get(name))
+        data_type, extra = new_column_type(array, kind, norm.max_decimal_precision)
+        hints = norm._pending.get(table.name, {}).pop(name, {})
+        column = table.columns[name] = _column({"name": name, "data_type": data_type, **extra, **hints})
+        norm.new_columns.setdefault(table.name, []).append(name)
+        self.created.append((table, name, _first(array.is_valid())))
+        if data_type == "json":
+            state.json_columns.add(name)
+        return column
+
+    def variants(self, level: _Level, column: Column, failing: pa.Array, kind: str) -> None:
+        """Values of ``column`` that did not fit, into the variant column of their own type."""
+        norm, table = self.norm, level.state.table
+        for data_type, extra, mask, non_finite in variant_types(failing, kind, column, self.rules):
+            if column.variant_of is not None and data_type == column.data_type:  # no variant of a variant
+                raise self.unloadable(level, column.name, failing, UnloadableValue(
+                    f"cannot load {kind} value {sample(failing, mask)!r:.60} in a {data_type} column"))
+            vname = naming.variant_name(column.name, data_type, norm.max_length)
+            if vname not in table.columns:
+                mode = norm.contract.data_type
+                if mode == "freeze":
+                    value = sample(failing, mask)
+                    raise SchemaContractViolation(
+                        norm.schema.name, table.name, "data types",
+                        [f"{column.name} ({column.data_type}) got {type(value).__name__} {value!r:.40}"])
+                if mode == "discard_row":
+                    self.discard_rows(level, mask)
+                    continue
+                if mode == "discard_value":
+                    continue
+                self.check_room(level, vname, mask)
+                if non_finite:
+                    logger.warning("table %r column %r: this destination's double columns cannot hold NaN or "
+                                   "infinities; such values go to column %r as 'NaN', 'Infinity', '-Infinity'",
+                                   table.name, column.name, vname)
+                table.columns[vname] = Column(vname, data_type, variant_of=column.name, **extra)
+                norm.new_columns.setdefault(table.name, []).append(vname)
+                self.created.append((table, vname, _first(mask)))
+                if data_type == "json":
+                    level.state.json_columns.add(vname)
+            self.put(level, vname, _where(mask, failing), kind)
+
+    def check_room(self, level: _Level, name: str, mask: Any, *, source: tuple[str, str] | None = None) -> None:
+        """``_check_room`` of the dict path, naming the first item that brought the column."""
+        try:
+            self.norm._check_room(level.state.table, name, source=source)
+        except _TooManyColumns as exc:
+            raise SchemaError(f"{exc}; {self.where(level, mask)}. {exc.advice}") from None
+
+    def unloadable(self, level: _Level, name: str, array: pa.Array, exc: UnloadableValue) -> SchemaError:
+        return SchemaError(f"pipeline {self.norm.schema.name!r}: table {level.state.table.name!r} column {name!r}: "
+                           f"{exc}; {self.where(level, array.is_valid())}. Nothing of this run is loaded: convert "
+                           "such values before loading, or leave the column out.")
+
+    def where(self, level: _Level, mask: Any) -> str:
+        """Which item brought the first value under ``mask``, counted from 1 in the resource (as the dict path says)."""
+        rows = level.root_rows(mask)
+        position = int(self.origin[rows[0]] if len(rows) else self.origin[0]) + 1
+        return f"it appeared in item {position} of resource {self.raw_table!r} (counting from 1)"
+
+    def discard_rows(self, level: _Level, mask: Any) -> None:
+        """The contract drops the items of the rows under ``mask`` (the batch is walked again without them)."""
+        self.discard[level.root_rows(mask)] = True
+
+    # -- output ----------------------------------------------------------------------------------------
+
+    def tables(self, root: _Level) -> dict[str, pa.Table]:
+        out: dict[str, pa.Table] = {}
+        root_ids = new_ids(self.norm, root.n)
+        system = {LOAD_ID: pa.repeat(pa.scalar(self.norm.load_id, pa.string()), root.n), ROW_ID: root_ids}
+        self.emit(root, system, out)
+        pending = [(child, root_ids) for child in root.children]
+        while pending:
+            level, parent_ids = pending.pop(0)
+            ids = new_ids(self.norm, level.n)
+            self.emit(level, {PARENT_ID: parent_ids.take(pa.array(level.parents)),
+                              LIST_IDX: pa.array(level.list_idx, pa.int64()),
+                              ROOT_ID: root_ids.take(pa.array(level.roots)), ROW_ID: ids}, out)
+            pending.extend((child, ids) for child in level.children)
+        return out
+
+    def emit(self, level: _Level, system: dict[str, pa.Array], out: dict[str, pa.Table]) -> None:
+        """``level``'s rows as a table, columns in schema order (columns without a value left out)."""
+        columns = {**system, **level.columns}
+        names = [name for name in level.state.table.columns if name in columns]
+        table = pa.Table.from_arrays([columns[name] for name in names], names=names)
+        name = level.state.table.name
+        out[name] = table if name not in out else pa.concat_tables([out[name], table], promote_options="default")
+
+
+def new_ids(norm: RelationalNormalizer, n: int) -> pa.StringArray:
+    """``n`` row ids from the normalizer's counter, the same strings ``n`` calls of ``_new_id`` give,
+    formatted by numpy into one buffer."""
+    if not n:
+        return pa.array([], pa.string())
+    start = next(norm._ids)
+    norm._ids = itertools.count(start + n)  # the dict path takes its next id after these
+    return id_array(norm.id_prefix, start, n)
+
+
+def id_array(prefix: str, start: int, n: int) -> pa.StringArray:
+    """``f"{prefix}{i:012x}"`` for i in start … start + n - 1, as an Arrow string array."""
+    head = prefix.encode()
+    width = len(head) + ID_DIGITS
+    buffer = np.empty((n, width), dtype=np.uint8)
+    buffer[:, :len(head)] = np.frombuffer(head, dtype=np.uint8)
+    counter_bytes = np.arange(start, start + n, dtype=">u8").view(np.uint8).reshape(n, 8)[:, 8 - ID_DIGITS // 2:]
+    buffer[:, len(head):] = _HEX_PAIRS[counter_bytes].view(np.uint8)  # big-endian bytes → 2 digits each
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buffer))
+
+
+def _struct_fields(array: pa.StructArray) -> Fields:
+    """The fields of a struct array, null where the struct itself is null."""
+    return [(array.type.field(i).name, child) for i, child in enumerate(array.flatten())]
+
+
+def _scalar_kind(array: pa.Array, kind: str) -> tuple[pa.Array, str]:
+    """Durations as bigint microseconds, uuids as their canonical text; other kinds as they are."""
+    if kind == "duration":
+        return array.cast(pa.duration("us"), safe=False).cast(pa.int64()), "int"
+    if kind == "uuid":
+        return uuid_text(array), "text"
+    return array, kind
+
+
+def uuid_text(array: pa.Array) -> pa.StringArray:
+    """Canonical ``8-4-4-4-12`` hex text of uuid (16-byte) values, formatted by numpy."""
+    storage = array.storage if isinstance(array.type, pa.BaseExtensionType) else array
+    n = len(storage)
+    raw = np.frombuffer(storage.buffers()[1], dtype=np.uint8)[storage.offset * 16:(storage.offset + n) * 16]
+    raw = raw.reshape(n, 16)
+    hexed = np.empty((n, 32), dtype=np.uint8)
+    hexed[:, 0::2] = _HEX[raw >> 4]
+    hexed[:, 1::2] = _HEX[raw & 15]
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    for start, end, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
+        text[:, at:at + end - start] = hexed[:, start:end]
+    offsets = np.arange(0, (n + 1) * 36, 36, dtype=np.int32)
+    text_array = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
+    return text_array if not storage.null_count else pc.if_else(storage.is_valid(), text_array, None)
+
+
+def _where(mask: pa.BooleanArray, array: pa.Array) -> pa.Array:
+    """``array`` where ``mask`` is true, NULL elsewhere (a take for types ``if_else`` has no kernel for:
+    extension types, unions)."""
+    try:
+        return pc.if_else(mask, array, pa.scalar(None, array.type))
+    except pa.ArrowNotImplementedError:
+        keep = _numpy_mask(mask)
+        return array.take(pa.array(np.arange(len(array)), mask=~keep))
+
+
+def _first(mask: Any) -> int:
+    """Index of the first true value of a boolean Arrow array (-1 when none is)."""
+    return int(pc.index(pc.fill_null(mask, False), True).as_py())
+
+
+def _numpy_mask(mask: Any) -> np.ndarray:
+    if isinstance(mask, np.ndarray):
+        return mask
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)

@@ -65,7 +65,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
               batch_size: int, file_max_items: int, early_loader: EarlyLoaderFactory | None = None,
               save_schema: Callable[[Schema], None] | None = None,
-              stop: threading.Event | None = None, atomic_appends: bool = False) -> tuple[LoadPackage, Schema]:
+              stop: threading.Event | None = None, atomic_appends: bool = False,
+              columnar: bool = True) -> tuple[LoadPackage, Schema]:
     """Write a committed package for ``resources``; returns it and the evolved schema.
 
     With ``early_loader``, append files start loading as they rotate and the last ones load before
@@ -84,7 +85,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         if early_loader is not None:
             early = early_loader(package, normalizer.id_prefix)
             on_rotate = _early_submitter(early, evolved)
-        writer = PackageWriter(package, evolved, file_format, capabilities, file_max_items, on_rotate=on_rotate)
+        writer = PackageWriter(package, evolved, file_format, capabilities, file_max_items, on_rotate=on_rotate,
+                               columnar=columnar)
         roots: list[str] = []
         for res in resources:
             disposition, strategy = parse_disposition(res.write_disposition)
@@ -102,10 +104,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                     raise RunStopped(f"normalizing of package {load_id} stopped by a signal")
                 if is_arrow_batch(batch):  # columnar: Arrow tables per table, no Python per row
                     for table_name, data in normalize_arrow(normalizer, res.name, batch).items():
-                        if isinstance(data, list):
-                            if data:
-                                writer.write(table_name, data)
-                        elif data.num_rows:
+                        if data.num_rows:
                             writer.write_arrow(table_name, data)
                 else:
                     for table_name, rows in normalizer.normalize(res.name, batch).items():

@@ -2,18 +2,28 @@
 
 Files rotate when they reach ``file_max_items`` rows (bounded files load in parallel and retry
 cheaply) and, for formats with a header, when the table gained columns since the file opened.
+Arrow tables (``write_arrow``) go to parquet files of their own, written by Arrow, where the
+destination loads parquet: a package may then hold both kinds of file for a table, and the loader
+picks each file's job by its extension.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.capabilities import DestinationCapabilities
 from common.schema.types import Schema
+from common.schema.values import UnloadableValue
 from common.storage.package import JobFile, LoadPackage, job_file_name
 from common.storage.text_repair import TextRepairs
-from common.storage.writers import WRITERS, LoadFileWriter
+from common.storage.writers import WRITERS, LoadFileWriter, unloadable_json_error
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_FILE_MAX_ITEMS = 100_000
 
@@ -21,18 +31,22 @@ DEFAULT_FILE_MAX_ITEMS = 100_000
 class PackageWriter:
     def __init__(self, package: LoadPackage, schema: Schema, file_format: str,
                  capabilities: DestinationCapabilities, file_max_items: int = DEFAULT_FILE_MAX_ITEMS,
-                 on_rotate: Callable[[JobFile], None] | None = None) -> None:
+                 on_rotate: Callable[[JobFile], None] | None = None, columnar: bool = True) -> None:
         self.package = package
+        # Arrow data as parquet files where the destination loads them; else (or when a run names another
+        # loader_file_format) as rows of the package's format
+        self.columnar = columnar and "parquet" in capabilities.supported_loader_file_formats
         self.schema = schema
         self.writer_class = WRITERS[file_format]
         self.capabilities = capabilities
         self.file_max_items = file_max_items
         self.on_rotate = on_rotate  # told of each file closed while writing goes on (not at close())
         self.repairs = TextRepairs()  # one for every file: a table's repairs are reported once
-        self._open: dict[str, LoadFileWriter] = {}
+        self._open: dict[tuple[str, type[LoadFileWriter]], LoadFileWriter] = {}
         self._file_ids: dict[str, int] = {}
         self.rows_per_table: dict[str, int] = {}
         self.rows_per_file: dict[str, int] = {}  # job id (table.file_id) → rows
+        self._told_rows = False  # whether the fallback of Arrow data to rows was logged
 
     def write(self, table_name: str, rows: Sequence[dict[str, Any]]) -> None:
         start = 0
@@ -40,28 +54,62 @@ class PackageWriter:
             writer = self._writer(table_name)
             room = self.file_max_items - writer.row_count
             chunk = rows[start:start + room]
-            writer.write_rows(chunk)
+            try:
+                writer.write_rows(chunk)
+            except (UnloadableValue, RecursionError) as exc:  # a json value holding an unknown type, or itself
+                raise unloadable_json_error(self.schema.name, writer.table, chunk, exc) from None
             start += len(chunk)
         self.rows_per_table[table_name] = self.rows_per_table.get(table_name, 0) + len(rows)
 
-    def _writer(self, table_name: str) -> LoadFileWriter:
+    def write_arrow(self, table_name: str, table: pa.Table) -> None:
+        """Rows of ``table_name`` as an Arrow table (columns named and typed as ``normalizer_arrow`` makes
+        them) into parquet files written by Arrow, with the same rotation as ``write``. A destination that
+        does not load parquet gets them as rows of its file format instead (slower: Python per row)."""
+        from common.storage.arrow_writer import ArrowParquetWriter
+
+        if not self.columnar:
+            self._write_as_rows(table_name, table)
+            return
+        start = 0
+        while start < table.num_rows:
+            writer = self._writer(table_name, ArrowParquetWriter)
+            chunk = table.slice(start, self.file_max_items - writer.row_count)
+            writer.write_table(chunk)  # type: ignore[attr-defined]
+            start += chunk.num_rows
+        self.rows_per_table[table_name] = self.rows_per_table.get(table_name, 0) + table.num_rows
+
+    def _write_as_rows(self, table_name: str, table: pa.Table) -> None:
+        if not self._told_rows:
+            self._told_rows = True
+            logger.info("Arrow data is written as %s rows, one Python dict per row (slower than parquet files): "
+                        "the run asked for that loader_file_format, or the destination loads no parquet (it loads "
+                        "%s)", self.writer_class.file_format, self.capabilities.supported_loader_file_formats)
+        from common.storage.arrow_rows import arrow_rows
+
+        self.write(table_name, arrow_rows(table, self.schema.tables[table_name]))
+
+    def _writer(self, table_name: str, writer_class: type[LoadFileWriter] | None = None) -> LoadFileWriter:
+        """The open file of ``table_name`` written by ``writer_class`` (the package's format by default),
+        rotated when full or, for formats with a header, when the table gained columns."""
+        writer_class = writer_class or self.writer_class
         table = self.schema.tables[table_name]
-        writer = self._open.get(table_name)
+        key = (table_name, writer_class)
+        writer = self._open.get(key)
         if writer is not None:
-            header_stale = self.writer_class.file_format != "jsonl" and len(writer.columns) != len(table.columns)
+            header_stale = writer_class.file_format != "jsonl" and len(writer.columns) != len(table.columns)
             if writer.row_count >= self.file_max_items or header_stale:
                 self._close(writer)
-                del self._open[table_name]
+                del self._open[key]
                 if self.on_rotate is not None:
                     self.on_rotate(JobFile(writer.path))
                 writer = None
         if writer is None:
             file_id = self._file_ids.get(table_name, 0)
             self._file_ids[table_name] = file_id + 1
-            name = job_file_name(table_name, f"{file_id:05d}", 0, self.writer_class.file_format)
-            writer = self.writer_class(self.package.root / "new_jobs" / name, table, self.capabilities,
-                                       repairs=self.repairs)
-            self._open[table_name] = writer
+            name = job_file_name(table_name, f"{file_id:05d}", 0, writer_class.file_format)
+            writer = writer_class(self.package.root / "new_jobs" / name, table, self.capabilities,
+                                  repairs=self.repairs)
+            self._open[key] = writer
         return writer
 
     def _close(self, writer: LoadFileWriter) -> None:

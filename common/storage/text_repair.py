@@ -85,6 +85,10 @@ class TextRepairs:
         self._warn(table, found)
         return out
 
+    def report(self, table: str, kind: str, columns: set[str]) -> None:
+        """Warn (once per table and kind) of a repair made elsewhere: the Arrow writer repairs whole columns."""
+        self._warn(table, {kind: columns})
+
     def _warn(self, table: str, found: dict[str, set[str]]) -> None:
         for kind, columns in found.items():
             if (table, kind) in self._warned:

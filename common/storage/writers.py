@@ -11,7 +11,6 @@ each batch's serialized output so that clean batches pay only a memchr.
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -26,35 +25,66 @@ from typing import IO, Any, ClassVar
 import orjson
 
 from common.capabilities import DestinationCapabilities
-from common.schema.inference import NON_FINITE_TEXT, is_nat_type
+from common.exceptions import SchemaError
+from common.schema.inference import NON_FINITE_TEXT
 from common.schema.types import Column, Table
+from common.schema.values import UnloadableValue, json_default
 from common.storage.text_repair import TextRepairs, may_hold_nul
 
 BUFFER_SIZE = 1 << 20
-MAX_ARROW_DECIMAL_PRECISION = 76
 HEADER_ALLOWANCE = 1024  # room for "INSERT INTO <qualified name> (...) VALUES" around a body
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, int):  # beyond 64 bits: orjson refuses, text keeps every digit
-        return str(value)
-    if is_nat_type(type(value)):  # pandas' NaT nested in a json value: null, as at the top level
-        return None
-    if isinstance(value, (datetime, date, time)):  # for the stdlib fallback; orjson does these itself
-        return value.isoformat()
-    raise TypeError(f"cannot serialize {type(value).__name__}")
+_json_default = json_default
+"""orjson's ``default`` in every writer: Decimal as text, bytes as base64, and what only a json value
+holds nested (sets, UUIDs, numpy values, pandas' NaT...) as plain values (see common.schema.values)."""
 
 
 def dumps_json(value: Any) -> str:
-    """JSON text of a nested value (json columns), keeping integers beyond 64 bits exact."""
+    """JSON text of a nested value (json columns), keeping integers beyond 64 bits exact.
+
+    Raises UnloadableValue for a value no JSON holds (an unknown type nested, a value that contains
+    itself); ``unloadable_json_error`` names its column for the package writer."""
     try:
         return orjson.dumps(value, default=_json_default).decode()
     except orjson.JSONEncodeError:
+        return _stdlib_dumps(value)
+
+
+def _stdlib_dumps(value: Any) -> str:
+    """The stdlib's JSON text of what orjson refuses: integers beyond 64 bits, surrogates, deep nesting."""
+    try:
         return json.dumps(value, default=_json_default, ensure_ascii=False)
+    except (ValueError, RecursionError) as exc:  # "Circular reference detected", or nested too deeply
+        raise UnloadableValue(f"cannot load a json value that contains itself or is nested too deeply "
+                              f"({exc})") from None
+
+
+def unloadable_json_error(pipeline: str, table: Table, rows: Sequence[dict[str, Any]],
+                          exc: BaseException) -> SchemaError:
+    """The error for a json value of ``rows`` a writer could not write (``exc``: an UnloadableValue,
+    or a RecursionError from a value that contains itself), naming its json column.
+
+    Found here, on the way out, rather than checked while normalizing: that check serializes every
+    json value twice to catch what is rare (normalizing and writing github events with their
+    payload, repo and actor hinted json took 20-40% longer with it)."""
+    json_columns = [c.name for c in table.columns.values() if c.data_type == "json"]
+    found = next(((name, error) for name in json_columns for row in rows
+                  if (error := _unloadable(row.get(name))) is not None), None)
+    where = ""
+    if found is not None:
+        where, exc = f" column {found[0]!r}", found[1]
+    return SchemaError(f"pipeline {pipeline!r}: table {table.name!r}{where}: {exc}. Nothing of this run is loaded: "
+                       "convert such values in the resource to str, int, float, bool, Decimal, datetime, date, "
+                       "time, bytes, dict or list (for example str(value), or dataclasses.asdict(value)).")
+
+
+def _unloadable(value: Any) -> UnloadableValue | None:
+    try:
+        dumps_json(value)
+    except UnloadableValue as exc:
+        return exc
+    return None
 
 
 class LoadFileWriter:
@@ -150,7 +180,7 @@ class JsonlWriter(LoadFileWriter):
         try:
             return orjson.dumps(row, default=_json_default, option=orjson.OPT_APPEND_NEWLINE)
         except orjson.JSONEncodeError:
-            return json.dumps(row, default=_json_default, ensure_ascii=False).encode() + b"\n"
+            return _stdlib_dumps(row).encode() + b"\n"
 
 
 def _spell_non_finite(rows: Sequence[dict[str, Any]], columns: list[str]) -> Sequence[dict[str, Any]]:
@@ -456,22 +486,11 @@ def _skip(value: Any) -> None:
 
 
 def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:
-    import pyarrow as pa
+    """The Arrow type of ``column`` in parquet files: ``arrow_types.storage_type``, which the Arrow
+    normalizer converts to as well (json as JSON text, decimals wider than Arrow as exact text)."""
+    from common.arrow_types import storage_type
 
-    t = column.data_type
-    if t == "decimal":
-        precision, scale = capabilities.decimal_precision
-        p = column.precision or precision
-        s = column.scale if column.scale is not None else scale
-        if p > MAX_ARROW_DECIMAL_PRECISION:  # wider than arrow holds: exact decimal text instead
-            return pa.string()
-        return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
-    if t == "timestamp":
-        return pa.timestamp("us", tz="UTC" if column.timezone is not False else None)
-    return {
-        "text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
-        "date": pa.date32(), "time": pa.time64("us"), "json": pa.string(), "binary": pa.binary(),
-    }[t]
+    return storage_type(column, capabilities.decimal_precision)
 
 
 WRITERS: dict[str, type[LoadFileWriter]] = {

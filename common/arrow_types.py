@@ -1,0 +1,155 @@
+"""Arrow types seen as loadbay types: what kind of values an Arrow column holds, decided once per column.
+
+The Arrow normalizer asks two questions of every column, never of every value: what *kind* of values
+it holds (``kind_of``), and which loadbay type a new column of that kind gets (``new_column_type``).
+Kinds group the Arrow types that load alike::
+
+    int       int8 … int64, uint8 … uint64             bigint (uint64 past int64: see below)
+    float     float16, float32, float64                 double
+    bool      bool                                      bool
+    text      string, large_string, string_view         text, or timestamp / date (ISO text, as the dict path)
+    binary    binary, large_binary, fixed_size_binary,  binary
+              binary_view
+    date      date32, date64                            date
+    timestamp timestamp (with a time zone or naive:     timestamp (naive values are UTC wall time)
+              naive values are taken as UTC)
+    time      time32, time64                            time
+    decimal   decimal32 … decimal256                    decimal(precision, scale); text when wider than
+                                                        the destination's max_decimal_precision
+    duration  duration                                  bigint: microseconds (exact, sortable, summable;
+                                                        the dict path would store str(timedelta) text)
+    uuid      the uuid extension type                   text, canonical 8-4-4-4-12 hex
+    json      map, union, the json extension type       json
+    struct    struct                                    flattened to parent__child columns
+    list      list, large_list, fixed_size_list,        a child table
+              list_view, large_list_view
+    null      null                                      no column (a key that was only ever None)
+    python    anything else (intervals, ...)            decided value by value, as the dict path does
+
+Dictionary (pandas categoricals) and run-end encoded arrays are decoded to their value type first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.schema.inference import INT64_MAX, infer_data_type
+from common.schema.types import Column
+
+MAX_ARROW_DECIMAL_PRECISION = 76
+"""Widest decimal Arrow holds (decimal256); wider decimal columns are stored as exact text."""
+
+ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|z|[+-]\d{2}(:?\d{2})?)?$"
+"""The dict path's ISO 8601 timestamp pattern (``inference._ISO_DATETIME``), in RE2 syntax for Arrow."""
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+_STORAGE: dict[str, Any] = {
+    "text": pa.string(), "bigint": pa.int64(), "double": pa.float64(), "bool": pa.bool_(),
+    "date": pa.date32(), "time": pa.time64("us"), "json": pa.string(), "binary": pa.binary(),
+}
+
+
+def storage_type(column: Column, decimal_default: tuple[int, int]) -> pa.DataType:
+    """The Arrow type a column's values have in a load file (json as JSON text, decimals wider than
+    Arrow as exact text, timestamps as UTC microseconds; naive where the column is hinted so)."""
+    t = column.data_type
+    if t == "decimal":
+        p = column.precision or decimal_default[0]
+        s = column.scale if column.scale is not None else decimal_default[1]
+        if p > MAX_ARROW_DECIMAL_PRECISION:
+            return pa.string()
+        return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
+    if t == "timestamp":
+        return pa.timestamp("us", tz="UTC" if column.timezone is not False else None)
+    return _STORAGE[t]
+
+
+def plain(array: Any) -> pa.Array:
+    """``array`` as one contiguous array of a non-encoded type: chunks combined, dictionaries and
+    run-end encoding decoded, view types cast to their classic layout."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    t = array.type
+    if pa.types.is_dictionary(t):
+        return plain(array.dictionary_decode())
+    if pa.types.is_run_end_encoded(t):
+        return plain(pc.run_end_decode(array))
+    if pa.types.is_string_view(t):
+        return array.cast(pa.string())
+    if pa.types.is_binary_view(t):
+        return array.cast(pa.binary())
+    if pa.types.is_list_view(t):
+        return array.cast(pa.list_(t.value_field))
+    if pa.types.is_large_list_view(t):
+        return array.cast(pa.large_list(t.value_field))
+    return array
+
+
+def kind_of(t: pa.DataType) -> str:
+    """The kind of an Arrow type (see the module docstring); ``t`` is a ``plain`` array's type."""
+    if isinstance(t, pa.BaseExtensionType):
+        if isinstance(t, pa.JsonType):
+            return "json"
+        if isinstance(t, pa.UuidType):
+            return "uuid"
+        return kind_of(t.storage_type)
+    if pa.types.is_null(t):
+        return "null"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return "binary"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_date(t):
+        return "date"
+    if pa.types.is_time(t):
+        return "time"
+    if pa.types.is_decimal(t):
+        return "decimal"
+    if pa.types.is_duration(t):
+        return "duration"
+    if pa.types.is_struct(t):
+        return "struct"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return "list"
+    if pa.types.is_map(t) or pa.types.is_union(t):
+        return "json"
+    return "python"
+
+
+KIND_TYPES = {"int": "bigint", "float": "double", "bool": "bool", "text": "text", "binary": "binary",
+              "date": "date", "timestamp": "timestamp", "time": "time", "duration": "bigint", "uuid": "text",
+              "json": "json", "struct": "json", "list": "json"}
+"""The loadbay type of each kind (before the per-column refinements of ``new_column_type``)."""
+
+
+def new_column_type(array: pa.Array, kind: str, max_decimal_precision: int) -> tuple[str, dict[str, Any]]:
+    """Type and extra hints (precision, scale) of a new column for a non-empty ``array`` of ``kind``.
+
+    Where the dict path decides by the first value, so does this (one value, never a scan): ISO text
+    is a timestamp or a date, and a uint64 column whose first value passes int64 is a decimal.
+    """
+    if kind == "decimal":
+        p, s = array.type.precision, array.type.scale
+        return ("text", {}) if p > max_decimal_precision else ("decimal", {"precision": p, "scale": s})
+    if kind in ("text", "python") or (kind == "int" and pa.types.is_uint64(array.type)):
+        first = first_value(array)
+        if kind == "int" and first <= INT64_MAX:
+            return "bigint", {}
+        return infer_data_type(first, max_decimal_precision)
+    return KIND_TYPES[kind], {}
+
+
+def first_value(array: pa.Array) -> Any:
+    """The first non-null value of ``array`` as a Python object (``array`` has one)."""
+    return array[pc.index(array.is_valid(), True).as_py()].as_py()

@@ -1,0 +1,531 @@
+"""The Arrow normalizer (common.normalizer_arrow): the dict path's decisions, made a column at a time.
+
+Most tests normalize the same data twice, as dicts with ``RelationalNormalizer.normalize`` and as Arrow
+with ``normalize_arrow``, and assert that both give the same schema and the same rows (row ids aside,
+parent/child links compared through the rows they point at); the others assert what only Arrow has
+(its types) or what a contract, a hint or the destination's limits do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import uuid
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from common.exceptions import SchemaContractViolation, SchemaError
+from common.normalizer import RelationalNormalizer
+from common.normalizer_arrow import id_array, normalize_arrow
+from common.schema.contracts import SchemaContract
+from common.schema.types import Schema
+from common.storage.arrow_rows import arrow_rows
+from common.storage.package import LoadPackage
+from common.storage.package_writer import PackageWriter
+from destinations.duckdb.capabilities import capabilities as DUCKDB
+from destinations.postgres.capabilities import capabilities as POSTGRES
+from destinations.sqlalchemy.capabilities import capabilities_for_dialect
+
+SQLITE = capabilities_for_dialect("sqlite")  # no NaN in double columns, 15-digit decimals, jsonl only
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SYSTEM = ("_lb_id", "_lb_parent_id", "_lb_root_id", "_lb_load_id")
+
+
+def normalizer(caps: Any = DUCKDB, schema: Schema | None = None, contract: SchemaContract | None = None,
+               **hints: Any) -> RelationalNormalizer:
+    norm = RelationalNormalizer(schema or Schema("s"), caps, "load1", contract,
+                                known_tables=None if schema is not None else set())
+    if hints:
+        norm.apply_hints("t", **hints)
+    return norm
+
+
+def arrow_of(rows: list[dict[str, Any]]) -> pa.Table:
+    """An Arrow table of ``rows`` typed from every row (``from_pylist`` would take the first row's keys only)."""
+    return pa.Table.from_struct_array(pa.array(rows))
+
+
+def run_arrow(norm: RelationalNormalizer, data: pa.Table | pa.RecordBatch, batch_size: int | None = None,
+              table: str = "t") -> dict[str, list[dict[str, Any]]]:
+    """Rows per table (json as Python values) that ``normalize_arrow`` makes of ``data``, in batches."""
+    batches = data.to_batches(max_chunksize=batch_size) if isinstance(data, pa.Table) else [data]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for batch in batches:
+        for name, result in normalize_arrow(norm, table, batch).items():
+            assert isinstance(result, pa.Table) and result.column_names == [
+                c for c in norm.schema.tables[name].columns if c in result.column_names]
+            out.setdefault(name, []).extend(arrow_rows(result, norm.schema.tables[name]))
+    return out
+
+
+def run_dicts(norm: RelationalNormalizer, rows: list[dict[str, Any]], batch_size: int | None = None,
+              table: str = "t") -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    size = batch_size or len(rows) or 1
+    for start in range(0, len(rows), size):
+        for name, result in norm.normalize(table, rows[start:start + size]).items():
+            out.setdefault(name, []).extend(result)
+    return out
+
+
+def plain(value: Any) -> Any:
+    """A value as both paths may hold it: datetimes as UTC instants, json as parsed."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value
+
+
+def canonical(tables: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    """Rows per table with row ids replaced by what they point at: a child row carries its parent's
+    canonical row (and so on up to the root), so equal results mean equal links."""
+    by_id: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
+    for name in sorted(tables, key=lambda n: n.count("__")):  # parents before children
+        rows = []
+        for row in tables[name]:
+            values = {k: plain(v) for k, v in row.items() if k not in SYSTEM and v is not None}
+            text = json.dumps(values, sort_keys=True, default=str)
+            if "_lb_parent_id" in row:
+                text = f"{by_id[row['_lb_parent_id']]} / {text}"
+                assert by_id[row["_lb_root_id"]].split(" / ")[0] == text.split(" / ")[0]
+            by_id[row["_lb_id"]] = text
+            rows.append(text)
+        out[name] = sorted(rows)
+    return out
+
+
+def columns(norm: RelationalNormalizer) -> dict[str, dict[str, dict[str, Any]]]:
+    return {name: {c.name: c.to_dict() for c in table.columns.values()} for name, table in norm.schema.tables.items()}
+
+
+def assert_same(rows: list[dict[str, Any]], *, data: pa.Table | None = None, batch_size: int | None = None,
+                caps: Any = DUCKDB, **hints: Any) -> RelationalNormalizer:
+    """Dicts and Arrow of ``rows`` give the same schema (columns, types, order) and the same rows."""
+    by_dicts, by_arrow = normalizer(caps, **hints), normalizer(caps, **hints)
+    expected = run_dicts(by_dicts, rows, batch_size)
+    got = run_arrow(by_arrow, data if data is not None else arrow_of(rows), batch_size)
+    assert columns(by_arrow) == columns(by_dicts)
+    assert [list(t.columns) for t in by_arrow.schema.tables.values()] == \
+        [list(t.columns) for t in by_dicts.schema.tables.values()]
+    assert canonical(got) == canonical({k: v for k, v in expected.items() if v})
+    return by_arrow
+
+
+# -- the same as the dict path ----------------------------------------------------------------------------
+
+def test_flat_rows_with_iso_text_give_the_dict_paths_columns_and_rows():
+    rows = [{"id": 1, "name": "a", "score": 1.5, "ok": True, "at": "2024-01-02T03:04:05Z", "day": "2024-01-02",
+             "naive": "2024-01-02 03:04", "frac": "2024-01-02T03:04:05.123456789+02:00"},
+            {"id": 2, "name": None, "score": None, "ok": False, "at": "2024-02-03T00:00:00+01:00", "day": None,
+             "naive": "2024-01-02T03:04:05", "frac": None}]
+    norm = assert_same(rows)
+    t = norm.schema.tables["t"].columns
+    assert [t[c].data_type for c in ("id", "name", "score", "ok", "at", "day", "naive", "frac")] == [
+        "bigint", "text", "double", "bool", "timestamp", "date", "timestamp", "timestamp"]
+
+
+def test_structs_flatten_and_lists_become_child_tables_like_the_dict_path():
+    rows = [{"id": 1, "user": {"login": "a", "address": {"city": "X"}},
+             "tags": ["x", "y"], "items": [{"k": 1, "subs": [{"v": "p"}, {"v": None}]}, None, {"k": 2, "subs": []}],
+             "grid": [[1, 2], [], None]},
+            {"id": 2, "user": None, "tags": [], "items": None, "grid": [[3]]},
+            {"id": 3, "user": {"login": None, "address": None}, "tags": None, "items": [{"k": 3, "subs": None}]}]
+    norm = assert_same(rows)
+    assert set(norm.schema.tables) == {"t", "t__tags", "t__items", "t__items__subs", "t__grid"}
+    assert norm.schema.tables["t__grid"].columns["value"].data_type == "json"  # a list in a list, as the dict path
+    assert norm.schema.tables["t__items__subs"].parent == "t__items"
+
+
+def test_child_rows_carry_position_parent_and_root():
+    norm = normalizer()
+    data = arrow_of([{"id": 1, "xs": [{"ys": [10, 11]}, {"ys": [12]}]}, {"id": 2, "xs": None},
+                     {"id": 3, "xs": [{"ys": [13]}]}])
+    out = run_arrow(norm, data)
+    roots = {r["_lb_id"]: r["id"] for r in out["t"]}
+    xs = {r["_lb_id"]: (roots[r["_lb_parent_id"]], r["_lb_list_idx"]) for r in out["t__xs"]}
+    assert sorted(xs.values()) == [(1, 0), (1, 1), (3, 0)]
+    assert all(roots[r["_lb_root_id"]] == xs[r["_lb_parent_id"]][0] for r in out["t__xs__ys"])
+    assert sorted((xs[r["_lb_parent_id"]], r["_lb_list_idx"], r["value"]) for r in out["t__xs__ys"]) == [
+        ((1, 0), 0, 10), ((1, 0), 1, 11), ((1, 1), 0, 12), ((3, 0), 0, 13)]
+
+
+@pytest.mark.parametrize("name,batch_size", [("github_issues.json", 7), ("github_events.json", 1000)])
+def test_sample_data_as_arrow_loads_like_dicts(name, batch_size):
+    path = DATA / name
+    if not path.exists():
+        pytest.skip(f"sample data not found at {path}")
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    by_dicts, by_arrow = normalizer(), normalizer()
+    expected = run_dicts(by_dicts, rows, batch_size)
+    got = run_arrow(by_arrow, arrow_of(rows), batch_size)
+    assert columns(by_arrow) == columns(by_dicts)  # names and types; the order of columns may differ where
+    assert list(by_arrow.schema.tables) == list(by_dicts.schema.tables)  # rows order their keys differently
+    assert canonical(got) == canonical(expected)
+
+
+def test_names_are_normalized_and_collisions_tagged_like_the_dict_path(caplog):
+    rows = [{"userId": 1, "user_id": 2, "Some Key!": "x", "+1": 1, "-1": 2, "nested": {"innerKey": 1}}]
+    norm = assert_same(rows)
+    names = list(norm.schema.tables["t"].columns)
+    assert "user_id" in names and any(n.startswith("user_id_") for n in names) and "nested__inner_key" in names
+    assert "plus1" in names and "minus1" in names
+
+
+def test_long_names_are_shortened_like_the_dict_path():
+    rows = [{"a" * 80: 1, "b" * 40: {"c" * 40: 2}, "l" * 70: [{"x": 1}]}]
+    assert_same(rows, caps=POSTGRES)  # 63-byte identifiers
+
+
+# -- Arrow types ------------------------------------------------------------------------------------------
+
+def test_arrow_types_map_to_loadbay_types():
+    ts = datetime(2024, 1, 2, 3, 4, 5, 123456)
+    data = pa.table({
+        "i8": pa.array([1], pa.int8()), "u32": pa.array([2], pa.uint32()), "f32": pa.array([0.5], pa.float32()),
+        "s": pa.array(["x"], pa.large_string()), "sv": pa.array(["y"], pa.string_view()),
+        "b": pa.array([b"\x00\x01"], pa.large_binary()), "fb": pa.array([b"ab"], pa.binary(2)),
+        "d32": pa.array([date(2024, 1, 2)], pa.date32()), "d64": pa.array([date(2024, 1, 3)], pa.date64()),
+        "tz": pa.array([ts], pa.timestamp("us", "Asia/Tokyo")), "naive": pa.array([ts], pa.timestamp("ns")),
+        "sec": pa.array([ts.replace(microsecond=0)], pa.timestamp("s", "UTC")),
+        "t64": pa.array([time(1, 2, 3, 4)], pa.time64("ns")), "t32": pa.array([time(1, 2, 3)], pa.time32("s")),
+        "dec": pa.array([Decimal("12.34")], pa.decimal128(10, 2)), "flag": pa.array([True]),
+        "dur": pa.array([timedelta(seconds=1, microseconds=5)], pa.duration("ns")),
+        "u": pa.array([uuid.UUID(int=1).bytes], pa.uuid()),
+        "m": pa.array([[("k", 1)]], pa.map_(pa.string(), pa.int64())),
+        "nothing": pa.nulls(1),
+    })
+    norm = normalizer()
+    row = run_arrow(norm, data)["t"][0]
+    types = {c.name: (c.data_type, c.precision, c.scale) for c in norm.schema.tables["t"].columns.values()}
+    assert types == {
+        "_lb_load_id": ("text", None, None), "_lb_id": ("text", None, None),
+        "i8": ("bigint", None, None), "u32": ("bigint", None, None), "f32": ("double", None, None),
+        "s": ("text", None, None), "sv": ("text", None, None), "b": ("binary", None, None),
+        "fb": ("binary", None, None),
+        "d32": ("date", None, None), "d64": ("date", None, None), "tz": ("timestamp", None, None),
+        "naive": ("timestamp", None, None), "sec": ("timestamp", None, None), "t64": ("time", None, None),
+        "t32": ("time", None, None), "dec": ("decimal", 10, 2), "flag": ("bool", None, None),
+        "dur": ("bigint", None, None), "u": ("text", None, None), "m": ("json", None, None)}  # no "nothing"
+    assert row["tz"] == ts.replace(tzinfo=timezone.utc)  # the same instant (Arrow holds UTC)
+    assert row["naive"] == ts.replace(tzinfo=timezone.utc)  # naive values are UTC wall time
+    assert (row["t64"], row["t32"], row["dur"]) == (time(1, 2, 3, 4), time(1, 2, 3), 1_000_005)
+    assert (row["b"], row["fb"], row["dec"]) == (b"\x00\x01", b"ab", Decimal("12.34"))
+    assert row["u"] == "00000000-0000-0000-0000-000000000001" and row["m"] == {"k": 1}
+
+
+def test_dictionary_arrays_load_their_values():
+    cats = pa.array(["red", "blue", None, "red"]).dictionary_encode()
+    norm = normalizer()
+    out = run_arrow(norm, pa.table({"color": cats, "n": pa.array([1, 2, 3, 4]).dictionary_encode()}))
+    assert [r["color"] for r in out["t"]] == ["red", "blue", None, "red"]
+    assert norm.schema.tables["t"].columns["color"].data_type == "text"
+    assert norm.schema.tables["t"].columns["n"].data_type == "bigint"
+
+
+def test_null_columns_make_no_column_until_a_value_comes():
+    norm = normalizer()
+    run_arrow(norm, pa.table({"id": [1], "later": pa.nulls(1), "typed": pa.array([None], pa.int64())}))
+    assert "later" not in norm.schema.tables["t"].columns and "typed" not in norm.schema.tables["t"].columns
+    run_arrow(norm, pa.table({"id": [2], "later": ["now"], "typed": pa.array([5], pa.int64())}))
+    assert norm.schema.tables["t"].columns["later"].data_type == "text"
+    assert norm.schema.tables["t"].columns["typed"].data_type == "bigint"
+
+
+def test_uint64_follows_the_dict_paths_rule_for_big_integers():
+    big = 2**64 - 1
+    rows = [{"a": 1, "b": big}, {"a": big, "b": 2}]
+    data = pa.table({"a": pa.array([1, big], pa.uint64()), "b": pa.array([big, 2], pa.uint64())})
+    norm = assert_same(rows, data=data)
+    cols = norm.schema.tables["t"].columns
+    assert cols["a"].data_type == "bigint" and cols["a__v_decimal"].precision == 38  # first value fits int64
+    assert cols["b"].data_type == "decimal" and cols["b"].scale == 0  # first value does not
+    on_sqlite = assert_same(rows, data=data, caps=SQLITE)  # 15 digits: 20-digit integers are text
+    assert on_sqlite.schema.tables["t"].columns["a__v_text"].data_type == "text"
+
+
+def test_decimals_keep_their_precision_or_become_text_past_the_destinations():
+    data = pa.table({"d": pa.array([Decimal("1.5"), None], pa.decimal128(12, 3)),
+                     "wide": pa.array([Decimal(10**59)], pa.decimal256(60, 0)).take([0, 0])})
+    norm = normalizer()
+    out = run_arrow(norm, data)
+    cols = norm.schema.tables["t"].columns
+    assert (cols["d"].data_type, cols["d"].precision, cols["d"].scale) == ("decimal", 12, 3)
+    assert cols["wide"].data_type == "text" and out["t"][0]["wide"] == str(10**59)
+    assert out["t"][0]["d"] == Decimal("1.500")
+    on_postgres = normalizer(POSTGRES)  # 78 digits: a decimal column
+    run_arrow(on_postgres, data)
+    assert on_postgres.schema.tables["t"].columns["wide"].precision == 60
+
+
+def test_hints_win_and_the_arrow_column_is_cast_to_them():
+    norm = normalizer(columns={"n": {"data_type": "text"}, "f": {"data_type": "double"},
+                               "s": {"data_type": "json"}, "when": {"data_type": "timestamp", "timezone": False},
+                               "d": {"data_type": "decimal", "precision": 10, "scale": 1}},
+                      primary_key="id")
+    data = pa.table({"id": [1, 2], "n": [7, None], "f": [1, 2], "s": pa.array([{"a": 1, "b": [1, 2]}, None]),
+                     "when": pa.array([datetime(2024, 1, 1, 12, tzinfo=ZoneInfo("Europe/Paris"))],
+                                      pa.timestamp("us", "Europe/Paris")).take([0, 0]),
+                     "d": pa.array([Decimal("1.25"), Decimal("-1.25")], pa.decimal128(5, 2))})
+    out = run_arrow(norm, data)["t"]
+    cols = norm.schema.tables["t"].columns
+    assert cols["id"].primary_key and not cols["id"].nullable  # a pending hint, typed by the first value
+    assert "s__a" not in cols and cols["s"].data_type == "json"
+    assert [(r["n"], r["f"], r["s"]) for r in out] == [("7", 1.0, {"a": 1, "b": [1, 2]}), (None, 2.0, None)]
+    assert out[0]["when"] == datetime(2024, 1, 1, 11)  # UTC wall time, no zone: the hint says naive
+    assert [r["d"] for r in out] == [Decimal("1.3"), Decimal("-1.3")]  # rounded half up, as the dict path
+
+
+def test_timestamps_of_any_zone_and_unit_are_utc_instants():
+    moment = datetime(2024, 3, 1, 12, 30, 15, 250000, tzinfo=timezone.utc)
+    data = pa.table({"ns": pa.array([moment], pa.timestamp("ns", "America/New_York")),
+                     "ms": pa.array([moment], pa.timestamp("ms", "+05:30")),
+                     "text": [moment.isoformat()], "z": ["2024-03-01T12:30:15.25z"]})
+    row = run_arrow(normalizer(), data)["t"][0]
+    assert row["ns"] == row["ms"] == row["text"] == row["z"] == moment
+
+
+# -- evolution and variants -----------------------------------------------------------------------------
+
+def test_a_type_change_across_batches_goes_to_variants_like_the_dict_path():
+    batches = [[{"id": 1, "v": 1, "s": "2024-01-01T00:00:00Z", "f": 1.5}],
+               [{"id": 2, "v": "two", "s": "not a time", "f": 2}],
+               [{"id": 3, "v": 3.5, "s": "2024-01-02", "f": "x"}],
+               [{"id": 4, "v": True, "s": "NaT", "f": None, "new": "col"}]]
+    by_dicts, by_arrow = normalizer(), normalizer()
+    expected: dict[str, list[Any]] = {}
+    got: dict[str, list[Any]] = {}
+    for rows in batches:
+        for k, v in run_dicts(by_dicts, rows).items():
+            expected.setdefault(k, []).extend(v)
+        for k, v in run_arrow(by_arrow, pa.Table.from_pylist(rows)).items():
+            got.setdefault(k, []).extend(v)
+    assert columns(by_arrow) == columns(by_dicts)
+    assert set(by_arrow.schema.tables["t"].columns) >= {"v__v_text", "v__v_double", "v__v_bool", "s__v_text",
+                                                        "s__v_date", "f__v_text", "new"}
+    assert canonical(got) == canonical(expected)
+    assert by_arrow.new_columns["t"][-1] == "new"
+
+
+def test_values_of_one_column_split_between_it_and_its_variants():
+    rows = [{"s": "2024-01-01T00:00:00Z"}, {"s": "oops"}, {"s": "2024-01-03"}, {"s": "2024-02-30T00:00:00"},
+            {"s": None}, {"s": "2024-01-04T05:06Z"}]
+    norm = assert_same(rows)
+    assert list(norm.schema.tables["t"].columns)[2:] == ["s", "s__v_text", "s__v_date"]
+
+
+def test_a_narrow_hinted_integer_and_varchar_keep_what_fits():
+    rows = [{"small": 1, "code": "ab"}, {"small": 40000, "code": "abcdef"}]
+    assert_same(rows, columns={"small": {"data_type": "bigint", "precision": 16},
+                               "code": {"data_type": "text", "precision": 3}})
+
+
+def test_ints_widen_into_a_double_column_and_anything_plain_into_text():
+    batches = [pa.table({"d": [1.5], "t": ["x"]}), pa.table({"d": [2], "t": pa.array([7], pa.int16())}),
+               pa.table({"d": [None], "t": [True]}), pa.table({"d": [3.0], "t": pa.array([date(2024, 1, 2)])}),
+               pa.table({"d": [4.0], "t": [0.1]})]
+    norm = normalizer()
+    out = [row for batch in batches for row in run_arrow(norm, batch)["t"]]
+    assert [(r.get("d"), r["t"]) for r in out] == [
+        (1.5, "x"), (2.0, "7"), (None, "true"), (3.0, "2024-01-02"), (4.0, "0.1")]
+    assert [c for c in norm.schema.tables["t"].columns if "__v_" in c] == []
+
+
+def test_nan_and_infinities_go_to_the_text_variant_where_doubles_cannot_hold_them(caplog):
+    caplog.set_level(logging.WARNING)
+    rows = [{"f": 1.5}, {"f": math.nan}, {"f": math.inf}, {"f": -math.inf}, {"f": None}, {"xs": [0.5, math.nan]}]
+    norm = assert_same(rows, caps=SQLITE)
+    out = run_arrow(normalizer(SQLITE), arrow_of(rows))
+    assert [(r.get("f"), r.get("f__v_text")) for r in out["t"]] == [
+        (1.5, None), (None, "NaN"), (None, "Infinity"), (None, "-Infinity"), (None, None), (None, None)]
+    assert norm.schema.tables["t__xs"].columns["value__v_text"].variant_of == "value"
+    assert any("'f__v_text'" in r.getMessage() and "table 't' column 'f'" in r.getMessage() for r in caplog.records)
+    on_duckdb = run_arrow(normalizer(DUCKDB), arrow_of(rows))["t"]
+    assert math.isnan(on_duckdb[1]["f"]) and on_duckdb[2]["f"] == math.inf
+
+
+# -- contracts ------------------------------------------------------------------------------------------
+
+def known(rows: list[dict[str, Any]], contract: str | dict[str, str]) -> RelationalNormalizer:
+    """A normalizer whose schema already has table ``t`` (from ``rows``), under ``contract``."""
+    first = normalizer()
+    run_dicts(first, rows)
+    return normalizer(schema=first.schema, contract=SchemaContract.parse(contract))
+
+
+def test_frozen_columns_refuse_a_new_column():
+    norm = known([{"id": 1}], {"columns": "freeze"})
+    with pytest.raises(SchemaContractViolation, match="new_col"):
+        run_arrow(norm, pa.table({"id": [2], "new_col": [1]}))
+
+
+def test_discard_value_drops_a_new_column_and_discard_row_its_rows_with_their_children():
+    data = pa.Table.from_pylist([{"id": 2, "extra": None, "kids": [{"k": 1}]},
+                                 {"id": 3, "extra": "x", "kids": [{"k": 2}]}])
+    norm = known([{"id": 1, "kids": [{"k": 0}]}], {"columns": "discard_value"})
+    out = run_arrow(norm, data)
+    assert [r["id"] for r in out["t"]] == [2, 3] and "extra" not in norm.schema.tables["t"].columns
+    norm = known([{"id": 1, "kids": [{"k": 0}]}], {"columns": "discard_row"})
+    out = run_arrow(norm, data)
+    assert [r["id"] for r in out["t"]] == [2] and [r["k"] for r in out["t__kids"]] == [1]
+
+
+def test_discard_row_for_a_new_column_of_a_child_table_drops_the_whole_item():
+    norm = known([{"id": 1, "kids": [{"k": 0}]}], {"columns": "discard_row"})
+    data = pa.Table.from_pylist([{"id": 2, "kids": [{"k": 1}, {"k": 2, "new": 1}]}, {"id": 3, "kids": []}])
+    out = run_arrow(norm, data)
+    assert [r["id"] for r in out["t"]] == [3] and "t__kids" not in out
+
+
+def test_a_new_child_table_follows_the_tables_contract():
+    data = pa.Table.from_pylist([{"id": 2, "kids": [1]}, {"id": 3, "kids": []}])
+    with pytest.raises(SchemaContractViolation, match="t__kids"):
+        run_arrow(known([{"id": 1}], {"tables": "freeze"}), data)
+    out = run_arrow(known([{"id": 1}], {"tables": "discard_row"}), data)
+    assert [r["id"] for r in out["t"]] == [3]
+
+
+@pytest.mark.parametrize("mode", ["freeze", "discard_row", "discard_value"])
+def test_the_data_type_contract_decides_about_variants(mode):
+    norm = known([{"id": 1, "n": 1}], {"data_type": mode})
+    data = pa.Table.from_pylist([{"id": 2, "n": "two"}, {"id": 3, "n": "3"}, {"id": 4, "n": None}])
+    if mode == "freeze":
+        with pytest.raises(SchemaContractViolation, match=r"n \(bigint\) got str 'two'"):
+            run_arrow(norm, data)
+        return
+    out = run_arrow(norm, data)["t"]
+    assert "n__v_text" not in norm.schema.tables["t"].columns
+    kept = [(4, None)] if mode == "discard_row" else [(2, None), (3, None), (4, None)]
+    assert [(r["id"], r.get("n")) for r in out] == kept
+
+
+def test_a_table_the_contract_keeps_out_gives_nothing():
+    norm = normalizer(schema=Schema("s"), contract=SchemaContract.parse({"tables": "discard_row"}))
+    assert normalize_arrow(norm, "t", pa.record_batch({"id": [1]})) == {}
+    assert "t" not in norm.schema.tables
+
+
+def test_too_many_columns_names_table_limit_and_item():
+    caps = DUCKDB.with_(max_table_columns=6)
+    norm = normalizer(caps)
+    run_arrow(norm, pa.table({"a": [1], "b": [2], "c": [3]}))
+    with pytest.raises(SchemaError, match=r"table 't' would get column 'e'.*item 4 of resource 't'"):
+        run_arrow(norm, pa.table({"a": [1, 2, 3], "d": [1, 2, 3], "e": [None, None, 5]}))
+
+
+# -- ids ------------------------------------------------------------------------------------------------
+
+def test_ids_come_from_the_normalizers_counter_and_format():
+    norm = normalizer()
+    first = run_dicts(norm, [{"id": 1, "xs": [1]}])
+    arrow = run_arrow(norm, pa.table({"id": [2, 3], "xs": [[1, 2], None]}))
+    last = run_dicts(norm, [{"id": 4}])
+    ids = [r["_lb_id"] for rows in (first, arrow, last) for t in rows.values() for r in t]
+    prefix = norm.id_prefix
+    assert all(len(i) == len(prefix) + 12 and i.startswith(prefix) for i in ids)
+    assert sorted(int(i[len(prefix):], 16) for i in ids) == list(range(len(ids)))  # no gap, no repeat
+    assert id_array("ab", 2**40 + 10, 2).to_pylist() == [f"ab{2**40 + 10:012x}", f"ab{2**40 + 11:012x}"]
+
+
+def test_items_seen_counts_arrow_rows_like_items():
+    norm = normalizer()
+    normalize_arrow(norm, "t", pa.record_batch({"id": [1, 2, 3]}))
+    assert norm._items_seen["t"] == 3
+    assert normalize_arrow(norm, "t", pa.record_batch({"id": pa.array([], pa.int64())})) == {}
+
+
+def test_child_tables_inherit_the_roots_write_disposition():
+    norm = normalizer(write_disposition="merge", primary_key="id")
+    run_arrow(norm, pa.Table.from_pylist([{"id": 1, "xs": [{"a": 1}]}]))
+    assert norm.schema.tables["t__xs"].write_disposition == "merge"
+
+
+# -- load files -----------------------------------------------------------------------------------------
+
+def package_writer(tmp_path: Path, norm: RelationalNormalizer, caps: Any = DUCKDB, file_format: str = "jsonl",
+                   file_max_items: int = 100_000, rotated: list[Any] | None = None) -> PackageWriter:
+    package = LoadPackage(tmp_path / "pkg")
+    (package.root / "new_jobs").mkdir(parents=True)
+    return PackageWriter(package, norm.schema, file_format, caps, file_max_items,
+                         on_rotate=rotated.append if rotated is not None else None)
+
+
+def write(writer: PackageWriter, norm: RelationalNormalizer, data: pa.Table) -> None:
+    for name, table in normalize_arrow(norm, "t", data).items():
+        writer.write_arrow(name, table)
+
+
+def test_parquet_files_rotate_at_file_max_items_and_when_the_table_gains_columns(tmp_path):
+    norm, rotated = normalizer(), []
+    writer = package_writer(tmp_path, norm, file_max_items=5, rotated=rotated)
+    write(writer, norm, pa.table({"id": list(range(7)), "xs": [[1, 2]] * 7}))
+    write(writer, norm, pa.table({"id": [7, 8], "new": ["a", None]}))
+    writer.write("t", [{"_lb_load_id": "load1", "_lb_id": "x", "id": 9}])  # dict rows beside: a jsonl file
+    writer.close()
+    files = sorted(p.name for p in (tmp_path / "pkg" / "new_jobs").iterdir())
+    assert files == ["t.00000.0.parquet", "t.00001.0.parquet", "t.00002.0.parquet", "t.00003.0.jsonl",
+                     "t__xs.00000.0.parquet", "t__xs.00001.0.parquet", "t__xs.00002.0.parquet"]
+    assert [pq.read_table(tmp_path / "pkg" / "new_jobs" / f).num_rows for f in files if f.endswith("parquet")] == \
+        [5, 2, 2, 5, 5, 4]
+    third = pq.read_table(tmp_path / "pkg" / "new_jobs" / "t.00002.0.parquet")
+    assert third.column("new").to_pylist() == ["a", None] and third.schema.field("_lb_id").type == pa.string()
+    assert writer.rows_per_table == {"t": 10, "t__xs": 14}
+    assert writer.rows_per_file["t.00000"] == 5 and writer.rows_per_file["t.00003"] == 1
+    assert [job.path.name for job in rotated] == ["t.00000.0.parquet", "t__xs.00000.0.parquet",
+                                                   "t__xs.00001.0.parquet", "t.00001.0.parquet"]
+
+
+def test_parquet_columns_are_typed_for_the_destination(tmp_path):
+    norm = normalizer(columns={"j": {"data_type": "json"}})
+    writer = package_writer(tmp_path, norm)
+    write(writer, norm, pa.table({"j": pa.array([{"a": [1]}]),
+                                  "ts": pa.array([datetime(2024, 1, 1)], pa.timestamp("ns")),
+                                  "d": pa.array([Decimal("1.5")], pa.decimal128(4, 1))}))
+    writer.close()
+    table = pq.read_table(next((tmp_path / "pkg" / "new_jobs").iterdir()))
+    assert table.schema.field("j").type == pa.string() and json.loads(table.column("j")[0].as_py()) == {"a": [1]}
+    assert table.schema.field("ts").type == pa.timestamp("us", "UTC")
+    assert table.schema.field("d").type == pa.decimal128(4, 1)
+
+
+def test_nul_characters_are_removed_with_one_warning_per_table(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    norm = normalizer(columns={"j": {"data_type": "json"}})
+    writer = package_writer(tmp_path, norm)
+    write(writer, norm, pa.table({"s": ["a\x00b", "ok"], "j": pa.array([{"k": "x\x00y"}, {"k": "\\u0000"}])}))
+    write(writer, norm, pa.table({"s": ["\x00late"], "j": pa.array([{"k\x00": "v"}])}))
+    writer.close()
+    table = pq.read_table(next((tmp_path / "pkg" / "new_jobs").iterdir()))
+    assert table.column("s").to_pylist() == ["ab", "ok", "late"]
+    assert [json.loads(v) for v in table.column("j").to_pylist()] == [{"k": "xy"}, {"k": "\\u0000"}, {"k": "v"}]
+    warned = [r.getMessage() for r in caplog.records if r.name == "common.storage.text_repair"]
+    assert len(warned) == 1 and "'s'" in warned[0] and "'j'" in warned[0], warned
+
+
+def test_a_destination_without_parquet_gets_rows_of_its_format(tmp_path):
+    norm = normalizer(SQLITE, columns={"j": {"data_type": "json"}})
+    writer = package_writer(tmp_path, norm, caps=SQLITE.with_(supported_loader_file_formats=("jsonl",)))
+    write(writer, norm, pa.table({"id": [1, 2], "j": pa.array([{"a": 1}, None]), "xs": [["p"], []]}))
+    writer.close()
+    files = sorted((tmp_path / "pkg" / "new_jobs").iterdir())
+    assert [f.name for f in files] == ["t.00000.0.jsonl", "t__xs.00000.0.jsonl"]
+    rows = [json.loads(line) for line in files[0].read_text().splitlines()]
+    assert [(r["id"], r.get("j")) for r in rows] == [(1, {"a": 1}), (2, None)]
+
+
+def test_json_text_and_unions_load_as_json_and_go_to_a_json_variant_elsewhere():
+    norm = normalizer()
+    union = pa.UnionArray.from_sparse(pa.array([0, 1], pa.int8()), [pa.array([1, 2]), pa.array(["a", "b"])])
+    out = run_arrow(norm, pa.table({"doc": pa.array(['{"a": [1]}', None], pa.json_()), "u": union}))["t"]
+    assert [(r["doc"], r["u"]) for r in out] == [({"a": [1]}, 1), (None, "b")]
+    assert {norm.schema.tables["t"].columns[c].data_type for c in ("doc", "u")} == {"json"}
+    run_arrow(norm, pa.table({"s": ["text"]}))
+    out = run_arrow(norm, pa.table({"s": pa.array(['{"b": 2}'], pa.json_())}))["t"]
+    assert out[0]["s__v_json"] == {"b": 2} and out[0].get("s") is None
