@@ -63,6 +63,28 @@ class SchemaContractViolation(SchemaError):
         )
 
 
+class SourceError(LoadbayError):
+    """Input cannot be read: a missing or malformed file, a glob that matches nothing, an object loadbay
+    does not take. The message names the file and line; ``.path`` and ``.line`` hold them, and the table
+    and pipeline are added once known (the reader does not know them)."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 table: str | None = None, pipeline_name: str | None = None) -> None:
+        self.reason = message
+        self.path = path
+        self.line = line
+        self.table = table
+        self.pipeline_name = pipeline_name
+        where = [f"pipeline {pipeline_name!r}"] if pipeline_name else []
+        where += [f"table {table!r}"] if table else []
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+    def within(self, *, table: str | None = None, pipeline_name: str | None = None) -> SourceError:
+        """The same error, also naming the table and pipeline it was read for."""
+        return type(self)(self.reason, path=self.path, line=self.line, table=self.table or table,
+                          pipeline_name=self.pipeline_name or pipeline_name)
+
+
 class DestinationError(LoadbayError):
     """An error raised while talking to a destination, translated from the driver."""
 

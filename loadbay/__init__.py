@@ -14,6 +14,7 @@ from destinations import resolve_destination
 from loadbay.extract import Resource, resource
 from loadbay.info import JobInfo, LoadInfo, LoadPackageInfo
 from loadbay.pipeline import Pipeline, pipeline
+from loadbay.sources.files import Files, files
 
 __version__ = "0.1.0"
 
@@ -24,5 +25,5 @@ def destination(reference: str | type[Destination], *, credentials: Any = None,
     return resolve_destination(reference, credentials=credentials, destination_name=destination_name, **config)
 
 
-__all__ = ["Destination", "JobInfo", "LoadInfo", "LoadPackageInfo", "Pipeline", "Resource", "destination",
-           "pipeline", "resource"]
+__all__ = ["Destination", "Files", "JobInfo", "LoadInfo", "LoadPackageInfo", "Pipeline", "Resource", "destination",
+           "files", "pipeline", "resource"]

@@ -2,6 +2,8 @@
 
     loadbay load examples/github_events.json --pipeline github_events --table events \\
         --destination duckdb --dataset airflow_events --write-disposition merge --primary-key id
+    loadbay load 'exports/*.csv.gz' --pipeline shop --table orders
+    zcat events.jsonl.gz | loadbay load - --pipeline gh --table events
     loadbay tables github_events --destination duckdb --dataset airflow_events
     loadbay pipeline github_events pending|resume|retry-failed|drop-pending
 
@@ -13,10 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import loadbay
+from common.capabilities import FILE_FORMATS
 from common.exceptions import LoadbayError, PipelineInterrupted
+from loadbay.sources.files import FORMATS
 
 
 def _pipeline(args: argparse.Namespace) -> loadbay.Pipeline:
@@ -45,10 +48,14 @@ def print_tables(pipeline: loadbay.Pipeline) -> None:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    source = loadbay.files(*args.files, format=args.format, csv_delimiter=args.csv_delimiter)
+    table = args.table or source.name
+    if not table:
+        raise LoadbayError("--table is required: stdin, and sources whose names differ, suggest no table name")
     pipeline = _pipeline(args)
     primary_key = args.primary_key.split(",") if args.primary_key and "," in args.primary_key else args.primary_key
-    info = pipeline.run(Path(args.file), table_name=args.table, write_disposition=args.write_disposition,
-                        primary_key=primary_key, loader_file_format=args.format)
+    info = pipeline.run(source, table_name=table, write_disposition=args.write_disposition,
+                        primary_key=primary_key, loader_file_format=args.loader_file_format)
     print(info)
     print_tables(pipeline)
     return 1 if info.has_failed_jobs else 0
@@ -96,13 +103,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dataset", default=None, help="dataset (schema) name; default <pipeline>_dataset")
         p.add_argument("--pipelines-dir", default=None, help="where packages live (default ~/.loadbay/pipelines)")
 
-    load = sub.add_parser("load", help="load a .json or .jsonl file")
-    load.add_argument("file")
+    load = sub.add_parser("load", help="load files (jsonl, ndjson, json, csv, parquet; a glob, a folder or - for stdin)",
+                          description="Load files into one table. Formats by name: .jsonl, .ndjson, .json, .csv, "
+                                      ".parquet, the first four also .gz or .zst compressed. A folder loads the "
+                                      "files in it; a quoted glob ('data/*.csv') is expanded by loadbay; - reads "
+                                      "JSON lines (or --format) from stdin.")
+    load.add_argument("files", nargs="+", metavar="FILE", help="file, folder, glob or - (stdin)")
     load.add_argument("--pipeline", required=True)
-    load.add_argument("--table", default=None, help="table name; default the file name")
+    load.add_argument("--table", default=None, help="table name; default the file's or folder's name")
     load.add_argument("--write-disposition", default="append", choices=["append", "replace", "merge"])
     load.add_argument("--primary-key", default=None, help="column or comma-separated columns")
-    load.add_argument("--format", default=None, help="loader file format; default the destination's")
+    load.add_argument("--format", default=None, choices=list(FORMATS),
+                      help="input format of every file (default: from each file's name; jsonl for stdin)")
+    load.add_argument("--csv-delimiter", default=",", help="field delimiter of csv input (default ,)")
+    load.add_argument("--loader-file-format", default=None, choices=list(FILE_FORMATS),
+                      help="format of the load files loadbay writes; default the destination's preferred one")
     common(load)
     load.set_defaults(func=cmd_load)
 

@@ -1,21 +1,18 @@
-"""Extract: items of any accepted shape → named resources yielding bounded batches of dicts.
+"""Extract: items of any accepted shape → named resources yielding bounded batches.
 
-Accepted: a dict, an iterable or generator of dicts, a pyarrow Table or RecordBatch, a path to a
-``.json`` (array) or ``.jsonl`` file, a ``Resource``, or a list of resources. Batches are small
-and bounded, so a generator of any length streams through with flat memory.
+What is accepted and how each shape is read lives in ``loadbay.sources`` (rows, DataFrames and Arrow
+data, files). A batch is a list of items or an Arrow record batch, never more than ``batch_size`` rows,
+so a generator or a file of any length streams through with flat memory.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import orjson
-
-from common.exceptions import LoadbayError
+from common.exceptions import LoadbayError, SourceError
+from loadbay.sources import iter_batches, source_name
 
 DEFAULT_BATCH_SIZE = 5000
 
@@ -32,8 +29,13 @@ class Resource:
     columns: dict[str, dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[Any]]:
-        return iter_batches(self.data, batch_size)
+    def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Any]:
+        """Lists of items or Arrow record batches of at most ``batch_size`` rows; a source error names
+        this resource's table too."""
+        try:
+            yield from iter_batches(self.data, batch_size)
+        except SourceError as exc:
+            raise exc.within(table=self.name) from exc
 
 
 def resource(data: Any, name: str | None = None, *, write_disposition: str | dict[str, str] | None = None,
@@ -47,8 +49,9 @@ def resource(data: Any, name: str | None = None, *, write_disposition: str | dic
 
 
 def _name_of(data: Any) -> str | None:
-    if isinstance(data, Path):
-        return data.name.split(".")[0]
+    named = source_name(data)
+    if named:
+        return named
     for attr in ("__name__", "gi_code"):
         value = getattr(data, attr, None)
         if isinstance(value, str):
@@ -66,58 +69,10 @@ def as_resources(data: Any, table_name: str | None) -> list[Resource]:
         return list(data)
     name = table_name or _name_of(data)
     if not name:
-        raise LoadbayError("table_name is required for data that has no name (a list, an iterator or a "
-                           "dict); pass table_name=... or wrap it in loadbay.resource(data, name=...)")
+        raise LoadbayError("table_name is required for data that has no name (a list, an iterator, a dict, a "
+                           "DataFrame, Arrow data, stdin); pass table_name=... or wrap it in "
+                           "loadbay.resource(data, name=...)")
     return [Resource(data, name)]
 
 
-def iter_batches(data: Any, batch_size: int) -> Iterator[Any]:
-    if isinstance(data, dict):
-        yield [data]
-        return
-    if isinstance(data, (str, bytes)):
-        raise LoadbayError(f"cannot load a bare {type(data).__name__}; pass rows (dicts) or a pathlib.Path "
-                           "to a .json or .jsonl file")
-    if isinstance(data, Path):
-        yield from _file_batches(data, batch_size)
-        return
-    arrow = _arrow_batches(data, batch_size)
-    if arrow is not None:
-        yield from arrow
-        return
-    if isinstance(data, (list, tuple)):
-        for start in range(0, len(data), batch_size):
-            yield list(data[start:start + batch_size])
-        return
-    if not isinstance(data, Iterable):
-        raise LoadbayError(f"cannot load {type(data).__name__}: expected dicts, an iterable of dicts, "
-                           "a pyarrow Table or a path to a json/jsonl file")
-    iterator = iter(data)
-    while batch := list(itertools.islice(iterator, batch_size)):
-        yield batch
-
-
-def _arrow_batches(data: Any, batch_size: int) -> Iterator[list[dict[str, Any]]] | None:
-    module = type(data).__module__
-    if not module.startswith("pyarrow"):
-        return None
-    if hasattr(data, "to_batches"):
-        return iter(data.to_batches(max_chunksize=batch_size))
-    if hasattr(data, "to_pylist"):
-        return iter([data])
-    return None
-
-
-def _file_batches(path: Path, batch_size: int) -> Iterator[list[Any]]:
-    if not path.exists():
-        raise LoadbayError(f"file {path} does not exist")
-    if path.suffix == ".jsonl":
-        with open(path, "rb") as f:
-            while lines := list(itertools.islice(f, batch_size)):
-                yield [orjson.loads(line) for line in lines if line.strip()]
-        return
-    if path.suffix == ".json":
-        items = orjson.loads(path.read_bytes())
-        yield from iter_batches(items if isinstance(items, list) else [items], batch_size)
-        return
-    raise LoadbayError(f"file {path}: only .json and .jsonl files can be loaded directly")
+__all__ = ["DEFAULT_BATCH_SIZE", "Resource", "as_resources", "iter_batches", "resource"]

@@ -19,7 +19,7 @@ from common.capabilities import FILE_FORMATS, DestinationCapabilities
 from common.configuration import resolve
 from common.destination import STAGING_SUFFIX, Destination, DestinationConfig
 from common.exceptions import (ConfigurationError, DestinationError, DestinationUndefinedRelation, LoadbayError,
-                               PipelineInterrupted, PipelineStepFailed)
+                               PipelineInterrupted, PipelineStepFailed, SourceError)
 from common.schema import naming
 from common.schema.contracts import SchemaContract
 from common.schema.types import Schema
@@ -219,11 +219,15 @@ class Pipeline:
             raise PipelineStepFailed(self.pipeline_name, "restore schema", None, exc) from exc
         started = time.monotonic()
         with fewer_gc_passes():
-            package, schema = normalize(
-                resources, self.schema, self.capabilities, self.storage, file_format=file_format,
-                contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
-                file_max_items=self.settings.file_max_items, early_loader=self._early_loader(),
-                save_schema=self._save_schema, stop=stop, atomic_appends=self.settings.atomic_appends)
+            try:
+                package, schema = normalize(
+                    resources, self.schema, self.capabilities, self.storage, file_format=file_format,
+                    contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
+                    file_max_items=self.settings.file_max_items, early_loader=self._early_loader(),
+                    save_schema=self._save_schema, stop=stop, atomic_appends=self.settings.atomic_appends,
+                columnar=loader_file_format in (None, "parquet"))
+            except SourceError as exc:  # a malformed file, a missing one: name the pipeline too
+                raise exc.within(pipeline_name=self.pipeline_name) from exc
         self._save_schema(schema)
         info.timings["normalize"] = time.monotonic() - started
         return package

@@ -177,7 +177,9 @@ def test_a_damaged_package_names_itself_and_the_command_that_drops_it(isolated_e
 def test_a_failed_job_is_listed_with_its_error_and_retried_after_the_fix(isolated_env: Path) -> None:
     """A package with a failed job stays on disk; the CLI says which file failed, why, and what to run."""
     _events(isolated_env / "events.jsonl", count=10)
-    assert _load(isolated_env, env={"LOADBAY_CRASH_AT": "normalize.committed"}).returncode == -9
+    # jsonl load files (a file by path is Arrow data, written as parquet unless the run names a format)
+    assert _load(isolated_env, "--loader-file-format", "jsonl",
+                 env={"LOADBAY_CRASH_AT": "normalize.committed"}).returncode == -9
     [package] = list((isolated_env / "pipes" / "gh" / "packages").iterdir())
     [job] = list((package / "new_jobs").glob("events.*"))
     good = job.read_bytes()

@@ -1,0 +1,150 @@
+"""CSV and Parquet files → Arrow record batches, read by Arrow's streaming readers.
+
+CSV (``pyarrow.csv.open_csv``, block by block): the first row names the columns; an unquoted empty field
+is NULL, a quoted one ``""`` the empty string; quoted values may span lines. Arrow types each column from
+the first block (int64, float64, bool, date, timestamp, text). A later value that does not fit its
+column's type does not fail the load: the rest of the file (from the first row not yet handed on) is read
+again with that column widened (an int64 column to float64 where the value is a number, to text
+otherwise; an all-empty column is typed afresh). A malformed row raises ``SourceError`` naming the file
+and line, found by Python's csv module on the error path only.
+
+Parquet (``ParquetFile.iter_batches``): row group by row group, in batches; nothing to infer.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from common.exceptions import SourceError
+from loadbay.sources.arrow import plain
+
+BLOCK_BYTES = 1 << 20
+_COLUMN = re.compile(r"In CSV column #(\d+)")
+_VALUE = re.compile(r"invalid value '(.*)'", re.S)
+
+
+def _open(path: Path, compression: str | None) -> pa.NativeFile:
+    return pa.input_stream(str(path), compression=compression)
+
+
+def csv_batches(path: Path, batch_size: int, *, compression: str | None = None, delimiter: str = ",",
+                display: str | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of at most ``batch_size`` rows of a CSV file; see the module doc."""
+    display = display or str(path)
+    done = 0  # rows handed on so far
+    forced: dict[str, pa.DataType] = {}  # columns widened after a value did not fit
+    types: dict[str, pa.DataType] = {}  # every column's type as last read
+    while True:
+        progress_at_start = done
+        try:
+            reader = pacsv.open_csv(
+                _open(path, compression),
+                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=done),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(column_types=forced, null_values=[""], strings_can_be_null=True,
+                                                     quoted_strings_can_be_null=False))
+            _check_header(reader.schema, path, compression, display)
+            types = {f.name: f.type for f in reader.schema}
+            for block in reader:
+                for start in range(0, block.num_rows, batch_size):
+                    batch = block.slice(start, batch_size)
+                    done += batch.num_rows
+                    yield batch
+            return
+        except pa.ArrowInvalid as exc:
+            message = str(exc)
+            if "Empty CSV file" in message:
+                return
+            column_number = _COLUMN.search(message)
+            if not types or column_number is None or "conversion error" not in message:
+                raise _malformed(path, compression, delimiter, display, exc) from exc
+            column = list(types)[int(column_number.group(1))]
+            current = forced.get(column, types[column])  # a forced type may fail as the reader opens
+            if pa.types.is_string(current) or pa.types.is_large_string(current):  # bytes that are not UTF-8
+                raise _bad_text(path, compression, display, column, exc) from exc
+            value = _VALUE.search(message)
+            widened = _widened(current, value.group(1) if value else "")
+            if widened is None and done == progress_at_start:
+                widened = pa.string()  # typed afresh and still no fit: take it as text
+            if widened is None:
+                forced.pop(column, None)
+            else:
+                forced[column] = widened
+
+
+def _check_header(schema: pa.Schema, path: Path, compression: str | None, display: str) -> None:
+    """Column names must be unique; a column Arrow typed as binary holds text that is not UTF-8."""
+    seen: set[str] = set()
+    for name in schema.names:
+        if name in seen:
+            raise SourceError(f"file {display}, line 1: the header names column {name!r} twice", path=display,
+                              line=1)
+        seen.add(name)
+    binary = [f.name for f in schema if pa.types.is_binary(f.type)]
+    if binary:
+        raise _bad_text(path, compression, display, binary[0], None)
+
+
+def _widened(current: pa.DataType, value: str) -> pa.DataType | None:
+    """The type to read a column as once ``value`` did not fit ``current``; None: infer it afresh."""
+    if pa.types.is_null(current):
+        return None
+    if pa.types.is_integer(current):
+        try:
+            float(value)
+            return pa.float64()
+        except ValueError:
+            pass
+    return pa.string()
+
+
+def _text_lines(path: Path, compression: str | None) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BufferedReader(_open(path, compression)), encoding="utf-8", newline="")  # type: ignore[arg-type]
+
+
+def _malformed(path: Path, compression: str | None, delimiter: str, display: str, exc: Exception) -> SourceError:
+    """A ``SourceError`` naming the first line whose number of fields differs from the header's."""
+    try:
+        with _text_lines(path, compression) as f:
+            rows = csv.reader(f, delimiter=delimiter)
+            header = next(rows, [])
+            for row in rows:
+                if row and len(row) != len(header):
+                    return SourceError(f"file {display}, line {rows.line_num}: malformed CSV: {len(row)} field(s) "
+                                       f"where the header has {len(header)}", path=display, line=rows.line_num)
+    except (UnicodeDecodeError, csv.Error):
+        pass
+    return SourceError(f"file {display}: malformed CSV: {exc}", path=display)
+
+
+def _bad_text(path: Path, compression: str | None, display: str, column: str, exc: Exception | None) -> SourceError:
+    """A ``SourceError`` naming the first line that is not UTF-8 (what a text column cannot take)."""
+    with io.BufferedReader(_open(path, compression)) as f:  # type: ignore[arg-type]
+        for number, line in enumerate(f, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return SourceError(f"file {display}, line {number}: column {column!r} is not UTF-8 text ({bad.reason} "
+                                   f"at byte {bad.start}); convert the file to UTF-8 first, e.g. with iconv",
+                                   path=display, line=number)
+    return SourceError(f"file {display}: column {column!r} is not UTF-8 text{f': {exc}' if exc else ''}", path=display)
+
+
+def parquet_batches(path: Path, batch_size: int, *, display: str | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of a Parquet file, row group by row group."""
+    display = display or str(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"file {display}: not a readable Parquet file ({exc})", path=display) from exc
+    with parquet:
+        for batch in parquet.iter_batches(batch_size=batch_size):
+            yield plain(batch)

@@ -1,0 +1,367 @@
+"""JSON Lines and JSON files → Arrow record batches, read by DuckDB's ``read_json`` (C++, in parallel).
+
+The rows must come out as the same Python objects ``json.loads`` would give, typed the way the dict path
+types them, so a file by path loads exactly as its parsed rows would. How a file is read:
+
+1. DuckDB decides columns and types from a sample of rows (``SAMPLE_ROWS``; objects become STRUCTs,
+   arrays LISTs; map inference is off, so an object always becomes columns, as with dict rows) and
+   streams record batches. A later row with a new key or another type stops the stream (DuckDB does not
+   drop it).
+2. Then the rest of the file, from the first row not yet handed on, is read again with types decided over
+   the whole file (two passes, only for such files).
+3. Leaves DuckDB cannot type (only NULLs or empty lists in the sample, or values of several kinds) are
+   read as JSON text and must hold no value; one that does, once the types come from the whole file,
+   sends the rest of the file to Python rows, which load exactly as those dicts would (variant columns
+   and all).
+4. Numbers DuckDB would read as DOUBLE (or as integers past BIGINT) are read as JSON text and typed per
+   batch in Arrow as each value is in Python: int64, or float64 for a fraction or exponent, so an integer
+   is never rounded through a double. A batch where such a key holds numbers of both kinds (1 and 1.5:
+   the dict path types them apart, as a bigint column and a variant), numbers and strings, or an integer
+   beyond 64 bits (a decimal sized by the destination) goes on as Python rows, its numbers parsed as
+   ``json.loads`` parses them; the next batch is columnar again.
+
+Rows come out in file order. Memory is bounded by DuckDB's buffers and one batch. A ``.json`` document is
+read by DuckDB as well (``format='auto'``: an array of objects, one object, or JSON lines); only the
+Python rows of a ``.json`` document need the whole document in memory. A malformed file raises
+``SourceError`` with the file and the line, found by parsing it in Python (on the error path only; what
+Python parses and DuckDB refuses, such as NaN, goes on as Python rows).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.exceptions import SourceError
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_ROWS = 20480
+"""Rows DuckDB decides the types from (its default); a row past them that does not fit costs a second pass."""
+_INTEGER = r"^-?[0-9]+$"
+_NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+_NUMBER_TYPES = ("double", "ubigint", "hugeint", "uhugeint")  # read as JSON text, typed per batch
+_Path = tuple[str | None, ...]  # field names from the top; None steps into a list's elements
+
+
+class _Untyped(Exception):
+    """A value DuckDB's types cannot hold: read on with types from the whole file, or (``python``, or
+    when they came from the whole file already) as Python rows."""
+
+    def __init__(self, reason: str, *, python: bool = False) -> None:
+        super().__init__(reason)
+        self.python = python
+
+
+def json_batches(path: Path, batch_size: int, *, fmt: str = "jsonl", compression: str | None = None,
+                 display: str | None = None, first_line: int = 1) -> Iterator[pa.RecordBatch | list[Any]]:
+    """Record batches of a JSON Lines (``fmt`` jsonl/ndjson) or JSON file; see the module doc.
+
+    ``display`` names the file in errors (``<stdin>`` for a chunk of it), ``first_line`` is the line
+    number of the file's first line there.
+    """
+    yield from _Reader(path, fmt, compression, display or str(path), first_line).batches(batch_size)
+
+
+class _Reader:
+    def __init__(self, path: Path, fmt: str, compression: str | None, display: str, first_line: int) -> None:
+        self.path = path
+        self.format = "newline_delimited" if fmt in ("jsonl", "ndjson") else "auto"
+        self.compression = compression or "none"
+        self.display = display
+        self.first_line = first_line
+
+    def batches(self, batch_size: int) -> Iterator[pa.RecordBatch | list[Any]]:
+        with _literal_path(self.path) as duck_path:
+            yield from self._batches(duck_path, batch_size)
+
+    def _batches(self, duck_path: Path, batch_size: int) -> Iterator[pa.RecordBatch | list[Any]]:
+        done = 0  # rows handed on so far
+        for whole_file in (False, True):
+            try:
+                for batch in self._duckdb_batches(duck_path, batch_size, whole_file=whole_file, offset=done):
+                    done += len(batch) if isinstance(batch, list) else batch.num_rows
+                    yield batch
+                return
+            except _Untyped as exc:
+                python = whole_file or exc.python
+                logger.info("file %s: %s after row %d; reading on %s", self.display, exc, done,
+                            "as Python rows" if python else "with types from the whole file")
+                if python:
+                    break
+        yield from python_rows(self.path, batch_size, fmt=self.format, compression=self.compression,
+                               display=self.display, first_line=self.first_line, skip=done)
+
+    def _duckdb_batches(self, duck_path: Path, batch_size: int, *, whole_file: bool,
+                        offset: int) -> Iterator[pa.RecordBatch | list[Any]]:
+        con = duckdb.connect()
+        try:
+            relation, numbers, untyped = self._bind(con, duck_path, whole_file=whole_file, offset=offset)
+            stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader  # DuckDB 2 / 1.x
+            for batch in stream(batch_size):
+                if numbers or untyped:
+                    batch = _typed_leaves(batch, numbers, untyped)
+                yield batch  # type: ignore[misc] - a list of rows where numbers of several kinds met
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:  # errors inside the stream come as Arrow's
+            message = str(exc)
+            if "Malformed JSON" in message or "JSON parse error" in message:
+                raise self._malformed(exc) from exc
+            if "JSON transform error" in message or "Could not convert" in message or "expected records" in message:
+                raise _Untyped(message.splitlines()[0], python="expected records" in message) from exc
+            raise SourceError(f"file {self.display}: cannot be read as JSON: {message}", path=self.display) from exc
+        finally:
+            con.close()
+
+    def _bind(self, con: duckdb.DuckDBPyConnection, duck_path: Path, *, whole_file: bool,
+              offset: int) -> tuple[duckdb.DuckDBPyRelation, list[_Path], list[_Path]]:
+        """The relation reading the file from row ``offset`` with types from a sample or the whole file;
+        the paths of its DOUBLE leaves and of its untyped ones (NULL or JSON: no value, or values of
+        several kinds), both read as JSON text."""
+        params = {"p": str(duck_path), "format": self.format, "compression": self.compression,
+                  "sample": -1 if whole_file else SAMPLE_ROWS, "offset": offset}
+        query = ("SELECT * FROM read_json($p, format := $format, compression := $compression, records := 'true', "
+                 "map_inference_threshold := -1, sample_size := $sample{columns}) OFFSET $offset")
+        relation = con.sql(query.format(columns=""), params=params)
+        numbers: list[_Path] = []
+        untyped: list[_Path] = []
+        columns = {name: _spec(t, (name,), numbers, untyped) for name, t in zip(relation.columns, relation.types)}
+        if not numbers and not untyped:
+            return relation, [], []
+        relation = con.sql(query.format(columns=", columns := $columns"), params={**params, "columns": columns})
+        return relation, numbers, untyped
+
+    def _malformed(self, exc: Exception) -> Exception:
+        """A ``SourceError`` at the first line Python cannot parse (DuckDB's line count is off); where Python
+        parses it all (NaN, Infinity), ``_Untyped``: the file goes on as Python rows."""
+        found = find_malformed(self.path, fmt=self.format, compression=self.compression)
+        if found is None:
+            return _Untyped(f"DuckDB refused what Python reads ({str(exc).splitlines()[0]})", python=True)
+        line, reason = found
+        line += self.first_line - 1
+        return SourceError(f"file {self.display}, line {line}: malformed JSON ({reason})", path=self.display,
+                           line=line)
+
+
+@contextmanager
+def _literal_path(path: Path) -> Iterator[Path]:
+    """``path``, or a link to it whose name DuckDB does not take for a glob (``*``, ``?``, ``[``)."""
+    if not any(ch in str(path) for ch in "*?["):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="loadbay-json-") as tmp:
+        link = Path(tmp) / f"input{''.join(path.suffixes[-2:])}"
+        link.symlink_to(path.resolve())
+        yield link
+
+
+def _spec(t: duckdb.DuckDBPyType, path: _Path, numbers: list[_Path], untyped: list[_Path]) -> str:
+    """DuckDB type text of ``t`` with number leaves that may not be exact (DOUBLE, and the integers past
+    BIGINT) and untyped leaves read as JSON text (their paths noted)."""
+    kind = t.id
+    if kind in _NUMBER_TYPES:
+        numbers.append(path)
+        return "JSON"
+    if kind == "null" or str(t) == "JSON":
+        untyped.append(path)
+        return "JSON"
+    if kind == "struct":
+        fields = ", ".join(f'"{name.replace(chr(34), chr(34) * 2)}" {_spec(child, (*path, name), numbers, untyped)}'
+                           for name, child in t.children)
+        return f"STRUCT({fields})"
+    if kind == "list":
+        (_, child), = t.children
+        return f"{_spec(child, (*path, None), numbers, untyped)}[]"
+    return str(t)
+
+
+# -- leaves typed per batch ------------------------------------------------------------------------
+
+class _MixedNumbers(Exception):
+    """Numbers of several Python kinds under one key in a batch (1 and 1.5, or a number and a string)."""
+
+
+def _typed_leaves(batch: pa.RecordBatch, numbers: list[_Path], untyped: list[_Path]) -> pa.RecordBatch | list[Any]:
+    """``batch`` with untyped leaves, which must hold no value (else ``_Untyped``), as Arrow nulls, and number
+    leaves typed by ``number_array``; where one holds numbers of several kinds, the batch as Python rows
+    with each number as ``json.loads`` reads it (the dict path types such values apart)."""
+    arrays = list(batch.columns)
+    for paths, leaf in ((untyped, _no_values), (numbers, number_array)):
+        for path in paths:
+            index = batch.schema.get_field_index(path[0])  # type: ignore[arg-type]
+            try:
+                arrays[index] = _replace_leaf(arrays[index], path[1:], leaf)
+            except _MixedNumbers:
+                return _python_batch(batch, numbers)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+def _python_batch(batch: pa.RecordBatch, numbers: list[_Path]) -> list[Any]:
+    """The rows of ``batch`` as dicts, the JSON texts of number leaves parsed."""
+    rows = batch.to_pylist()
+    for path in numbers:
+        for row in rows:
+            _parse_at(row, path)
+    return rows
+
+
+def _parse_at(value: Any, path: _Path) -> Any:
+    """``value`` with the JSON texts at ``path`` (from here down) parsed, in place where it is a container."""
+    if value is None:
+        return None
+    if not path:
+        return loads(value.encode())
+    step, rest = path[0], path[1:]
+    if step is None:
+        value[:] = [_parse_at(item, rest) for item in value]
+    else:
+        value[step] = _parse_at(value[step], rest)
+    return value
+
+
+def _no_values(array: pa.Array) -> pa.Array:
+    if array.null_count != len(array):
+        raise _Untyped("a key DuckDB could not type holds a value")
+    return pa.nulls(len(array))
+
+
+def _replace_leaf(array: pa.Array, path: _Path, leaf: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``array`` with the leaf at ``path`` (inside structs and lists) replaced by ``leaf(values)``."""
+    if not path:
+        return leaf(array)
+    step, rest = path[0], path[1:]
+    mask = array.is_null() if array.null_count else None
+    if step is None:  # into the elements of a list
+        offsets = array.offsets
+        first, last = offsets[0].as_py(), offsets[-1].as_py()
+        values = _replace_leaf(array.values.slice(first, last - first), rest, leaf)
+        if first:
+            offsets = pc.subtract(offsets, offsets[0])
+        return pa.ListArray.from_arrays(offsets, values, mask=mask)
+    names = [array.type.field(i).name for i in range(array.type.num_fields)]
+    children = [array.field(i) for i in range(len(names))]
+    position = array.type.get_field_index(step)
+    children[position] = _replace_leaf(children[position], rest, leaf)
+    return pa.StructArray.from_arrays(children, names=names, mask=mask)
+
+
+def number_array(text: pa.Array) -> pa.Array:
+    """JSON number texts as the Arrow type of what each is in Python: int64 (all integers that fit) or
+    float64 (all with a fraction or exponent). Raises ``_MixedNumbers`` where they are of both kinds, not
+    all numbers, or hold an integer beyond 64 bits (the dict path sizes its decimal column by the
+    destination's precision, which the reader does not know)."""
+    text = text.cast(pa.string())
+    if text.null_count == len(text):
+        return pa.nulls(len(text))
+    if not pc.all(pc.match_substring_regex(text, _NUMBER)).as_py():
+        raise _MixedNumbers
+    integers = pc.match_substring_regex(text, _INTEGER)
+    if not pc.any(integers).as_py():
+        return pc.cast(text, pa.float64())
+    if not pc.all(integers).as_py():
+        raise _MixedNumbers
+    try:
+        return pc.cast(text, pa.int64())
+    except pa.ArrowInvalid:
+        raise _MixedNumbers from None
+
+
+# -- the Python way: fallback rows and finding malformed lines ---------------------------------------
+
+def _open(path: Path, compression: str) -> io.BufferedReader:
+    stream = pa.input_stream(str(path), compression=None if compression == "none" else compression)
+    return io.BufferedReader(stream, buffer_size=1 << 20)  # type: ignore[arg-type]
+
+
+def loads(text: bytes) -> Any:
+    """One JSON document as the Python objects ``json.loads`` gives: by orjson (fast), except where orjson
+    would differ: an integer of 19 digits or more (orjson reads those past 64 bits as floats), or what
+    orjson refuses and ``json`` takes (NaN, Infinity, 1e400). Raises ValueError for malformed text."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+def python_rows(path: Path, batch_size: int, *, fmt: str, compression: str, display: str, first_line: int = 1,
+                skip: int = 0) -> Iterator[list[Any]]:
+    """Rows parsed in Python (``loads``), after the first ``skip`` (those went on already), in batches."""
+    if fmt == "auto":
+        with _open(path, compression) as f:
+            data = f.read()
+        try:
+            document = loads(data)
+        except ValueError:
+            pass  # JSON lines in a .json file, or malformed: read line by line
+        else:
+            items = document if isinstance(document, list) else [document]
+            for start in range(skip, len(items), batch_size):
+                yield items[start:start + batch_size]
+            return
+        del data
+    batch: list[Any] = []
+    seen = 0
+    with _open(path, compression) as f:
+        for number, line in enumerate(f, first_line):
+            if not line.strip():
+                continue
+            seen += 1
+            if seen <= skip:
+                continue
+            try:
+                batch.append(loads(line))
+            except ValueError as exc:
+                raise SourceError(f"file {display}, line {number}: malformed JSON ({_reason(exc)})", path=display,
+                                  line=number) from exc
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def find_malformed(path: Path, *, fmt: str, compression: str) -> tuple[int, str] | None:
+    """``(line, reason)`` of the first place Python cannot parse, or None when it parses it all."""
+    if fmt == "auto":
+        with _open(path, compression) as f:
+            data = f.read()
+        try:
+            loads(data)
+            return None
+        except ValueError as exc:
+            whole = exc
+        if data.lstrip()[:1] not in (b"[", b""):  # maybe JSON lines: the first bad line says more
+            found = find_malformed(path, fmt="newline_delimited", compression=compression)
+            if found is not None and found[0] > 1:
+                return found
+        return getattr(whole, "lineno", 1), _reason(whole)
+    with _open(path, compression) as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    loads(line)
+                except ValueError as exc:
+                    return number, _reason(exc)
+    return None
+
+
+def _reason(exc: ValueError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8: {exc.reason} at byte {exc.start}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}" if exc.colno else exc.msg
+    return str(exc)

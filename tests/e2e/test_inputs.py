@@ -1,0 +1,215 @@
+"""The data users bring, loaded end to end on every built-in destination: pandas and polars frames, Arrow
+objects, and files by path (every format, compressed, a folder, a glob), each checked by the rows the
+destination holds afterwards. A malformed file stops the run naming pipeline, table, file and line, and
+leaves nothing loaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+import loadbay
+from common.exceptions import DestinationError, SourceError
+from destinations.testing.conformance.helpers import (as_bool, as_int, as_utc, count, ident, load_sample, query,
+                                                      run_ok)
+
+UTC = timezone.utc
+
+
+def by_id(p: loadbay.Pipeline, table: str, *columns: str) -> dict[int, tuple[Any, ...]]:
+    """``{id: (column values...)}`` of ``table``."""
+    names = ", ".join(ident(p, c) for c in ("id", *columns))
+    return {as_int(row[0]): tuple(row[1:]) for row in query(p, f"SELECT {names} FROM {ident(p, table)}")}
+
+
+def rows_or_none(p: loadbay.Pipeline, table: str) -> int | None:
+    """Rows in ``table``, or None when the destination has no such table."""
+    try:
+        return count(p, table)
+    except DestinationError:
+        return None
+
+
+# -- DataFrames and Arrow --------------------------------------------------------------------------
+
+def test_pandas_frame_loads_its_values_nulls_and_named_index(make_pipeline):
+    pd = pytest.importorskip("pandas")
+    np = pytest.importorskip("numpy")
+    p = make_pipeline(batch_size=2)  # three batches
+    df = pd.DataFrame({
+        "id": [1, 2, 3, 4],
+        "f": [1.5, np.nan, -2.25, 0.0],
+        "i": pd.array([10, None, 30, 40], dtype="Int64"),
+        "b": pd.array([True, None, False, True], dtype="boolean"),
+        "s": pd.array(["a", None, "c", "ü"], dtype="string"),
+        "cat": pd.Categorical(["x", "y", None, "x"]),
+        "tz": pd.to_datetime(["2024-01-01T00:00:00Z", None, "2024-06-01T12:30:00+02:00", "2024-01-02T00:00:00Z"],
+                             utc=True),
+        "naive": [pd.Timestamp("2024-03-01 01:02:03.456789"), pd.NaT, pd.Timestamp("2024-03-03"), pd.NaT],
+    }).set_index("id")  # a named index: loaded as the column id
+    run_ok(p, df, table_name="frame")
+
+    got = by_id(p, "frame", "f", "i", "b", "s", "cat", "tz", "naive")
+    assert set(got) == {1, 2, 3, 4}
+    assert {k: v[0] for k, v in got.items()} == {1: 1.5, 2: None, 3: -2.25, 4: 0.0}
+    assert {k: as_int(v[1]) for k, v in got.items()} == {1: 10, 2: None, 3: 30, 4: 40}
+    assert {k: None if v[2] is None else as_bool(v[2]) for k, v in got.items()} == {1: True, 2: None, 3: False, 4: True}
+    assert {k: v[3] for k, v in got.items()} == {1: "a", 2: None, 3: "c", 4: "ü"}
+    assert {k: v[4] for k, v in got.items()} == {1: "x", 2: "y", 3: None, 4: "x"}
+    assert {k: as_utc(v[5]) for k, v in got.items()} == {
+        1: datetime(2024, 1, 1, tzinfo=UTC), 2: None, 3: datetime(2024, 6, 1, 10, 30, tzinfo=UTC),
+        4: datetime(2024, 1, 2, tzinfo=UTC)}
+    assert as_utc(got[1][6]) == datetime(2024, 3, 1, 1, 2, 3, 456789, tzinfo=UTC) and got[2][6] is None
+
+
+def test_polars_frames_and_arrow_objects_load_into_their_tables(make_pipeline, tmp_path):
+    pl = pytest.importorskip("polars")
+    p = make_pipeline(batch_size=2)
+    table = pa.table({"id": [1, 2, 3], "name": ["a", None, "c"]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    resources = [
+        loadbay.resource(pl.DataFrame({"id": [1, 2, 3], "name": ["a", None, "c"]}), name="eager"),
+        loadbay.resource(pl.LazyFrame({"id": [1, 2, 3, 4]}).filter(pl.col("id") > 1)
+                         .with_columns(name=pl.lit("lazy")), name="lazy"),
+        loadbay.resource(table, name="arrow_table"),
+        loadbay.resource(pa.RecordBatchReader.from_batches(table.schema, table.to_batches()), name="arrow_reader"),
+        loadbay.resource(pads.dataset(tmp_path / "t.parquet"), name="arrow_dataset"),
+    ]
+    run_ok(p, resources)
+    expected = {1: ("a",), 2: (None,), 3: ("c",)}
+    for name in ("eager", "arrow_table", "arrow_reader", "arrow_dataset"):
+        assert by_id(p, name, "name") == expected, name
+    assert by_id(p, "lazy", "name") == {2: ("lazy",), 3: ("lazy",), 4: ("lazy",)}
+
+
+def test_a_frame_resource_merges_by_its_primary_key(make_pipeline):
+    pd = pytest.importorskip("pandas")
+    p = make_pipeline()
+    first = pd.DataFrame({"id": [1, 2], "v": ["one", "two"]})
+    run_ok(p, loadbay.resource(first, name="users", write_disposition="merge", primary_key="id"))
+    second = pd.DataFrame({"id": [2, 3], "v": ["TWO", "three"]})
+    run_ok(p, loadbay.resource(second, name="users", write_disposition="merge", primary_key="id"))
+    assert by_id(p, "users", "v") == {1: ("one",), 2: ("TWO",), 3: ("three",)}
+
+
+# -- files -----------------------------------------------------------------------------------------
+
+ROWS = [{"id": i, "name": f"name {i}, \"quoted\"", "amount": i + 0.25,
+         "at": datetime(2024, 1, 1 + i % 28, 12, 0, i % 60, tzinfo=UTC)} for i in range(27)]
+
+
+def _iso(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "at": row["at"].isoformat().replace("+00:00", "Z")}
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(_iso(r)) + "\n" for r in rows).encode()
+
+
+def _csv(rows: list[dict[str, Any]]) -> bytes:
+    def field(value: Any) -> str:
+        text = str(value)
+        return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+    lines = ["id,name,amount,at"] + [",".join(field(v) for v in _iso(r).values()) for r in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write_every_format(folder: Path) -> None:
+    """Three rows of ``ROWS`` per file, in every format loadbay reads by name."""
+    zstd = pytest.importorskip("zstandard")
+    part = iter(ROWS[i:i + 3] for i in range(0, len(ROWS), 3))
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes(_jsonl(next(part)))
+    (folder / "b.ndjson").write_bytes(_jsonl(next(part)))
+    (folder / "c.json").write_text(json.dumps([_iso(r) for r in next(part)], indent=1))
+    (folder / "d.json").write_text(json.dumps(_iso(next(part)[0])))  # a single object: one row
+    (folder / "e.csv").write_bytes(_csv(next(part)))
+    pq.write_table(pa.Table.from_pylist(next(part)), folder / "f.parquet")
+    (folder / "g.jsonl.gz").write_bytes(gzip.compress(_jsonl(next(part))))
+    (folder / "h.json.zst").write_bytes(zstd.ZstdCompressor().compress(json.dumps([_iso(r) for r in next(part)]).encode()))
+    (folder / "i.csv.gz").write_bytes(gzip.compress(_csv(next(part))))
+
+
+def test_a_folder_of_every_format_loads_into_one_table(make_pipeline, tmp_path):
+    p = make_pipeline(batch_size=2)
+    write_every_format(tmp_path / "exports")
+    expected = {r["id"]: r for r in ROWS if r["id"] not in (10, 11)}  # d.json holds one object of its three
+    run_ok(p, tmp_path / "exports")  # the table is named after the folder
+    got = by_id(p, "exports", "name", "amount", "at")
+    assert set(got) == set(expected)
+    for key, (name, amount, at) in got.items():
+        assert (name, float(amount), as_utc(at)) == (expected[key]["name"], expected[key]["amount"],
+                                                     expected[key]["at"]), key
+
+
+def test_a_glob_of_sample_files_merges_into_one_table(make_pipeline, data_dir, tmp_path):
+    events = load_sample("github_events.json")
+    half = len(events) // 2
+    (tmp_path / "events-1.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events[:half]))
+    (tmp_path / "events-2.json.gz").write_bytes(gzip.compress(json.dumps(events[half:]).encode()))
+    p = make_pipeline()
+    source = loadbay.files(str(tmp_path / "events-*"))
+    run_ok(p, loadbay.resource(source, write_disposition="merge", primary_key="id"))
+    run_ok(p, loadbay.resource(loadbay.files(str(tmp_path / "events-2*")), name="events",
+                               write_disposition="merge", primary_key="id"))  # the same rows again: replaced
+    assert count(p, "events") == len({e["id"] for e in events})
+    commits = sum(len(e["payload"].get("commits", [])) for e in events)
+    assert count(p, "events__payload__commits") == commits
+    assert {as_int(r[0]) for r in query(p, f"SELECT {ident(p, 'actor__id')} FROM {ident(p, 'events')}")} == \
+        {e["actor"]["id"] for e in events}
+
+
+def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make_pipeline, tmp_path):
+    p = make_pipeline(batch_size=2)
+    folder = tmp_path / "events"
+    folder.mkdir()
+    (folder / "a.jsonl").write_bytes(_jsonl(ROWS[:5]))
+    (folder / "b.jsonl").write_bytes(_jsonl(ROWS[5:7]) + b'{"id": 7, "name": }\n' + _jsonl(ROWS[8:9]))
+    with pytest.raises(SourceError) as caught:
+        p.run(folder)
+    message = str(caught.value)
+    assert message.startswith("pipeline 'test_pipeline', table 'events': file ") and "b.jsonl, line 3:" in message
+    assert caught.value.line == 3
+    assert rows_or_none(p, "events") in (None, 0)
+    assert p.pending_packages() == []
+
+
+# -- JSON files load exactly as their parsed rows ----------------------------------------------------
+
+def _tricky_rows(kind: str) -> list[dict[str, Any]]:
+    """Rows whose types change after DuckDB's sample (set to 5 rows in the test)."""
+    if kind == "columnar":  # read as Arrow throughout: new keys late, a key null until late, big integers
+        return [{"id": i, "s": {"x": i}, "later": None, "tags": [], "big": 2**70 + i, "f": i + 0.5} for i in range(12)] + \
+            [{"id": 12, "s": {"x": 12, "y": "new"}, "later": "v", "tags": ["a", "b"], "big": -(2**70), "f": 1e-3,
+              "extra": {"deep": [1, 2]}}]
+    # numbers of several kinds under one key: those batches go as Python rows
+    return [{"id": i, "n": i} for i in range(6)] + [{"id": 6, "n": 6.5}, {"id": 7, "n": "seven"},
+                                                     {"id": 8, "n": 2**64}, {"id": 9, "n": 9}]
+
+
+@pytest.mark.parametrize("kind", ["columnar", "python"])
+def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, monkeypatch, kind):
+    from loadbay.sources import json_reader
+    from tests.e2e.test_arrow_differential import differences, rows_by_place, schema_shape
+
+    monkeypatch.setattr(json_reader, "SAMPLE_ROWS", 5)
+    items = _tricky_rows(kind)
+    path = tmp_path / "tricky.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    as_dicts, as_file = make_pipeline("as_dicts", batch_size=4), make_pipeline("as_file", batch_size=4)
+    run_ok(as_dicts, json.loads(json.dumps(items)), table_name="tricky")
+    run_ok(as_file, path)
+    assert schema_shape(as_file.schema) == schema_shape(as_dicts.schema)
+    expected, got = rows_by_place(as_dicts), rows_by_place(as_file)
+    assert set(got) == set(expected)
+    for name, rows in expected.items():
+        assert rows and not list(differences(rows, got[name])), name
