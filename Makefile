@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/memory_noop.py
 	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/atomic_append.py
+	$(BIN)/python bench/arrow_inputs.py --memory
 
 clean:
 	rm -rf $(VENV) .loadbay/pipelines *.duckdb
