@@ -13,7 +13,8 @@ from destinations import BUILTINS, resolve_destination
 SHOWN = ("preferred_loader_file_format", "supported_loader_file_formats", "max_identifier_length",
          "max_parameters_per_statement", "decimal_precision", "max_decimal_precision", "supports_ddl_transactions",
          "supports_truncate", "merge_strategies", "replace_strategies", "is_dataset_a_schema", "sqlglot_dialect",
-         "max_parallel_load_jobs", "loads_while_normalizing", "supports_nan_infinity", "max_table_columns")
+         "max_parallel_load_jobs", "loads_while_normalizing", "supports_nan_infinity", "max_table_columns",
+         "columnar_file_max_items")
 
 
 def _cell(value: object) -> str:

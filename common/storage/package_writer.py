@@ -40,6 +40,7 @@ class PackageWriter:
         self.writer_class = WRITERS[file_format]
         self.capabilities = capabilities
         self.file_max_items = file_max_items
+        self.columnar_file_max_items = capabilities.columnar_file_max_items or file_max_items
         self.on_rotate = on_rotate  # told of each file closed while writing goes on (not at close())
         self.repairs = TextRepairs()  # one for every file: a table's repairs are reported once
         self._open: dict[tuple[str, type[LoadFileWriter]], LoadFileWriter] = {}
@@ -73,7 +74,7 @@ class PackageWriter:
         start = 0
         while start < table.num_rows:
             writer = self._writer(table_name, ArrowParquetWriter)
-            chunk = table.slice(start, self.file_max_items - writer.row_count)
+            chunk = table.slice(start, self._max_items(writer) - writer.row_count)
             writer.write_table(chunk)  # type: ignore[attr-defined]
             start += chunk.num_rows
         self.rows_per_table[table_name] = self.rows_per_table.get(table_name, 0) + table.num_rows
@@ -97,7 +98,7 @@ class PackageWriter:
         writer = self._open.get(key)
         if writer is not None:
             header_stale = writer_class.file_format != "jsonl" and len(writer.columns) != len(table.columns)
-            if writer.row_count >= self.file_max_items or header_stale:
+            if writer.row_count >= self._max_items(writer) or header_stale:
                 self._close(writer)
                 del self._open[key]
                 if self.on_rotate is not None:
@@ -111,6 +112,11 @@ class PackageWriter:
                                   repairs=self.repairs)
             self._open[key] = writer
         return writer
+
+    def _max_items(self, writer: LoadFileWriter) -> int:
+        from common.storage.arrow_writer import ArrowParquetWriter
+
+        return self.columnar_file_max_items if isinstance(writer, ArrowParquetWriter) else self.file_max_items
 
     def _close(self, writer: LoadFileWriter) -> None:
         job_id = ".".join(writer.path.name.split(".")[:2])

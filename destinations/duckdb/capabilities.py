@@ -25,4 +25,5 @@ capabilities = DEFAULTS.with_(
     is_dataset_a_schema=True,
     supports_nan_infinity=True,
     max_table_columns=None,  # no column limit short of memory
+    columnar_file_max_items=1_000_000,
 )
