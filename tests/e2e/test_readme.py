@@ -31,6 +31,22 @@ def test_readme_example_runs(isolated_env: Path) -> None:
     assert count == len({e["id"] for e in load_sample("github_events.json")})
 
 
+def test_readme_inputs_example_runs(isolated_env: Path) -> None:
+    """The pandas / Arrow / parquet example under "What run() and loadbay.resource() take"."""
+    section = README.split("### What `run()` and `loadbay.resource()` take", 1)[1]
+    example = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+    p = namespace["p"]
+    with p.sql_client() as client:  # type: ignore[attr-defined]
+        users = client.execute_sql("SELECT id, name, joined FROM users ORDER BY id")
+        items = client.execute_sql("SELECT sku, qty FROM orders__items ORDER BY sku")
+        orders = client.execute_sql("SELECT count(*) FROM orders")[0][0]
+    assert [(u[0], u[1], u[2] is None) for u in users] == [(1, "Ada", False), (2, None, True)]
+    assert users[0][2].isoformat().startswith("2024-01-02T10:00:00")
+    assert orders == 4 and items == [("a-1", 2), ("a-1", 2), ("b-7", 1), ("b-7", 1)]
+
+
 def test_capabilities_table_is_generated() -> None:
     block = re.search(r"<!-- capabilities:start -->\n(.*?)\n<!-- capabilities:end -->", README, re.S).group(1)
     assert block == render(), "README table is stale: paste the output of python -m loadbay.capabilities_table"
