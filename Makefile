@@ -35,6 +35,7 @@ crash: $(STAMP)
 		LOADBAY_CRASH_REPORT=.loadbay/crash-report.json $(BIN)/python -m pytest -q tests/crash
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev,parquet,bench]"  # dlt 1.31 for the comparison figures only
 	$(BIN)/python bench/flat_duckdb.py
 	$(BIN)/python bench/memory_noop.py
 	$(BIN)/python bench/postgres.py
