@@ -63,7 +63,7 @@ def fewer_gc_passes() -> Iterator[None]:
 
 def normalize(resources: Sequence[Resource], schema: Schema, capabilities: DestinationCapabilities,
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
-              batch_size: int, file_max_items: int, early_loader: EarlyLoaderFactory | None = None,
+              batch_size: int, file_max_items: int | None, early_loader: EarlyLoaderFactory | None = None,
               save_schema: Callable[[Schema], None] | None = None,
               stop: threading.Event | None = None, atomic_appends: bool = False,
               columnar: bool = True) -> tuple[LoadPackage, Schema]:

@@ -41,7 +41,7 @@ class PipelineSettings:
 
     pipelines_dir: str = "~/.loadbay/pipelines"
     batch_size: int = DEFAULT_BATCH_SIZE
-    file_max_items: int = 100_000
+    file_max_items: int | None = None  # rows per load file; None: 100,000 (Arrow data: the destination's choice)
     max_retries: int = 3
     retry_backoff_seconds: float = 1.0
     lock_wait_seconds: float = 300.0  # how long to wait while another process holds the database (DuckDB)

@@ -30,7 +30,7 @@ DEFAULT_FILE_MAX_ITEMS = 100_000
 
 class PackageWriter:
     def __init__(self, package: LoadPackage, schema: Schema, file_format: str,
-                 capabilities: DestinationCapabilities, file_max_items: int = DEFAULT_FILE_MAX_ITEMS,
+                 capabilities: DestinationCapabilities, file_max_items: int | None = None,
                  on_rotate: Callable[[JobFile], None] | None = None, columnar: bool = True) -> None:
         self.package = package
         # Arrow data as parquet files where the destination loads them; else (or when a run names another
@@ -39,8 +39,9 @@ class PackageWriter:
         self.schema = schema
         self.writer_class = WRITERS[file_format]
         self.capabilities = capabilities
-        self.file_max_items = file_max_items
-        self.columnar_file_max_items = capabilities.columnar_file_max_items or file_max_items
+        # a size the run names holds for every file; else Arrow data goes in files of the destination's size
+        self.file_max_items = file_max_items or DEFAULT_FILE_MAX_ITEMS
+        self.columnar_file_max_items = file_max_items or capabilities.columnar_file_max_items or DEFAULT_FILE_MAX_ITEMS
         self.on_rotate = on_rotate  # told of each file closed while writing goes on (not at close())
         self.repairs = TextRepairs()  # one for every file: a table's repairs are reported once
         self._open: dict[tuple[str, type[LoadFileWriter]], LoadFileWriter] = {}

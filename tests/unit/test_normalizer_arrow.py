@@ -450,7 +450,7 @@ def test_child_tables_inherit_the_roots_write_disposition():
 # -- load files -----------------------------------------------------------------------------------------
 
 def package_writer(tmp_path: Path, norm: RelationalNormalizer, caps: Any = DUCKDB, file_format: str = "jsonl",
-                   file_max_items: int = 100_000, rotated: list[Any] | None = None) -> PackageWriter:
+                   file_max_items: int | None = 100_000, rotated: list[Any] | None = None) -> PackageWriter:
     package = LoadPackage(tmp_path / "pkg")
     (package.root / "new_jobs").mkdir(parents=True)
     return PackageWriter(package, norm.schema, file_format, caps, file_max_items,
@@ -464,8 +464,7 @@ def write(writer: PackageWriter, norm: RelationalNormalizer, data: pa.Table) -> 
 
 def test_parquet_files_rotate_at_file_max_items_and_when_the_table_gains_columns(tmp_path):
     norm, rotated = normalizer(), []
-    writer = package_writer(tmp_path, norm, DUCKDB.with_(columnar_file_max_items=None), file_max_items=5,
-                            rotated=rotated)
+    writer = package_writer(tmp_path, norm, file_max_items=5, rotated=rotated)  # named: holds for Arrow too
     write(writer, norm, pa.table({"id": list(range(7)), "xs": [[1, 2]] * 7}))
     write(writer, norm, pa.table({"id": [7, 8], "new": ["a", None]}))
     writer.write("t", [{"_lb_load_id": "load1", "_lb_id": "x", "id": 9}])  # dict rows beside: a jsonl file
@@ -484,13 +483,14 @@ def test_parquet_files_rotate_at_file_max_items_and_when_the_table_gains_columns
 
 
 def test_a_destination_may_take_bigger_files_of_arrow_data_than_of_rows(tmp_path):
-    """DuckDB's columnar_file_max_items: one transaction per 1M Arrow rows, rows still rotate at file_max_items."""
+    """DuckDB's columnar_file_max_items (one transaction per 1M Arrow rows) unless the run names a size."""
     norm = normalizer()
-    writer = package_writer(tmp_path, norm, DUCKDB.with_(columnar_file_max_items=6), file_max_items=2)
+    writer = package_writer(tmp_path, norm, DUCKDB.with_(columnar_file_max_items=6), file_max_items=None)
     write(writer, norm, pa.table({"id": list(range(7))}))
     writer.write("t", [{"_lb_load_id": "load1", "_lb_id": str(i), "id": i} for i in range(3)])
     writer.close()
-    assert writer.rows_per_file == {"t.00000": 6, "t.00001": 1, "t.00002": 2, "t.00003": 1}
+    assert writer.rows_per_file == {"t.00000": 6, "t.00001": 1, "t.00002": 3}
+    assert writer.file_max_items == 100_000
 
 
 def test_parquet_columns_are_typed_for_the_destination(tmp_path):
