@@ -133,12 +133,27 @@ def _timestamps(array: pa.Array, column: Column, storage: pa.DataType,
 
 def timestamps_utc(array: pa.Array, storage: pa.DataType = _UTC) -> pa.Array:
     """Timestamps of any unit and zone as microseconds in UTC (naive ones are UTC wall time, as the
-    dict path takes naive datetimes); nanoseconds are truncated. ``storage`` may be naive: UTC wall time."""
+    dict path takes naive datetimes); nanoseconds are dropped (floored, so times before 1970 do not
+    move forward). ``storage`` may be naive: UTC wall time."""
     unit = array.type.unit
     if array.type.tz is None:  # a cast to a zone reinterprets naive values as UTC
         array = array.cast(pa.timestamp(unit, "UTC"))
-    array = _cast(array, _UTC) if unit != "ns" else array.cast(_UTC, safe=False)
-    return _cast(array, storage)
+    return _cast(_cast(floor_nanoseconds(array), _UTC), storage)
+
+
+def floor_nanoseconds(array: pa.Array) -> pa.Array:
+    """Nanosecond timestamps floored to whole microseconds in the microsecond type (a plain cast truncates
+    toward 1970: 1938-04-24 22:13:19.999999999 would become ...:20.000000); other units as they are."""
+    t = array.type
+    if t.unit != "ns":
+        return array
+    earliest = pc.min(array.cast(pa.int64())).as_py()
+    if earliest is None or earliest >= 0:  # from 1970 on truncating is flooring, and 20 times faster
+        return array.cast(pa.timestamp("us", t.tz), safe=False)
+    if t.tz is not None:  # floored in UTC: no local time, so no ambiguous or missing hour to refuse
+        array = array.cast(pa.timestamp("ns", "UTC"))
+    return pc.floor_temporal(array, unit="microsecond").cast(pa.timestamp("us", array.type.tz)).cast(
+        pa.timestamp("us", t.tz))
 
 
 def _dates_to_timestamps(array: pa.Array, column: Column, storage: pa.DataType,
@@ -257,8 +272,8 @@ def to_json(array: pa.Array, kind: str) -> pa.Array:
 def python_values(array: pa.Array) -> list[Any]:
     """The values as the dict path would get them (microsecond datetimes and times, not pandas objects)."""
     t = array.type
-    if pa.types.is_timestamp(t) and t.unit == "ns":
-        array = array.cast(pa.timestamp("us", t.tz), safe=False)
+    if pa.types.is_timestamp(t):
+        array = floor_nanoseconds(array)
     elif pa.types.is_time64(t) and t.unit == "ns":
         array = array.cast(pa.time64("us"), safe=False)
     return array.to_pylist()
@@ -340,7 +355,7 @@ def variant_types(array: pa.Array, kind: str, column: Column,
     elif kind == "python":
         groups = _python_groups(array, rules)
     elif kind == "decimal":
-        groups = [(*new_column_type(array, kind, rules.max_decimal_precision), valid, False)]
+        groups = [(*new_column_type(array, kind, rules.max_decimal_precision, rules.decimal_default), valid, False)]
     else:
         groups = [(KIND_TYPES[kind], {}, valid, False)]
     out: dict[str, tuple[str, dict[str, Any], Mask, bool]] = {}

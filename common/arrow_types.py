@@ -14,8 +14,10 @@ Kinds group the Arrow types that load alike::
     timestamp timestamp (with a time zone or naive:     timestamp (naive values are UTC wall time)
               naive values are taken as UTC)
     time      time32, time64                            time
-    decimal   decimal32 … decimal256                    decimal(precision, scale); text when wider than
-                                                        the destination's max_decimal_precision
+    decimal   decimal32 … decimal256                    the destination's default decimal where the Arrow
+                                                        type fits it, else decimal(precision, scale); text
+                                                        when wider than max_decimal_precision (a negative
+                                                        scale: scale 0, the same integers)
     duration  duration                                  bigint: microseconds (exact, sortable, summable;
                                                         the dict path would store str(timedelta) text)
     uuid      the uuid extension type                   text, canonical 8-4-4-4-12 hex
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -69,7 +72,7 @@ def storage_type(column: Column, decimal_default: tuple[int, int]) -> pa.DataTyp
 
 def plain(array: Any) -> pa.Array:
     """``array`` as one contiguous array of a non-encoded type: chunks combined, dictionaries and
-    run-end encoding decoded, view types cast to their classic layout."""
+    run-end encoding decoded, view types in their classic layout, decimals of negative scale at scale 0."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     t = array.type
@@ -81,11 +84,38 @@ def plain(array: Any) -> pa.Array:
         return array.cast(pa.string())
     if pa.types.is_binary_view(t):
         return array.cast(pa.binary())
-    if pa.types.is_list_view(t):
-        return array.cast(pa.list_(t.value_field))
-    if pa.types.is_large_list_view(t):
-        return array.cast(pa.large_list(t.value_field))
+    if pa.types.is_list_view(t) or pa.types.is_large_list_view(t):
+        return _list_from_view(array)
+    if pa.types.is_decimal(t) and t.scale < 0:
+        return _scale_zero(array)
     return array
+
+
+def _list_from_view(array: pa.Array) -> pa.Array:
+    """A (large) list view as a (large) list of the same values. Arrow's own cast is wrong for views whose
+    sizes do not match the next offset (a null view over values, a slice, out-of-order views: rows lost or
+    an invalid array), so the list is rebuilt from the views' values in row order and their lengths."""
+    large = pa.types.is_large_list_view(array.type)
+    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    offsets = np.zeros(len(array) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    value_field = array.type.value_field
+    build, list_type, offset_type = ((pa.LargeListArray, pa.large_list(value_field), pa.int64()) if large
+                                     else (pa.ListArray, pa.list_(value_field), pa.int32()))
+    mask = array.is_null() if array.null_count else None
+    result = build.from_arrays(pa.array(offsets, offset_type), pc.list_flatten(array), type=list_type, mask=mask)
+    result.validate()
+    return result
+
+
+def _scale_zero(array: pa.Array) -> pa.Array:
+    """A decimal of negative scale (``decimal(5, -2)`` holds 1234500) as the same integers at scale 0: no
+    database and no parquet file takes a negative scale. Past Arrow's widest decimal, exact text."""
+    t = array.type
+    precision = t.precision - t.scale
+    if precision > MAX_ARROW_DECIMAL_PRECISION:
+        return pa.array([None if v is None else format(v, "f") for v in array.to_pylist()], pa.string())
+    return array.cast(pa.decimal128(precision, 0) if precision <= 38 else pa.decimal256(precision, 0))
 
 
 def kind_of(t: pa.DataType) -> str:
@@ -133,14 +163,21 @@ KIND_TYPES = {"int": "bigint", "float": "double", "bool": "bool", "text": "text"
 """The loadbay type of each kind (before the per-column refinements of ``new_column_type``)."""
 
 
-def new_column_type(array: pa.Array, kind: str, max_decimal_precision: int) -> tuple[str, dict[str, Any]]:
+def new_column_type(array: pa.Array, kind: str, max_decimal_precision: int,
+                    decimal_default: tuple[int, int]) -> tuple[str, dict[str, Any]]:
     """Type and extra hints (precision, scale) of a new column for a non-empty ``array`` of ``kind``.
 
     Where the dict path decides by the first value, so does this (one value, never a scan): ISO text
     is a timestamp or a date, and a uint64 column whose first value passes int64 is a decimal.
+    A decimal column is the destination's default decimal (``decimal_default``), as the dict path
+    makes it, when every value of the Arrow type fits it unrounded; otherwise it takes the Arrow
+    precision and scale (text past ``max_decimal_precision``), so no value is ever rounded.
     """
     if kind == "decimal":
         p, s = array.type.precision, array.type.scale
+        default_p, default_s = decimal_default
+        if s <= default_s and p - s <= default_p - default_s:
+            return "decimal", {}
         return ("text", {}) if p > max_decimal_precision else ("decimal", {"precision": p, "scale": s})
     if kind in ("text", "python") or (kind == "int" and pa.types.is_uint64(array.type)):
         first = first_value(array)

@@ -130,6 +130,7 @@ class _Walker:
     def walk(self, level: _Level, fields: Fields, prefix: str) -> None:
         """Scalar columns of ``fields`` into ``level`` (structs flattened under ``prefix``), list fields noted."""
         state = level.state
+        self.check_unique(level, fields, prefix)
         names = state.names.get(prefix)
         if names is None:
             names = state.names[prefix] = {}
@@ -147,6 +148,18 @@ class _Walker:
                 level.lists.append((name, array))
             else:
                 self.put(level, name, *_scalar_kind(array, kind))
+
+    def check_unique(self, level: _Level, fields: Fields, prefix: str) -> None:
+        """Arrow lets a table (or a struct) have two fields of one name; a row cannot, and merging them
+        would lose values, so such data is refused."""
+        keys = [key for key, _ in fields]
+        if len(set(keys)) == len(keys):
+            return
+        duplicated = sorted({key for key in keys if keys.count(key) > 1})
+        where = f" in struct {prefix!r}" if prefix else ""
+        raise SchemaError(f"pipeline {self.norm.schema.name!r}: table {level.state.table.name!r}: the Arrow data has "
+                          f"more than one field named {', '.join(map(repr, duplicated))}{where} "
+                          f"(resource {self.raw_table!r}). Rename or drop the duplicates before loading.")
 
     def children(self, parent: _Level) -> None:
         for name, array in parent.lists:
@@ -213,7 +226,7 @@ class _Walker:
             self.discard_rows(level, array.is_valid())
             return None
         self.check_room(level, name, array.is_valid(), source=state.sources.get(name))
-        data_type, extra = new_column_type(array, kind, norm.max_decimal_precision)
+        data_type, extra = new_column_type(array, kind, norm.max_decimal_precision, norm.decimal_precision)
         hints = norm._pending.get(table.name, {}).pop(name, {})
         column = table.columns[name] = _column({"name": name, "data_type": data_type, **extra, **hints})
         norm.new_columns.setdefault(table.name, []).append(name)

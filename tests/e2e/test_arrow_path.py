@@ -177,3 +177,26 @@ def test_every_type_and_bad_values_arrive(make_pipeline, caplog):
         assert {as_int(i): v for i, v in rows_of(p, "t", "id", "f__v_text")} == {1: None, 2: "NaN", 3: "-Infinity"}
     assert any("NUL" in r.getMessage() and "'s'" in r.getMessage() for r in caplog.records
                if r.name == "common.storage.text_repair")
+
+
+def test_decimals_list_views_and_old_nanoseconds_arrive_exactly(make_pipeline):
+    """A narrow first decimal makes the destination's default decimal (a wider one later is not rounded),
+    a negative scale loads as its integers, list views keep every element, and nanoseconds before 1970
+    are floored to the microsecond."""
+    p = make_pipeline()
+    views = pa.ListViewArray.from_arrays(pa.array([2, 0, 0], pa.int32()), pa.array([2, 1, 2], pa.int32()),
+                                         pa.array([1, 2, 3, 4]), mask=pa.array([False, True, False]))
+    run_ok(p, pa.table({"id": [1, 2, 3], "x": pa.array([Decimal("1.5"), None, Decimal("-2.5")], pa.decimal128(2, 1)),
+                        "neg": pa.array([Decimal("12300"), None, Decimal("-100")], pa.decimal128(5, -2)),
+                        "at": pa.array([-1_000_000_000_000_000_001, None, 5], pa.timestamp("ns", "UTC")),
+                        "l": views}), table_name="t")
+    run_ok(p, pa.table({"id": [4], "x": pa.array([Decimal("2.25")], pa.decimal128(3, 2))}), table_name="t")
+
+    assert "x__v_text" not in table_columns(p, "t")
+    got = {as_int(i): (x if x is None else Decimal(str(x)), neg if neg is None else Decimal(str(neg)), at and as_utc(at))
+           for i, x, neg, at in rows_of(p, "t", "id", "x", "neg", "at")}
+    assert got == {1: (Decimal("1.5"), Decimal("12300"), datetime(1938, 4, 24, 22, 13, 19, 999999, tzinfo=timezone.utc)),
+                   2: (None, None, None), 3: (Decimal("-2.5"), Decimal("-100"), datetime(1970, 1, 1, tzinfo=timezone.utc)),
+                   4: (Decimal("2.25"), None, None)}
+    assert [(i, k, as_int(v)) for i, k, v in linked(p, "t__l", "t", "id", "value")] == [(1, 0, 3), (1, 1, 4), (3, 0, 1),
+                                                                                         (3, 1, 2)]

@@ -212,13 +212,36 @@ def test_arrow_types_map_to_loadbay_types():
         "fb": ("binary", None, None),
         "d32": ("date", None, None), "d64": ("date", None, None), "tz": ("timestamp", None, None),
         "naive": ("timestamp", None, None), "sec": ("timestamp", None, None), "t64": ("time", None, None),
-        "t32": ("time", None, None), "dec": ("decimal", 10, 2), "flag": ("bool", None, None),
+        "t32": ("time", None, None), "dec": ("decimal", None, None), "flag": ("bool", None, None),
         "dur": ("bigint", None, None), "u": ("text", None, None), "m": ("json", None, None)}  # no "nothing"
     assert row["tz"] == ts.replace(tzinfo=timezone.utc)  # the same instant (Arrow holds UTC)
     assert row["naive"] == ts.replace(tzinfo=timezone.utc)  # naive values are UTC wall time
     assert (row["t64"], row["t32"], row["dur"]) == (time(1, 2, 3, 4), time(1, 2, 3), 1_000_005)
     assert (row["b"], row["fb"], row["dec"]) == (b"\x00\x01", b"ab", Decimal("12.34"))
     assert row["u"] == "00000000-0000-0000-0000-000000000001" and row["m"] == {"k": 1}
+
+
+@pytest.mark.parametrize("list_type", [pa.list_view, pa.large_list_view])
+def test_list_views_load_every_element_like_lists(list_type):
+    rows = [{"id": 1, "l": [1, 2]}, {"id": 2, "l": None}, {"id": 3, "l": [3, 4]}, {"id": 4, "l": [5]}]
+    views = pa.array([r["l"] for r in rows], list_type(pa.int64()))
+    assert_same(rows, data=pa.table({"id": [1, 2, 3, 4], "l": views}))
+    assert_same(rows[1:], data=pa.table({"id": [1, 2, 3, 4], "l": views}).slice(1))
+    offset_type = pa.int64() if list_type is pa.large_list_view else pa.int32()
+    shuffled = pa.ListViewArray if list_type is pa.list_view else pa.LargeListViewArray
+    out_of_order = shuffled.from_arrays(pa.array([4, 0, 2, 1], offset_type), pa.array([2, 2, 2, 3], offset_type),
+                                        pa.array([1, 2, 3, 4, 5, 6]), mask=pa.array([False, True, False, False]))
+    assert_same([{"id": 1, "l": [5, 6]}, {"id": 2, "l": None}, {"id": 3, "l": [3, 4]}, {"id": 4, "l": [2, 3, 4]}],
+                data=pa.table({"id": [1, 2, 3, 4], "l": out_of_order}))
+
+
+def test_duplicate_field_names_are_refused_naming_pipeline_table_and_name():
+    data = pa.table([pa.array([1, 2]), pa.array([10, None]), pa.array([20, 30])], names=["id", "a", "a"])
+    with pytest.raises(SchemaError, match=r"pipeline 's'.*table 't'.*'a'"):
+        run_arrow(normalizer(), data)
+    nested = pa.table({"id": [1], "s": pa.StructArray.from_arrays([pa.array([1]), pa.array([2])], names=["k", "k"])})
+    with pytest.raises(SchemaError, match=r"table 't'.*'k' in struct 's'"):
+        run_arrow(normalizer(), nested)
 
 
 def test_dictionary_arrays_load_their_values():
@@ -251,18 +274,45 @@ def test_uint64_follows_the_dict_paths_rule_for_big_integers():
     assert on_sqlite.schema.tables["t"].columns["a__v_text"].data_type == "text"
 
 
-def test_decimals_keep_their_precision_or_become_text_past_the_destinations():
+def test_decimals_take_the_default_decimal_where_they_fit_else_their_own_precision_or_text():
     data = pa.table({"d": pa.array([Decimal("1.5"), None], pa.decimal128(12, 3)),
+                     "fine": pa.array([Decimal("1.0123456789")] * 2, pa.decimal128(11, 10)),
                      "wide": pa.array([Decimal(10**59)], pa.decimal256(60, 0)).take([0, 0])})
     norm = normalizer()
     out = run_arrow(norm, data)
     cols = norm.schema.tables["t"].columns
-    assert (cols["d"].data_type, cols["d"].precision, cols["d"].scale) == ("decimal", 12, 3)
+    assert (cols["d"].data_type, cols["d"].precision, cols["d"].scale) == ("decimal", None, None)  # as dicts
+    assert (cols["fine"].data_type, cols["fine"].precision, cols["fine"].scale) == ("decimal", 11, 10)  # unrounded
     assert cols["wide"].data_type == "text" and out["t"][0]["wide"] == str(10**59)
-    assert out["t"][0]["d"] == Decimal("1.500")
+    assert out["t"][0]["d"] == Decimal("1.5") and out["t"][0]["fine"] == Decimal("1.0123456789")
     on_postgres = normalizer(POSTGRES)  # 78 digits: a decimal column
     run_arrow(on_postgres, data)
     assert on_postgres.schema.tables["t"].columns["wide"].precision == 60
+    on_sqlite = normalizer(SQLITE)  # default decimal(15, 6): 12 - 3 integer digits fit, 20 do not
+    run_arrow(on_sqlite, pa.table({"d": data["d"], "big": pa.array([Decimal(10**19), None], pa.decimal128(20, 0))}))
+    assert on_sqlite.schema.tables["t"].columns["d"].precision is None
+    assert on_sqlite.schema.tables["t"].columns["big"].data_type == "text"  # past 15 digits, as today
+
+
+def test_a_narrow_first_decimal_does_not_round_or_divert_wider_later_ones():
+    rows = [[{"id": 1, "x": Decimal("1.5")}], [{"id": 2, "x": Decimal("2.25")}, {"id": 3, "x": Decimal("1234.5678")}]]
+    by_dicts, by_arrow = normalizer(), normalizer()
+    expected = [r for batch in rows for r in run_dicts(by_dicts, batch)["t"]]
+    got = [r for batch in rows for r in run_arrow(by_arrow, arrow_of(batch))["t"]]
+    assert columns(by_arrow) == columns(by_dicts)
+    assert [r["x"] for r in got] == [r["x"] for r in expected] == \
+        [Decimal("1.5"), Decimal("2.25"), Decimal("1234.5678")]
+
+
+def test_a_negative_scale_decimal_loads_as_the_same_integers_at_scale_zero(tmp_path):
+    data = pa.table({"id": [1, 2], "x": pa.array([Decimal("12300"), Decimal("-99900")], pa.decimal128(5, -2))})
+    norm = normalizer()
+    writer = package_writer(tmp_path, norm, file_format="parquet")
+    write(writer, norm, data)
+    writer.close()
+    written = pq.read_table(tmp_path / "pkg" / "new_jobs" / "t.00000.0.parquet")
+    assert written.schema.field("x").type.scale >= 0
+    assert written.column("x").to_pylist() == [Decimal("12300"), Decimal("-99900")]
 
 
 def test_hints_win_and_the_arrow_column_is_cast_to_them():
@@ -290,6 +340,19 @@ def test_timestamps_of_any_zone_and_unit_are_utc_instants():
                      "text": [moment.isoformat()], "z": ["2024-03-01T12:30:15.25z"]})
     row = run_arrow(normalizer(), data)["t"][0]
     assert row["ns"] == row["ms"] == row["text"] == row["z"] == moment
+
+
+def test_nanoseconds_before_1970_are_floored_to_the_microsecond():
+    ns = -1_000_000_000_000_000_001  # 1938-04-24 22:13:19.999999999 UTC
+    expected = datetime(1938, 4, 24, 22, 13, 19, 999999, tzinfo=timezone.utc)
+    data = pa.table({"naive": pa.array([ns], pa.timestamp("ns")), "zoned": pa.array([ns], pa.timestamp("ns", "Europe/Berlin")),
+                     "v": [1]})
+    norm = normalizer()
+    row = run_arrow(norm, data)["t"][0]
+    assert row["naive"] == row["zoned"] == expected
+    run_arrow(norm, pa.table({"v": pa.array([ns], pa.timestamp("ns"))}))  # into a bigint column: value by value
+    assert [r["v__v_timestamp"] for r in run_arrow(norm, pa.table({"v": pa.array([ns], pa.timestamp("ns"))}))["t"]] \
+        == [expected]
 
 
 # -- evolution and variants -----------------------------------------------------------------------------
@@ -498,12 +561,14 @@ def test_parquet_columns_are_typed_for_the_destination(tmp_path):
     writer = package_writer(tmp_path, norm)
     write(writer, norm, pa.table({"j": pa.array([{"a": [1]}]),
                                   "ts": pa.array([datetime(2024, 1, 1)], pa.timestamp("ns")),
-                                  "d": pa.array([Decimal("1.5")], pa.decimal128(4, 1))}))
+                                  "d": pa.array([Decimal("1.5")], pa.decimal128(4, 1)),
+                                  "fine": pa.array([Decimal("1.5")], pa.decimal128(12, 11))}))
     writer.close()
     table = pq.read_table(next((tmp_path / "pkg" / "new_jobs").iterdir()))
     assert table.schema.field("j").type == pa.string() and json.loads(table.column("j")[0].as_py()) == {"a": [1]}
     assert table.schema.field("ts").type == pa.timestamp("us", "UTC")
-    assert table.schema.field("d").type == pa.decimal128(4, 1)
+    assert table.schema.field("d").type == pa.decimal128(38, 9)  # the destination's default decimal
+    assert table.schema.field("fine").type == pa.decimal128(12, 11)  # too fine for it: its own
 
 
 def test_nul_characters_are_removed_with_one_warning_per_table(tmp_path, caplog):
