@@ -6,7 +6,8 @@ columns, such as pandas categoricals, are decoded to their values).
 
 pandas: ``NaN``/``NaT``/``pd.NA`` become NULL, nullable dtypes keep their type, and the index is dropped
 unless every level of it is named (``df.set_index("id")`` keeps ``id`` as a column; a plain row-number
-index is noise; ``df.reset_index()`` keeps any index). A frame with an object column Arrow cannot give one
+index is noise; ``df.reset_index()`` keeps any index). MultiIndex columns are flattened, their levels
+joined with ``__`` as nested keys are (``("a", "x")`` → ``a__x``; empty levels left out). A frame with an object column Arrow cannot give one
 type (``[1, "a"]``) loads row by row instead, exactly as the same rows given as dicts would.
 """
 
@@ -125,6 +126,7 @@ def keeps_index(df: Any) -> bool:
 
 def pandas_batches(df: Any, batch_size: int) -> Iterator[pa.RecordBatch | list[dict[str, Any]]]:
     """A pandas DataFrame in slices of ``batch_size`` rows, typed once from the whole frame."""
+    df = _flat_columns(df)
     index = keeps_index(df)
     try:
         schema = pa.Schema.from_pandas(df, preserve_index=index).remove_metadata()
@@ -140,6 +142,14 @@ def pandas_batches(df: Any, batch_size: int) -> Iterator[pa.RecordBatch | list[d
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise SourceError(f"DataFrame rows {start}..{start + len(chunk) - 1}: {exc}") from exc
         yield plain(batch)
+
+
+def _flat_columns(df: Any) -> Any:
+    """``df`` with MultiIndex column names joined by ``__`` (Arrow finds no column by a tuple name)."""
+    if getattr(df.columns, "nlevels", 1) == 1:
+        return df
+    names = ["__".join(str(level) for level in name if level is not None and level != "") for name in df.columns]
+    return df.set_axis(names, axis=1)
 
 
 def _pandas_rows(df: Any, batch_size: int, index: bool, cause: Exception) -> Iterator[list[dict[str, Any]]]:

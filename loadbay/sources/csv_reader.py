@@ -4,7 +4,8 @@ CSV (``pyarrow.csv.open_csv``, block by block): the first row names the columns;
 is NULL, a quoted one ``""`` the empty string; quoted values may span lines. Arrow types each column from
 the first block (int64, float64, bool, date, timestamp, text). A later value that does not fit its
 column's type does not fail the load: the rest of the file (from the first row not yet handed on) is read
-again with that column widened (an int64 column to float64 where the value is a number, to text
+again with that column widened (Arrow skips the rows handed on, blank lines counted among them, which
+Python's csv module counts on this path only) (an int64 column to float64 where the value is a number, to text
 otherwise; an all-empty column is typed afresh). A malformed row raises ``SourceError`` naming the file
 and line, found by Python's csv module on the error path only.
 
@@ -47,7 +48,8 @@ def csv_batches(path: Path, batch_size: int, *, compression: str | None = None, 
         try:
             reader = pacsv.open_csv(
                 _open(path, compression),
-                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES, skip_rows_after_names=done),
+                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES,
+                                               skip_rows_after_names=_rows_to_skip(path, compression, delimiter, done)),
                 parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(column_types=forced, null_values=[""], strings_can_be_null=True,
                                                      quoted_strings_can_be_null=False))
@@ -91,6 +93,26 @@ def _check_header(schema: pa.Schema, path: Path, compression: str | None, displa
     binary = [f.name for f in schema if pa.types.is_binary(f.type)]
     if binary:
         raise _bad_text(path, compression, display, binary[0], None)
+
+
+def _rows_to_skip(path: Path, compression: str | None, delimiter: str, data_rows: int) -> int:
+    """What Arrow's ``skip_rows_after_names`` must be to pass the first ``data_rows`` rows: Arrow counts
+    each blank line (outside quoted values) as a row there, so those before the last of them are added."""
+    if not data_rows:
+        return 0
+    seen = blank = 0
+    stream = io.BufferedReader(_open(path, compression))  # type: ignore[arg-type]
+    with io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="") as f:
+        rows = csv.reader(f, delimiter=delimiter)
+        next((row for row in rows if row), None)  # the header
+        for row in rows:
+            if not row:
+                blank += 1
+                continue
+            seen += 1
+            if seen == data_rows:
+                break
+    return data_rows + blank
 
 
 def _widened(current: pa.DataType, value: str) -> pa.DataType | None:

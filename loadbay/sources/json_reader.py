@@ -3,16 +3,17 @@
 The rows must come out as the same Python objects ``json.loads`` would give, typed the way the dict path
 types them, so a file by path loads exactly as its parsed rows would. How a file is read:
 
-1. DuckDB decides columns and types from a sample of rows (``SAMPLE_ROWS``; objects become STRUCTs,
-   arrays LISTs; map inference is off, so an object always becomes columns, as with dict rows) and
-   streams record batches. A later row with a new key or another type stops the stream (DuckDB does not
-   drop it).
-2. Then the rest of the file, from the first row not yet handed on, is read again with types decided over
-   the whole file (two passes, only for such files).
-3. Leaves DuckDB cannot type (only NULLs or empty lists in the sample, or values of several kinds) are
-   read as JSON text and must hold no value; one that does, once the types come from the whole file,
-   sends the rest of the file to Python rows, which load exactly as those dicts would (variant columns
-   and all).
+1. DuckDB decides columns and types from every row of the file (``sample_size=-1``; objects become
+   STRUCTs, arrays LISTs; map inference is off, so an object always becomes columns, as with dict rows)
+   and streams record batches. Types from a sample would not do: DuckDB converts a later value of
+   another JSON type to the sampled one without a word (1.5 into a BIGINT as 2, "12" as 12, true as 1,
+   an object into a VARCHAR as its text). The whole-file pass costs about 1.2 s per million flat rows.
+2. Strings are read as text: DuckDB would take "01-02-2020" for a DATE (its guessed format) and
+   "12:00:00" for a TIME, where the dict path types only ISO 8601 timestamps and ``YYYY-MM-DD`` dates;
+   the Arrow path then types text columns as the dict path does.
+3. Leaves DuckDB cannot type (only NULLs or empty lists, or values of several kinds) are read as JSON
+   text and must hold no value; one that does sends the rest of the file to Python rows, which load
+   exactly as those dicts would (variant columns and all).
 4. Numbers DuckDB would read as DOUBLE (or as integers past BIGINT) are read as JSON text and typed per
    batch in Arrow as each value is in Python: int64, or float64 for a fraction or exponent, so an integer
    is never rounded through a double. A batch where such a key holds numbers of both kinds (1 and 1.5:
@@ -48,22 +49,17 @@ from common.exceptions import SourceError
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_ROWS = 20480
-"""Rows DuckDB decides the types from (its default); a row past them that does not fit costs a second pass."""
 _INTEGER = r"^-?[0-9]+$"
 _NUMBER = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 _LONG_DIGITS = re.compile(rb"[0-9]{19,}")
 _NUMBER_TYPES = ("double", "ubigint", "hugeint", "uhugeint")  # read as JSON text, typed per batch
+_TEMPORAL_TYPES = ("date", "time", "time with time zone", "timestamp", "timestamp with time zone",
+                   "timestamp_s", "timestamp_ms", "timestamp_ns")  # read as VARCHAR: DuckDB guesses formats the dict path does not know
 _Path = tuple[str | None, ...]  # field names from the top; None steps into a list's elements
 
 
 class _Untyped(Exception):
-    """A value DuckDB's types cannot hold: read on with types from the whole file, or (``python``, or
-    when they came from the whole file already) as Python rows."""
-
-    def __init__(self, reason: str, *, python: bool = False) -> None:
-        super().__init__(reason)
-        self.python = python
+    """A value DuckDB's types cannot hold: the rest of the file goes on as Python rows."""
 
 
 def json_batches(path: Path, batch_size: int, *, fmt: str = "jsonl", compression: str | None = None,
@@ -90,26 +86,20 @@ class _Reader:
 
     def _batches(self, duck_path: Path, batch_size: int) -> Iterator[pa.RecordBatch | list[Any]]:
         done = 0  # rows handed on so far
-        for whole_file in (False, True):
-            try:
-                for batch in self._duckdb_batches(duck_path, batch_size, whole_file=whole_file, offset=done):
-                    done += len(batch) if isinstance(batch, list) else batch.num_rows
-                    yield batch
-                return
-            except _Untyped as exc:
-                python = whole_file or exc.python
-                logger.info("file %s: %s after row %d; reading on %s", self.display, exc, done,
-                            "as Python rows" if python else "with types from the whole file")
-                if python:
-                    break
+        try:
+            for batch in self._duckdb_batches(duck_path, batch_size):
+                done += len(batch) if isinstance(batch, list) else batch.num_rows
+                yield batch
+            return
+        except _Untyped as exc:
+            logger.info("file %s: %s after row %d; reading on as Python rows", self.display, exc, done)
         yield from python_rows(self.path, batch_size, fmt=self.format, compression=self.compression,
                                display=self.display, first_line=self.first_line, skip=done)
 
-    def _duckdb_batches(self, duck_path: Path, batch_size: int, *, whole_file: bool,
-                        offset: int) -> Iterator[pa.RecordBatch | list[Any]]:
+    def _duckdb_batches(self, duck_path: Path, batch_size: int) -> Iterator[pa.RecordBatch | list[Any]]:
         con = duckdb.connect()
         try:
-            relation, numbers, untyped = self._bind(con, duck_path, whole_file=whole_file, offset=offset)
+            relation, numbers, untyped = self._bind(con, duck_path)
             stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader  # DuckDB 2 / 1.x
             for batch in stream(batch_size):
                 if numbers or untyped:
@@ -120,25 +110,25 @@ class _Reader:
             if "Malformed JSON" in message or "JSON parse error" in message:
                 raise self._malformed(exc) from exc
             if "JSON transform error" in message or "Could not convert" in message or "expected records" in message:
-                raise _Untyped(message.splitlines()[0], python="expected records" in message) from exc
+                raise _Untyped(message.splitlines()[0]) from exc
             raise SourceError(f"file {self.display}: cannot be read as JSON: {message}", path=self.display) from exc
         finally:
             con.close()
 
-    def _bind(self, con: duckdb.DuckDBPyConnection, duck_path: Path, *, whole_file: bool,
-              offset: int) -> tuple[duckdb.DuckDBPyRelation, list[_Path], list[_Path]]:
-        """The relation reading the file from row ``offset`` with types from a sample or the whole file;
-        the paths of its DOUBLE leaves and of its untyped ones (NULL or JSON: no value, or values of
-        several kinds), both read as JSON text."""
-        params = {"p": str(duck_path), "format": self.format, "compression": self.compression,
-                  "sample": -1 if whole_file else SAMPLE_ROWS, "offset": offset}
+    def _bind(self, con: duckdb.DuckDBPyConnection,
+              duck_path: Path) -> tuple[duckdb.DuckDBPyRelation, list[_Path], list[_Path]]:
+        """The relation reading the file with types from the whole file; the paths of its DOUBLE leaves and
+        of its untyped ones (NULL or JSON: no value, or values of several kinds), both read as JSON text."""
+        params = {"p": str(duck_path), "format": self.format, "compression": self.compression}
         query = ("SELECT * FROM read_json($p, format := $format, compression := $compression, records := 'true', "
-                 "map_inference_threshold := -1, sample_size := $sample{columns}) OFFSET $offset")
+                 "map_inference_threshold := -1, sample_size := -1{columns})")
         relation = con.sql(query.format(columns=""), params=params)
         numbers: list[_Path] = []
         untyped: list[_Path] = []
-        columns = {name: _spec(t, (name,), numbers, untyped) for name, t in zip(relation.columns, relation.types)}
-        if not numbers and not untyped:
+        texts: list[_Path] = []
+        columns = {name: _spec(t, (name,), numbers, untyped, texts)
+                   for name, t in zip(relation.columns, relation.types)}
+        if not numbers and not untyped and not texts:
             return relation, [], []
         relation = con.sql(query.format(columns=", columns := $columns"), params={**params, "columns": columns})
         return relation, numbers, untyped
@@ -148,7 +138,7 @@ class _Reader:
         parses it all (NaN, Infinity), ``_Untyped``: the file goes on as Python rows."""
         found = find_malformed(self.path, fmt=self.format, compression=self.compression)
         if found is None:
-            return _Untyped(f"DuckDB refused what Python reads ({str(exc).splitlines()[0]})", python=True)
+            return _Untyped(f"DuckDB refused what Python reads ({str(exc).splitlines()[0]})")
         line, reason = found
         line += self.first_line - 1
         return SourceError(f"file {self.display}, line {line}: malformed JSON ({reason})", path=self.display,
@@ -167,23 +157,27 @@ def _literal_path(path: Path) -> Iterator[Path]:
         yield link
 
 
-def _spec(t: duckdb.DuckDBPyType, path: _Path, numbers: list[_Path], untyped: list[_Path]) -> str:
+def _spec(t: duckdb.DuckDBPyType, path: _Path, numbers: list[_Path], untyped: list[_Path],
+          texts: list[_Path]) -> str:
     """DuckDB type text of ``t`` with number leaves that may not be exact (DOUBLE, and the integers past
-    BIGINT) and untyped leaves read as JSON text (their paths noted)."""
+    BIGINT) and untyped leaves read as JSON text (their paths noted), dates and times as VARCHAR."""
     kind = t.id
     if kind in _NUMBER_TYPES:
         numbers.append(path)
         return "JSON"
+    if kind in _TEMPORAL_TYPES:
+        texts.append(path)
+        return "VARCHAR"
     if kind == "null" or str(t) == "JSON":
         untyped.append(path)
         return "JSON"
     if kind == "struct":
-        fields = ", ".join(f'"{name.replace(chr(34), chr(34) * 2)}" {_spec(child, (*path, name), numbers, untyped)}'
+        fields = ", ".join(f'"{name.replace(chr(34), chr(34) * 2)}" {_spec(child, (*path, name), numbers, untyped, texts)}'
                            for name, child in t.children)
         return f"STRUCT({fields})"
     if kind == "list":
         (_, child), = t.children
-        return f"{_spec(child, (*path, None), numbers, untyped)}[]"
+        return f"{_spec(child, (*path, None), numbers, untyped, texts)}[]"
     return str(t)
 
 

@@ -186,7 +186,7 @@ def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make
 # -- JSON files load exactly as their parsed rows ----------------------------------------------------
 
 def _tricky_rows(kind: str) -> list[dict[str, Any]]:
-    """Rows whose types change after DuckDB's sample (set to 5 rows in the test)."""
+    """Rows whose types change partway (DuckDB types them from the whole file)."""
     if kind == "columnar":  # read as Arrow throughout: new keys late, a key null until late, big integers
         return [{"id": i, "s": {"x": i}, "later": None, "tags": [], "big": 2**70 + i, "f": i + 0.5} for i in range(12)] + \
             [{"id": 12, "s": {"x": 12, "y": "new"}, "later": "v", "tags": ["a", "b"], "big": -(2**70), "f": 1e-3,
@@ -197,11 +197,9 @@ def _tricky_rows(kind: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("kind", ["columnar", "python"])
-def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, monkeypatch, kind):
-    from loadbay.sources import json_reader
+def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, kind):
     from tests.e2e.test_arrow_differential import differences, rows_by_place, schema_shape
 
-    monkeypatch.setattr(json_reader, "SAMPLE_ROWS", 5)
     items = _tricky_rows(kind)
     path = tmp_path / "tricky.jsonl"
     path.write_text("".join(json.dumps(item) + "\n" for item in items))
@@ -213,3 +211,24 @@ def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, mo
     assert set(got) == set(expected)
     for name, rows in expected.items():
         assert rows and not list(differences(rows, got[name])), name
+
+
+def test_json_date_and_time_strings_load_as_the_same_dicts_do(make_pipeline, tmp_path):
+    """Only ISO 8601 timestamps and YYYY-MM-DD dates are typed; "01-02-2020" and "12:00:00" stay text."""
+    from tests.e2e.test_arrow_differential import differences, rows_by_place, schema_shape
+
+    items = [{"id": 1, "d": "01-02-2020", "t": "12:00:00", "iso": "2020-01-02", "at": "2020-01-01T10:00:00+02:00"},
+             {"id": 2, "d": "13-02-2020", "t": "23:59:59.5", "iso": "2020-01-03", "at": "2020-06-01T10:00:00Z"}]
+    path = tmp_path / "dates.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    as_dicts, as_file = make_pipeline("as_dicts"), make_pipeline("as_file")
+    run_ok(as_dicts, items, table_name="dates")
+    run_ok(as_file, path)
+    assert schema_shape(as_file.schema) == schema_shape(as_dicts.schema)
+    columns = schema_shape(as_file.schema)["dates"]
+    assert [columns[name] for name in ("d", "t", "iso", "at")] == ["text", "text", "date", "timestamp"]
+    expected, got = rows_by_place(as_dicts), rows_by_place(as_file)
+    assert set(got) == set(expected) and not list(differences(expected["dates"], got["dates"]))
+    texts = query(as_file, f"SELECT {ident(as_file, 'd')}, {ident(as_file, 't')} FROM {ident(as_file, 'dates')} "
+                           f"ORDER BY {ident(as_file, 'id')}")
+    assert [tuple(r) for r in texts] == [("01-02-2020", "12:00:00"), ("13-02-2020", "23:59:59.5")]

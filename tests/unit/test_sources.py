@@ -150,6 +150,16 @@ def test_pandas_column_mixing_python_types_loads_as_rows(caplog):
     assert any("['x']" in r.getMessage() for r in caplog.records)
 
 
+def test_pandas_multiindex_columns_are_flattened_like_nested_keys():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame([[1, 2, 3], [4, 5, 6]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y"), ("b", "")]))
+    assert rows(df) == [{"a__x": 1, "a__y": 2, "b": 3}, {"a__x": 4, "a__y": 5, "b": 6}]
+    mixed = pd.DataFrame([[1, "s"], [2, 3]], columns=pd.MultiIndex.from_tuples([("k", 1), ("k", 2)]))
+    assert rows(mixed) == [{"k__1": 1, "k__2": "s"}, {"k__1": 2, "k__2": 3}]  # as Python rows
+    with pytest.raises(SourceError, match="DataFrame"):
+        batches(pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a__x", "")])))
+
+
 def test_pandas_duplicate_columns_are_refused():
     pd = pytest.importorskip("pandas")
     with pytest.raises(SourceError, match="DataFrame"):
@@ -294,7 +304,7 @@ def test_sample_files_read_through_arrow_with_python_values(data_dir, tmp_path):
     got = rows(write_jsonl(tmp_path / "events.jsonl", events), 40)
     assert kinds(tmp_path / "events.jsonl", 40) == {"arrow"}
     assert [e["id"] for e in got] == [e["id"] for e in events]
-    assert got[0]["created_at"] == dt.datetime.fromisoformat(events[0]["created_at"].replace("Z", "+00:00"))
+    assert got[0]["created_at"] == events[0]["created_at"]  # text: typed later, as the dict path types it
     assert [e["payload"].get("commits") for e in got] == [e["payload"].get("commits") for e in events]
     weird = json.loads((data_dir / "weird_rows.json").read_text())
     assert rows(data_dir / "weird_rows.json") == weird
@@ -309,24 +319,35 @@ def without_nulls(value: Any) -> Any:
     return value
 
 
-def test_a_row_past_the_sample_with_new_keys_is_read_with_types_of_the_whole_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(json_reader, "SAMPLE_ROWS", 10)
-    items = [{"id": i, "s": {"x": i}} for i in range(30)] + [{"id": 30, "s": {"x": 30, "y": "new"}, "extra": [1]}]
+DUCKDB_SAMPLE = 20480  # rows DuckDB types a JSON file from by default
+
+
+def test_a_late_row_with_new_keys_is_read_through_arrow(tmp_path):
+    items = [{"id": i, "s": {"x": i}} for i in range(DUCKDB_SAMPLE)]
+    items.append({"id": DUCKDB_SAMPLE, "s": {"x": 0, "y": "new"}, "extra": [1]})
     path = write_jsonl(tmp_path / "late.jsonl", items)
-    assert kinds(path, 10) == {"arrow"}
-    assert [without_nulls(r) for r in rows(path, 10)] == items
+    assert kinds(path, 5000) == {"arrow"}
+    assert [without_nulls(r) for r in rows(path, 5000)] == items
 
 
-def test_a_key_null_in_the_sample_keeps_its_later_values(tmp_path, monkeypatch):
-    monkeypatch.setattr(json_reader, "SAMPLE_ROWS", 5)
-    items = [{"id": i, "later": None, "tags": []} for i in range(20)] + [{"id": 20, "later": "v", "tags": ["t"]}]
-    got = rows(write_jsonl(tmp_path / "nulls.jsonl", items), 10)
-    assert got[20] == {"id": 20, "later": "v", "tags": ["t"]}
-    assert [r["id"] for r in got] == list(range(21))
+def test_a_key_null_until_a_late_row_keeps_its_later_values(tmp_path):
+    items = [{"id": i, "later": None, "tags": []} for i in range(DUCKDB_SAMPLE)]
+    items.append({"id": DUCKDB_SAMPLE, "later": "v", "tags": ["t"]})
+    got = rows(write_jsonl(tmp_path / "nulls.jsonl", items), 5000)
+    assert got[-1] == {"id": DUCKDB_SAMPLE, "later": "v", "tags": ["t"]}
+    assert [r["id"] for r in got] == list(range(DUCKDB_SAMPLE + 1))
 
 
-def test_values_of_several_kinds_under_one_key_go_on_as_python_rows(tmp_path, monkeypatch):
-    monkeypatch.setattr(json_reader, "SAMPLE_ROWS", 5)
+@pytest.mark.parametrize(("first", "late"), [(1, 1.5), (1, "12"), (1, True), (True, 0), ("s", {"x": 1}), ("s", [1]),
+                                             (0.5, "0.5")])
+def test_a_value_of_another_json_type_past_duckdbs_sample_is_never_converted(tmp_path, first, late):
+    items = [{"a": first}] * DUCKDB_SAMPLE + [{"a": late}]
+    got = rows(write_jsonl(tmp_path / "late.jsonl", items), 5000)
+    assert json.dumps(got[-1]) == json.dumps({"a": late})  # 1.5 not 2, "12" not 12, true not 1
+    assert json.dumps(got) == json.dumps(items)
+
+
+def test_values_of_several_kinds_under_one_key_go_on_as_python_rows(tmp_path):
     items = [{"id": i, "v": i} for i in range(20)] + [{"id": 20, "v": "text"}, {"id": 21, "v": {"n": 1}}]
     path = write_jsonl(tmp_path / "mixed.jsonl", items)
     assert rows(path, 10) == items  # exactly the Python objects, the int values stay ints
@@ -364,6 +385,17 @@ def test_number_leaves_inside_lists_of_structs_keep_offsets_and_nulls():
     assert typed.column(0).to_pylist() == [None, [{"v": 2.0}, {"v": None}, {"v": 3.25}]]
     mixed = json_reader._typed_leaves(batch("7.5", "2", None, '"x"'), [("l", None, "v")], [])
     assert mixed == [{"l": None}, {"l": [{"v": 2}, {"v": None}, {"v": "x"}]}] and type(mixed[1]["l"][0]["v"]) is int
+
+
+def test_json_strings_are_typed_only_where_the_dict_path_types_them(tmp_path):
+    items = [{"d": "01-02-2020", "t": "12:00:00", "iso": "2020-01-02", "ts": "2020-01-01 10:00:00+02:00",
+              "s": {"d": "13-02-2020"}, "l": ["03/04/2020"]},
+             {"d": "13-02-2020", "t": "23:59:59.5", "iso": "2020-01-03", "ts": "2020-06-01T10:00:00Z",
+              "s": {"d": "01-02-2020"}, "l": ["2020-01-01"]}]
+    path = write_jsonl(tmp_path / "dates.jsonl", items)
+    assert rows(path) == items  # strings stay text here; ISO ones are typed downstream as dicts' are
+    out = batches(path)
+    assert all(pa.types.is_string(out[0].schema.field(name).type) for name in ("d", "t", "iso", "ts"))
 
 
 def test_malformed_json_names_the_file_and_line(tmp_path):
@@ -489,6 +521,17 @@ def test_csv_widened_column_that_fails_again_as_the_reader_opens(tmp_path, monke
     (tmp_path / "t.csv").write_text("id,n\n" + "\n".join(lines) + "\n")
     got = rows(tmp_path / "t.csv", 100)
     assert [r["id"] for r in got] == list(range(30)) and got[21]["n"] == "text" and got[0]["n"] == 0
+
+
+def test_csv_blank_lines_before_a_widened_column_neither_repeat_nor_lose_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 256)
+    lines = [f"{i},{i}\n" + ("\n\r\n" if i % 10 == 0 else "") for i in range(200)]
+    lines[50] = '50,"x\n\ny"\n'  # a blank line inside a quoted value is no blank line
+    lines[150] = "150,abc\n"  # int64 → text, read again past 150 rows and 30 blank lines
+    (tmp_path / "t.csv").write_text("\n\ni,a\n" + "".join(lines))
+    got = rows(tmp_path / "t.csv", 1000)
+    assert [r["i"] for r in got] == list(range(200))
+    assert got[150]["a"] == "abc" and got[50]["a"] == "x\n\ny" and got[151]["a"] == "151" and got[0]["a"] == 0
 
 
 def test_csv_header_naming_a_column_twice_is_refused(tmp_path):
