@@ -33,6 +33,7 @@ Dictionary (pandas categoricals) and run-end encoded arrays are decoded to their
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,18 @@ def _scale_zero(array: pa.Array) -> pa.Array:
     return array.cast(pa.decimal128(precision, 0) if precision <= 38 else pa.decimal256(precision, 0))
 
 
+_KIND_TESTS: tuple[tuple[Callable[[pa.DataType], bool], str], ...] = (
+    (pa.types.is_null, "null"), (pa.types.is_boolean, "bool"), (pa.types.is_integer, "int"),
+    (pa.types.is_floating, "float"), (pa.types.is_string, "text"), (pa.types.is_large_string, "text"),
+    (pa.types.is_binary, "binary"), (pa.types.is_large_binary, "binary"), (pa.types.is_fixed_size_binary, "binary"),
+    (pa.types.is_timestamp, "timestamp"), (pa.types.is_date, "date"), (pa.types.is_time, "time"),
+    (pa.types.is_decimal, "decimal"), (pa.types.is_duration, "duration"), (pa.types.is_struct, "struct"),
+    (pa.types.is_list, "list"), (pa.types.is_large_list, "list"), (pa.types.is_fixed_size_list, "list"),
+    (pa.types.is_map, "json"), (pa.types.is_union, "json"),
+)
+"""Arrow type test → kind, first match wins (a ``plain`` array's type; anything else is "python")."""
+
+
 def kind_of(t: pa.DataType) -> str:
     """The kind of an Arrow type (see the module docstring); ``t`` is a ``plain`` array's type."""
     if isinstance(t, pa.BaseExtensionType):
@@ -126,34 +139,9 @@ def kind_of(t: pa.DataType) -> str:
         if isinstance(t, pa.UuidType):
             return "uuid"
         return kind_of(t.storage_type)
-    if pa.types.is_null(t):
-        return "null"
-    if pa.types.is_boolean(t):
-        return "bool"
-    if pa.types.is_integer(t):
-        return "int"
-    if pa.types.is_floating(t):
-        return "float"
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return "text"
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return "binary"
-    if pa.types.is_timestamp(t):
-        return "timestamp"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_time(t):
-        return "time"
-    if pa.types.is_decimal(t):
-        return "decimal"
-    if pa.types.is_duration(t):
-        return "duration"
-    if pa.types.is_struct(t):
-        return "struct"
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return "list"
-    if pa.types.is_map(t) or pa.types.is_union(t):
-        return "json"
+    for is_kind, kind in _KIND_TESTS:
+        if is_kind(t):
+            return kind
     return "python"
 
 
