@@ -6,7 +6,8 @@ the first block (int64, float64, bool, date, timestamp, text). A later value tha
 column's type does not fail the load: the rest of the file (from the first row not yet handed on) is read
 again with that column widened (Arrow skips the rows handed on, blank lines counted among them, which
 Python's csv module counts on this path only) (an int64 column to float64 where the value is a number, to text
-otherwise; an all-empty column is typed afresh). A malformed row raises ``SourceError`` naming the file
+otherwise; an all-empty column is typed afresh). Integers past 64 bits are never rounded through a
+double: a column Arrow would hold them in as float64 is read as text instead. A malformed row raises ``SourceError`` naming the file
 and line, found by Python's csv module on the error path only.
 
 Parquet (``ParquetFile.iter_batches``): row group by row group, in batches; nothing to infer.
@@ -16,11 +17,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -30,6 +33,9 @@ from loadbay.sources.arrow import plain
 BLOCK_BYTES = 1 << 20
 _COLUMN = re.compile(r"In CSV column #(\d+)")
 _VALUE = re.compile(r"invalid value '(.*)'", re.S)
+_INTEGER = re.compile(r"^[+-]?\d+$")
+EXACT_DOUBLE_INTEGERS = 2**53
+"""From here on a double cannot hold every integer."""
 
 
 def _open(path: Path, compression: str | None) -> pa.NativeFile:
@@ -55,12 +61,18 @@ def csv_batches(path: Path, batch_size: int, *, compression: str | None = None, 
                                                      quoted_strings_can_be_null=False))
             _check_header(reader.schema, path, compression, display)
             types = {f.name: f.type for f in reader.schema}
+            rounded = None
             for block in reader:
+                rounded = _rounded_column(block, forced)
+                if rounded is not None:  # read again from here with that column as text
+                    forced[rounded] = pa.string()
+                    break
                 for start in range(0, block.num_rows, batch_size):
                     batch = block.slice(start, batch_size)
                     done += batch.num_rows
                     yield batch
-            return
+            if rounded is None:
+                return
         except pa.ArrowInvalid as exc:
             message = str(exc)
             if "Empty CSV file" in message:
@@ -115,11 +127,24 @@ def _rows_to_skip(path: Path, compression: str | None, delimiter: str, data_rows
     return data_rows + blank
 
 
+def _rounded_column(block: pa.RecordBatch, forced: dict[str, pa.DataType]) -> str | None:
+    """A column Arrow typed float64 whose values reach 2**53, where a double no longer holds every integer:
+    integers past 64 bits (``12345678901234567890123``) are typed so and would lose digits. Such a column is
+    read as text instead, which keeps every digit (a double that large written in the file is kept as its text)."""
+    for field, column in zip(block.schema, block.columns):
+        if pa.types.is_floating(field.type) and field.name not in forced and column.null_count < len(column):
+            largest = pc.max(pc.abs(column)).as_py()
+            if largest is not None and largest >= EXACT_DOUBLE_INTEGERS and math.isfinite(largest):
+                return field.name
+    return None
+
+
 def _widened(current: pa.DataType, value: str) -> pa.DataType | None:
-    """The type to read a column as once ``value`` did not fit ``current``; None: infer it afresh."""
+    """The type to read a column as once ``value`` did not fit ``current``; None: infer it afresh. An integer
+    column meeting a wider integer becomes text, not a double that would round it."""
     if pa.types.is_null(current):
         return None
-    if pa.types.is_integer(current):
+    if pa.types.is_integer(current) and not _INTEGER.match(value.strip()):
         try:
             float(value)
             return pa.float64()

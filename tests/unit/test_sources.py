@@ -434,6 +434,20 @@ def test_csv_types_nulls_and_quoting(tmp_path):
     assert got[2]["name"] == "" and got[3]["name"] == "two\nlines"  # quoted empty: the empty string
 
 
+def test_csv_integers_past_64_bits_keep_every_digit(tmp_path, monkeypatch):
+    """Arrow types such a column float64 (first block) or widens an int64 column to it (later block):
+    either would round; the column is read as text instead, every row once."""
+    (tmp_path / "first.csv").write_text("id,a,f\n1,12345678901234567890123,1.5\n2,7,2.5\n")
+    assert [(r["a"], r["f"]) for r in rows(tmp_path / "first.csv", 10)] == \
+        [("12345678901234567890123", 1.5), ("7", 2.5)]
+    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 64)  # the big integer comes in a later block
+    lines = [f"{i},{i}" for i in range(40)] + ["40,123456789012345678901234567", "41,5"]
+    (tmp_path / "later.csv").write_text("id,a\n" + "\n".join(lines) + "\n")
+    got = rows(tmp_path / "later.csv", 7)
+    assert [r["id"] for r in got] == list(range(42))
+    assert [str(r["a"]) for r in got] == [str(i) for i in range(40)] + ["123456789012345678901234567", "5"]
+
+
 def test_csv_values_that_do_not_fit_a_later_block_widen_the_column(tmp_path, monkeypatch):
     monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 64)
     lines = [f"{i},{i},,x{i}" for i in range(80)]
