@@ -83,13 +83,13 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import loadbay  # noqa: E402
-from common.destination import LoadJob  # noqa: E402
-from common.schema.types import Column, Table  # noqa: E402
-from common.storage.package import JobFile  # noqa: E402
-from common.storage.writers import CsvWriter, arrow_type  # noqa: E402
-from destinations.duckdb.jobs import DuckDbReaderJob, ParquetJob  # noqa: E402
-from destinations import arrow_csv  # noqa: E402
-from destinations.postgres.jobs import (TRANSCODE_MEMORY, JsonlCopyJob, ParquetCopyJob,  # noqa: E402
+from loadbay.common.destination import LoadJob  # noqa: E402
+from loadbay.common.schema.types import Column, Table  # noqa: E402
+from loadbay.common.storage.package import JobFile  # noqa: E402
+from loadbay.common.storage.writers import CsvWriter, arrow_type  # noqa: E402
+from loadbay.destinations.duckdb.jobs import DuckDbReaderJob, ParquetJob  # noqa: E402
+from loadbay.destinations import arrow_csv  # noqa: E402
+from loadbay.destinations.postgres.jobs import (TRANSCODE_MEMORY, JsonlCopyJob, ParquetCopyJob,  # noqa: E402
                                         copy_statement, parquet_batch_rows)
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"

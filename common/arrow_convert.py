@@ -21,11 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.arrow_types import ISO_DATE, ISO_DATETIME, KIND_TYPES, new_column_type, storage_type
-from common.schema.inference import (INT64_MAX, NAT_TEXT, NOT_COERCIBLE, NotCoercible, converter_for,
+from loadbay.common.arrow_types import ISO_DATE, ISO_DATETIME, KIND_TYPES, new_column_type, storage_type
+from loadbay.common.schema.inference import (INT64_MAX, NAT_TEXT, NOT_COERCIBLE, NotCoercible, converter_for,
                                      infer_data_type, parse_date, parse_datetime)
-from common.schema.types import Column
-from common.storage.writers import dumps_json
+from loadbay.common.schema.types import Column
+from loadbay.common.storage.writers import dumps_json
 
 Mask = pa.BooleanArray
 """True where a non-null value cannot take the column's type (its place in the result is null)."""

@@ -40,8 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.schema.inference import INT64_MAX, infer_data_type
-from common.schema.types import Column
+from loadbay.common.schema.inference import INT64_MAX, infer_data_type
+from loadbay.common.schema.types import Column
 
 MAX_ARROW_DECIMAL_PRECISION = 76
 """Widest decimal Arrow holds (decimal256); wider decimal columns are stored as exact text."""

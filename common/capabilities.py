@@ -54,7 +54,7 @@ class DestinationCapabilities:
     """sqlglot dialect name used to render every statement."""
     max_parallel_load_jobs: int = 1
     """Load jobs run at once, each on its own connection."""
-    loads_while_normalizing: bool = False
+    load_while_normalizing: bool = False
     """Whether append files may load while the rest of the package is still being normalized
     (on another connection); rows of a package abandoned mid-normalize are deleted by row id."""
     string_literal_escape: str = "standard"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar, get_type_hints
 
-from common.exceptions import ConfigFieldMissingError, ConfigurationError
+from loadbay.common.exceptions import ConfigFieldMissingError, ConfigurationError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,10 +11,10 @@ from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Any, ClassVar
 
-from common.capabilities import DestinationCapabilities
-from common.configuration import Credentials, resolve
-from common.schema.types import Schema, Table
-from common.storage.package import JobFile
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.configuration import Credentials, resolve
+from loadbay.common.schema.types import Schema, Table
+from loadbay.common.storage.package import JobFile
 
 STAGING_SUFFIX = "_staging"
 ATOMIC_APPEND = "insert-from-staging"
@@ -103,7 +103,7 @@ class JobClient(ABC):
 
     def migrate_tables(self, tables: list[Table]) -> None:
         """Create or alter ``tables`` (not staging) without recording a schema version: what an
-        early load needs before its file. Destinations with ``loads_while_normalizing`` implement it."""
+        early load needs before its file. Destinations with ``load_while_normalizing`` implement it."""
         raise NotImplementedError(f"{type(self).__name__} does not load while normalizing")
 
     def delete_rows_by_id_prefix(self, table_names: list[str], id_prefix: str, load_id: str) -> None:

@@ -22,15 +22,15 @@ from itertools import chain
 from types import NoneType
 from typing import Any
 
-from common.capabilities import DestinationCapabilities
-from common.exceptions import SchemaContractViolation, SchemaError
-from common.schema import naming
-from common.schema.contracts import SchemaContract
-from common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for, infer_data_type
-from common.normalizer_batch import normalize_batch
-from common.schema.types import (LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema,
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.exceptions import SchemaContractViolation, SchemaError
+from loadbay.common.schema import naming
+from loadbay.common.schema.contracts import SchemaContract
+from loadbay.common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for, infer_data_type
+from loadbay.common.normalizer_batch import normalize_batch
+from loadbay.common.schema.types import (LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema,
                                  Table)
-from common.schema.values import UnloadableValue, is_null, plain_value, type_name
+from loadbay.common.schema.values import UnloadableValue, is_null, plain_value, type_name
 
 logger = logging.getLogger(__name__)
 Rows = dict[str, list[dict[str, Any]]]

@@ -29,16 +29,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.arrow_convert import Rules, convert, sample, variant_types
-from common.arrow_types import kind_of, new_column_type, plain
-from common.exceptions import SchemaContractViolation, SchemaError
-from common.normalizer import _column, _DiscardRow, _TooManyColumns
-from common.schema import naming
-from common.schema.values import UnloadableValue
-from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Table
+from loadbay.common.arrow_convert import Rules, convert, sample, variant_types
+from loadbay.common.arrow_types import kind_of, new_column_type, plain
+from loadbay.common.exceptions import SchemaContractViolation, SchemaError
+from loadbay.common.normalizer import _column, _DiscardRow, _TooManyColumns
+from loadbay.common.schema import naming
+from loadbay.common.schema.values import UnloadableValue
+from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Table
 
 if TYPE_CHECKING:
-    from common.normalizer import RelationalNormalizer, _TableState
+    from loadbay.common.normalizer import RelationalNormalizer, _TableState
 
 logger = logging.getLogger(__name__)
 Fields = list[tuple[str, pa.Array]]

@@ -17,12 +17,12 @@ from itertools import chain, repeat
 from types import NoneType
 from typing import TYPE_CHECKING, Any
 
-from common.schema.inference import FINITE_ONLY, IDENTITY, INT64_MAX, INT64_MIN, NotCoercible
-from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID
-from common.schema.values import UnloadableValue
+from loadbay.common.schema.inference import FINITE_ONLY, IDENTITY, INT64_MAX, INT64_MIN, NotCoercible
+from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID
+from loadbay.common.schema.values import UnloadableValue
 
 if TYPE_CHECKING:
-    from common.normalizer import RelationalNormalizer, Rows, _TableState
+    from loadbay.common.normalizer import RelationalNormalizer, Rows, _TableState
 
 
 class Fallback(Exception):

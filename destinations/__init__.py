@@ -10,15 +10,15 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
-from common.destination import Destination
-from common.exceptions import UnknownDestinationError
+from loadbay.common.destination import Destination
+from loadbay.common.exceptions import UnknownDestinationError
 
 ENTRY_POINT_GROUP = "loadbay.destinations"
 BUILTINS: dict[str, str] = {
-    "duckdb": "destinations.duckdb:duckdb",
-    "noop": "destinations.noop:noop",
-    "postgres": "destinations.postgres:postgres",
-    "sqlalchemy": "destinations.sqlalchemy:sqlalchemy",
+    "duckdb": "loadbay.destinations.duckdb:duckdb",
+    "noop": "loadbay.destinations.noop:noop",
+    "postgres": "loadbay.destinations.postgres:postgres",
+    "sqlalchemy": "loadbay.destinations.sqlalchemy:sqlalchemy",
 }
 
 
@@ -65,9 +65,9 @@ def resolve_destination(reference: str | Destination | type[Destination], **conf
     return factory(**config)
 
 
-from destinations.duckdb import duckdb  # noqa: E402 - factories users import by name
-from destinations.noop import noop  # noqa: E402
-from destinations.postgres import postgres  # noqa: E402
-from destinations.sqlalchemy import sqlalchemy  # noqa: E402
+from loadbay.destinations.duckdb import duckdb  # noqa: E402 - factories users import by name
+from loadbay.destinations.noop import noop  # noqa: E402
+from loadbay.destinations.postgres import postgres  # noqa: E402
+from loadbay.destinations.sqlalchemy import sqlalchemy  # noqa: E402
 
 __all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "duckdb", "known_names", "noop", "postgres", "resolve_destination", "sqlalchemy"]

@@ -1,7 +1,7 @@
 """Arrow record batches as the csv PostgreSQL's ``COPY ... (FORMAT csv, NULL '')`` reads, rendered by
 Arrow's C++ csv writer: no Python per row or per value.
 
-What makes Arrow's csv exactly loadbay's csv (each point is under test in tests/e2e/test_parquet_jobs.py):
+What makes Arrow's csv exactly loadbay's csv (each point is under test in tests/integration/test_parquet_jobs.py):
 
 - every string is quoted (Arrow's "needed" quoting quotes all string values) and a NULL is an unquoted
   empty field, so ``''`` and NULL stay apart; quotes are doubled, newlines and backslashes need nothing;

@@ -2,7 +2,7 @@
 SQLAlchemy destination's parquet job; any dbapi destination binding Python values may use it).
 
 The values are the ones the SQLAlchemy jsonl job binds for the same rows
-(``destinations.sqlalchemy.jobs.param_converter``), made with Arrow casts and one ``to_pylist`` per
+(``loadbay.destinations.sqlalchemy.jobs.param_converter``), made with Arrow casts and one ``to_pylist`` per
 column instead of a converter call per value: timestamps naive UTC on MySQL/MariaDB, canonical ISO
 text on SQLite (which keeps dates, times, timestamps and decimals as text), json as its JSON text,
 binary as bytes. What the jsonl job checks per value is checked per column here: the Arrow type
@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.schema.types import Column
+from loadbay.common.schema.types import Column
 
 def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)

@@ -16,17 +16,17 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 
-from common.capabilities import DestinationCapabilities
-from common.destination import DestinationConfig, JobClient, LoadJob, replace_strategy, uses_staging
-from common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
-from common.schema.naming import shorten
-from common.schema.types import ROW_ID, Column, Schema, Table
-from common.storage.package import JobFile
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.destination import DestinationConfig, JobClient, LoadJob, replace_strategy, uses_staging
+from loadbay.common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
+from loadbay.common.schema.naming import shorten
+from loadbay.common.schema.types import ROW_ID, Column, Schema, Table
+from loadbay.common.storage.package import JobFile
 from loadbay.faults import crash_point
-from destinations import sql_jobs
-from destinations.load_jobs import InsertValuesJob
-from destinations.sql_client import SqlClient
-from destinations.type_mapping import TypeMapper
+from loadbay.destinations import sql_jobs
+from loadbay.destinations.load_jobs import InsertValuesJob
+from loadbay.destinations.sql_client import SqlClient
+from loadbay.destinations.type_mapping import TypeMapper
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from common.destination import LoadJob
-from common.exceptions import DestinationTerminalError
-from common.schema.types import Column
+from loadbay.common.destination import LoadJob
+from loadbay.common.exceptions import DestinationTerminalError
+from loadbay.common.schema.types import Column
 
 
 def where(job: LoadJob) -> str:

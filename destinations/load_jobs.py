@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from common.destination import LoadJob
-from common.storage.writers import read_insert_values
+from loadbay.common.destination import LoadJob
+from loadbay.common.storage.writers import read_insert_values
 
 if TYPE_CHECKING:
-    from destinations.job_client import SqlJobClient
+    from loadbay.destinations.job_client import SqlJobClient
 
 
 class InsertValuesJob(LoadJob):

@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from common.capabilities import DestinationCapabilities
-from common.destination import DestinationConfig
-from common.exceptions import DestinationError
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.destination import DestinationConfig
+from loadbay.common.exceptions import DestinationError
 
 MAX_STATEMENT_IN_ERROR = 2000
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 
 from sqlglot import exp
 
-from common.capabilities import DestinationCapabilities
-from common.exceptions import SchemaError
-from common.schema.types import ROOT_ID, ROW_ID, Column, Table
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.exceptions import SchemaError
+from loadbay.common.schema.types import ROOT_ID, ROW_ID, Column, Table
 
 TableRef = Callable[[str], exp.Table]
 DEDUP_RANK = "_lb_dedup_rank"
@@ -212,7 +212,7 @@ def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, stagi
 def unique_index(root: Table, primary: Sequence[str], root_target: exp.Table,
                  capabilities: DestinationCapabilities) -> exp.Create:
     """``CREATE UNIQUE INDEX IF NOT EXISTS`` on the key, named from the table (shortened to fit)."""
-    from common.schema.naming import shorten
+    from loadbay.common.schema.naming import shorten
 
     name = shorten(f"{root.name}__lb_upsert_key", capabilities.max_identifier_length)
     index_name: exp.Expression = _ident(name)

@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 
-from common.capabilities import DestinationCapabilities
-from common.schema.types import Column
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.schema.types import Column
 
 DType = exp.DataType.Type
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.destination import Destination
-from destinations import resolve_destination
+from loadbay.common.destination import Destination
+from loadbay.destinations import resolve_destination
 from loadbay.extract import Resource, resource
 from loadbay.info import JobInfo, LoadInfo, LoadPackageInfo
 from loadbay.pipeline import Pipeline, pipeline

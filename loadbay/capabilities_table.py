@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from common.capabilities import DestinationCapabilities
-from destinations import BUILTINS, resolve_destination
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.destinations import BUILTINS, resolve_destination
 
 SHOWN = ("preferred_loader_file_format", "supported_loader_file_formats", "max_identifier_length",
          "max_parameters_per_statement", "decimal_precision", "max_decimal_precision", "supports_ddl_transactions",
          "supports_truncate", "merge_strategies", "replace_strategies", "is_dataset_a_schema", "sqlglot_dialect",
-         "max_parallel_load_jobs", "loads_while_normalizing", "supports_nan_infinity", "max_table_columns",
+         "max_parallel_load_jobs", "load_while_normalizing", "supports_nan_infinity", "max_table_columns",
          "columnar_file_max_items")
 
 
@@ -27,7 +27,7 @@ def columns() -> dict[str, DestinationCapabilities]:
     """One column per built-in destination; the SQLAlchemy one once per dialect it is tested on."""
     from sqlalchemy.engine import make_url
 
-    from destinations.sqlalchemy.capabilities import capabilities_for_dialect
+    from loadbay.destinations.sqlalchemy.capabilities import capabilities_for_dialect
 
     out: dict[str, DestinationCapabilities] = {}
     for name in BUILTINS:

@@ -17,8 +17,8 @@ import argparse
 import sys
 
 import loadbay
-from common.capabilities import FILE_FORMATS
-from common.exceptions import LoadbayError, PipelineInterrupted
+from loadbay.common.capabilities import FILE_FORMATS
+from loadbay.common.exceptions import LoadbayError, PipelineInterrupted
 from loadbay.sources.files import FORMATS
 
 

@@ -19,10 +19,10 @@ import logging
 import queue
 import threading
 
-from common.destination import Destination, DestinationConfig, JobClient
-from common.exceptions import LoadbayError
-from common.schema.types import Schema, Table
-from common.storage.package import JobFile, LoadPackage
+from loadbay.common.destination import Destination, DestinationConfig, JobClient
+from loadbay.common.exceptions import LoadbayError
+from loadbay.common.schema.types import Schema, Table
+from loadbay.common.storage.package import JobFile, LoadPackage
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.exceptions import LoadbayError, SourceError
+from loadbay.common.exceptions import LoadbayError, SourceError
 from loadbay.sources import iter_batches, source_name
 
 DEFAULT_BATCH_SIZE = 5000

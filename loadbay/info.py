@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.exceptions import LoadJobFailed
+from loadbay.common.exceptions import LoadJobFailed
 
 
 @dataclass

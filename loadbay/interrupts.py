@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from common.exceptions import LoadbayError
+from loadbay.common.exceptions import LoadbayError
 
 logger = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from common.capabilities import DestinationCapabilities
-from common.destination import Destination, DestinationConfig, JobClient, needs_preparation
-from common.exceptions import (DestinationLockedError, DestinationTerminalError, DestinationTransientError,
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.destination import Destination, DestinationConfig, JobClient, needs_preparation
+from loadbay.common.exceptions import (DestinationLockedError, DestinationTerminalError, DestinationTransientError,
                                LoadbayError)
-from common.schema.types import Schema
-from common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage
+from loadbay.common.schema.types import Schema
+from loadbay.common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage
 from loadbay.info import JobInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped
 

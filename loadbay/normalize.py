@@ -12,15 +12,15 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from common.capabilities import DestinationCapabilities
-from common.destination import APPEND_STRATEGIES, ATOMIC_APPEND, needs_preparation
-from common.exceptions import DestinationError, SchemaError
-from common.normalizer import RelationalNormalizer
-from common.normalizer_arrow import is_arrow_batch, normalize_arrow
-from common.schema.contracts import SchemaContract
-from common.schema.types import Schema, Table
-from common.storage.package import JobFile, LoadPackage, PackageStorage
-from common.storage.package_writer import PackageWriter
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.destination import APPEND_STRATEGIES, ATOMIC_APPEND, needs_preparation
+from loadbay.common.exceptions import DestinationError, SchemaError
+from loadbay.common.normalizer import RelationalNormalizer
+from loadbay.common.normalizer_arrow import is_arrow_batch, normalize_arrow
+from loadbay.common.schema.contracts import SchemaContract
+from loadbay.common.schema.types import Schema, Table
+from loadbay.common.storage.package import JobFile, LoadPackage, PackageStorage
+from loadbay.common.storage.package_writer import PackageWriter
 from loadbay.early_load import EarlyLoader, remove_early_rows, with_tables
 from loadbay.extract import Resource
 from loadbay.faults import crash_point

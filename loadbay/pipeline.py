@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.capabilities import FILE_FORMATS, DestinationCapabilities
-from common.configuration import resolve
-from common.destination import STAGING_SUFFIX, Destination, DestinationConfig
-from common.exceptions import (ConfigurationError, DestinationError, DestinationUndefinedRelation, LoadbayError,
+from loadbay.common.capabilities import FILE_FORMATS, DestinationCapabilities
+from loadbay.common.configuration import resolve
+from loadbay.common.destination import STAGING_SUFFIX, Destination, DestinationConfig
+from loadbay.common.exceptions import (ConfigurationError, DestinationError, DestinationUndefinedRelation, LoadbayError,
                                PipelineInterrupted, PipelineStepFailed, SourceError)
-from common.schema import naming
-from common.schema.contracts import SchemaContract
-from common.schema.types import Schema
-from common.storage.package import DamagedPackageError, LoadPackage, PackageStorage
-from destinations import resolve_destination
+from loadbay.common.schema import naming
+from loadbay.common.schema.contracts import SchemaContract
+from loadbay.common.schema.types import Schema
+from loadbay.common.storage.package import DamagedPackageError, LoadPackage, PackageStorage
+from loadbay.destinations import resolve_destination
 from loadbay.early_load import EarlyLoader, early_definitions, remove_early_rows, with_tables
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
@@ -46,7 +46,7 @@ class PipelineSettings:
     retry_backoff_seconds: float = 1.0
     lock_wait_seconds: float = 300.0  # how long to wait while another process holds the database (DuckDB)
     workers: int = 0  # 0: the destination's max_parallel_load_jobs
-    load_while_normalizing: bool = True  # where the destination can (capabilities.loads_while_normalizing)
+    load_while_normalizing: bool = True  # where the destination can (capabilities.load_while_normalizing)
     archive_completed_packages: bool = False
     atomic_appends: bool = False  # append packages all or nothing: through staging, moved in at the end
 
@@ -235,7 +235,7 @@ class Pipeline:
     def _early_loader(self) -> EarlyLoaderFactory | None:
         """Load files while normalizing, where the destination can and no older package waits
         (packages apply in order)."""
-        if not (self.capabilities.loads_while_normalizing and self.settings.load_while_normalizing):
+        if not (self.capabilities.load_while_normalizing and self.settings.load_while_normalizing):
             return None
         if self.storage.pending():
             return None

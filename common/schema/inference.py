@@ -23,8 +23,8 @@ from datetime import date, datetime, time, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from common.schema.types import Column
-from common.schema.values import adapter_for, fits_int64, is_null_type
+from loadbay.common.schema.types import Column
+from loadbay.common.schema.values import adapter_for, fits_int64, is_null_type
 
 Converter = Callable[[Any], Any]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

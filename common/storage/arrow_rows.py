@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from common.schema.types import Table
+from loadbay.common.schema.types import Table
 
 
 def arrow_rows(table: pa.Table, schema_table: Table) -> list[dict[str, Any]]:

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from common.storage.text_repair import ESCAPED_NUL, NUL, repair_text
-from common.storage.writers import LoadFileWriter, arrow_type, dumps_json
+from loadbay.common.storage.text_repair import ESCAPED_NUL, NUL, repair_text
+from loadbay.common.storage.writers import LoadFileWriter, arrow_type, dumps_json
 
 ROW_GROUP_ROWS = 64 * 1024
 """Rows gathered before a row group is written (a batch larger than this is one row group of its own)."""

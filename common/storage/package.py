@@ -30,9 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-from common.capabilities import FILE_FORMATS
-from common.exceptions import LoadbayError
-from common.schema.types import Schema
+from loadbay.common.capabilities import FILE_FORMATS
+from loadbay.common.exceptions import LoadbayError
+from loadbay.common.schema.types import Schema
 
 logger = logging.getLogger(__name__)
 

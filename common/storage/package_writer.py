@@ -13,12 +13,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from common.capabilities import DestinationCapabilities
-from common.schema.types import Schema
-from common.schema.values import UnloadableValue
-from common.storage.package import JobFile, LoadPackage, job_file_name
-from common.storage.text_repair import TextRepairs
-from common.storage.writers import WRITERS, LoadFileWriter, unloadable_json_error
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.schema.types import Schema
+from loadbay.common.schema.values import UnloadableValue
+from loadbay.common.storage.package import JobFile, LoadPackage, job_file_name
+from loadbay.common.storage.text_repair import TextRepairs
+from loadbay.common.storage.writers import WRITERS, LoadFileWriter, unloadable_json_error
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -67,7 +67,7 @@ class PackageWriter:
         """Rows of ``table_name`` as an Arrow table (columns named and typed as ``normalizer_arrow`` makes
         them) into parquet files written by Arrow, with the same rotation as ``write``. A destination that
         does not load parquet gets them as rows of its file format instead (slower: Python per row)."""
-        from common.storage.arrow_writer import ArrowParquetWriter
+        from loadbay.common.storage.arrow_writer import ArrowParquetWriter
 
         if not self.columnar:
             self._write_as_rows(table_name, table)
@@ -86,7 +86,7 @@ class PackageWriter:
             logger.info("Arrow data is written as %s rows, one Python dict per row (slower than parquet files): "
                         "the run asked for that loader_file_format, or the destination loads no parquet (it loads "
                         "%s)", self.writer_class.file_format, self.capabilities.supported_loader_file_formats)
-        from common.storage.arrow_rows import arrow_rows
+        from loadbay.common.storage.arrow_rows import arrow_rows
 
         self.write(table_name, arrow_rows(table, self.schema.tables[table_name]))
 
@@ -115,7 +115,7 @@ class PackageWriter:
         return writer
 
     def _max_items(self, writer: LoadFileWriter) -> int:
-        from common.storage.arrow_writer import ArrowParquetWriter
+        from loadbay.common.storage.arrow_writer import ArrowParquetWriter
 
         return self.columnar_file_max_items if isinstance(writer, ArrowParquetWriter) else self.file_max_items
 

@@ -24,12 +24,12 @@ from typing import IO, Any, ClassVar
 
 import orjson
 
-from common.capabilities import DestinationCapabilities
-from common.exceptions import SchemaError
-from common.schema.inference import NON_FINITE_TEXT
-from common.schema.types import Column, Table
-from common.schema.values import UnloadableValue, json_default
-from common.storage.text_repair import TextRepairs, may_hold_nul
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.exceptions import SchemaError
+from loadbay.common.schema.inference import NON_FINITE_TEXT
+from loadbay.common.schema.types import Column, Table
+from loadbay.common.schema.values import UnloadableValue, json_default
+from loadbay.common.storage.text_repair import TextRepairs, may_hold_nul
 
 BUFFER_SIZE = 1 << 20
 HEADER_ALLOWANCE = 1024  # room for "INSERT INTO <qualified name> (...) VALUES" around a body
@@ -37,7 +37,7 @@ HEADER_ALLOWANCE = 1024  # room for "INSERT INTO <qualified name> (...) VALUES" 
 
 _json_default = json_default
 """orjson's ``default`` in every writer: Decimal as text, bytes as base64, and what only a json value
-holds nested (sets, UUIDs, numpy values, pandas' NaT...) as plain values (see common.schema.values)."""
+holds nested (sets, UUIDs, numpy values, pandas' NaT...) as plain values (see loadbay.common.schema.values)."""
 
 
 def dumps_json(value: Any) -> str:
@@ -488,7 +488,7 @@ def _skip(value: Any) -> None:
 def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:
     """The Arrow type of ``column`` in parquet files: ``arrow_types.storage_type``, which the Arrow
     normalizer converts to as well (json as JSON text, decimals wider than Arrow as exact text)."""
-    from common.arrow_types import storage_type
+    from loadbay.common.arrow_types import storage_type
 
     return storage_type(column, capabilities.decimal_precision)
 

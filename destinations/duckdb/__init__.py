@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from common.destination import Destination, DestinationConfig
-from destinations.duckdb.capabilities import capabilities as duckdb_capabilities
-from destinations.duckdb.configuration import MEMORY, DuckDbConfig
-from destinations.duckdb.job_client import DuckDbJobClient
-from destinations.duckdb.sql_client import DuckDbSqlClient
+from loadbay.common.destination import Destination, DestinationConfig
+from loadbay.destinations.duckdb.capabilities import capabilities as duckdb_capabilities
+from loadbay.destinations.duckdb.configuration import MEMORY, DuckDbConfig
+from loadbay.destinations.duckdb.job_client import DuckDbJobClient
+from loadbay.destinations.duckdb.sql_client import DuckDbSqlClient
 
 
 class duckdb(Destination):  # noqa: N801 - lower case like the name users type

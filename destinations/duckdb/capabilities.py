@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.capabilities import DEFAULTS
+from loadbay.common.capabilities import DEFAULTS
 
 capabilities = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",

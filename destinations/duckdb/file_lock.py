@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
-from common.exceptions import DestinationLockedError
+from loadbay.common.exceptions import DestinationLockedError
 
 _held: dict[str, tuple[IO[Any], int]] = {}  # lock file → (open handle, connections of this process)
 _guard = threading.Lock()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from common.destination import LoadJob
-from destinations.duckdb.jobs import CsvJob, JsonlJob, ParquetJob
-from destinations.job_client import SqlJobClient
-from destinations.load_jobs import InsertValuesJob
-from destinations.type_mapping import DType, TypeMapper
+from loadbay.common.destination import LoadJob
+from loadbay.destinations.duckdb.jobs import CsvJob, JsonlJob, ParquetJob
+from loadbay.destinations.job_client import SqlJobClient
+from loadbay.destinations.load_jobs import InsertValuesJob
+from loadbay.destinations.type_mapping import DType, TypeMapper
 
 
 class DuckDbTypeMapper(TypeMapper):

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 from sqlglot import exp
 
-from common.destination import LoadJob
-from common.exceptions import DestinationTerminalError
-from common.schema.types import Column
-from destinations.job_errors import columns_for, naming_file, where
+from loadbay.common.destination import LoadJob
+from loadbay.common.exceptions import DestinationTerminalError
+from loadbay.common.schema.types import Column
+from loadbay.destinations.job_errors import columns_for, naming_file, where
 
 if TYPE_CHECKING:
-    from destinations.job_client import SqlJobClient
+    from loadbay.destinations.job_client import SqlJobClient
 
 
 def _arg(name: str, value: exp.Expression) -> exp.PropertyEQ:

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from common.exceptions import (DestinationError, DestinationLockedError, DestinationTerminalError,
+from loadbay.common.exceptions import (DestinationError, DestinationLockedError, DestinationTerminalError,
                                DestinationTransientError, DestinationUndefinedRelation)
-from destinations.duckdb import file_lock
-from destinations.sql_client import SqlClient
+from loadbay.destinations.duckdb import file_lock
+from loadbay.destinations.sql_client import SqlClient
 
 # DuckDB exception class name → loadbay error; looked up along the exception's MRO.
 ERROR_CLASSES: dict[str, type[DestinationError]] = {

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from common.destination import Destination, DestinationConfig
-from destinations.noop.capabilities import capabilities as noop_capabilities
-from destinations.noop.configuration import NoopConfig
-from destinations.noop.job_client import NoopJobClient
+from loadbay.common.destination import Destination, DestinationConfig
+from loadbay.destinations.noop.capabilities import capabilities as noop_capabilities
+from loadbay.destinations.noop.configuration import NoopConfig
+from loadbay.destinations.noop.job_client import NoopJobClient
 
 
 class noop(Destination):  # noqa: N801

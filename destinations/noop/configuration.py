@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from common.configuration import Credentials
-from common.destination import DestinationConfig
+from loadbay.common.configuration import Credentials
+from loadbay.common.destination import DestinationConfig
 
 
 @dataclass(repr=False)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.destination import JobClient, LoadJob
-from common.schema.types import Schema
-from common.storage.package import JobFile
-from destinations.noop.jobs import NoopJob
+from loadbay.common.destination import JobClient, LoadJob
+from loadbay.common.schema.types import Schema
+from loadbay.common.storage.package import JobFile
+from loadbay.destinations.noop.jobs import NoopJob
 
 
 class NoopJobClient(JobClient):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.destination import LoadJob
+from loadbay.common.destination import LoadJob
 
 
 class NoopJob(LoadJob):

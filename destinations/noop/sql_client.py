@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.exceptions import DestinationError
+from loadbay.common.exceptions import DestinationError
 
 
 def classify(exc: BaseException) -> type[DestinationError] | None:

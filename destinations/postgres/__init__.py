@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from common.destination import Destination, DestinationConfig
-from destinations.postgres.capabilities import capabilities as postgres_capabilities
-from destinations.postgres.configuration import PostgresConfig
-from destinations.postgres.job_client import PostgresJobClient
-from destinations.postgres.sql_client import PostgresSqlClient
+from loadbay.common.destination import Destination, DestinationConfig
+from loadbay.destinations.postgres.capabilities import capabilities as postgres_capabilities
+from loadbay.destinations.postgres.configuration import PostgresConfig
+from loadbay.destinations.postgres.job_client import PostgresJobClient
+from loadbay.destinations.postgres.sql_client import PostgresSqlClient
 
 
 class postgres(Destination):  # noqa: N801

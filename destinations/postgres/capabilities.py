@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.capabilities import DEFAULTS
+from loadbay.common.capabilities import DEFAULTS
 
 capabilities = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",
@@ -23,7 +23,7 @@ capabilities = DEFAULTS.with_(
     replace_strategies=("insert-from-staging", "truncate-and-insert", "staging-optimized"),
     sqlglot_dialect="postgres",
     max_parallel_load_jobs=2,
-    loads_while_normalizing=True,
+    load_while_normalizing=True,
     string_literal_escape="standard",
     binary_literal_template="'\\x{hex}'::bytea",
     is_dataset_a_schema=True,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from common.configuration import ConnectionStringCredentials
-from common.destination import DestinationConfig
+from loadbay.common.configuration import ConnectionStringCredentials
+from loadbay.common.destination import DestinationConfig
 
 
 @dataclass(repr=False)
@@ -29,7 +29,7 @@ class PostgresCredentials(ConnectionStringCredentials):
                 parsed[key] = kind(query.pop(key))
         parsed["query"] = query
         if parsed.get("drivername", "").split("+")[0] not in ("postgresql", "postgres"):
-            from common.exceptions import ConfigurationError
+            from loadbay.common.exceptions import ConfigurationError
 
             raise ConfigurationError(f"a postgres connection string starts with postgresql://, not "
                                      f"{parsed.get('drivername')}://")

@@ -6,12 +6,12 @@ from typing import ClassVar
 
 from sqlglot import exp
 
-from common.destination import LoadJob
-from common.schema.types import Column
-from destinations.job_client import SqlJobClient
-from destinations.load_jobs import InsertValuesJob
-from destinations.postgres.jobs import CopyCsvJob, JsonlCopyJob, ParquetCopyJob
-from destinations.type_mapping import DType, TypeMapper
+from loadbay.common.destination import LoadJob
+from loadbay.common.schema.types import Column
+from loadbay.destinations.job_client import SqlJobClient
+from loadbay.destinations.load_jobs import InsertValuesJob
+from loadbay.destinations.postgres.jobs import CopyCsvJob, JsonlCopyJob, ParquetCopyJob
+from loadbay.destinations.type_mapping import DType, TypeMapper
 
 MERGE_SINCE = 150000
 """server_version_num from which ``MERGE`` exists (PostgreSQL 15)."""

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from common.destination import LoadJob
-from common.exceptions import DestinationTerminalError
-from common.schema.types import Column
-from common.storage.package import JobFile, LoadPackage
-from destinations.job_errors import columns_for, naming_file
+from loadbay.common.destination import LoadJob
+from loadbay.common.exceptions import DestinationTerminalError
+from loadbay.common.schema.types import Column
+from loadbay.common.storage.package import JobFile, LoadPackage
+from loadbay.destinations.job_errors import columns_for, naming_file
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from destinations.job_client import SqlJobClient
+    from loadbay.destinations.job_client import SqlJobClient
 
 
 def copy_statement(target: exp.Table, columns: list[str], client: SqlJobClient, *, header: bool = True) -> str:
@@ -57,7 +57,7 @@ def parquet_batch_rows(parquet: Any) -> int:
 
 
 class ParquetCopyJob(LoadJob):
-    """parquet → csv by Arrow's C++ csv writer (``destinations.arrow_csv``), streamed into one COPY
+    """parquet → csv by Arrow's C++ csv writer (``loadbay.destinations.arrow_csv``), streamed into one COPY
     while it is rendered: no Python per row, no scratch file, memory bounded by a few record batches.
 
     Measured against transcoding with DuckDB into a scratch csv and against the rows-in-Python path
@@ -67,7 +67,7 @@ class ParquetCopyJob(LoadJob):
     def run(self, client: SqlJobClient) -> None:
         import pyarrow.parquet as pq
 
-        from destinations.arrow_csv import CsvStream
+        from loadbay.destinations.arrow_csv import CsvStream
 
         with naming_file(self):
             parquet = pq.ParquetFile(self.job_file.path)

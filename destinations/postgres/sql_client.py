@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
+from loadbay.common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
                                DestinationUndefinedRelation)
-from destinations.sql_client import SqlClient, lock_key
+from loadbay.destinations.sql_client import SqlClient, lock_key
 
 SQLSTATE_EXACT: dict[str, type[DestinationError]] = {
     "42P01": DestinationUndefinedRelation,  # undefined_table

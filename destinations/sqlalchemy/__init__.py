@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from common.capabilities import DestinationCapabilities
-from common.destination import Destination, DestinationConfig
-from destinations.sqlalchemy.capabilities import capabilities as base_capabilities
-from destinations.sqlalchemy.capabilities import capabilities_for_dialect
-from destinations.sqlalchemy.configuration import SqlalchemyConfig
-from destinations.sqlalchemy.job_client import SqlalchemyJobClient
-from destinations.sqlalchemy.sql_client import SqlalchemySqlClient
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.destination import Destination, DestinationConfig
+from loadbay.destinations.sqlalchemy.capabilities import capabilities as base_capabilities
+from loadbay.destinations.sqlalchemy.capabilities import capabilities_for_dialect
+from loadbay.destinations.sqlalchemy.configuration import SqlalchemyConfig
+from loadbay.destinations.sqlalchemy.job_client import SqlalchemyJobClient
+from loadbay.destinations.sqlalchemy.sql_client import SqlalchemySqlClient
 
 
 class sqlalchemy(Destination):  # noqa: N801

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from common.capabilities import DEFAULTS, DestinationCapabilities
+from loadbay.common.capabilities import DEFAULTS, DestinationCapabilities
 
 BASE = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from common.configuration import ConnectionStringCredentials
-from common.destination import DestinationConfig
+from loadbay.common.configuration import ConnectionStringCredentials
+from loadbay.common.destination import DestinationConfig
 
 
 @dataclass(repr=False)

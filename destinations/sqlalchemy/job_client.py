@@ -6,12 +6,12 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 
-from common.destination import LoadJob
-from common.schema.types import Column
-from destinations.job_client import SqlJobClient
-from destinations.load_jobs import InsertValuesJob
-from destinations.sqlalchemy.jobs import ExecutemanyJob, ParquetExecutemanyJob
-from destinations.type_mapping import TypeMapper
+from loadbay.common.destination import LoadJob
+from loadbay.common.schema.types import Column
+from loadbay.destinations.job_client import SqlJobClient
+from loadbay.destinations.load_jobs import InsertValuesJob
+from loadbay.destinations.sqlalchemy.jobs import ExecutemanyJob, ParquetExecutemanyJob
+from loadbay.destinations.type_mapping import TypeMapper
 
 KEY_VARCHAR_LENGTH = 255
 """MySQL cannot index TEXT without a prefix: key columns of type text become VARCHAR(255) there."""

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from common.destination import LoadJob
-from common.exceptions import DestinationTerminalError
-from common.schema.inference import parse_date, parse_datetime
-from common.schema.types import Column
-from common.storage.writers import dumps_json
-from destinations.job_errors import columns_for, naming_file, where
+from loadbay.common.destination import LoadJob
+from loadbay.common.exceptions import DestinationTerminalError
+from loadbay.common.schema.inference import parse_date, parse_datetime
+from loadbay.common.schema.types import Column
+from loadbay.common.storage.writers import dumps_json
+from loadbay.destinations.job_errors import columns_for, naming_file, where
 
 if TYPE_CHECKING:
-    from destinations.job_client import SqlJobClient
+    from loadbay.destinations.job_client import SqlJobClient
 
 MAX_BATCH_ROWS = 5000
 
@@ -172,7 +172,7 @@ class ExecutemanyJob(LoadJob):
 
 class ParquetExecutemanyJob(LoadJob):
     """parquet record batches bound with ``executemany``: the jsonl job's batches, transaction and
-    values, but parameters built a column at a time from Arrow (``destinations.arrow_params``), not a
+    values, but parameters built a column at a time from Arrow (``loadbay.destinations.arrow_params``), not a
     value at a time.
 
     A file whose column types do not fit the table fails before anything is sent; a value that does
@@ -184,7 +184,7 @@ class ParquetExecutemanyJob(LoadJob):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from destinations.arrow_params import BadValue, check_type, column_values
+        from loadbay.destinations.arrow_params import BadValue, check_type, column_values
 
         sql = client.sql_client
         family = getattr(sql, "family", "")

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
+from loadbay.common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
                                DestinationUndefinedRelation)
-from destinations.sql_client import SqlClient, lock_key
+from loadbay.destinations.sql_client import SqlClient, lock_key
 
 MYSQL_CODES: dict[int, type[DestinationError]] = {
     1146: DestinationUndefinedRelation,  # ER_NO_SUCH_TABLE
@@ -267,7 +267,7 @@ class SqlalchemySqlClient(SqlClient):
                 return DestinationTransientError
             return DestinationTerminalError
         if module.startswith("psycopg2"):
-            from destinations.postgres.sql_client import PostgresSqlClient
+            from loadbay.destinations.postgres.sql_client import PostgresSqlClient
 
             return PostgresSqlClient.classify(orig)
         return DestinationTerminalError

@@ -2,7 +2,7 @@
 
 One command checks a destination, wherever it lives::
 
-    pytest --pyargs destinations.testing -p destinations.testing.plugin \\
+    pytest --pyargs loadbay.destinations.testing -p loadbay.destinations.testing.plugin \\
         --lb-destination mypkg.presto:presto \\
         --lb-credentials postgresql://postgres@127.0.0.1:5432/test
 

@@ -2,7 +2,7 @@
 
 Check any destination with one command (the suite is collected from the installed package)::
 
-    pytest --pyargs destinations.testing -p destinations.testing.plugin \\
+    pytest --pyargs loadbay.destinations.testing -p loadbay.destinations.testing.plugin \\
         --lb-destination mypkg.presto:presto \\
         --lb-credentials postgresql://postgres@127.0.0.1:5432/test
 
@@ -10,7 +10,7 @@ Options:
 
 ``--lb-destination REF``
     The destination under test: a ``pkg.module:Factory`` path, an entry-point name or a built-in
-    name. Without it the built-in setups of ``destinations.testing.setups.SETUPS`` run.
+    name. Without it the built-in setups of ``loadbay.destinations.testing.setups.SETUPS`` run.
 ``--lb-credentials VALUE``
     Its credentials. A URL with a host and port is a server: it is probed over TCP once (an
     unreachable server skips the tests, or fails them under ``CI=true``) and every test's datasets
@@ -28,6 +28,7 @@ environment variables). At import this module touches neither loadbay nor any da
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,14 +37,63 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from destinations.testing.setups import (SETUPS, DestinationSetup, activate, active, require_server,
+from loadbay.destinations.testing.setups import (SETUPS, DestinationSetup, activate, active, require_server,
                                          sample_data_dir, setup_from_options, setup_name)
 
 if TYPE_CHECKING:
     import loadbay
-    from common.capabilities import DestinationCapabilities
+    from loadbay.common.capabilities import DestinationCapabilities
 
-pytest.register_assert_rewrite("destinations.testing.conformance.helpers")
+pytest.register_assert_rewrite("loadbay.destinations.testing.conformance.helpers")
+
+# The folder of ``loadbay.destinations``. In a source checkout it is ``destinations/`` at the repository
+# top, a name pytest would import it under when collecting by path; the collectors below import every
+# module and package under it by its real name instead, so no top-level ``destinations`` module appears.
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_PACKAGE_NAME = __name__.rsplit(".", 2)[0]
+
+
+def _package_name(path: Path) -> str | None:
+    """``loadbay.destinations.x.y`` for a file or package folder under ``_PACKAGE_DIR``, else None."""
+    resolved = path.resolve()
+    if resolved != _PACKAGE_DIR and _PACKAGE_DIR not in resolved.parents:
+        return None
+    parts = list(resolved.relative_to(_PACKAGE_DIR).parts)
+    if parts and parts[-1].endswith(".py"):
+        parts[-1] = parts[-1][:-3]
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join((_PACKAGE_NAME, *parts))
+
+
+def _import(name: str, config: pytest.Config) -> Any:
+    module = importlib.import_module(name)
+    config.pluginmanager.consider_module(module)
+    return module
+
+
+class _NamedModule(pytest.Module):
+    def _getobj(self) -> Any:
+        return _import(str(_package_name(self.path)), self.config)
+
+
+class _NamedPackage(pytest.Package):
+    def setup(self) -> None:  # pytest's own setup imports __init__.py by path; this one only by name
+        _import(str(_package_name(self.path)), self.config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if _package_name(module_path) is None:
+        return None
+    return _NamedModule.from_parent(parent, path=module_path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _package_name(path) is None or not (path / "__init__.py").is_file():
+        return None
+    return _NamedPackage.from_parent(parent, path=path)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -144,7 +194,7 @@ def make_pipeline(destination_name: str, destination_setup: DestinationSetup,
     """``make_pipeline(name="p", dataset_name=None, **settings)``: a pipeline on the destination under test,
     with its own dataset (unique per test) and pipelines_dir under tmp_path."""
     import loadbay
-    from destinations.testing.conformance.helpers import drop_datasets
+    from loadbay.destinations.testing.conformance.helpers import drop_datasets
 
     made: list[loadbay.Pipeline] = []
     require_server(destination_name)

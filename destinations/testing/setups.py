@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 import pytest
 
 if TYPE_CHECKING:
-    from common.destination import Destination
+    from loadbay.common.destination import Destination
 
 POSTGRES_URL = os.environ.get("LOADBAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-"""The PostgreSQL server the built-in ``postgres`` setup (and tests/e2e/test_postgres*.py) use."""
+"""The PostgreSQL server the built-in ``postgres`` setup (and tests/integration/test_postgres*.py) use."""
 MARIADB_URL = os.environ.get("LOADBAY_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
 """The MariaDB server the built-in ``mariadb`` setup (the SQLAlchemy destination) uses."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from common.exceptions import SourceError
+from loadbay.common.exceptions import SourceError
 from loadbay.sources.arrow import arrow_batches, columnar_kind, kind_of_type
 from loadbay.sources.files import Files, expand, name_of
 

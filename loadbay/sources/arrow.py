@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from common.exceptions import SourceError
+from loadbay.common.exceptions import SourceError
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from common.exceptions import SourceError
+from loadbay.common.exceptions import SourceError
 from loadbay.sources.arrow import plain
 
 BLOCK_BYTES = 1 << 20

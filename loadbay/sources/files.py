@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from common.exceptions import SourceError
+from loadbay.common.exceptions import SourceError
 
 logger = logging.getLogger(__name__)
 

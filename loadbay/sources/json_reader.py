@@ -45,7 +45,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.exceptions import SourceError
+from loadbay.common.exceptions import SourceError
 
 logger = logging.getLogger(__name__)
 

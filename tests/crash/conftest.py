@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from destinations.testing.setups import SETUPS, require_server
+from loadbay.destinations.testing.setups import SETUPS, require_server
 from tests.crash import report
 from tests.crash.concurrent import trial
 from tests.crash.harness import LATER_POINTS, POINTS, CaseResult, Seeds, replay_seeds, run_scenario

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.destination import STAGING_SUFFIX
-from destinations.testing.setups import POSTGRES_URL, SETUPS
+from loadbay.common.destination import STAGING_SUFFIX
+from loadbay.destinations.testing.setups import POSTGRES_URL, SETUPS
 
 DESTINATIONS = ("duckdb", "postgres", "sqlite")
 
@@ -115,7 +115,7 @@ class Target:
         if os.environ.get("LOADBAY_CRASH_KEEP") == "1":
             return
         if self.name == "postgres":
-            from tests.e2e.pg_helpers import drop_schemas
+            from tests.integration.pg_helpers import drop_schemas
 
             drop_schemas(dataset, dataset + STAGING_SUFFIX)
         if not keep_files:

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     import loadbay
-    from destinations.testing.setups import SETUPS
+    from loadbay.destinations.testing.setups import SETUPS
 
     destination = loadbay.destination(SETUPS[args.destination].reference, credentials=args.credentials)
     p = loadbay.pipeline(args.pipeline, destination=destination, dataset_name=args.dataset,

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from destinations.arrow_csv import CsvStream, bytea_hex, render
+from loadbay.destinations.arrow_csv import CsvStream, bytea_hex, render
 
 VALUES = [b"", None, b"\x00\x01\xff", bytes(range(256)), None, b"abc", b"\\x", b'"\n,']
 

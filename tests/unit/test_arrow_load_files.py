@@ -13,10 +13,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.normalizer import RelationalNormalizer
-from common.normalizer_arrow import normalize_arrow
-from common.storage.package import LoadPackage
-from common.storage.package_writer import PackageWriter
+from loadbay.common.normalizer import RelationalNormalizer
+from loadbay.common.normalizer_arrow import normalize_arrow
+from loadbay.common.storage.package import LoadPackage
+from loadbay.common.storage.package_writer import PackageWriter
 from tests.unit.test_normalizer_arrow import DUCKDB, SQLITE, normalizer
 
 
@@ -89,7 +89,7 @@ def test_nul_characters_are_removed_with_one_warning_per_table(tmp_path, caplog)
     table = pq.read_table(next((tmp_path / "pkg" / "new_jobs").iterdir()))
     assert table.column("s").to_pylist() == ["ab", "ok", "late"]
     assert [json.loads(v) for v in table.column("j").to_pylist()] == [{"k": "xy"}, {"k": "\\u0000"}, {"k": "v"}]
-    warned = [r.getMessage() for r in caplog.records if r.name == "common.storage.text_repair"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "loadbay.common.storage.text_repair"]
     assert len(warned) == 1 and "'s'" in warned[0] and "'j'" in warned[0], warned
 
 

@@ -1,5 +1,5 @@
 """Bad values without a database: text repair, how writers find it, NaN/infinity and NaT conversion, the
-column limit. ``tests/e2e/test_bad_values.py`` checks what every destination stores."""
+column limit. ``tests/integration/test_bad_values.py`` checks what every destination stores."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from common.capabilities import DEFAULTS
-from common.exceptions import SchemaError
-from common.normalizer import RelationalNormalizer
-from common.normalizer_batch import normalize_batch
-from common.schema.inference import FINITE_ONLY, IDENTITY, NULL, NotCoercible, converter_for, float_text
-from common.schema.types import Column, Schema, Table
-from common.storage.text_repair import TextRepairs, may_hold_nul, repair_text
-from common.storage.writers import WRITERS, read_insert_values
+from loadbay.common.capabilities import DEFAULTS
+from loadbay.common.exceptions import SchemaError
+from loadbay.common.normalizer import RelationalNormalizer
+from loadbay.common.normalizer_batch import normalize_batch
+from loadbay.common.schema.inference import FINITE_ONLY, IDENTITY, NULL, NotCoercible, converter_for, float_text
+from loadbay.common.schema.types import Column, Schema, Table
+from loadbay.common.storage.text_repair import TextRepairs, may_hold_nul, repair_text
+from loadbay.common.storage.writers import WRITERS, read_insert_values
 
 LOAD = "1700000000000001"
 NO_NAN = DEFAULTS.with_(supports_nan_infinity=False)

@@ -13,18 +13,18 @@ from typing import Any, ClassVar
 import pytest
 
 import loadbay
-from common.configuration import (
+from loadbay.common.configuration import (
     ConnectionStringCredentials,
     EnvProvider,
     TomlProvider,
     default_providers,
     resolve,
 )
-from common.destination import Destination, DestinationConfig
-from common.exceptions import ConfigFieldMissingError, ConfigurationError
-from destinations.duckdb.configuration import DuckDbCredentials
-from destinations.noop.capabilities import capabilities as noop_capabilities
-from destinations.noop.job_client import NoopJobClient
+from loadbay.common.destination import Destination, DestinationConfig
+from loadbay.common.exceptions import ConfigFieldMissingError, ConfigurationError
+from loadbay.destinations.duckdb.configuration import DuckDbCredentials
+from loadbay.destinations.noop.capabilities import capabilities as noop_capabilities
+from loadbay.destinations.noop.job_client import NoopJobClient
 
 PASSWORD = "s3cr3t-Pa55"
 SPECIAL_PASSWORD = "p@ss:w/rd"

@@ -8,9 +8,9 @@ import duckdb
 import pytest
 
 import loadbay
-from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
+from loadbay.common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
                                DestinationUndefinedRelation)
-from destinations.duckdb.sql_client import DuckDbSqlClient
+from loadbay.destinations.duckdb.sql_client import DuckDbSqlClient
 
 
 @pytest.fixture

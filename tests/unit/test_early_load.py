@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.schema.types import Column, Schema, Table
+from loadbay.common.schema.types import Column, Schema, Table
 from loadbay.early_load import with_tables
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from common.schema.inference import (
+from loadbay.common.schema.inference import (
     IDENTITY,
     INT64_MAX,
     INT64_MIN,
@@ -19,7 +19,7 @@ from common.schema.inference import (
     infer_data_type,
     parse_datetime,
 )
-from common.schema.types import Column
+from loadbay.common.schema.types import Column
 
 UTC = timezone.utc
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from common.capabilities import DEFAULTS
-from common.schema.naming import (
+from loadbay.common.capabilities import DEFAULTS
+from loadbay.common.schema.naming import (
     join_path,
     normalize_identifier,
     shorten,
@@ -132,7 +132,7 @@ def test_shorten_is_deterministic_within_a_process() -> None:
 def test_shorten_is_deterministic_across_processes() -> None:
     """A schema stored by one run must name columns exactly as the next run does."""
     name = "名前_a_rather_long_column_name_that_will_certainly_not_fit_into_the_limit"
-    code = ("import sys; from common.schema.naming import shorten; "
+    code = ("import sys; from loadbay.common.schema.naming import shorten; "
             f"sys.stdout.buffer.write(shorten({name!r}, {LIMIT}).encode('utf-8'))")
     outs = set()
     for seed in ("0", "1", "12345"):

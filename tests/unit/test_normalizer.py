@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from common.capabilities import DEFAULTS, DestinationCapabilities
-from common.exceptions import SchemaContractViolation
-from common.normalizer import RelationalNormalizer, Rows
-from common.schema.contracts import SchemaContract
-from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Schema
-from destinations.testing.conformance.helpers import load_sample
+from loadbay.common.capabilities import DEFAULTS, DestinationCapabilities
+from loadbay.common.exceptions import SchemaContractViolation
+from loadbay.common.normalizer import RelationalNormalizer, Rows
+from loadbay.common.schema.contracts import SchemaContract
+from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Schema
+from loadbay.destinations.testing.conformance.helpers import load_sample
 
 LOAD = "1700000000000001"
 

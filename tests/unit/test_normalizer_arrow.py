@@ -1,4 +1,4 @@
-"""The Arrow normalizer (common.normalizer_arrow): the dict path's decisions, made a column at a time.
+"""The Arrow normalizer (loadbay.common.normalizer_arrow): the dict path's decisions, made a column at a time.
 
 Most tests normalize the same data twice, as dicts with ``RelationalNormalizer.normalize`` and as Arrow
 with ``normalize_arrow``, and assert that both give the same schema and the same rows (row ids aside,
@@ -21,15 +21,15 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pytest
 
-from common.exceptions import SchemaContractViolation, SchemaError
-from common.normalizer import RelationalNormalizer
-from common.normalizer_arrow import id_array, normalize_arrow
-from common.schema.contracts import SchemaContract
-from common.schema.types import Schema
-from common.storage.arrow_rows import arrow_rows
-from destinations.duckdb.capabilities import capabilities as DUCKDB
-from destinations.postgres.capabilities import capabilities as POSTGRES
-from destinations.sqlalchemy.capabilities import capabilities_for_dialect
+from loadbay.common.exceptions import SchemaContractViolation, SchemaError
+from loadbay.common.normalizer import RelationalNormalizer
+from loadbay.common.normalizer_arrow import id_array, normalize_arrow
+from loadbay.common.schema.contracts import SchemaContract
+from loadbay.common.schema.types import Schema
+from loadbay.common.storage.arrow_rows import arrow_rows
+from loadbay.destinations.duckdb.capabilities import capabilities as DUCKDB
+from loadbay.destinations.postgres.capabilities import capabilities as POSTGRES
+from loadbay.destinations.sqlalchemy.capabilities import capabilities_for_dialect
 
 SQLITE = capabilities_for_dialect("sqlite")  # no NaN in double columns, 15-digit decimals
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from common.capabilities import DEFAULTS
-from common.normalizer import RelationalNormalizer, Rows
-from common.normalizer_batch import normalize_batch
-from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Schema
-from destinations.testing.conformance.helpers import load_sample
+from loadbay.common.capabilities import DEFAULTS
+from loadbay.common.normalizer import RelationalNormalizer, Rows
+from loadbay.common.normalizer_batch import normalize_batch
+from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Schema
+from loadbay.destinations.testing.conformance.helpers import load_sample
 
 LOAD = "1700000000000001"
 SYSTEM = (LOAD_ID, ROW_ID, PARENT_ID, LIST_IDX, ROOT_ID)

@@ -11,13 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
-from common.capabilities import DEFAULTS
-from common.normalizer import RelationalNormalizer
-from common.schema.types import Schema
-from common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage, job_file_name
-from common.storage.package_writer import PackageWriter
-from common.storage.writers import read_insert_values
-from destinations.testing.conformance.helpers import load_sample
+from loadbay.common.capabilities import DEFAULTS
+from loadbay.common.normalizer import RelationalNormalizer
+from loadbay.common.schema.types import Schema
+from loadbay.common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage, job_file_name
+from loadbay.common.storage.package_writer import PackageWriter
+from loadbay.common.storage.writers import read_insert_values
+from loadbay.destinations.testing.conformance.helpers import load_sample
 
 
 @pytest.fixture

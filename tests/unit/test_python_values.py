@@ -1,6 +1,6 @@
 """Python values in dict rows, without a database: how each known type becomes a plain value, what it is
 inferred as and converted to, what a json value holds nested, and what the normalizer says about a type
-it does not know or an item that is not a row. The end-to-end twin is tests/e2e/test_python_values.py."""
+it does not know or an item that is not a row. The end-to-end twin is tests/integration/test_python_values.py."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-import common.normalizer
-from common.capabilities import DEFAULTS
-from common.exceptions import SchemaError
-from common.normalizer import RelationalNormalizer
-from common.normalizer_batch import normalize_batch
-from common.schema.inference import NOT_COERCIBLE, NotCoercible, converter_for, infer_data_type
-from common.schema.types import LOAD_ID, ROW_ID, Column, Schema
-from common.schema.values import UnknownType, UnloadableValue, is_null, plain_value, type_name
-from common.storage.writers import dumps_json
+import loadbay.common.normalizer
+from loadbay.common.capabilities import DEFAULTS
+from loadbay.common.exceptions import SchemaError
+from loadbay.common.normalizer import RelationalNormalizer
+from loadbay.common.normalizer_batch import normalize_batch
+from loadbay.common.schema.inference import NOT_COERCIBLE, NotCoercible, converter_for, infer_data_type
+from loadbay.common.schema.types import LOAD_ID, ROW_ID, Column, Schema
+from loadbay.common.schema.values import UnknownType, UnloadableValue, is_null, plain_value, type_name
+from loadbay.common.storage.writers import dumps_json
 
 np = pytest.importorskip("numpy", reason="numpy is optional; its scalars are tested where it is installed")
 pd = pytest.importorskip("pandas", reason="pandas is optional; its values are tested where it is installed")
@@ -298,7 +298,7 @@ def test_an_unknown_type_never_loops_between_variant_columns(monkeypatch: pytest
     """Should inference and conversion ever disagree, the variant of a variant stops instead of recursing."""
     norm = _normalizer()
     norm.normalize("t", [{"x": "text"}])
-    monkeypatch.setattr(common.normalizer, "converter_for", lambda *args, **kwargs: NOT_COERCIBLE)
+    monkeypatch.setattr(loadbay.common.normalizer, "converter_for", lambda *args, **kwargs: NOT_COERCIBLE)
     with pytest.raises(SchemaError, match="column 'x__v_bigint__v_text': cannot load int value 5"):
         norm.normalize("t", [{"x": 5}])  # x → x__v_bigint → x__v_bigint__v_text, which must take it
     with pytest.raises(SchemaError, match="column 'y__v_text': cannot load float value 1.5"):
@@ -378,10 +378,10 @@ def test_numpy_and_pandas_stay_unimported() -> None:
     """Their types are told by module and name: rows without them never import them."""
     code = """
 import sys, uuid, enum, pathlib
-from common.capabilities import DEFAULTS
-from common.normalizer import RelationalNormalizer
-from common.schema.types import Schema
-from common.storage.writers import dumps_json
+from loadbay.common.capabilities import DEFAULTS
+from loadbay.common.normalizer import RelationalNormalizer
+from loadbay.common.schema.types import Schema
+from loadbay.common.storage.writers import dumps_json
 class E(enum.Enum):
     A = 1
 norm = RelationalNormalizer(Schema("p"), DEFAULTS, "1")

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 import loadbay
-from common.destination import Destination
-from common.exceptions import ConfigurationError, UnknownDestinationError
-from destinations import BUILTINS, ENTRY_POINT_GROUP, known_names, resolve_destination
-from destinations.duckdb import duckdb
-from destinations.duckdb.configuration import DuckDbCredentials
-from destinations.noop import noop
+from loadbay.common.destination import Destination
+from loadbay.common.exceptions import ConfigurationError, UnknownDestinationError
+from loadbay.destinations import BUILTINS, ENTRY_POINT_GROUP, known_names, resolve_destination
+from loadbay.destinations.duckdb import duckdb
+from loadbay.destinations.duckdb.configuration import DuckDbCredentials
+from loadbay.destinations.noop import noop
 from tests.unit.custom_destination import MyDest
 
 HELPER = "tests.unit.custom_destination"

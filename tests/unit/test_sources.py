@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import loadbay
-from common.exceptions import SourceError
+from loadbay.common.exceptions import SourceError
 from loadbay.sources import arrow as arrow_source
 from loadbay.sources import csv_reader, iter_batches, json_reader
 from loadbay.sources import files as file_source

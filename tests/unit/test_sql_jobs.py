@@ -13,9 +13,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from common.capabilities import DEFAULTS
-from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Table
-from destinations import sql_jobs
+from loadbay.common.capabilities import DEFAULTS
+from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Table
+from loadbay.destinations import sql_jobs
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 DIALECTS = ["duckdb", "postgres", "mysql", "sqlite"]

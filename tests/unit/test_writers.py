@@ -16,10 +16,10 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from common.capabilities import DEFAULTS, DestinationCapabilities
-from common.normalizer import RelationalNormalizer
-from common.schema.types import Column, Schema, Table
-from common.storage.writers import (
+from loadbay.common.capabilities import DEFAULTS, DestinationCapabilities
+from loadbay.common.normalizer import RelationalNormalizer
+from loadbay.common.schema.types import Column, Schema, Table
+from loadbay.common.storage.writers import (
     WRITERS,
     CsvWriter,
     InsertValuesWriter,
@@ -28,7 +28,7 @@ from common.storage.writers import (
     ParquetWriter,
     read_insert_values,
 )
-from destinations.testing.conformance.helpers import load_sample
+from loadbay.destinations.testing.conformance.helpers import load_sample
 
 UTC = timezone.utc
 

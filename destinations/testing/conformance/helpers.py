@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 import loadbay
-from common.capabilities import FILE_FORMATS
-from common.schema.contracts import SchemaContract
-from common.storage.package import JobFile, LoadPackage
-from destinations.testing.setups import sample_data_dir
+from loadbay.common.capabilities import FILE_FORMATS
+from loadbay.common.schema.contracts import SchemaContract
+from loadbay.common.storage.package import JobFile, LoadPackage
+from loadbay.destinations.testing.setups import sample_data_dir
 from loadbay.normalize import normalize
 
 ALL_FORMATS = list(FILE_FORMATS)
@@ -161,7 +161,7 @@ def normalize_resources(p: loadbay.Pipeline, resources: list[loadbay.Resource], 
 
 def staging_tables(p: loadbay.Pipeline, load_id: str) -> set[str]:
     """Names of the staging tables package ``load_id`` has in the destination (private to it)."""
-    from destinations.job_client import staging_table_name
+    from loadbay.destinations.job_client import staging_table_name
 
     with p.destination.client(p.config) as client:
         names = {staging_table_name(t, load_id, p.capabilities.max_identifier_length): t for t in p.schema.tables}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import loadbay
-from destinations.testing.conformance.helpers import (count, ident, load_sample, query, require_replace_strategy,
+from loadbay.destinations.testing.conformance.helpers import (count, ident, load_sample, query, require_replace_strategy,
                                                       run_ok)
 
 REPLACE_STRATEGIES = ["insert-from-staging", "truncate-and-insert", "staging-optimized"]

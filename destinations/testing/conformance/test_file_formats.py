@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from common.exceptions import ConfigurationError
-from destinations.testing.conformance.helpers import (ALL_FORMATS, as_bool, as_bytes, as_date, as_int, as_json,
+from loadbay.common.exceptions import ConfigurationError
+from loadbay.destinations.testing.conformance.helpers import (ALL_FORMATS, as_bool, as_bytes, as_date, as_int, as_json,
                                                       as_time, as_utc, count, ident, query, require_format, run_ok,
                                                       table_columns)
 

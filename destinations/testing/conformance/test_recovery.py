@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 import loadbay
-from common.exceptions import LoadJobFailed
-from destinations.testing.conformance.helpers import (ALL_FORMATS, count, file_holding, ident, normalize_only,
+from loadbay.common.exceptions import LoadJobFailed
+from loadbay.destinations.testing.conformance.helpers import (ALL_FORMATS, count, file_holding, ident, normalize_only,
                                                       normalize_resources, query, replace_value, require_format,
                                                       run_ok, staging_tables)
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from destinations.testing.conformance.helpers import (ALL_FORMATS, wide_int_type, as_bool, as_int, as_utc, count, ident, load_sample,
+from loadbay.destinations.testing.conformance.helpers import (ALL_FORMATS, wide_int_type, as_bool, as_int, as_utc, count, ident, load_sample,
                                                       query, require_format, run_ok, table_columns)
 
 pytestmark = pytest.mark.parametrize("file_format", ALL_FORMATS)

@@ -8,8 +8,8 @@ import pytest
 
 import loadbay
 
-from common.exceptions import SchemaContractViolation
-from destinations.testing.conformance.helpers import (as_int, count, ident, query, run_ok, table_columns,
+from loadbay.common.exceptions import SchemaContractViolation
+from loadbay.destinations.testing.conformance.helpers import (as_int, count, ident, query, run_ok, table_columns,
                                                      wide_int_type)
 
 

@@ -1,4 +1,4 @@
-from destinations.testing.conformance.helpers import load_sample, query, table_columns
+from loadbay.destinations.testing.conformance.helpers import load_sample, query, table_columns
 
 
 def test_github_events_merge_twice(make_pipeline):

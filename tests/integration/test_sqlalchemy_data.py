@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 import loadbay
-from destinations.testing.conformance.helpers import (as_bool, as_bytes, as_date, as_int, as_json, as_time, as_utc,
+from loadbay.destinations.testing.conformance.helpers import (as_bool, as_bytes, as_date, as_int, as_json, as_time, as_utc,
                                                       load_sample, table_columns)
-from tests.e2e.sqlalchemy_support import backend, lite, maria, n_rows, q, rows, sa, tbl  # noqa: F401
+from tests.integration.sqlalchemy_support import backend, lite, maria, n_rows, q, rows, sa, tbl  # noqa: F401
 
 FORMATS = {"sqlite": ("jsonl", "parquet"), "mariadb": ("jsonl", "parquet", "insert_values")}
 each_backend_and_format = pytest.mark.parametrize(
@@ -331,7 +331,7 @@ def test_json_column_reads_back_as_json_on_mariadb(maria):
     p.run([{"id": 1, "doc": doc}], table_name="t", columns={"doc": {"data_type": "json"}}).raise_on_failed_jobs()
     assert table_columns(p, "t")["doc"] == "json"
     assert json.loads(rows(p, f"SELECT doc FROM {tbl(p, 't')}")[0][0]) == doc
-    from common.exceptions import DestinationTerminalError
+    from loadbay.common.exceptions import DestinationTerminalError
 
     with p.sql_client() as client:  # the check constraint is real: invalid JSON is refused by the server
         with pytest.raises(DestinationTerminalError):

@@ -199,7 +199,7 @@ def test_a_failed_job_is_listed_with_its_error_and_retried_after_the_fix(isolate
 def test_interrupt_of_a_library_call_raises_with_what_is_pending(isolated_env: Path) -> None:
     code = (
         "import loadbay, sys\n"
-        "from common.exceptions import PipelineInterrupted\n"
+        "from loadbay.common.exceptions import PipelineInterrupted\n"
         "p = loadbay.pipeline('gh', destination=loadbay.destination('duckdb', credentials=sys.argv[1]),\n"
         "                     dataset_name='ds', pipelines_dir=sys.argv[2], file_max_items=500)\n"
         "try:\n"

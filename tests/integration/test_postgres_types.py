@@ -19,9 +19,9 @@ import psycopg2
 import pytest
 
 import loadbay
-from destinations.testing.conformance.helpers import as_utc, count, load_sample, query, run_ok
-from destinations.testing.setups import POSTGRES_URL, require_server
-from tests.e2e.pg_helpers import drop_schemas
+from loadbay.destinations.testing.conformance.helpers import as_utc, count, load_sample, query, run_ok
+from loadbay.destinations.testing.setups import POSTGRES_URL, require_server
+from tests.integration.pg_helpers import drop_schemas
 
 FORMATS = ["jsonl", "csv", "insert_values", "parquet"]
 each_format = pytest.mark.parametrize("file_format", FORMATS)
@@ -274,7 +274,7 @@ def test_text_null_empty_and_odd_characters(pg, file_format):
 @each_format
 def test_nul_characters_are_removed_not_failing_the_file(pg, file_format):
     """PostgreSQL text cannot hold U+0000: loadbay removes it (on every destination, with a warning;
-    tests/e2e/test_bad_values.py), so the other rows of the file load."""
+    tests/integration/test_bad_values.py), so the other rows of the file load."""
     p = pg()
     run_ok(p, [{"id": 1, "s": "before\x00after"}, {"id": 2, "s": "fine"}], table_name="nul",
            loader_file_format=file_format)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from loadbay.capabilities_table import render
-from destinations.testing.conformance.helpers import load_sample
+from loadbay.destinations.testing.conformance.helpers import load_sample
 from tests.conftest import REPO
 
 README = (REPO / "README.md").read_text()

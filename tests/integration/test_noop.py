@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import loadbay
-from destinations.testing.conformance.helpers import load_sample
+from loadbay.destinations.testing.conformance.helpers import load_sample
 
 
 def test_noop_accepts_everything_and_reports_rows(tmp_path: Path) -> None:

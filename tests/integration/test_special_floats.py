@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from destinations.testing.conformance.helpers import ALL_FORMATS, query, require_format, run_ok
+from loadbay.destinations.testing.conformance.helpers import ALL_FORMATS, query, require_format, run_ok
 
 
 @pytest.mark.parametrize("file_format", ALL_FORMATS)
@@ -14,7 +14,7 @@ def test_nan_and_infinities_round_trip(make_pipeline, destination_name, file_for
     p = make_pipeline()
     if not p.capabilities.supports_nan_infinity:
         pytest.skip(f"{destination_name}: double columns hold no NaN or infinity; they go to the text variant "
-                    "(tests/e2e/test_bad_values.py)")
+                    "(tests/integration/test_bad_values.py)")
     require_format(p, file_format)
     rows = [{"id": 1, "f": 1.5}, {"id": 2, "f": math.nan}, {"id": 3, "f": math.inf}, {"id": 4, "f": -math.inf},
             {"id": 5}]

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 import loadbay
-from destinations.testing.conformance.helpers import query
-from destinations.testing.setups import POSTGRES_URL, require_server
-from tests.e2e.support import closed_port as _closed_port  # noqa: F401 - re-exported
+from loadbay.destinations.testing.conformance.helpers import query
+from loadbay.destinations.testing.setups import POSTGRES_URL, require_server
+from tests.integration.support import closed_port as _closed_port  # noqa: F401 - re-exported
 
 
 def raw_connection(url: str = POSTGRES_URL, **kwargs: Any) -> Any:

@@ -18,11 +18,11 @@ import pytest
 import sqlalchemy.exc as sa_exc
 
 import loadbay
-from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
+from loadbay.common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
                                DestinationUndefinedRelation, LoadbayError)
-from destinations.sqlalchemy.sql_client import SqlalchemySqlClient
-from tests.e2e.sqlalchemy_support import closed_port, lite, maria, maria_raw, maria_url, n_rows, tbl  # noqa: F401
-from tests.e2e.support import exception_chain
+from loadbay.destinations.sqlalchemy.sql_client import SqlalchemySqlClient
+from tests.integration.sqlalchemy_support import closed_port, lite, maria, maria_raw, maria_url, n_rows, tbl  # noqa: F401
+from tests.integration.support import exception_chain
 
 
 def _expect(client: Any, sql: str, cls: type[DestinationError]) -> DestinationError:

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import loadbay
-from common.exceptions import DestinationError, SourceError
-from destinations.testing.conformance.helpers import (as_bool, as_int, as_utc, count, ident, load_sample, query,
+from loadbay.common.exceptions import DestinationError, SourceError
+from loadbay.destinations.testing.conformance.helpers import (as_bool, as_int, as_utc, count, ident, load_sample, query,
                                                       run_ok)
 
 UTC = timezone.utc
@@ -198,7 +198,7 @@ def _tricky_rows(kind: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("kind", ["columnar", "python"])
 def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, kind):
-    from tests.e2e.test_arrow_differential import differences, rows_by_place, schema_shape
+    from tests.integration.test_arrow_differential import differences, rows_by_place, schema_shape
 
     items = _tricky_rows(kind)
     path = tmp_path / "tricky.jsonl"
@@ -215,7 +215,7 @@ def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, ki
 
 def test_json_date_and_time_strings_load_as_the_same_dicts_do(make_pipeline, tmp_path):
     """Only ISO 8601 timestamps and YYYY-MM-DD dates are typed; "01-02-2020" and "12:00:00" stay text."""
-    from tests.e2e.test_arrow_differential import differences, rows_by_place, schema_shape
+    from tests.integration.test_arrow_differential import differences, rows_by_place, schema_shape
 
     items = [{"id": 1, "d": "01-02-2020", "t": "12:00:00", "iso": "2020-01-02", "at": "2020-01-01T10:00:00+02:00"},
              {"id": 2, "d": "13-02-2020", "t": "23:59:59.5", "iso": "2020-01-03", "at": "2020-06-01T10:00:00Z"}]

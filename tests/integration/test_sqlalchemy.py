@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 
 import loadbay
-from common.exceptions import DestinationTransientError, LoadbayError, LoadJobFailed
-from destinations.sqlalchemy.capabilities import SQLITE_MAX_VARIABLES
-from destinations.testing.conformance.helpers import file_holding, normalize_only
-from destinations.testing.setups import MARIADB_URL
-from tests.e2e.sqlalchemy_support import (SYSTEM_TABLES, backend, closed_port, drop_maria_databases,  # noqa: F401
+from loadbay.common.exceptions import DestinationTransientError, LoadbayError, LoadJobFailed
+from loadbay.destinations.sqlalchemy.capabilities import SQLITE_MAX_VARIABLES
+from loadbay.destinations.testing.conformance.helpers import file_holding, normalize_only
+from loadbay.destinations.testing.setups import MARIADB_URL
+from tests.integration.sqlalchemy_support import (SYSTEM_TABLES, backend, closed_port, drop_maria_databases,  # noqa: F401
                                           lite, live_tables, maria, maria_raw, maria_url, n_rows, new_dataset, q,
                                           rows, sa, sqlite_url, tbl)
-from tests.e2e.support import exception_chain
+from tests.integration.support import exception_chain
 
 
 def _write_toml(name: str, text: str) -> Path:

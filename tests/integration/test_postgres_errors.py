@@ -16,12 +16,12 @@ import pytest
 from psycopg2 import sql as pg_sql
 
 import loadbay
-from common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
+from loadbay.common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
                                DestinationUndefinedRelation)
-from destinations.postgres.sql_client import PostgresSqlClient
-from destinations.testing.conformance.helpers import count, query, run_ok
-from tests.e2e.pg_helpers import (_closed_port, _raw, pg_url)
-from tests.e2e.pg_helpers import pg, postgres_server  # noqa: F401 - fixtures
+from loadbay.destinations.postgres.sql_client import PostgresSqlClient
+from loadbay.destinations.testing.conformance.helpers import count, query, run_ok
+from tests.integration.pg_helpers import (_closed_port, _raw, pg_url)
+from tests.integration.pg_helpers import pg, postgres_server  # noqa: F401 - fixtures
 
 
 # -- 1. classification of real server errors -------------------------------------------------------

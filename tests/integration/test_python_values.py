@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 import loadbay
-from common.exceptions import DestinationUndefinedRelation, SchemaError
-from destinations.testing.conformance.helpers import (ALL_FORMATS, as_bool, as_bytes, as_date, as_int, as_json,
+from loadbay.common.exceptions import DestinationUndefinedRelation, SchemaError
+from loadbay.destinations.testing.conformance.helpers import (ALL_FORMATS, as_bool, as_bytes, as_date, as_int, as_json,
                                                       as_utc, ident, query, require_format, run_ok, table_columns,
                                                       wide_int_type)
 

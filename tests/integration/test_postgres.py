@@ -13,12 +13,12 @@ import uuid
 import pytest
 
 import loadbay
-from common.exceptions import DestinationTransientError, LoadbayError
-from destinations.testing.conformance.helpers import count, query, run_ok
-from destinations.testing.setups import POSTGRES_URL
-from tests.e2e.pg_helpers import (MAX_IDENT, _closed_port, make_url_password, live_columns, live_tables, pg_url)
-from tests.e2e.pg_helpers import pg, postgres_server  # noqa: F401 - fixtures
-from tests.e2e.support import exception_chain
+from loadbay.common.exceptions import DestinationTransientError, LoadbayError
+from loadbay.destinations.testing.conformance.helpers import count, query, run_ok
+from loadbay.destinations.testing.setups import POSTGRES_URL
+from tests.integration.pg_helpers import (MAX_IDENT, _closed_port, make_url_password, live_columns, live_tables, pg_url)
+from tests.integration.pg_helpers import pg, postgres_server  # noqa: F401 - fixtures
+from tests.integration.support import exception_chain
 
 
 # -- 5. long identifiers ----------------------------------------------------------------------------
@@ -355,11 +355,11 @@ def test_jsonl_transcode_that_runs_out_of_memory_retries_with_more(pg, monkeypat
     retried with the fallback limit instead of failing the load."""
     import importlib
 
-    pg_jobs = importlib.import_module("destinations.postgres.jobs")  # the package name is the factory
+    pg_jobs = importlib.import_module("loadbay.destinations.postgres.jobs")  # the package name is the factory
     monkeypatch.setattr(pg_jobs, "TRANSCODE_MEMORY", "1MB")  # too little for any file
     p = pg()
     rows = [{"id": i, "s": f"row {i}", "f": i / 3} for i in range(2000)]
-    with caplog.at_level(logging.WARNING, logger="destinations.postgres.jobs"):
+    with caplog.at_level(logging.WARNING, logger="loadbay.destinations.postgres.jobs"):
         run_ok(p, rows, table_name="t")
     assert count(p, "t") == 2000
     assert query(p, "SELECT sum(id) FROM t") == [(sum(range(2000)),)]

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from destinations.testing.setups import POSTGRES_URL, require_server
+from loadbay.destinations.testing.setups import POSTGRES_URL, require_server
 from tests.conftest import REPO
 
 ROWS = [{"id": i, "name": f"n{i}", "tags": [f"t{i}"] * (i % 3)} for i in range(6)]

@@ -1,7 +1,7 @@
 """Arrow data end to end, on every destination: append, replace and merge with nested lists, schema
 evolution across runs, and the same data loaded as dicts and as Arrow giving the same tables.
 
-Arrow tables are normalized a column at a time (common.normalizer_arrow) and written as parquet where
+Arrow tables are normalized a column at a time (loadbay.common.normalizer_arrow) and written as parquet where
 the destination loads parquet (rows of its own format elsewhere); each test asserts what the
 destination holds afterwards, parent/child links included.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 import loadbay
-from destinations.testing.conformance.helpers import (as_bytes, as_date, as_int, as_json, as_time, as_utc, count, ident,
+from loadbay.destinations.testing.conformance.helpers import (as_bytes, as_date, as_int, as_json, as_time, as_utc, count, ident,
                                                       load_sample, query, run_ok, table_columns)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -176,7 +176,7 @@ def test_every_type_and_bad_values_arrive(make_pipeline, caplog):
         assert floats == {1: 1.5, 2: None, 3: None}
         assert {as_int(i): v for i, v in rows_of(p, "t", "id", "f__v_text")} == {1: None, 2: "NaN", 3: "-Infinity"}
     assert any("NUL" in r.getMessage() and "'s'" in r.getMessage() for r in caplog.records
-               if r.name == "common.storage.text_repair")
+               if r.name == "loadbay.common.storage.text_repair")
 
 
 def test_decimals_list_views_and_old_nanoseconds_arrive_exactly(make_pipeline):

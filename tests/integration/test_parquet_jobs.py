@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 import pytest
 
 import loadbay
-from common.storage.package import JobFile
-from destinations.testing.conformance.helpers import (as_bool, as_bytes, as_date, as_int, as_json, as_time, as_utc,
+from loadbay.common.storage.package import JobFile
+from loadbay.destinations.testing.conformance.helpers import (as_bool, as_bytes, as_date, as_int, as_json, as_time, as_utc,
                                                       count, ident, load_sample, normalize_only, query, run_ok,
                                                       table_columns, wide_int_type)
 
@@ -314,8 +314,8 @@ def sqlalchemy_postgres(tmp_path: Path) -> Any:
     """A pipeline of the SQLAlchemy destination on the test PostgreSQL server (psycopg2 dialect)."""
     import uuid
 
-    from destinations.testing.conformance.helpers import drop_datasets
-    from destinations.testing.setups import POSTGRES_URL, require_server
+    from loadbay.destinations.testing.conformance.helpers import drop_datasets
+    from loadbay.destinations.testing.setups import POSTGRES_URL, require_server
 
     require_server("postgres")
     url = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg2://", 1)

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 
 import loadbay
-from common.destination import Destination
-from common.exceptions import DestinationUndefinedRelation, SchemaError
-from destinations.testing.conformance.helpers import (ALL_FORMATS, as_date, as_int, as_json, as_utc, ident, query,
+from loadbay.common.destination import Destination
+from loadbay.common.exceptions import DestinationUndefinedRelation, SchemaError
+from loadbay.destinations.testing.conformance.helpers import (ALL_FORMATS, as_date, as_int, as_json, as_utc, ident, query,
                                                       require_format, run_ok, table_columns)
 
 JSON_HINT = {"j": {"data_type": "json"}}
@@ -46,7 +46,7 @@ def values_of(p: loadbay.Pipeline, table: str) -> list[Any]:
 
 def repair_warnings(caplog: pytest.LogCaptureFixture, table: str, words: str) -> list[str]:
     """Warnings of the text repair about ``table`` that contain ``words``."""
-    messages = [r.getMessage() for r in caplog.records if r.name == "common.storage.text_repair"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "loadbay.common.storage.text_repair"]
     return [m for m in messages if f"table {table!r}" in m and words in m]
 
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 import loadbay
-from destinations.testing.conformance.helpers import drop_datasets, query
-from destinations.testing.setups import POSTGRES_URL, require_server
+from loadbay.destinations.testing.conformance.helpers import drop_datasets, query
+from loadbay.destinations.testing.setups import POSTGRES_URL, require_server
 from tests.conftest import REPO
 
 DOC = (REPO / "docs" / "writing-a-destination.md").read_text(encoding="utf-8")
@@ -54,7 +54,7 @@ def test_the_copy_is_renamed_as_the_page_says(presto_package: Path) -> None:
     files = sorted(p.name for p in presto_package.glob("*.py"))
     assert files == ["__init__.py", "capabilities.py", "configuration.py", "job_client.py", "jobs.py",
                      "sql_client.py"]
-    assert not any("destinations.postgres" in p.read_text() for p in presto_package.glob("*.py"))
+    assert not any("loadbay.destinations.postgres" in p.read_text() for p in presto_package.glob("*.py"))
     init = (presto_package / "__init__.py").read_text()
     assert "class presto(Destination)" in init and 'destination_type = "presto"' in init
     assert "from presto.sql_client import PostgresSqlClient" in init
@@ -113,7 +113,7 @@ def test_presto_loads_github_events_and_passes_the_conformance_suite(
 
     # step 9: the page's one command, run by this interpreter against the copy
     argv = conformance_command()
-    assert argv[:4] == ["pytest", "--pyargs", "destinations.testing", "-p"]
+    assert argv[:4] == ["pytest", "--pyargs", "loadbay.destinations.testing", "-p"]
     assert argv[argv.index("--lb-destination") + 1] == "presto:presto"
     argv[argv.index("--lb-credentials") + 1] = POSTGRES_URL  # the page shows the default server
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(presto_package.parent), os.environ.get("PYTHONPATH", "")])}

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import loadbay
-from destinations.testing.conformance.helpers import query
-from destinations.testing.setups import POSTGRES_URL
-from tests.e2e.pg_helpers import drop_schemas, live_columns, postgres_server  # noqa: F401 - fixture
+from loadbay.destinations.testing.conformance.helpers import query
+from loadbay.destinations.testing.setups import POSTGRES_URL
+from tests.integration.pg_helpers import drop_schemas, live_columns, postgres_server  # noqa: F401 - fixture
 
 THREADS = 4
 

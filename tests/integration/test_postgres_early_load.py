@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 import loadbay
-from common.exceptions import DestinationError
-from destinations.testing.conformance.helpers import count, ident, query, run_ok
-from destinations.testing.setups import POSTGRES_URL
-from tests.e2e.pg_helpers import (live_columns, live_tables, pg, pg_url, postgres_server,  # noqa: F401 - fixtures
+from loadbay.common.exceptions import DestinationError
+from loadbay.destinations.testing.conformance.helpers import count, ident, query, run_ok
+from loadbay.destinations.testing.setups import POSTGRES_URL
+from tests.integration.pg_helpers import (live_columns, live_tables, pg, pg_url, postgres_server,  # noqa: F401 - fixtures
                                   raw_connection)
 
 SMALL_FILES = {"file_max_items": 1000, "batch_size": 500}
@@ -97,7 +97,7 @@ def test_rows_of_a_killed_run_are_removed_by_the_next_run(pg, tmp_path):
         import os, sys, time
         sys.path.insert(0, {str(REPO)!r})
         import loadbay
-        from tests.e2e.test_postgres_early_load import _events, _rows_loaded
+        from tests.integration.test_postgres_early_load import _events, _rows_loaded
         p = loadbay.pipeline("killed", destination=loadbay.destination("postgres", credentials={POSTGRES_URL!r}),
                              dataset_name={p.dataset_name!r}, pipelines_dir={str(tmp_path / "pipes")!r},
                              file_max_items=1000, batch_size=500)

@@ -5,9 +5,9 @@ adding columns to the same new table both succeed, and disjoint merges both land
 from __future__ import annotations
 
 import loadbay
-from destinations.testing.conformance.helpers import query
-from tests.e2e.sqlalchemy_support import maria  # noqa: F401 - fixture
-from tests.e2e.test_postgres_concurrency import _at_once
+from loadbay.destinations.testing.conformance.helpers import query
+from tests.integration.sqlalchemy_support import maria  # noqa: F401 - fixture
+from tests.integration.test_postgres_concurrency import _at_once
 
 THREADS = 4
 

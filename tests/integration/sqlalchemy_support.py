@@ -1,4 +1,4 @@
-"""Fixtures and helpers shared by tests/e2e/test_sqlalchemy*.py: SQLAlchemy pipelines on a real SQLite
+"""Fixtures and helpers shared by tests/integration/test_sqlalchemy*.py: SQLAlchemy pipelines on a real SQLite
 file and on the real MariaDB server, each on its own dataset that is dropped after the test.
 
 Test modules import the fixtures they use by name (pytest finds fixtures in a module's namespace).
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import loadbay
-from destinations.testing.setups import MARIADB_URL, require_server
-from tests.e2e.support import closed_port  # noqa: F401 - re-exported
+from loadbay.destinations.testing.setups import MARIADB_URL, require_server
+from tests.integration.support import closed_port  # noqa: F401 - re-exported
 
 BACKENDS = ["sqlite", "mariadb"]
 SYSTEM_TABLES = {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 import loadbay
-from common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Schema
-from destinations.testing.conformance.helpers import as_json, ident, load_sample, query
+from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Schema
+from loadbay.destinations.testing.conformance.helpers import as_json, ident, load_sample, query
 
 SAMPLES = ["github_events.json", "github_issues.json", "ethereum_blocks.json", "weird_rows.json"]
 SYSTEM = {LOAD_ID, ROW_ID, PARENT_ID, LIST_IDX, ROOT_ID}
