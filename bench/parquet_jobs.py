@@ -90,7 +90,8 @@ from loadbay.common.storage.writers import CsvWriter, arrow_type  # noqa: E402
 from loadbay.destinations.duckdb.jobs import DuckDbReaderJob, ParquetJob  # noqa: E402
 from loadbay.destinations import arrow_csv  # noqa: E402
 from loadbay.destinations.postgres.jobs import (TRANSCODE_MEMORY, JsonlCopyJob, ParquetCopyJob,  # noqa: E402
-                                        copy_statement, parquet_batch_rows)
+                                                parquet_batch_rows)
+from loadbay.destinations.statements import copy_from_stdin, raw  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DATASET = "lb_bench_parquet"
@@ -180,7 +181,7 @@ class PythonRowsJob(LoadJob):
         for batch in parquet.iter_batches(batch_size=50_000):
             text = io.StringIO()
             CsvWriter.to_stream(text, table, client.capabilities, batch.to_pylist())
-            client.sql_client.copy_from(copy_statement(self.target, names, client),
+            client.sql_client.copy_from(copy_from_stdin(self.target, names),
                                         io.BytesIO(text.getvalue().encode("utf-8")))
 
 
@@ -230,7 +231,7 @@ class ArrowInlineJob(LoadJob):
         parquet = pq.ParquetFile(self.job_file.path)
         names = parquet.schema_arrow.names
         stream = _InlineStream(parquet.iter_batches(batch_size=parquet_batch_rows(parquet)))
-        client.sql_client.copy_from(copy_statement(self.target, names, client, header=False), stream)
+        client.sql_client.copy_from(copy_from_stdin(self.target, names, header=False), stream)
 
 
 class _BinaryStream:
@@ -273,7 +274,7 @@ class PgpqBinaryJob(LoadJob):
         json_columns = {n for n in names if self.table.columns[n].data_type == "json"}
         sql = client.sql_client
         columns = ", ".join(sql.render(sql.identifier(n)) for n in names)
-        sql.copy_from(f"COPY {sql.render(self.target)} ({columns}) FROM STDIN WITH (FORMAT binary)",
+        sql.copy_from(raw("COPY ", self.target, f" ({columns}) FROM STDIN WITH (FORMAT binary)"),
                       _BinaryStream(parquet, json_columns))
 
 

@@ -31,10 +31,13 @@ def _pipeline(args: argparse.Namespace) -> loadbay.Pipeline:
 
 def table_counts(pipeline: loadbay.Pipeline) -> list[tuple[str, int]]:
     """Every data table the pipeline's schema knows, with its row count in the destination."""
+    from sqlglot import exp  # only here: `loadbay --help` and a load's start stay free of sqlglot's import
+
     out = []
     with pipeline.sql_client() as client:
         for table in pipeline.schema.data_tables():
-            rows = client.execute_sql(f"SELECT count(*) FROM {client.quoted(table.name)}")
+            count = exp.select(exp.func("count", exp.Star())).from_(client.qualified(table.name))
+            rows = client.execute_sql(count)
             out.append((table.name, int(rows[0][0]) if rows else 0))
     return out
 

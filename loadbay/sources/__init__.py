@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from loadbay.common.exceptions import SourceError
-from loadbay.sources.arrow import arrow_batches, columnar_kind, kind_of_type
+from loadbay.sources.kinds import columnar_kind, kind_of_type
 from loadbay.sources.files import Files, expand, name_of
 
 __all__ = ["Files", "iter_batches", "name_of", "source_name"]
@@ -53,6 +53,8 @@ def iter_batches(data: Any, batch_size: int) -> Iterator[Any]:
         return
     kind = columnar_kind(data)
     if kind is not None:
+        from loadbay.sources.arrow import arrow_batches  # pyarrow (and pandas/polars) only for columnar data
+
         yield from arrow_batches(data, batch_size, kind)
         return
     if isinstance(data, (list, tuple)):

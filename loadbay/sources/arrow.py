@@ -13,7 +13,6 @@ type (``[1, "a"]``) loads row by row instead, exactly as the same rows given as 
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 from collections.abc import Iterator
@@ -22,43 +21,9 @@ from typing import Any
 import pyarrow as pa
 
 from loadbay.common.exceptions import SourceError
+from loadbay.sources.kinds import columnar_kind
 
 logger = logging.getLogger(__name__)
-
-ARROW_KINDS = ("pandas", "polars", "polars_lazy", "table", "record_batch", "reader", "dataset", "stream")
-
-
-def columnar_kind(data: Any) -> str | None:
-    """Which columnar shape ``data`` is (one of ``ARROW_KINDS``), or None; imports nothing."""
-    return kind_of_type(type(data))
-
-
-@functools.lru_cache(maxsize=256)
-def kind_of_type(cls: type) -> str | None:
-    """``columnar_kind`` by type, from the module and name of the type and its bases."""
-    for base in cls.__mro__:
-        module, name = base.__module__, base.__name__
-        package = module.partition(".")[0]
-        if package == "pandas" and name == "DataFrame":
-            return "pandas"
-        if package == "polars":
-            if name == "DataFrame":
-                return "polars"
-            if name == "LazyFrame":
-                return "polars_lazy"
-        if package == "pyarrow":
-            if name == "Table":
-                return "table"
-            if name == "RecordBatch":
-                return "record_batch"
-            if name == "RecordBatchReader":
-                return "reader"
-            if name == "Dataset":
-                return "dataset"
-    if hasattr(cls, "__arrow_c_stream__"):  # DuckDB relations, nanoarrow, ... (the Arrow PyCapsule protocol)
-        return "stream"
-    return None
-
 
 def optional_import(module: str, extra: str) -> Any:
     """Import an optional dependency, or say which extra installs it."""

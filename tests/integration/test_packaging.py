@@ -24,7 +24,9 @@ from tests.conftest import REPO
 
 PACKAGE_ROOTS = {"loadbay": REPO / "loadbay", "loadbay.common": REPO / "common",
                  "loadbay.destinations": REPO / "destinations"}
-DRIVERS = ("duckdb", "psycopg2", "sqlalchemy", "pymysql", "pandas", "polars")
+# what a bare `import loadbay` must not import: the drivers, and the heavy libraries a run imports only
+# when it needs them (pyarrow and numpy for columnar data, sqlglot for SQL)
+HEAVY = ("duckdb", "psycopg2", "sqlalchemy", "pymysql", "pandas", "polars", "pyarrow", "numpy", "sqlglot")
 
 
 def run_python(code: str, cwd: Path, python: str = sys.executable) -> dict:
@@ -48,11 +50,11 @@ def test_every_package_folder_is_listed_in_pyproject() -> None:
 def test_loading_every_destination_imports_no_top_level_common_or_destinations(tmp_path: Path) -> None:
     """Every module of loadbay imported, every built-in destination resolved and its clients built,
     rows loaded on DuckDB and noop: no module named ``common*``/``destinations*`` exists, and a bare
-    ``import loadbay`` imported no database driver."""
+    ``import loadbay`` imported no database driver, nor pyarrow, numpy or sqlglot."""
     code = f"""
     import importlib, json, pkgutil, sys
     import loadbay
-    drivers_at_import = sorted(m for m in {DRIVERS!r} if m in sys.modules)
+    heavy_at_import = sorted(m for m in {HEAVY!r} if m in sys.modules)
     for package in ("loadbay", "loadbay.common", "loadbay.destinations"):
         root = importlib.import_module(package)
         for info in pkgutil.walk_packages(root.__path__, package + "."):
@@ -70,10 +72,10 @@ def test_loading_every_destination_imports_no_top_level_common_or_destinations(t
                           pipelines_dir="pipelines").sql_client() as client:
         count = client.execute_sql("SELECT count(*) FROM raw.t")[0][0]
     stray = sorted(m for m in sys.modules if m.split(".")[0] in ("common", "destinations"))
-    print(json.dumps({{"stray": stray, "drivers_at_import": drivers_at_import, "count": count}}))
+    print(json.dumps({{"stray": stray, "heavy_at_import": heavy_at_import, "count": count}}))
     """
     result = run_python(code, tmp_path)
-    assert result == {"stray": [], "drivers_at_import": [], "count": 10}
+    assert result == {"stray": [], "heavy_at_import": [], "count": 10}
 
 
 @pytest.fixture(scope="module")

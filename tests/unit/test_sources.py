@@ -27,7 +27,7 @@ from loadbay.common.exceptions import SourceError
 from loadbay.sources import arrow as arrow_source
 from loadbay.sources import csv_reader, iter_batches, json_reader
 from loadbay.sources import files as file_source
-from loadbay.sources.arrow import kind_of_type
+from loadbay.sources.kinds import kind_of_type
 from loadbay.sources.files import format_of, name_of
 
 UTC = dt.timezone.utc
