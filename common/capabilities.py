@@ -1,7 +1,8 @@
 """What a destination can do, as one frozen dataclass.
 
-A destination makes its own instance with ``dataclasses.replace(DEFAULTS, ...)``; the loader,
-normalizer and SQL generator read it instead of asking the destination ad hoc questions.
+A destination makes its own instance with ``DEFAULTS.with_(...)`` (a ``dataclasses.replace``), listing
+only what differs from ``DEFAULTS``; the loader, normalizer and SQL generator read it instead of asking
+the destination ad hoc questions.
 """
 
 from __future__ import annotations
@@ -78,9 +79,12 @@ class DestinationCapabilities:
     Arrow costs no memory per row, so it takes bigger files than the dict path's."""
 
     def __post_init__(self) -> None:
-        unknown = set(self.supported_loader_file_formats) - set(FILE_FORMATS)
-        if unknown:
-            raise ValueError(f"unknown loader file formats {sorted(unknown)}; known: {FILE_FORMATS}")
+        for what, listed, known in (("loader file formats", self.supported_loader_file_formats, FILE_FORMATS),
+                                    ("merge strategies", self.merge_strategies, MERGE_STRATEGIES),
+                                    ("replace strategies", self.replace_strategies, REPLACE_STRATEGIES)):
+            unknown = set(listed) - set(known)
+            if unknown:
+                raise ValueError(f"unknown {what} {sorted(unknown)}; known: {known}")
         if self.max_table_columns is not None and self.max_table_columns < 5:
             raise ValueError(f"max_table_columns={self.max_table_columns} leaves no room for data: a child "
                              "table has four columns of loadbay's own")

@@ -22,11 +22,42 @@ APPEND_STRATEGIES = ("insert", ATOMIC_APPEND)
 """``insert`` (default): each file straight into the table, visible once its job commits.
 ``insert-from-staging``: files into the package's staging tables, moved into the table in the
 package's final transaction with its ``_lb_loads`` row, so the package is all or nothing."""
+DEFAULT_STRATEGIES = {"append": "insert", "merge": "delete-insert"}
+"""The strategy of a table that names none (replace: the destination's ``replace_strategy`` setting)."""
 
 
 def replace_strategy(table: Table, default: str = "insert-from-staging") -> str:
     """The table's own replace strategy, else the destination's configured default."""
     return table.strategy or default
+
+
+def effective_strategy(table: Table, default_replace: str = "insert-from-staging") -> str:
+    """The strategy a table loads with: its own, else its disposition's default (replace: the
+    destination's configured one)."""
+    if table.write_disposition == "replace":
+        return replace_strategy(table, default_replace)
+    return table.strategy or DEFAULT_STRATEGIES.get(table.write_disposition, "")
+
+
+def supported_strategies(disposition: str | None, capabilities: DestinationCapabilities) -> tuple[str, ...]:
+    """The strategies a destination takes for ``disposition`` (None: append, the default): merge and
+    replace from its capabilities; every destination appends both ways."""
+    by_disposition = {"merge": capabilities.merge_strategies, "replace": capabilities.replace_strategies,
+                      "append": APPEND_STRATEGIES}
+    return tuple(by_disposition.get(disposition or "append", ()))
+
+
+def strategy_problem(disposition: str | None, strategy: str, capabilities: DestinationCapabilities) -> str | None:
+    """Why ``strategy`` cannot load a ``disposition`` table on this destination, or None when it can.
+
+    The one check of strategies against capabilities: normalize runs it on what a resource asks for
+    (before anything is written), the job client on what a staged table is about to run.
+    """
+    supported = supported_strategies(disposition, capabilities)
+    if strategy in supported:
+        return None
+    return (f"{disposition or 'append'} strategy {strategy!r} is not supported by this destination; "
+            f"supported: {supported}")
 
 
 def uses_staging(table: Table, default_replace: str = "insert-from-staging") -> bool:
@@ -102,8 +133,9 @@ class JobClient(ABC):
         """Create or alter ``table_names`` to match ``schema``; returns the statements run."""
 
     def migrate_tables(self, tables: list[Table]) -> None:
-        """Create or alter ``tables`` (not staging) without recording a schema version: what an
-        early load needs before its file. Destinations with ``load_while_normalizing`` implement it."""
+        """Create or alter ``tables`` (not staging) without recording a schema version: what a file
+        loading while its package is still normalized needs first. Destinations with
+        ``load_while_normalizing`` implement it."""
         raise NotImplementedError(f"{type(self).__name__} does not load while normalizing")
 
     def delete_rows_by_id_prefix(self, table_names: list[str], id_prefix: str, load_id: str) -> None:

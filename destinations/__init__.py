@@ -1,7 +1,8 @@
 """Destinations by name: built-ins, ``package.module:Factory`` paths and entry points.
 
-Importing this package does not import any database driver; each destination imports its
-driver when it first connects.
+Importing this package imports each built-in factory with its capabilities and configuration only:
+no database driver, no sqlglot, no Arrow. A destination imports its SQL and job clients when it
+first makes a client (``SqlDestination.client_classes``) and its driver when it first connects.
 """
 
 from __future__ import annotations

@@ -133,32 +133,50 @@ def _json_checked(array: pa.Array) -> list[Any]:
     return array.to_pylist()  # type: ignore[no-any-return]
 
 
+def _integer_decimals(array: pa.Array) -> pa.Array:
+    """Integers as exact decimals (unsigned 64-bit ones need 20 digits)."""
+    if not pa.types.is_integer(array.type):
+        return array
+    return array.cast(pa.decimal128(38, 0) if pa.types.is_signed_integer(array.type) else pa.decimal128(20, 0))
+
+
+def _decimals(array: pa.Array) -> list[Any]:
+    """Decimal objects: from decimal or integer columns by Arrow, from text (wider than Arrow) checked each."""
+    array = _integer_decimals(array)
+    return array.to_pylist() if pa.types.is_decimal(array.type) else _decimal_text(array)  # type: ignore[no-any-return]
+
+
+def _sqlite_decimals(array: pa.Array) -> list[Any]:
+    """Decimals as their exact text (SQLite's NUMERIC would round them to a double)."""
+    array = _integer_decimals(array)
+    if pa.types.is_decimal(array.type):
+        return array.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
+    return [None if v is None else str(v) for v in _decimal_text(array)]
+
+
+VALUES: dict[str, Callable[[pa.Array], list[Any]]] = {
+    "double": lambda a: _finite(a).to_pylist(),
+    "bigint": lambda a: a.cast(pa.int64()).to_pylist(),
+    "decimal": _decimals,
+    "json": lambda a: _text(a).to_pylist(),
+}
+"""The parameters of a column by its loadbay type; any other type: ``to_pylist`` as it is."""
+
+FAMILY_VALUES: dict[str, dict[str, Callable[[pa.Array], list[Any]]]] = {
+    "sqlite": {  # SQLite keeps these as text: the jsonl job's canonical forms
+        "json": lambda a: _json_checked(_text(a)), "timestamp": _sqlite_timestamps, "time": _sqlite_times,
+        "date": lambda a: a.cast(pa.string()).to_pylist(), "decimal": _sqlite_decimals,
+    },
+    "mysql": {"timestamp": lambda a: _utc_wall(a).to_pylist()},  # DATETIME has no time zone: the UTC wall time
+}
+"""What a database family binds differently (the SQLAlchemy client's ``family``)."""
+
+
 def column_values(array: pa.Array, column: Column, family: str) -> list[Any]:
     """The parameters of one column (``check_type`` passed): Python values, or text on SQLite."""
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if pa.types.is_null(array.type):
         return [None] * len(array)
-    t = column.data_type
-    if t == "double":
-        return _finite(array).to_pylist()  # type: ignore[no-any-return]
-    if t == "bigint":
-        return array.cast(pa.int64()).to_pylist()  # type: ignore[no-any-return]
-    if t == "decimal" and not pa.types.is_decimal(array.type):
-        if pa.types.is_integer(array.type):
-            array = array.cast(pa.decimal128(38, 0) if pa.types.is_signed_integer(array.type) else pa.decimal128(20, 0))
-        else:
-            values = _decimal_text(array)
-            return [None if v is None else str(v) for v in values] if family == "sqlite" else values
-    if t == "json":
-        return _json_checked(_text(array)) if family == "sqlite" else _text(array).to_pylist()  # type: ignore[no-any-return]
-    if family == "sqlite":  # SQLite keeps these as text: the jsonl job's canonical forms
-        if t == "timestamp":
-            return _sqlite_timestamps(array)
-        if t == "time":
-            return _sqlite_times(array)
-        if t in ("date", "decimal"):
-            return array.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
-    if t == "timestamp" and family == "mysql":  # DATETIME has no time zone: the UTC wall time
-        return _utc_wall(array).to_pylist()  # type: ignore[no-any-return]
-    return array.to_pylist()  # type: ignore[no-any-return]
+    convert = FAMILY_VALUES.get(family, {}).get(column.data_type) or VALUES.get(column.data_type)
+    return convert(array) if convert is not None else array.to_pylist()  # type: ignore[no-any-return]

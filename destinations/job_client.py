@@ -3,7 +3,7 @@
 A destination subclasses it to set ``type_mapper_class`` and ``load_jobs`` and, rarely, to
 override a DDL hook. Migrations compare the package schema with the live tables read from
 INFORMATION_SCHEMA (not only with the stored schema), so a table dropped or altered by hand is
-noticed and recreated or extended.
+noticed and recreated or extended. Every statement comes from ``sql_jobs.py`` or ``statements.py``.
 """
 
 from __future__ import annotations
@@ -17,15 +17,18 @@ from typing import Any, ClassVar
 from sqlglot import exp
 
 from loadbay.common.capabilities import DestinationCapabilities
-from loadbay.common.destination import DestinationConfig, JobClient, LoadJob, replace_strategy, uses_staging
+from loadbay.common.destination import (DestinationConfig, JobClient, LoadJob, effective_strategy, strategy_problem,
+                                        uses_staging)
 from loadbay.common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
 from loadbay.common.schema.naming import shorten
-from loadbay.common.schema.types import ROW_ID, Column, Schema, Table
+from loadbay.common.schema.types import Column, Schema, Table
 from loadbay.common.storage.package import JobFile
 from loadbay.faults import crash_point
 from loadbay.destinations import sql_jobs
+from loadbay.destinations import statements as sql
 from loadbay.destinations.load_jobs import InsertValuesJob
 from loadbay.destinations.sql_client import SqlClient
+from loadbay.destinations.statements import Statement
 from loadbay.destinations.type_mapping import TypeMapper
 
 logger = logging.getLogger(__name__)
@@ -71,7 +74,11 @@ class SqlJobClient(JobClient):
                  sql_client: SqlClient) -> None:
         super().__init__(config, capabilities)
         self.sql_client = sql_client
-        self.type_mapper = self.type_mapper_class(capabilities)
+        self.type_mapper = self.make_type_mapper()
+
+    def make_type_mapper(self) -> TypeMapper:
+        """Hook: the type mapper of this client (SQLAlchemy's depends on the connection's dialect)."""
+        return self.type_mapper_class(self.capabilities)
 
     def uses_staging(self, table: Table) -> bool:
         return uses_staging(table, self.config.replace_strategy)
@@ -109,17 +116,15 @@ class SqlJobClient(JobClient):
         if not all(ch in "0123456789abcdef" for ch in id_prefix) or not id_prefix:
             raise ValueError(f"row id prefix {id_prefix!r} is not lower-case hex")
         live = self.sql_client.table_columns(table_names)
-        pattern = exp.Literal.string(id_prefix + "%")
-        statements = [exp.delete(self.sql_client.qualified(name)).where(
-            exp.Like(this=exp.column(ROW_ID, quoted=True), expression=pattern))
-            for name in table_names if name in live]
+        statements = [sql.delete_by_id_prefix(self.sql_client.qualified(name), id_prefix)
+                      for name in table_names if name in live]
         with self.sql_client.begin_transaction():
             self.sql_client.execute_many(statements)
             self._forget_jobs(load_id)
 
     def _migrate(self, tables: list[Table]) -> list[str]:
         live = self.sql_client.table_columns([t.name for t in tables])
-        statements: list[exp.Expression] = []
+        statements: list[Statement] = []
         for table in tables:
             existing = live.get(table.name)
             if existing is None:
@@ -129,11 +134,10 @@ class SqlJobClient(JobClient):
             self._warn_on_type_drift(table, existing)
             new = [c for c in table.columns.values() if c.name not in live_names]
             statements.extend(self.add_columns_sql(table, new))
-        rendered = [self.sql_client.render(s) for s in statements]
-        if rendered:
-            with self._ddl_transaction():
-                self.sql_client.execute_many(rendered)
-        return rendered
+        if not statements:
+            return []
+        with self._ddl_transaction():
+            return self.sql_client.execute_many(statements)
 
     def _ddl_transaction(self) -> Any:
         if self.capabilities.supports_ddl_transactions:
@@ -174,10 +178,9 @@ class SqlJobClient(JobClient):
         return [exp.Alter(this=target.copy(), kind="TABLE", actions=[d]) for d in defs]
 
     def _has_schema_version(self, version_hash: str) -> bool:
-        rows = self.sql_client.execute_sql(
-            f"SELECT 1 FROM {self.sql_client.quoted(VERSION_TABLE)} WHERE version_hash = "
-            f"{self.sql_client.placeholder()}", version_hash)
-        return bool(rows)
+        table = self.sql_client.qualified(VERSION_TABLE)
+        return bool(self.sql_client.execute_sql(sql.select_rows(table, ["version_hash"], ["version_hash"]),
+                                                version_hash))
 
     def _store_schema(self, schema: Schema) -> None:
         self._insert_row(VERSION_TABLE, {
@@ -186,17 +189,13 @@ class SqlJobClient(JobClient):
 
     def stored_schema(self, schema_name: str) -> Schema | None:
         """The newest schema stored in the destination, to restore a pipeline on a new machine."""
-        rows = self.sql_client.execute_sql(
-            f"SELECT schema FROM {self.sql_client.quoted(VERSION_TABLE)} WHERE schema_name = "
-            f"{self.sql_client.placeholder()} ORDER BY inserted_at DESC LIMIT 1", schema_name)
+        newest = sql.select_rows(self.sql_client.qualified(VERSION_TABLE), ["schema"], ["schema_name"],
+                                 newest_first="inserted_at")
+        rows = self.sql_client.execute_sql(newest, schema_name)
         return Schema.from_dict(json.loads(rows[0][0])) if rows else None
 
     def _insert_row(self, table_name: str, row: dict[str, Any]) -> None:
-        p = self.sql_client.placeholder()
-        columns = ", ".join(self.sql_client.render(self.sql_client.identifier(c)) for c in row)
-        self.sql_client.execute_sql(
-            f"INSERT INTO {self.sql_client.quoted(table_name)} ({columns}) VALUES ({', '.join(p for _ in row)})",
-            *row.values())
+        self.sql_client.execute_sql(sql.insert_row(self.sql_client.qualified(table_name), list(row)), *row.values())
 
     # -- loading ---------------------------------------------------------------------------------
     def staging_table(self, table_name: str, load_id: str) -> exp.Table:
@@ -259,8 +258,7 @@ class SqlJobClient(JobClient):
     def loaded_jobs(self, load_id: str) -> set[str]:
         try:
             rows = self.sql_client.execute_sql(
-                f"SELECT job_id FROM {self.sql_client.quoted(JOBS_TABLE)} WHERE load_id = "
-                f"{self.sql_client.placeholder()}", load_id)
+                sql.select_rows(self.sql_client.qualified(JOBS_TABLE), ["job_id"], ["load_id"]), load_id)
         except DestinationUndefinedRelation:  # a new dataset: nothing was loaded
             return set()
         return {str(r[0]) for r in rows or []}
@@ -269,17 +267,16 @@ class SqlJobClient(JobClient):
         """Delete done-records of package ``load_id`` (of ``table_names`` only, if given)."""
         if table_names == []:
             return
-        p = self.sql_client.placeholder()
-        sql = f"DELETE FROM {self.sql_client.quoted(JOBS_TABLE)} WHERE load_id = {p}"
-        params: list[Any] = [load_id]
+        table = self.sql_client.qualified(JOBS_TABLE)
         if table_names:
-            sql += f" AND table_name IN ({', '.join(p for _ in table_names)})"
-            params.extend(table_names)
-        self.sql_client.execute_sql(sql, *params)
+            statement = sql.delete_rows(table, ["load_id"], in_column="table_name", in_count=len(table_names))
+            self.sql_client.execute_sql(statement, load_id, *table_names)
+        else:
+            self.sql_client.execute_sql(sql.delete_rows(table, ["load_id"]), load_id)
 
-    def followup_statements(self, schema: Schema, table_names: list[str], load_id: str) -> list[exp.Expression]:
+    def followup_statements(self, schema: Schema, table_names: list[str], load_id: str) -> list[Statement]:
         """Merge or replace SQL for every staged root table in the package, children included."""
-        statements: list[exp.Expression] = []
+        statements: list[Statement] = []
         for name in table_names:
             root = schema.tables[name]
             if root.parent is None and self.uses_staging(root):
@@ -287,42 +284,38 @@ class SqlJobClient(JobClient):
                 statements.extend(self.followup_sql(root, children, load_id))
         return statements
 
-    def followup_sql(self, root: Table, children: list[Table], load_id: str) -> list[exp.Expression]:
-        """The central SQL for one staged root table, by disposition and strategy."""
+    def followup_sql(self, root: Table, children: list[Table], load_id: str) -> list[Statement]:
+        """The central SQL for one staged root table, by disposition and strategy (``sql_jobs.STAGED_SQL``),
+        the strategy checked against the capabilities first. A strategy with no SQL fails the table:
+        it never falls back to another strategy's SQL."""
+        disposition = root.write_disposition
+        strategy = effective_strategy(root, self.config.replace_strategy)
+        problem = strategy_problem(disposition, strategy, self.capabilities)
+        if problem is None and (disposition, strategy) not in sql_jobs.STAGED_SQL and strategy != "upsert":
+            problem = f"{disposition} strategy {strategy!r} has no staged SQL in loadbay"
+        if problem is not None:
+            raise DestinationTerminalError(f"table {root.name!r}: {problem}")
         target = self.sql_client.qualified
         staging = lambda name: self.staging_table(name, load_id)  # noqa: E731
-        caps = self.capabilities
-        if root.write_disposition == "append":  # insert-from-staging: the package's rows, all at once
-            return sql_jobs.append_from_staging(root, children, target, staging, caps)
-        if root.write_disposition == "replace":
-            strategy = replace_strategy(root, self.config.replace_strategy)
-            self._check_strategy(root, strategy, caps.replace_strategies)
-            if strategy == "staging-optimized":
-                return sql_jobs.replace_staging_optimized(root, children, target, staging, caps)
-            return sql_jobs.replace_from_staging(root, children, target, staging, caps)
-        strategy = root.strategy or "delete-insert"
-        self._check_strategy(root, strategy, caps.merge_strategies)
-        if strategy == "upsert":
-            return sql_jobs.merge_upsert(root, children, target, staging, caps, syntax=self.upsert_syntax())
-        return sql_jobs.merge_delete_insert(root, children, target, staging, caps)
+        if strategy == "upsert":  # merge only: strategy_problem refused it for other dispositions
+            return sql_jobs.merge_upsert(root, children, target, staging, self.capabilities,
+                                         syntax=self.upsert_syntax())
+        return list(sql_jobs.STAGED_SQL[disposition, strategy](root, children, target, staging, self.capabilities))
 
     def upsert_syntax(self) -> str:
-        """"merge" or "on_conflict"; destinations that know better override it."""
-        return "merge"
-
-    @staticmethod
-    def _check_strategy(root: Table, strategy: str, supported: tuple[str, ...]) -> None:
-        if strategy not in supported:
-            raise DestinationTerminalError(
-                f"table {root.name!r}: {root.write_disposition} strategy {strategy!r} is not supported by this "
-                f"destination; supported: {supported}")
+        """"merge", "on_conflict" or "on_duplicate_key": the configured ``upsert_syntax`` if the
+        destination has that setting and it is not "auto", else the dialect's
+        (``statements.upsert_syntax``: PostgreSQL has MERGE from version 15)."""
+        chosen = getattr(self.config, "upsert_syntax", "auto")
+        if chosen != "auto":
+            return str(chosen)
+        return sql.upsert_syntax(self.capabilities.sqlglot_dialect, self.sql_client.server_version)
 
     # -- completion ------------------------------------------------------------------------------
     def is_load_completed(self, load_id: str) -> bool:
         try:
             rows = self.sql_client.execute_sql(
-                f"SELECT 1 FROM {self.sql_client.quoted(LOADS_TABLE)} WHERE load_id = {self.sql_client.placeholder()}",
-                load_id)
+                sql.select_rows(self.sql_client.qualified(LOADS_TABLE), ["load_id"], ["load_id"]), load_id)
         except DestinationUndefinedRelation:  # a new dataset: nothing was ever loaded
             return False
         return bool(rows)
@@ -337,17 +330,16 @@ class SqlJobClient(JobClient):
         """
         statements = self.followup_statements(schema, table_names, load_id)
         # idempotent DDL (unique indexes for upserts) first: on MySQL it would commit the transaction
-        ddl = [self.sql_client.render(s) for s in statements if isinstance(s, exp.Create)]
-        rendered = [self.sql_client.render(s) for s in statements if not isinstance(s, exp.Create)]
-        if ddl:
+        ddl: list[str] = []
+        if creates := [s for s in statements if isinstance(s, exp.Create)]:
             with self.sql_client.schema_change_lock():
-                self.sql_client.execute_many(ddl)
+                ddl = self.sql_client.execute_many(creates)
         now = datetime.now(timezone.utc)
         with self.sql_client.begin_transaction():
             self.lock_tables_for_merge([n for n in table_names if self.uses_staging(schema.tables[n])])
             if self.is_load_completed(load_id):
                 return []
-            self.sql_client.execute_many(rendered)
+            rendered = self.sql_client.execute_many([s for s in statements if not isinstance(s, exp.Create)])
             crash_point("package.merged")
             self._forget_jobs(load_id)
             if state is not None:
@@ -360,6 +352,7 @@ class SqlJobClient(JobClient):
         return ddl + rendered
 
     def lock_tables_for_merge(self, table_names: list[str]) -> None:
-        """Hook: make concurrent merges into the same tables wait for each other (inside the final
+        """Make concurrent merges into the same tables wait for each other (inside the final
         transaction). Without it, two packages merging overlapping keys at once could both insert
-        a key; disjoint keys are safe either way. PostgreSQL overrides it."""
+        a key; disjoint keys are safe either way. Only dialects with table locks take them (PostgreSQL)."""
+        self.sql_client.lock_tables([self.sql_client.qualified(n) for n in table_names])

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from loadbay.common.destination import LoadJob
 from loadbay.common.storage.writers import read_insert_values
+from loadbay.destinations import statements as sql
 
 if TYPE_CHECKING:
     from loadbay.destinations.job_client import SqlJobClient
@@ -17,8 +18,6 @@ class InsertValuesJob(LoadJob):
     def run(self, job_client: SqlJobClient) -> None:
         client = job_client.sql_client
         names, bodies = read_insert_values(self.job_file.path)
-        columns = ", ".join(client.render(client.identifier(n)) for n in names)
-        head = f"INSERT INTO {client.render(self.target)} ({columns}) VALUES\n"
         with client.begin_transaction():
             for body in bodies:
-                client.execute_sql(head + body)
+                client.execute_sql(sql.insert_values(self.target, names, body))

@@ -1,9 +1,14 @@
 """SqlClient: one dbapi connection, transactions, rendering, and the error-translation boundary.
 
-Every statement goes through ``execute_sql``/``execute_fragments``; a driver exception that
-escapes is classified by the destination's pure ``classify(exc)`` and re-raised as
-``DestinationTerminalError``, ``DestinationTransientError`` or ``DestinationUndefinedRelation``
-that keep the driver error as ``.orig`` and the statement as ``.statement``.
+Every statement goes through ``execute_sql``/``execute_many``; a driver exception that escapes is
+classified by the destination's pure ``classify(exc)`` and re-raised as ``DestinationTerminalError``,
+``DestinationTransientError`` or ``DestinationUndefinedRelation`` that keep the driver error as
+``.orig`` and the statement as ``.statement``.
+
+A destination's client is a few hooks over this base: ``connect``, ``classify``, the driver's
+``dbapi_paramstyle`` and, where the driver has them, the typed driver capabilities ``copy_from``
+(COPY FROM STDIN), ``execute_many_params`` (executemany) and ``server_version``. What differs by
+dialect (UTC, the search path, locks) comes from the tables in ``statements.py``.
 """
 
 from __future__ import annotations
@@ -13,15 +18,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
+from typing import IO, Any, ClassVar
 
 from sqlglot import exp
 
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.destination import DestinationConfig
 from loadbay.common.exceptions import DestinationError
+from loadbay.destinations import statements as sql
+from loadbay.destinations.statements import Statement
 
 MAX_STATEMENT_IN_ERROR = 2000
+PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+"""The positional parameter marker of each dbapi paramstyle (named styles are not used by loadbay)."""
 
 
 def lock_key(name: str) -> int:
@@ -35,8 +44,8 @@ class SqlClient(ABC):
 
     dbapi_paramstyle: str = "qmark"
     """How ``execute_sql`` params are written in SQL text: the driver's own paramstyle."""
-    begin_sql: str = "BEGIN TRANSACTION"
-    """The statement that opens a transaction (MySQL says START TRANSACTION)."""
+    SESSION_SETTINGS: ClassVar[tuple[tuple[str, str | exp.Expression], ...]] = ()
+    """``SET SESSION name = value`` run after every (re)connect, besides the dialect's UTC time zone."""
 
     def __init__(self, config: DestinationConfig, capabilities: DestinationCapabilities) -> None:
         self.config = config
@@ -52,7 +61,10 @@ class SqlClient(ABC):
         """Open and return a dbapi connection in autocommit mode."""
 
     def after_connect(self) -> None:
-        """Session settings (time zone UTC, search path); runs after every (re)connect."""
+        """Session settings after every (re)connect: UTC, ``SESSION_SETTINGS``, the dataset on the search path."""
+        settings = [sql.set_variable(name, value, session=True) for name, value in self.SESSION_SETTINGS]
+        self.execute_many([*sql.session_utc(self.dialect), *settings])
+        self.use_dataset()
 
     def open(self) -> SqlClient:
         if self._conn is None:
@@ -93,20 +105,34 @@ class SqlClient(ABC):
         return self._conn
 
     # -- statements ------------------------------------------------------------------------------
-    def render(self, expression: exp.Expression | str) -> str:
-        """SQL text of a sqlglot expression in this destination's dialect."""
-        if isinstance(expression, str):
-            return expression
-        return expression.sql(dialect=self.dialect)
+    def render(self, statement: Statement) -> str:
+        """SQL text of a sqlglot expression (or ``raw()``) in this destination's dialect, parameters
+        written in the driver's style. A plain string is refused: see ``statements.render``."""
+        return sql.render(statement, self.dialect, self.placeholder())
 
-    def execute_sql(self, sql: exp.Expression | str, *params: Any) -> list[tuple[Any, ...]] | None:
-        """Run one statement; returns its rows when it produces any (a SELECT), else None."""
-        text = self.render(sql)
+    def execute_sql(self, statement: Statement | str, *params: Any) -> list[tuple[Any, ...]] | None:
+        """Run one statement; returns its rows when it produces any (a SELECT), else None.
+
+        loadbay's own statements are expressions or ``raw()``; a string is the caller's own SQL
+        (``p.sql_client()`` users, tests), run exactly as written.
+        """
+        text = statement if isinstance(statement, str) else self.render(statement)
+        return self.execute_text(text, params)
+
+    def execute_text(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
+        """The driver call for one rendered statement, inside the translation boundary."""
         with self.translating(text), self.cursor() as cursor:
-            cursor.execute(text, params) if params else cursor.execute(text)
+            cursor.execute(text, tuple(params)) if params else cursor.execute(text)
             if cursor.description is None:
                 return None
             return [tuple(r) for r in cursor.fetchall()]
+
+    def execute_many(self, statements: Sequence[Statement]) -> list[str]:
+        """Run each statement (no parameters), in order; returns the SQL text run."""
+        texts = [self.render(s) for s in statements]
+        for text in texts:
+            self.execute_text(text)
+        return texts
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
@@ -117,10 +143,24 @@ class SqlClient(ABC):
         finally:
             cursor.close()
 
-    def execute_many(self, statements: Sequence[exp.Expression | str]) -> None:
-        for statement in statements:
-            self.execute_sql(statement)
+    # -- driver capabilities -----------------------------------------------------------------------
+    def execute_many_params(self, statement: Statement, rows: Sequence[tuple[Any, ...]]) -> None:
+        """One statement, many parameter tuples: the dbapi ``executemany``."""
+        if rows:
+            text = self.render(statement)
+            with self.translating(text), self.cursor() as cursor:
+                cursor.executemany(text, rows)
 
+    def copy_from(self, statement: Statement, stream: IO[bytes]) -> None:
+        """``COPY ... FROM STDIN`` fed from a binary file object, streamed (never all in memory).
+        Only drivers with a COPY protocol have it (psycopg2); load jobs that call it belong to them."""
+        raise NotImplementedError(f"{type(self).__name__}: the driver has no COPY FROM STDIN")
+
+    def server_version(self) -> tuple[int, ...]:
+        """The server's version, e.g. ``(15, 4)``; asked only where SQL depends on it (``MERGE``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot tell its server's version")
+
+    # -- errors ------------------------------------------------------------------------------------
     @contextmanager
     def translating(self, statement: str | None) -> Iterator[None]:
         """The one place driver errors become loadbay errors."""
@@ -160,27 +200,42 @@ class SqlClient(ABC):
         if self.in_transaction or not self.capabilities.supports_transactions:
             yield self
             return
-        self.execute_sql(self.begin_sql)
+        self.execute_sql(exp.Transaction())
         self.in_transaction = True
         try:
             yield self
         except BaseException:
             self.in_transaction = False
             try:
-                self.execute_sql("ROLLBACK")
+                self.execute_sql(exp.Rollback())
             except DestinationError:
                 pass  # the connection may be gone; the server rolls back on disconnect
             raise
         self.in_transaction = False
-        self.execute_sql("COMMIT")
+        self.execute_sql(exp.Commit())
 
     @contextmanager
     def schema_change_lock(self) -> Iterator[None]:
         """Around DDL that reads the live schema and then changes it (create dataset, create or alter
         tables). Pipelines loading one dataset at once would otherwise both see a column missing and
-        both add it; a database whose DDL races fail terminally overrides this with a lock (PostgreSQL:
-        an advisory lock per dataset, held until the transaction ends). The default takes no lock."""
-        yield
+        both add it. Where the dialect has a transaction-scoped lock (PostgreSQL's advisory lock,
+        ``statements.XACT_LOCK_FUNCTION``), one transaction holds it, keyed by the dataset; elsewhere
+        no lock is taken (SQLite and DuckDB lock the whole file for every write), or the client
+        overrides this (MySQL's named lock)."""
+        lock = sql.xact_lock(self.dialect)
+        if lock is None:
+            yield
+            return
+        with self.begin_transaction():
+            self.execute_sql(lock, lock_key(self.dataset_name))
+            yield
+
+    def lock_tables(self, tables: Sequence[exp.Table]) -> None:
+        """Inside the final transaction: concurrent merges into these tables wait for each other, where
+        the dialect has table locks (``statements.TABLE_LOCK_MODE``)."""
+        statement = sql.lock_tables(tables, self.dialect)
+        if statement is not None:
+            self.execute_sql(statement)
 
     # -- names -----------------------------------------------------------------------------------
     @staticmethod
@@ -194,39 +249,41 @@ class SqlClient(ABC):
     def quoted(self, table_name: str, staging: bool = False) -> str:
         return self.render(self.qualified(table_name, staging))
 
+    def placeholder(self) -> str:
+        """The positional parameter marker of the driver."""
+        return PLACEHOLDERS[self.dbapi_paramstyle]
+
     # -- datasets --------------------------------------------------------------------------------
     def has_dataset(self, dataset: str | None = None) -> bool:
-        rows = self.execute_sql(
-            "SELECT 1 FROM information_schema.schemata WHERE schema_name = " + self.placeholder(),
-            dataset or self.dataset_name)
-        return bool(rows)
+        return bool(self.execute_sql(sql.dataset_exists(), dataset or self.dataset_name))
 
     def create_dataset(self, dataset: str | None = None) -> None:
-        name = self.identifier(dataset or self.dataset_name)
-        self.execute_sql(exp.Create(kind="SCHEMA", this=exp.Table(db=name), exists=True))
+        self.execute_sql(sql.create_dataset(self.identifier(dataset or self.dataset_name)))
+        if dataset in (None, self.dataset_name):
+            self.use_dataset()
 
     def drop_dataset(self, dataset: str | None = None) -> None:
-        name = self.identifier(dataset or self.dataset_name)
-        self.execute_sql(exp.Drop(kind="SCHEMA", tables=[exp.Table(db=name)], exists=True, cascade=True))
+        self.execute_sql(sql.drop_dataset(self.identifier(dataset or self.dataset_name), self.dialect))
 
-    def placeholder(self) -> str:
-        """The positional parameter marker of the driver (named styles are not used by loadbay)."""
-        return {"qmark": "?", "format": "%s", "pyformat": "%s"}[self.dbapi_paramstyle]
+    def use_dataset(self) -> None:
+        """Unqualified names resolve to the dataset once it exists (after connecting and creating it)."""
+        statement = self.use_dataset_sql(self.dataset_name if self.has_dataset() else None)
+        if statement is not None:
+            self.execute_sql(statement)
+
+    def use_dataset_sql(self, dataset: str | None) -> Statement | None:
+        """Hook: the statement that puts ``dataset`` on the search path, or None for nothing to run;
+        ``dataset`` is None while the dataset does not exist. By default the dialect's
+        (``statements.USE_DATASET``)."""
+        return None if dataset is None else sql.use_dataset(self.identifier(dataset), self.dialect)
 
     def table_columns(self, table_names: Sequence[str], staging: bool = False) -> dict[str, list[tuple[Any, ...]]]:
         """Live columns per table: (name, data_type, precision, scale, is_nullable) from INFORMATION_SCHEMA."""
         if not table_names:
             return {}
         dataset = self.config.staging_dataset_name if staging else self.dataset_name
-        p = self.placeholder()
-        marks = ",".join(p for _ in table_names)
-        rows = self.execute_sql(
-            "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale, is_nullable "
-            f"FROM information_schema.columns WHERE table_schema = {p} AND table_name IN ({marks}) "
-            "ORDER BY table_name, ordinal_position",
-            dataset, *table_names) or []
+        rows = self.execute_sql(sql.live_columns(len(table_names)), dataset, *table_names) or []
         out: dict[str, list[tuple[Any, ...]]] = {}
         for table, *rest in rows:
             out.setdefault(table, []).append(tuple(rest))
         return out
-

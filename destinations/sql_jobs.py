@@ -1,9 +1,10 @@
 """Replace and merge SQL, generated in one place as sqlglot expressions.
 
 Every function is pure: ``(root table, its child tables, where tables live, capabilities) ->
-[expression]``. The SQL client renders the expressions in its dialect and runs them in one
-transaction where the destination has transactional DDL. Snapshot tests render them for every
-dialect without a database; the conformance suite runs them for real.
+[statement]``, chosen by ``STAGED_SQL``. The SQL client renders the statements in its dialect and runs
+them in one transaction where the destination has transactional DDL. Snapshot tests render them for
+every dialect without a database; the conformance suite runs them for real. Every other statement is
+built in ``statements.py``, which also renders them all.
 
 Merge ``delete-insert``, for a root table R with staging twin S and child tables C:
 
@@ -23,6 +24,7 @@ from sqlglot import exp
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.exceptions import SchemaError
 from loadbay.common.schema.types import ROOT_ID, ROW_ID, Column, Table
+from loadbay.destinations.statements import Statement, raw
 
 TableRef = Callable[[str], exp.Table]
 DEDUP_RANK = "_lb_dedup_rank"
@@ -273,22 +275,32 @@ def _insert_on_conflict(root: Table, primary: Sequence[str], root_target: exp.Ta
 
 
 def replace_staging_optimized(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
-                              capabilities: DestinationCapabilities) -> list[exp.Expression]:
+                              capabilities: DestinationCapabilities) -> list[Statement]:
     """``staging-optimized`` replace: drop each target table and move its staging twin into place.
 
     Fastest for large tables (no row copy), but the new tables carry no grants or indexes of the
     old ones. PostgreSQL only (``ALTER TABLE ... SET SCHEMA``).
     """
-    statements: list[exp.Expression] = []
-    dialect = capabilities.sqlglot_dialect
+    statements: list[Statement] = []
     for table in (root, *children):
         destination = target(table.name)
         staged = staging(table.name)
         statements.append(exp.Drop(kind="TABLE", tables=[destination.copy()], exists=True))
-        dataset = exp.to_identifier(destination.db, quoted=True).sql(dialect=dialect)
-        statements.append(exp.Command(this="ALTER", expression=f"TABLE {staged.sql(dialect=dialect)} SET SCHEMA {dataset}"))
+        statements.append(raw("ALTER TABLE ", staged.copy(), " SET SCHEMA ", _ident(destination.db)))
         if staged.name != destination.name:  # the package's own staging name: back to the table's
             moved = exp.Table(this=staged.this.copy(), db=destination.args["db"].copy())
             statements.append(exp.Alter(this=moved, kind="TABLE", actions=[
                 exp.AlterRename(this=exp.Table(this=destination.this.copy()))]))
     return statements
+
+
+StagedSql = Callable[[Table, Sequence[Table], TableRef, TableRef, DestinationCapabilities], Sequence[Statement]]
+STAGED_SQL: dict[tuple[str, str], StagedSql] = {
+    ("append", "insert-from-staging"): append_from_staging,
+    ("replace", "insert-from-staging"): replace_from_staging,
+    ("replace", "staging-optimized"): replace_staging_optimized,
+    ("merge", "delete-insert"): merge_delete_insert,
+}
+"""The SQL that applies a staged root table, by (write disposition, strategy). ``upsert`` is
+``merge_upsert``, which also takes the database's upsert syntax. A strategy without an entry has no
+SQL: the job client fails the table rather than run another strategy's SQL."""

@@ -1,12 +1,14 @@
 """TypeMapper: loadbay data types ⇄ database types, through sqlglot DataType objects.
 
-A destination subclasses it and sets the class tables; the hooks handle precision. Reading a
-live table back goes through ``REVERSE_MAPPING`` on the parsed sqlglot type, so ``VARCHAR(20)``,
+A destination subclasses it and sets the class tables: ``TYPE_MAPPING`` for the plain types and
+``HINTED``, the hooks that read a column's hints (precision, scale, time zone) into its type. Reading
+a live table back goes through ``REVERSE_MAPPING`` on the parsed sqlglot type, so ``VARCHAR(20)``,
 ``character varying`` and ``TEXT`` all come back as ``text``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from sqlglot import exp
@@ -54,21 +56,33 @@ class TypeMapper:
     def __init__(self, capabilities: DestinationCapabilities) -> None:
         self.capabilities = capabilities
 
-    def to_db_type(self, column: Column) -> exp.DataType:
-        t = column.data_type
-        if t == "decimal":
-            return self.decimal_type(column)
-        if t == "timestamp" and column.timezone is False:
-            return exp.DataType(this=self.TIMESTAMP_WITHOUT_TZ)
-        if t == "text" and column.precision:
-            return exp.DataType.build(f"VARCHAR({int(column.precision)})")
-        return exp.DataType(this=self.TYPE_MAPPING[t])
+    def decimal_precision(self, column: Column) -> tuple[int, int]:
+        """(precision, scale) of a decimal column: its hints, else the destination's default."""
+        default_p, default_s = self.capabilities.decimal_precision
+        return int(column.precision or default_p), int(column.scale if column.scale is not None else default_s)
 
     def decimal_type(self, column: Column) -> exp.DataType:
-        default_p, default_s = self.capabilities.decimal_precision
-        p = column.precision or default_p
-        s = column.scale if column.scale is not None else default_s
-        return exp.DataType.build(f"DECIMAL({int(p)}, {int(s)})")
+        return exp.DataType.build("DECIMAL({}, {})".format(*self.decimal_precision(column)))
+
+    def timestamp_type(self, column: Column) -> exp.DataType | None:
+        """``TIMESTAMP_WITHOUT_TZ`` for a column hinted ``timezone=False``."""
+        return exp.DataType(this=self.TIMESTAMP_WITHOUT_TZ) if column.timezone is False else None
+
+    def text_type(self, column: Column) -> exp.DataType | None:
+        """``VARCHAR(n)`` for a text column hinted with ``precision`` (its length)."""
+        return exp.DataType.build(f"VARCHAR({int(column.precision)})") if column.precision else None
+
+    HINTED: ClassVar[dict[str, Callable[[Any, Column], exp.DataType | None]]] = {
+        "decimal": decimal_type, "timestamp": timestamp_type, "text": text_type,
+    }
+    """Per data type, the hook that turns a column's hints into its type; a hook returning None leaves
+    the ``TYPE_MAPPING`` type. A subclass changes a hook by replacing its entry (``{**TypeMapper.HINTED,
+    "bigint": integer_type}``), as sqlglot dialects do with their tables."""
+
+    def to_db_type(self, column: Column) -> exp.DataType:
+        hook = self.HINTED.get(column.data_type)
+        hinted = hook(self, column) if hook is not None else None
+        return hinted if hinted is not None else exp.DataType(this=self.TYPE_MAPPING[column.data_type])
 
     def from_db_type(self, db_type: str, precision: Any = None, scale: Any = None) -> tuple[str, dict[str, Any]]:
         """(loadbay type, hints) of a type name read from INFORMATION_SCHEMA."""

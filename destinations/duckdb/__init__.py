@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from loadbay.common.destination import Destination, DestinationConfig
+from loadbay.common.destination import DestinationConfig
 from loadbay.destinations.duckdb.capabilities import capabilities as duckdb_capabilities
 from loadbay.destinations.duckdb.configuration import MEMORY, DuckDbConfig
-from loadbay.destinations.duckdb.job_client import DuckDbJobClient
-from loadbay.destinations.duckdb.sql_client import DuckDbSqlClient
+from loadbay.destinations.sql_destination import ClientClasses, SqlDestination
 
 
-class duckdb(Destination):  # noqa: N801 - lower case like the name users type
+class duckdb(SqlDestination):  # noqa: N801 - lower case like the name users type
     """``duckdb(credentials="/data/lake.duckdb")``; the file defaults to ``<pipeline_name>.duckdb``."""
 
     destination_type = "duckdb"
@@ -27,11 +26,11 @@ class duckdb(Destination):  # noqa: N801 - lower case like the name users type
             creds.database = str(Path(creds.database).expanduser().resolve())
         return config
 
-    def sql_client(self, config: DestinationConfig) -> DuckDbSqlClient:
-        return DuckDbSqlClient(config, self.capabilities_for(config))
+    def client_classes(self, config: DestinationConfig) -> ClientClasses:
+        from loadbay.destinations.duckdb.job_client import DuckDbJobClient
+        from loadbay.destinations.duckdb.sql_client import DuckDbSqlClient
 
-    def client(self, config: DestinationConfig) -> DuckDbJobClient:
-        return DuckDbJobClient(config, self.capabilities_for(config), self.sql_client(config))
+        return DuckDbSqlClient, DuckDbJobClient
 
 
 __all__ = ["duckdb"]

@@ -10,6 +10,7 @@ from sqlglot import exp
 from loadbay.common.destination import LoadJob
 from loadbay.common.exceptions import DestinationTerminalError
 from loadbay.common.schema.types import Column
+from loadbay.destinations import statements as sql
 from loadbay.destinations.job_errors import columns_for, naming_file, where
 
 if TYPE_CHECKING:
@@ -113,12 +114,12 @@ class ParquetJob(DuckDbReaderJob):
 
     def run(self, client: SqlJobClient) -> None:
         with naming_file(self):
-            insert, sql = self.insert(client), client.sql_client
-            sql.execute_sql("SET preserve_insertion_order = false")
-            sql.execute_sql(insert)
+            insert, sql_client = self.insert(client), client.sql_client
+            sql_client.execute_sql(sql.set_variable("preserve_insertion_order", exp.false()))
+            sql_client.execute_sql(insert)
             # not reached when the insert fails: the aborted transaction refuses any SET, and SET is
             # not rolled back, so later inserts on this connection stay unordered (which is harmless)
-            sql.execute_sql("RESET preserve_insertion_order")
+            sql_client.execute_sql(sql.raw("RESET preserve_insertion_order"))
 
     def file_columns(self) -> list[Column]:
         import pyarrow as pa

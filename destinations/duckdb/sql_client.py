@@ -1,51 +1,20 @@
-"""DuckDB SQL client: a database file, the dataset as a schema, UTC, exceptions by class."""
+"""DuckDB SQL client: a database file (one writing process, ``file_lock``), the dataset as a schema
+of that file's catalog, exceptions by class (``loadbay.destinations.sqlstate``)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlglot import exp
 
-from loadbay.common.exceptions import (DestinationError, DestinationLockedError, DestinationTerminalError,
-                               DestinationTransientError, DestinationUndefinedRelation)
+from loadbay.common.exceptions import DestinationError
+from loadbay.destinations import statements as sql
 from loadbay.destinations.duckdb import file_lock
 from loadbay.destinations.sql_client import SqlClient
-
-# DuckDB exception class name → loadbay error; looked up along the exception's MRO.
-ERROR_CLASSES: dict[str, type[DestinationError]] = {
-    "ParserException": DestinationTerminalError,
-    "SyntaxException": DestinationTerminalError,
-    "BinderException": DestinationTerminalError,
-    "ConstraintException": DestinationTerminalError,
-    "ConversionException": DestinationTerminalError,
-    "TypeMismatchException": DestinationTerminalError,
-    "OutOfRangeException": DestinationTerminalError,
-    "InvalidInputException": DestinationTerminalError,
-    "InvalidTypeException": DestinationTerminalError,
-    "NotImplementedException": DestinationTerminalError,
-    "PermissionException": DestinationTerminalError,
-    "DependencyException": DestinationTerminalError,
-    "SequenceException": DestinationTerminalError,
-    "SerializationException": DestinationTerminalError,
-    "InternalException": DestinationTerminalError,
-    "FatalException": DestinationTerminalError,
-    "IOException": DestinationTransientError,
-    "ConnectionException": DestinationTransientError,
-    "HTTPException": DestinationTransientError,
-    "TransactionException": DestinationTransientError,
-    "InterruptException": DestinationTransientError,
-    "OutOfMemoryException": DestinationTransientError,
-    "CatalogException": DestinationTerminalError,  # refined by message below
-    "Error": DestinationTerminalError,
-}
-UNDEFINED_RELATION = re.compile(r"\b(Table|Schema|View|Catalog) with name .* does not exist")
-"""Message text that turns a CatalogException into an undefined relation (a missing function or
-type is terminal). Tested against DuckDB's real messages."""
-FILE_LOCKED = re.compile(r"Could not set lock on file")
-"""An IOException saying another process has the database file open for writing."""
+from loadbay.destinations.sqlstate import classify_duckdb
+from loadbay.destinations.statements import Statement
 
 
 class DuckDbSqlClient(SqlClient):
@@ -79,9 +48,9 @@ class DuckDbSqlClient(SqlClient):
         yield self.native_connection
 
     def after_connect(self) -> None:
-        self.execute_sql("SET TimeZone = 'UTC'")
-        self._catalog = str(self.execute_sql("SELECT current_database()")[0][0])  # type: ignore[index]
-        self.use_dataset()
+        rows = self.execute_sql(exp.select(exp.Anonymous(this="current_database", expressions=[]))) or []
+        self._catalog = str(rows[0][0])
+        super().after_connect()
 
     @property
     def catalog(self) -> str:
@@ -96,37 +65,16 @@ class DuckDbSqlClient(SqlClient):
         table.set("catalog", self.identifier(self.catalog))
         return table
 
-    def use_dataset(self) -> None:
-        """Unqualified names resolve to the dataset once it exists."""
-        if self.has_dataset():
-            path = self.render(exp.Table(this=self.identifier(self.dataset_name), db=self.identifier(self.catalog)))
-            self.execute_sql(exp.Set(expressions=[exp.SetItem(this=exp.EQ(
-                this=exp.var("search_path"), expression=exp.Literal.string(f"{path},main")))]))
-
-    def create_dataset(self, dataset: str | None = None) -> None:
-        super().create_dataset(dataset)
-        if dataset in (None, self.dataset_name):
-            self.use_dataset()
+    def use_dataset_sql(self, dataset: str | None) -> Statement | None:
+        """``SET search_path = 'catalog.dataset,main'``, the dataset qualified by this file's catalog."""
+        if dataset is None:
+            return None
+        path = self.render(exp.Table(this=self.identifier(dataset), db=self.identifier(self.catalog)))
+        return sql.set_variable("search_path", f"{path},main")
 
     def has_dataset(self, dataset: str | None = None) -> bool:
-        rows = self.execute_sql(
-            "SELECT 1 FROM information_schema.schemata WHERE schema_name = ? AND catalog_name = current_database()",
-            dataset or self.dataset_name)
-        return bool(rows)
+        return bool(self.execute_sql(sql.dataset_exists(in_current_catalog=True), dataset or self.dataset_name))
 
     @staticmethod
     def classify(exc: BaseException) -> type[DestinationError] | None:
-        import duckdb
-
-        if not isinstance(exc, duckdb.Error):
-            return None
-        for cls in type(exc).__mro__:
-            found = ERROR_CLASSES.get(cls.__name__)
-            if found is None:
-                continue
-            if cls.__name__ == "CatalogException" and UNDEFINED_RELATION.search(str(exc)):
-                return DestinationUndefinedRelation
-            if cls.__name__ == "IOException" and FILE_LOCKED.search(str(exc)):
-                return DestinationLockedError
-            return found
-        return DestinationTerminalError
+        return classify_duckdb(exc)

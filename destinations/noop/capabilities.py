@@ -8,7 +8,5 @@ capabilities = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",
     supported_loader_file_formats=("jsonl", "csv", "parquet", "insert_values"),
     max_identifier_length=65536,
-    merge_strategies=("delete-insert",),
     sqlglot_dialect="duckdb",
-    max_parallel_load_jobs=1,
 )

@@ -1,8 +1,8 @@
-"""PostgreSQL job client: its type map, COPY load jobs, and the upsert syntax by server version."""
+"""PostgreSQL job client: its type map and COPY load jobs."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlglot import exp
 
@@ -12,9 +12,6 @@ from loadbay.destinations.job_client import SqlJobClient
 from loadbay.destinations.load_jobs import InsertValuesJob
 from loadbay.destinations.postgres.jobs import CopyCsvJob, JsonlCopyJob, ParquetCopyJob
 from loadbay.destinations.type_mapping import DType, TypeMapper
-
-MERGE_SINCE = 150000
-"""server_version_num from which ``MERGE`` exists (PostgreSQL 15)."""
 
 
 class PostgresTypeMapper(TypeMapper):
@@ -27,15 +24,18 @@ class PostgresTypeMapper(TypeMapper):
     INTEGER_BY_BITS: ClassVar[tuple[tuple[int, DType], ...]] = ((16, DType.SMALLINT), (32, DType.INT))
     """A bigint column hinted with ``precision`` (bits) gets the smallest integer type that holds it."""
 
-    def to_db_type(self, column: Column) -> exp.DataType:
-        if column.data_type == "bigint" and column.precision:
-            for bits, dtype in self.INTEGER_BY_BITS:
-                if column.precision <= bits:
-                    return exp.DataType(this=dtype)
-        if column.data_type == "timestamp" and column.precision is not None:
-            base = "TIMESTAMP" if column.timezone is False else "TIMESTAMPTZ"
-            return exp.DataType.build(f"{base}({int(column.precision)})", dialect="postgres")
-        return super().to_db_type(column)
+    def integer_type(self, column: Column) -> exp.DataType | None:
+        fits = [dtype for bits, dtype in self.INTEGER_BY_BITS if column.precision and column.precision <= bits]
+        return exp.DataType(this=fits[0]) if fits else None
+
+    def timestamp_type(self, column: Column) -> exp.DataType | None:
+        """``TIMESTAMP(p)``/``TIMESTAMPTZ(p)`` for a column hinted with ``precision`` (fractional digits)."""
+        if column.precision is None:
+            return TypeMapper.timestamp_type(self, column)
+        base = "TIMESTAMP" if column.timezone is False else "TIMESTAMPTZ"
+        return exp.DataType.build(f"{base}({int(column.precision)})", dialect="postgres")
+
+    HINTED: ClassVar[dict[str, Any]] = {**TypeMapper.HINTED, "bigint": integer_type, "timestamp": timestamp_type}
 
 
 class PostgresJobClient(SqlJobClient):
@@ -43,12 +43,3 @@ class PostgresJobClient(SqlJobClient):
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
         "jsonl": JsonlCopyJob, "csv": CopyCsvJob, "parquet": ParquetCopyJob, "insert_values": InsertValuesJob,
     }
-
-    def upsert_syntax(self) -> str:
-        chosen = getattr(self.config, "upsert_syntax", "auto")
-        if chosen != "auto":
-            return chosen
-        return "merge" if self.sql_client.server_version >= MERGE_SINCE else "on_conflict"  # type: ignore[attr-defined]
-
-    def lock_tables_for_merge(self, table_names: list[str]) -> None:
-        self.sql_client.lock_tables([self.sql_client.qualified(n) for n in table_names])  # type: ignore[attr-defined]

@@ -15,21 +15,13 @@ from loadbay.common.destination import LoadJob
 from loadbay.common.exceptions import DestinationTerminalError
 from loadbay.common.schema.types import Column
 from loadbay.common.storage.package import JobFile, LoadPackage
+from loadbay.destinations import statements as sql
 from loadbay.destinations.job_errors import columns_for, naming_file
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from loadbay.destinations.job_client import SqlJobClient
-
-
-def copy_statement(target: exp.Table, columns: list[str], client: SqlJobClient, *, header: bool = True) -> str:
-    """``COPY target (cols) FROM STDIN`` for loadbay's csv: NULL unquoted empty, '' quoted, and
-    the bytes UTF-8 whatever the session's client_encoding (files are sent as they are)."""
-    sql = client.sql_client
-    names = ", ".join(sql.render(sql.identifier(c)) for c in columns)
-    return (f"COPY {sql.render(target)} ({names}) FROM STDIN WITH "
-            f"(FORMAT csv, HEADER {str(header).lower()}, NULL '', ENCODING 'UTF8')")
 
 
 class CopyCsvJob(LoadJob):
@@ -39,7 +31,7 @@ class CopyCsvJob(LoadJob):
         with open(self.job_file.path, encoding="utf-8", newline="") as f:
             header = next(csv.reader(f))
         with open(self.job_file.path, "rb") as f:  # bytes go to the server as they are, no decoding
-            client.sql_client.copy_from(copy_statement(self.target, header, client), f)  # type: ignore[attr-defined]
+            client.sql_client.copy_from(sql.copy_from_stdin(self.target, header), f)
 
 
 PARQUET_BATCH_BYTES = 8 << 20
@@ -72,9 +64,9 @@ class ParquetCopyJob(LoadJob):
         with naming_file(self):
             parquet = pq.ParquetFile(self.job_file.path)
             names = [c.name for c in columns_for(self, parquet.schema_arrow.names)]
-            statement = copy_statement(self.target, names, client, header=False)
+            statement = sql.copy_from_stdin(self.target, names, header=False)
             with CsvStream(parquet.iter_batches(batch_size=parquet_batch_rows(parquet))) as stream:
-                client.sql_client.copy_from(statement, stream)  # type: ignore[attr-defined]
+                client.sql_client.copy_from(statement, stream)
 
 
 # loadbay type → the DuckDB type a jsonl value is read as before it is written out as csv text
@@ -135,8 +127,7 @@ class JsonlCopyJob(LoadJob):
                                TRANSCODE_MEMORY, TRANSCODE_MEMORY_FALLBACK)
                 self._transcode(columns, csv_path, TRANSCODE_MEMORY_FALLBACK)
             with open(csv_path, "rb") as f:
-                client.sql_client.copy_from(  # type: ignore[attr-defined]
-                    copy_statement(self.target, [c.name for c in columns], client), f)
+                client.sql_client.copy_from(sql.copy_from_stdin(self.target, [c.name for c in columns]), f)
         except duckdb.Error as exc:  # the file does not fit its columns: nothing reached the server
             raise DestinationTerminalError(f"file {self.job_file.path.name}: table {self.table.name!r}: "
                                            f"{type(exc).__name__}: {exc}") from exc
@@ -146,11 +137,11 @@ class JsonlCopyJob(LoadJob):
     def _transcode(self, columns: list[Column], csv_path: Path, memory_limit: str) -> None:
         import duckdb
 
-        select = transcode_select(str(self.job_file.path), columns).sql(dialect="duckdb")
-        target = exp.Literal.string(str(csv_path)).sql(dialect="duckdb")
+        statements = [*sql.session_utc("duckdb"),
+                      sql.set_variable("preserve_insertion_order", exp.false()),  # rows stream through, unordered
+                      sql.set_variable("memory_limit", memory_limit),
+                      sql.set_variable("threads", exp.Literal.number(TRANSCODE_THREADS)),
+                      sql.copy_to_csv(transcode_select(str(self.job_file.path), columns), str(csv_path))]
         with TRANSCODE_SLOTS, duckdb.connect() as con:
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET preserve_insertion_order = false")  # rows stream through, unordered
-            con.execute(f"SET memory_limit = '{memory_limit}'")
-            con.execute(f"SET threads = {TRANSCODE_THREADS}")
-            con.execute(f"COPY ({select}) TO {target} (FORMAT csv, HEADER true, QUOTE '\"', ESCAPE '\"')")
+            for statement in statements:
+                con.execute(sql.render(statement, "duckdb"))

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from loadbay.common.capabilities import DestinationCapabilities
-from loadbay.common.destination import Destination, DestinationConfig
+from loadbay.common.destination import DestinationConfig
 from loadbay.destinations.sqlalchemy.capabilities import capabilities as base_capabilities
 from loadbay.destinations.sqlalchemy.capabilities import capabilities_for_dialect
 from loadbay.destinations.sqlalchemy.configuration import SqlalchemyConfig
-from loadbay.destinations.sqlalchemy.job_client import SqlalchemyJobClient
-from loadbay.destinations.sqlalchemy.sql_client import SqlalchemySqlClient
+from loadbay.destinations.sql_destination import ClientClasses, SqlDestination
 
 
-class sqlalchemy(Destination):  # noqa: N801
+class sqlalchemy(SqlDestination):  # noqa: N801
     """``sqlalchemy(credentials="mysql+pymysql://root@127.0.0.1:3306/test")``; capabilities follow the dialect."""
 
     destination_type = "sqlalchemy"
@@ -24,12 +23,12 @@ class sqlalchemy(Destination):  # noqa: N801
         dialect = make_url(config.credentials.url()).get_dialect()()  # type: ignore[attr-defined]
         return capabilities_for_dialect(dialect)
 
-    def sql_client(self, config: DestinationConfig) -> SqlalchemySqlClient:
-        return SqlalchemySqlClient(config, self.capabilities_for(config))
+    def client_classes(self, config: DestinationConfig) -> ClientClasses:
+        """The SQL client of the URL's database family (``sql_client.FAMILIES``)."""
+        from loadbay.destinations.sqlalchemy.job_client import SqlalchemyJobClient
+        from loadbay.destinations.sqlalchemy.sql_client import sql_client_class
 
-    def client(self, config: DestinationConfig) -> SqlalchemyJobClient:
-        capabilities = self.capabilities_for(config)
-        return SqlalchemyJobClient(config, capabilities, SqlalchemySqlClient(config, capabilities))
+        return sql_client_class(config.credentials.dialect_name()), SqlalchemyJobClient  # type: ignore[attr-defined]
 
 
 __all__ = ["sqlalchemy"]

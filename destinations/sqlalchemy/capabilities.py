@@ -1,7 +1,8 @@
 """Capabilities derived from the SQLAlchemy dialect a URL names.
 
 ``DIALECTS`` holds what differs per database family; anything not listed there comes from the
-dialect object itself (identifier length, parameter style) or from ``BASE``.
+dialect object itself (identifier length) or from ``BASE``, which lists only what differs from
+``loadbay.common.capabilities.DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from loadbay.common.capabilities import DEFAULTS, DestinationCapabilities
 BASE = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",
     supported_loader_file_formats=("jsonl", "parquet", "insert_values"),
-    max_rows_per_insert=1000,
-    merge_strategies=("delete-insert",),
-    replace_strategies=("insert-from-staging", "truncate-and-insert"),
-    max_parallel_load_jobs=1,
     supports_nan_infinity=False,
 )
 """Any dialect: jsonl rows or parquet record batches bound as parameters with executemany,
@@ -36,23 +33,21 @@ DIALECTS: dict[str, dict[str, Any]] = {
         # no insert_values or csv: type affinity stores any SQL literal in any column, so only the
         # executemany jobs can refuse a bad file: jsonl checks each value against its column type,
         # parquet is typed and its job checks each column's Arrow type (and NaN, decimal text, json)
-        preferred_loader_file_format="jsonl", supported_loader_file_formats=("jsonl", "parquet"),
-        sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES,
-        supports_truncate=False, supports_ddl_transactions=True, supports_multi_column_alter=False,
+        supported_loader_file_formats=("jsonl", "parquet"),
+        sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES, supports_truncate=False,
         merge_strategies=("delete-insert", "upsert"), max_decimal_precision=15, decimal_precision=(15, 6),
         is_dataset_a_schema=False, max_table_columns=SQLITE_MAX_COLUMN,
     ),
     "mysql": dict(
         sqlglot_dialect="mysql", max_identifier_length=64, max_parameters_per_statement=65535,
-        supports_truncate=True, supports_ddl_transactions=False, supports_multi_column_alter=True,
-        merge_strategies=("delete-insert", "upsert"), max_decimal_precision=65, decimal_precision=(38, 9),
-        string_literal_escape="backslash", is_dataset_a_schema=False, escape_identifier_case="preserve",
+        supports_ddl_transactions=False, supports_multi_column_alter=True,
+        merge_strategies=("delete-insert", "upsert"), max_decimal_precision=65,
+        string_literal_escape="backslash", is_dataset_a_schema=False,
         naive_timestamps=True, max_table_columns=INNODB_MAX_COLUMNS,
     ),
     "postgresql": dict(
-        sqlglot_dialect="postgres", max_identifier_length=63, max_parameters_per_statement=65535,
-        supports_truncate=True, supports_ddl_transactions=True, supports_multi_column_alter=True,
-        merge_strategies=("delete-insert", "upsert"), max_decimal_precision=78,
+        sqlglot_dialect="postgres", max_parameters_per_statement=65535,
+        supports_multi_column_alter=True, merge_strategies=("delete-insert", "upsert"), max_decimal_precision=78,
         binary_literal_template="'\\x{hex}'::bytea", max_table_columns=1600,
     ),
 }

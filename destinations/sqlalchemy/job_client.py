@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlglot import exp
 
 from loadbay.common.destination import LoadJob
@@ -11,61 +15,51 @@ from loadbay.common.schema.types import Column
 from loadbay.destinations.job_client import SqlJobClient
 from loadbay.destinations.load_jobs import InsertValuesJob
 from loadbay.destinations.sqlalchemy.jobs import ExecutemanyJob, ParquetExecutemanyJob
+from loadbay.destinations.sqlalchemy.sql_client import SqlalchemySqlClient
 from loadbay.destinations.type_mapping import TypeMapper
-
-KEY_VARCHAR_LENGTH = 255
-"""MySQL cannot index TEXT without a prefix: key columns of type text become VARCHAR(255) there."""
 
 
 class SqlalchemyTypeMapper(TypeMapper):
     """loadbay types → SQLAlchemy types → the dialect's DDL; reflected SQLAlchemy types → loadbay types."""
 
+    SA_TYPES: ClassVar[dict[str, Callable[[], Any]]] = {
+        "text": sa.Text, "bigint": sa.BigInteger, "double": sa.Double, "bool": sa.Boolean,
+        "timestamp": partial(sa.DateTime, timezone=True), "date": sa.Date, "time": sa.Time,
+        "json": sa.JSON, "binary": sa.LargeBinary,
+    }
+    """loadbay data type → SQLAlchemy type of a column without hints (decimals always take a precision)."""
+    NAIVE_TIMESTAMP: ClassVar[Callable[[], Any]] = partial(sa.DateTime, timezone=False)
+    """The type of a timestamp column hinted ``timezone=False``."""
+
+    REFLECTED: ClassVar[tuple[tuple[type, str], ...]] = (
+        (sa.Boolean, "bool"), (sa.BigInteger, "bigint"), (sa.Integer, "bigint"), (sa.Float, "double"),
+        (sa.Numeric, "decimal"), (sa.DateTime, "timestamp"), (sa.Date, "date"), (sa.Time, "time"),
+        (sa.JSON, "json"), (sa.LargeBinary, "binary"), (sa.String, "text"),
+    )
+    """Reflected SQLAlchemy type → loadbay type, first match wins (``Float`` is a ``Numeric``)."""
+
     def __init__(self, capabilities: Any, dialect: Any = None) -> None:
         super().__init__(capabilities)
         self.dialect = dialect
 
-    def sqlalchemy_type(self, column: Column) -> Any:
-        import sqlalchemy as sa
+    def sa_decimal(self, column: Column) -> Any:
+        return sa.Numeric(*self.decimal_precision(column))
 
-        family = getattr(self.dialect, "name", "")
-        mysql = family in ("mysql", "mariadb")
-        t = column.data_type
-        if t == "text":
-            if column.precision:
-                return sa.String(int(column.precision))
-            if mysql and (column.primary_key or column.merge_key or column.unique):
-                return sa.String(KEY_VARCHAR_LENGTH)
-            if mysql:
-                from sqlalchemy.dialects.mysql import LONGTEXT
-                return LONGTEXT()
-            return sa.Text()
-        if t == "bigint":
-            return sa.BigInteger()
-        if t == "double":
-            return sa.Double()
-        if t == "bool":
-            return sa.Boolean()
-        if t == "timestamp":
-            if mysql:
-                from sqlalchemy.dialects.mysql import DATETIME
-                return DATETIME(fsp=6)
-            return sa.DateTime(timezone=column.timezone is not False)
-        if t == "date":
-            return sa.Date()
-        if t == "time":
-            if mysql:
-                from sqlalchemy.dialects.mysql import TIME
-                return TIME(fsp=6)
-            return sa.Time()
-        if t == "decimal":
-            precision, scale = self.capabilities.decimal_precision
-            return sa.Numeric(column.precision or precision, column.scale if column.scale is not None else scale)
-        if t == "json":
-            return sa.JSON()
-        if mysql:
-            from sqlalchemy.dialects.mysql import LONGBLOB
-            return LONGBLOB()
-        return sa.LargeBinary()
+    def sa_text(self, column: Column) -> Any:
+        return sa.String(int(column.precision)) if column.precision else None
+
+    def sa_timestamp(self, column: Column) -> Any:
+        return self.NAIVE_TIMESTAMP() if column.timezone is False else None
+
+    SA_HINTED: ClassVar[dict[str, Callable[[Any, Column], Any]]] = {
+        "decimal": sa_decimal, "text": sa_text, "timestamp": sa_timestamp,
+    }
+    """Hooks turning a column's hints into its SQLAlchemy type (None: the ``SA_TYPES`` one), as ``HINTED``."""
+
+    def sqlalchemy_type(self, column: Column) -> Any:
+        hook = self.SA_HINTED.get(column.data_type)
+        hinted = hook(self, column) if hook is not None else None
+        return hinted if hinted is not None else self.SA_TYPES[column.data_type]()
 
     def to_db_type(self, column: Column) -> exp.DataType:
         compiled = self.sqlalchemy_type(column).compile(dialect=self.dialect)
@@ -74,47 +68,48 @@ class SqlalchemyTypeMapper(TypeMapper):
 
     def from_db_type(self, db_type: Any, precision: Any = None, scale: Any = None) -> tuple[str, dict[str, Any]]:
         """A reflected SQLAlchemy type object (or a type name) back to a loadbay type."""
-        import sqlalchemy as sa
-
         if isinstance(db_type, str):
             return super().from_db_type(db_type, precision, scale)
-        checks: list[tuple[Any, str]] = [
-            (sa.Boolean, "bool"), (sa.BigInteger, "bigint"), (sa.Integer, "bigint"), (sa.Float, "double"),
-            (sa.Numeric, "decimal"), (sa.DateTime, "timestamp"), (sa.Date, "date"), (sa.Time, "time"),
-            (sa.JSON, "json"), (sa.LargeBinary, "binary"), (sa.String, "text"),
-        ]
         name = type(db_type).__name__.upper()
-        if name in ("TINYINT",) and getattr(db_type, "display_width", None) == 1:
+        if name == "TINYINT" and getattr(db_type, "display_width", None) == 1:  # MySQL's BOOLEAN
             return "bool", {}
-        for sa_type, data_type in checks:
-            if isinstance(db_type, sa_type):
-                if data_type == "decimal" and isinstance(db_type, sa.Float):
-                    return "double", {}
-                return data_type, {}
-        if "BLOB" in name or "BINARY" in name:
-            return "binary", {}
-        return "text", {}
+        found = next((data_type for sa_type, data_type in self.REFLECTED if isinstance(db_type, sa_type)), None)
+        if found is None:
+            found = "binary" if "BLOB" in name or "BINARY" in name else "text"
+        return found, {}
+
+
+class MysqlTypeMapper(SqlalchemyTypeMapper):
+    """MySQL/MariaDB: LONGTEXT and LONGBLOB, microsecond DATETIME and TIME, and VARCHAR keys (MySQL cannot
+    index TEXT without a prefix)."""
+
+    SA_TYPES: ClassVar[dict[str, Callable[[], Any]]] = {
+        **SqlalchemyTypeMapper.SA_TYPES,
+        "text": mysql.LONGTEXT, "timestamp": partial(mysql.DATETIME, fsp=6), "time": partial(mysql.TIME, fsp=6),
+        "binary": mysql.LONGBLOB,
+    }
+    NAIVE_TIMESTAMP: ClassVar[Callable[[], Any]] = partial(mysql.DATETIME, fsp=6)
+    KEY_VARCHAR_LENGTH = 255
+    """Length of a text column that is a primary, merge or unique key."""
+
+    def sa_key_text(self, column: Column) -> Any:
+        if column.precision:
+            return sa.String(int(column.precision))
+        return sa.String(self.KEY_VARCHAR_LENGTH) if column.primary_key or column.merge_key or column.unique else None
+
+    SA_HINTED: ClassVar[dict[str, Callable[[Any, Column], Any]]] = {**SqlalchemyTypeMapper.SA_HINTED, "text": sa_key_text}
+
+
+TYPE_MAPPERS: dict[str, type[SqlalchemyTypeMapper]] = {"mysql": MysqlTypeMapper}
+"""The type mapper of a database family (``SqlalchemySqlClient.family``); any other: the base one."""
 
 
 class SqlalchemyJobClient(SqlJobClient):
-    type_mapper_class = SqlalchemyTypeMapper
+    sql_client: SqlalchemySqlClient
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
         "jsonl": ExecutemanyJob, "parquet": ParquetExecutemanyJob, "insert_values": InsertValuesJob,
     }
 
-    def __init__(self, config: Any, capabilities: Any, sql_client: Any) -> None:
-        super().__init__(config, capabilities, sql_client)
-        self.type_mapper = SqlalchemyTypeMapper(capabilities, sql_client.engine.dialect)
-
-    def lock_tables_for_merge(self, table_names: list[str]) -> None:
-        self.sql_client.lock_tables([self.sql_client.qualified(n) for n in table_names])  # type: ignore[attr-defined]
-
-    def upsert_syntax(self) -> str:
-        family = self.sql_client.family  # type: ignore[attr-defined]
-        if family == "mysql":
-            return "on_duplicate_key"
-        if family == "postgresql":
-            return "merge" if self.sql_client.native_connection.dialect.server_version_info >= (15,) else "on_conflict"
-        if family == "sqlite":
-            return "on_conflict"
-        return "merge"
+    def make_type_mapper(self) -> TypeMapper:
+        mapper_class = TYPE_MAPPERS.get(self.sql_client.family, SqlalchemyTypeMapper)
+        return mapper_class(self.capabilities, self.sql_client.engine.dialect)

@@ -17,10 +17,11 @@ from loadbay.common.exceptions import DestinationTerminalError
 from loadbay.common.schema.inference import parse_date, parse_datetime
 from loadbay.common.schema.types import Column
 from loadbay.common.storage.writers import dumps_json
+from loadbay.destinations import statements
 from loadbay.destinations.job_errors import columns_for, naming_file, where
 
 if TYPE_CHECKING:
-    from loadbay.destinations.job_client import SqlJobClient
+    from loadbay.destinations.sqlalchemy.job_client import SqlalchemyJobClient
 
 MAX_BATCH_ROWS = 5000
 
@@ -71,38 +72,31 @@ def _decimal(value: Any) -> Decimal:
     return result
 
 
-def param_converter(column: Column, family: str) -> Callable[[Any], Any] | None:
-    """How a value read back from jsonl becomes a bound parameter of the column's type.
+def _binary(value: Any) -> Any:
+    return base64.b64decode(value, validate=True) if isinstance(value, str) else value
 
-    Every converter raises ValueError for a value that does not fit: the job then fails naming the
-    file, line, table and column, whatever the database would have done with it.
-    """
-    t = column.data_type
-    if t == "bigint":
-        return _expect((int,), "bigint")
-    if t == "double":
-        return _expect((int, float), "double")
-    if t == "bool":
-        return _expect((bool,), "bool")
-    if t == "binary":
-        return lambda v: base64.b64decode(v, validate=True) if isinstance(v, str) else v
-    if t == "json":
-        return dumps_json
-    if family == "sqlite":  # SQLite keeps these as text: canonical forms, so they compare and sort right
-        return {"timestamp": lambda v: _utc(v).isoformat(timespec="microseconds"),
-                "date": lambda v: _date(v).isoformat(), "time": lambda v: _time(v).isoformat(),
-                "decimal": lambda v: str(_decimal(v))}.get(t)
-    if t == "timestamp":
-        if family == "mysql":  # DATETIME has no time zone: the UTC wall time
-            return lambda v: _utc(v).replace(tzinfo=None)
-        return _utc
-    if t == "date":
-        return _date
-    if t == "time":
-        return _time
-    if t == "decimal":
-        return _decimal
-    return None
+
+CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "bigint": _expect((int,), "bigint"), "double": _expect((int, float), "double"), "bool": _expect((bool,), "bool"),
+    "binary": _binary, "json": dumps_json, "timestamp": _utc, "date": _date, "time": _time, "decimal": _decimal,
+}
+"""How a value read back from jsonl becomes a bound parameter of its column's type (text binds as it
+is). Every converter raises ValueError for a value that does not fit: the job then fails naming the
+file, line, table and column, whatever the database would have done with it."""
+
+FAMILY_CONVERTERS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "sqlite": {  # SQLite keeps these as text: canonical forms, so they compare and sort right
+        "timestamp": lambda v: _utc(v).isoformat(timespec="microseconds"), "date": lambda v: _date(v).isoformat(),
+        "time": lambda v: _time(v).isoformat(), "decimal": lambda v: str(_decimal(v)),
+    },
+    "mysql": {"timestamp": lambda v: _utc(v).replace(tzinfo=None)},  # DATETIME has no time zone: the UTC wall time
+}
+"""What a database family binds differently (``SqlalchemySqlClient.family``)."""
+
+
+def param_converter(column: Column, family: str) -> Callable[[Any], Any] | None:
+    """The converter of ``column`` on ``family``; None binds the value as it is."""
+    return FAMILY_CONVERTERS.get(family, {}).get(column.data_type) or CONVERTERS.get(column.data_type)
 
 
 def _parse(line: bytes, path: Any, number: int) -> dict[str, Any]:
@@ -119,27 +113,18 @@ def _lines(path: Any) -> Iterator[dict[str, Any]]:
                 yield _parse(line, path, number)
 
 
-def insert_statement(client: SqlJobClient, target: Any, names: list[str]) -> str:
-    """``INSERT INTO target (names) VALUES (?, ...)`` in the driver's parameter style."""
-    sql = client.sql_client
-    columns = ", ".join(sql.render(sql.identifier(n)) for n in names)
-    marks = ", ".join(sql.placeholder() for _ in names)
-    return f"INSERT INTO {sql.render(target)} ({columns}) VALUES ({marks})"
-
-
-def batch_rows(client: SqlJobClient, column_count: int) -> int:
+def batch_rows(client: SqlalchemyJobClient, column_count: int) -> int:
     """Rows per ``executemany``: MAX_BATCH_ROWS, fewer when the dialect's parameter limit says so."""
     limit = client.capabilities.max_parameters_per_statement or MAX_BATCH_ROWS * column_count
     return max(1, min(MAX_BATCH_ROWS, limit // max(1, column_count)))
 
 
 class ExecutemanyJob(LoadJob):
-    def run(self, client: SqlJobClient) -> None:
+    def run(self, client: SqlalchemyJobClient) -> None:
         sql = client.sql_client
         columns = list(self.table.columns.values())
-        family = getattr(sql, "family", "")
-        converters = [(c.name, param_converter(c, family)) for c in columns]
-        insert = insert_statement(client, self.target, [c.name for c in columns])
+        converters = [(c.name, param_converter(c, sql.family)) for c in columns]
+        insert = statements.insert_row(self.target, [c.name for c in columns])
         rows_per_batch = batch_rows(client, len(columns))
         rows = _lines(self.job_file.path)
         line = 0
@@ -150,7 +135,7 @@ class ExecutemanyJob(LoadJob):
                                     for name, conv in converters) for row in batch]
                 except ValueError as exc:
                     raise self._bad_value(batch, converters, line, exc) from exc
-                sql.execute_many_params(insert, params)  # type: ignore[attr-defined]
+                sql.execute_many_params(insert, params)
                 line += len(batch)
 
     def _bad_value(self, batch: list[dict[str, Any]], converters: list[tuple[str, Any]], first_line: int,
@@ -180,14 +165,13 @@ class ParquetExecutemanyJob(LoadJob):
     transaction rolls back.
     """
 
-    def run(self, client: SqlJobClient) -> None:
+    def run(self, client: SqlalchemyJobClient) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         from loadbay.destinations.arrow_params import BadValue, check_type, column_values
 
         sql = client.sql_client
-        family = getattr(sql, "family", "")
         with naming_file(self):
             parquet = pq.ParquetFile(self.job_file.path)
             schema = parquet.schema_arrow
@@ -195,18 +179,18 @@ class ParquetExecutemanyJob(LoadJob):
             for field, column in zip(schema, columns):
                 if problem := check_type(field, column):
                     raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {problem}")
-            insert = insert_statement(client, self.target, schema.names)
+            insert = statements.insert_row(self.target, schema.names)
             first_row = 0
             with sql.begin_transaction():
                 for batch in parquet.iter_batches(batch_size=batch_rows(client, len(columns))):
                     values = []
                     for array, column in zip(batch.columns, columns):
                         try:
-                            values.append(column_values(array, column, family))
+                            values.append(column_values(array, column, sql.family))
                         except BadValue as exc:
                             raise DestinationTerminalError(
                                 f"{where(self)} column {column.name!r}, row {first_row + exc.row + 1}: {exc}") from exc
                         except pa.ArrowInvalid as exc:  # a cast that would lose data: a uint64 past int64, say
                             raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {exc}") from exc
-                    sql.execute_many_params(insert, list(zip(*values)))  # type: ignore[attr-defined]
+                    sql.execute_many_params(insert, list(zip(*values)))
                     first_row += batch.num_rows

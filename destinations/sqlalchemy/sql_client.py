@@ -1,48 +1,39 @@
 """SQLAlchemy SQL client: one engine per URL, statements through ``exec_driver_sql``, and errors
-classified from the driver's own codes on SQLAlchemy's wrapped exception (``exc.orig``)."""
+classified from the driver's own codes on SQLAlchemy's wrapped exception (``exc.orig``).
+
+What a database family does differently is a small subclass picked by ``FAMILIES`` from the URL's
+dialect name: SQLite keeps each dataset in an attached file, MySQL/MariaDB switch databases with
+``USE`` and serialise DDL with a named lock. Everything else (UTC, the search path, PostgreSQL's
+locks, the upsert syntax) comes from the dialect tables in ``loadbay.destinations.statements``.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlglot import exp
 
-from loadbay.common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
-                               DestinationUndefinedRelation)
+from loadbay.common.exceptions import DestinationError, DestinationTerminalError, DestinationTransientError
+from loadbay.destinations import sqlstate
 from loadbay.destinations.sql_client import SqlClient, lock_key
+from loadbay.destinations.statements import Statement
 
-MYSQL_CODES: dict[int, type[DestinationError]] = {
-    1146: DestinationUndefinedRelation,  # ER_NO_SUCH_TABLE
-    1049: DestinationUndefinedRelation,  # ER_BAD_DB_ERROR (unknown database)
-    1205: DestinationTransientError,     # ER_LOCK_WAIT_TIMEOUT
-    1213: DestinationTransientError,     # ER_LOCK_DEADLOCK
-    1040: DestinationTransientError,     # ER_CON_COUNT_ERROR (too many connections)
-    1053: DestinationTransientError,     # ER_SERVER_SHUTDOWN
-    1927: DestinationTransientError,     # ER_CONNECTION_KILLED (MariaDB)
-    2002: DestinationTransientError,     # CR_CONNECTION_ERROR
-    2003: DestinationTransientError,     # CR_CONN_HOST_ERROR
-    2006: DestinationTransientError,     # CR_SERVER_GONE_ERROR
-    2013: DestinationTransientError,     # CR_SERVER_LOST
+DRIVER_ERRORS: dict[str, Callable[[BaseException], type[DestinationError] | None]] = {
+    "pymysql": sqlstate.classify_mysql, "MySQLdb": sqlstate.classify_mysql, "mysql": sqlstate.classify_mysql,
+    "sqlite3": sqlstate.classify_sqlite, "psycopg2": sqlstate.classify_psycopg2,
 }
-"""MySQL/MariaDB error codes (``orig.args[0]``); any other code is terminal: 1064 syntax, 1054 unknown
-column, 1048 null, 1062 duplicate, 1264/1406 out of range / too long, 1045 access denied, ..."""
+"""The classifier of each driver (the top-level module of ``exc.orig``); other drivers' errors are terminal."""
 
-SQLITE_UNDEFINED = re.compile(r"^(no such table|unknown database)")
-SQLITE_TRANSIENT_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED")
-SQLITE_TRANSIENT = re.compile(r"database is locked|database table is locked")
-"""SQLite has no codes before Python 3.11's ``sqlite_errorname``; these messages are tested verbatim."""
-
-JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)")
-
-BEGIN = {"mysql": "START TRANSACTION", "mariadb": "START TRANSACTION", "sqlite": "BEGIN"}
 NAMED_LOCK_TIMEOUT = 60
 """Seconds a MySQL/MariaDB session waits for another pipeline's schema changes (then: transient)."""
+
+JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)")
 
 _engines: dict[tuple[str, str], Any] = {}
 _engines_lock = threading.Lock()
@@ -62,11 +53,10 @@ def engine_for(credentials: Any, engine_args: dict[str, Any]) -> Any:
 
 
 class SqlalchemySqlClient(SqlClient):
-    def __init__(self, config: Any, capabilities: Any) -> None:
-        super().__init__(config, capabilities)
-        self.dialect_name = config.credentials.dialect_name()
-        self.family = "mysql" if self.dialect_name in ("mysql", "mariadb") else self.dialect_name
-        self.begin_sql = BEGIN.get(self.dialect_name, "BEGIN")
+    """Any dialect: INFORMATION_SCHEMA datasets, columns by SQLAlchemy reflection."""
+
+    family: ClassVar[str] = ""
+    """The database family this class is for (the key of ``FAMILIES``; "" for any other dialect)."""
 
     @property
     def engine(self) -> Any:
@@ -77,30 +67,8 @@ class SqlalchemySqlClient(SqlClient):
         self.dbapi_paramstyle = self.engine.dialect.paramstyle
         return conn
 
-    def after_connect(self) -> None:
-        if self.family == "mysql":
-            self.execute_sql("SET time_zone = '+00:00'")
-            # nested JSON flattens into hundreds of mostly-NULL columns; strict mode refuses such a
-            # table by its worst-case row size, although real rows fit (an oversized one still fails)
-            self.execute_sql("SET SESSION innodb_strict_mode = OFF")
-            self._use_dataset()
-        elif self.family == "postgresql":
-            self.execute_sql("SET TIME ZONE 'UTC'")
-            self._use_dataset()
-        elif self.family == "sqlite":
-            # a pooled connection keeps what an earlier client attached: another pipeline's dataset
-            # would answer unqualified names, so only this client's datasets stay attached
-            own = {"main", "temp", self.dataset_name, self.config.staging_dataset_name}
-            for row in self.execute_sql("PRAGMA database_list") or []:
-                if row[1] not in own:
-                    self.execute_sql(f"DETACH DATABASE {self.render(self.identifier(row[1]))}")
-            for dataset in (self.dataset_name, self.config.staging_dataset_name):
-                if self._sqlite_file(dataset).exists():
-                    self._attach(dataset)
-
     # -- statements --------------------------------------------------------------------------
-    def execute_sql(self, sql: exp.Expression | str, *params: Any) -> list[tuple[Any, ...]] | None:
-        text = self.render(sql)
+    def execute_text(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
         with self.translating(text):
             conn = self.native_connection
             if params:
@@ -111,99 +79,21 @@ class SqlalchemySqlClient(SqlClient):
                 return None
             return [tuple(r) for r in result.fetchall()]
 
-    def execute_many_params(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """``executemany``: one statement, many parameter tuples."""
+    def execute_many_params(self, statement: Statement, rows: Sequence[tuple[Any, ...]]) -> None:
+        """``executemany`` through SQLAlchemy: one statement, many parameter tuples."""
         if rows:
-            with self.translating(sql):
-                self.native_connection.exec_driver_sql(sql, rows)
+            text = self.render(statement)
+            with self.translating(text):
+                self.native_connection.exec_driver_sql(text, list(rows))
 
     def _escape_percent(self, text: str) -> str:
         """Drivers with % placeholders format even a statement without parameters."""
         return text.replace("%", "%%") if self.dbapi_paramstyle in ("format", "pyformat") else text
 
-    # -- concurrency -------------------------------------------------------------------------
-    @contextmanager
-    def schema_change_lock(self) -> Iterator[None]:
-        """DDL of pipelines sharing a dataset, one at a time: PostgreSQL's advisory lock (in a
-        transaction) or MySQL/MariaDB's named lock (GET_LOCK, per session: DDL commits implicitly
-        there). SQLite locks the whole database file for every write already."""
-        if self.family == "postgresql":
-            with self.begin_transaction():
-                self.execute_sql(f"SELECT pg_advisory_xact_lock({self.placeholder()})", lock_key(self.dataset_name))
-                yield
-            return
-        if self.family != "mysql":
-            yield
-            return
-        name = f"loadbay:{lock_key(self.dataset_name):x}"
-        got = self.execute_sql(f"SELECT GET_LOCK({self.placeholder()}, {NAMED_LOCK_TIMEOUT})", name)
-        if not got or got[0][0] != 1:
-            raise DestinationTransientError(f"dataset {self.dataset_name!r}: another pipeline held the schema-change "
-                                            f"lock {name!r} for {NAMED_LOCK_TIMEOUT} s")
-        try:
-            yield
-        finally:
-            self.execute_sql(f"SELECT RELEASE_LOCK({self.placeholder()})", name)
-
-    def lock_tables(self, tables: list[exp.Table]) -> None:
-        """PostgreSQL only (inside the final transaction): concurrent merges into a table wait."""
-        if self.family == "postgresql" and tables:
-            names = sorted(self.render(t) for t in tables)
-            self.execute_sql(f"LOCK TABLE {', '.join(names)} IN SHARE ROW EXCLUSIVE MODE")
+    def server_version(self) -> tuple[int, ...]:
+        return tuple(self.native_connection.dialect.server_version_info or ())
 
     # -- datasets ----------------------------------------------------------------------------
-    def _sqlite_file(self, dataset: str) -> Path:
-        main = Path(self.config.credentials.database or "loadbay.db")
-        return main.with_name(f"{main.stem}__{dataset}{main.suffix or '.db'}")
-
-    def _attach(self, dataset: str) -> None:
-        attached = {row[1] for row in self.execute_sql("PRAGMA database_list") or []}
-        if dataset not in attached:
-            self.execute_sql(f"ATTACH DATABASE {self.render(exp.Literal.string(str(self._sqlite_file(dataset))))} "
-                             f"AS {self.render(self.identifier(dataset))}")
-
-    def has_dataset(self, dataset: str | None = None) -> bool:
-        if self.family == "sqlite":
-            attached = {row[1] for row in self.execute_sql("PRAGMA database_list") or []}
-            return (dataset or self.dataset_name) in attached
-        return super().has_dataset(dataset)
-
-    def create_dataset(self, dataset: str | None = None) -> None:
-        if self.family == "sqlite":
-            self._attach(dataset or self.dataset_name)
-            return
-        super().create_dataset(dataset)
-        if dataset in (None, self.dataset_name):
-            self._use_dataset()
-
-    def _use_dataset(self) -> None:
-        """Unqualified names resolve to the dataset once it exists (on MySQL, until then to the URL's
-        database: a pooled connection would otherwise keep an earlier client's USE)."""
-        if not self.has_dataset():
-            default = self.config.credentials.database
-            if self.family == "mysql" and default:
-                self.execute_sql(f"USE {self.render(self.identifier(default))}")
-            return
-        name = self.render(self.identifier(self.dataset_name))
-        if self.family == "mysql":
-            self.execute_sql(f"USE {name}")
-        elif self.family == "postgresql":
-            self.execute_sql(f"SET search_path TO {name}, public")
-
-    def drop_dataset(self, dataset: str | None = None) -> None:
-        name = dataset or self.dataset_name
-        if self.family == "sqlite":
-            if self.has_dataset(name):
-                self.execute_sql(f"DETACH DATABASE {self.render(self.identifier(name))}")
-            path = self._sqlite_file(name)
-            if path.exists():
-                os.remove(path)
-            return
-        if self.family == "mysql":  # no CASCADE: dropping a database drops its tables
-            self.execute_sql(exp.Drop(kind="SCHEMA", tables=[exp.Table(db=self.identifier(name))], exists=True))
-            return
-        super().drop_dataset(dataset)
-
     def table_columns(self, table_names: Any, staging: bool = False) -> dict[str, list[tuple[Any, ...]]]:
         """Live columns by SQLAlchemy reflection: (name, SQLAlchemy type, None, None, nullable)."""
         import sqlalchemy
@@ -214,7 +104,7 @@ class SqlalchemySqlClient(SqlClient):
         inspector = sqlalchemy.inspect(self.native_connection)
         out: dict[str, list[tuple[Any, ...]]] = {}
         existing = set(inspector.get_table_names(schema=dataset))
-        json_columns = self._mariadb_json_columns(dataset) if self.family == "mysql" else set()
+        json_columns = self.json_columns(dataset)
         for table in table_names:
             if table in existing:
                 out[table] = [(c["name"], sqlalchemy.JSON() if (table, c["name"]) in json_columns else c["type"],
@@ -222,17 +112,9 @@ class SqlalchemySqlClient(SqlClient):
                               for c in inspector.get_columns(table, schema=dataset)]
         return out
 
-    def _mariadb_json_columns(self, dataset: str) -> set[tuple[str, str]]:
-        """MariaDB's JSON is LONGTEXT plus a json_valid() check: reflection sees only the LONGTEXT."""
-        rows = self.execute_sql(
-            "SELECT table_name, check_clause FROM information_schema.check_constraints "
-            f"WHERE constraint_schema = {self.placeholder()}", dataset) or []
-        found = set()
-        for table, clause in rows:
-            match = JSON_CHECK.search(clause or "")
-            if match:
-                found.add((table, match.group(1)))
-        return found
+    def json_columns(self, dataset: str) -> set[tuple[str, str]]:
+        """Hook: (table, column) pairs that are JSON although reflection says otherwise."""
+        return set()
 
     # -- errors ------------------------------------------------------------------------------
     @staticmethod
@@ -252,22 +134,94 @@ class SqlalchemySqlClient(SqlClient):
         if isinstance(exc, (sa_exc.PendingRollbackError, sa_exc.ResourceClosedError)):
             return DestinationTransientError  # the connection broke earlier; a fresh one may work
         orig = getattr(exc, "orig", None)
-        if orig is None:
-            return DestinationTerminalError
-        module = type(orig).__module__
-        if module.startswith(("pymysql", "MySQLdb", "mysql")):
-            code = orig.args[0] if orig.args and isinstance(orig.args[0], int) else None
-            return MYSQL_CODES.get(code, DestinationTerminalError) if code is not None else DestinationTerminalError
-        if module.startswith("sqlite3"):
-            name = getattr(orig, "sqlite_errorname", None)
-            message = str(orig)
-            if SQLITE_UNDEFINED.search(message):
-                return DestinationUndefinedRelation
-            if name in SQLITE_TRANSIENT_NAMES or SQLITE_TRANSIENT.search(message):
-                return DestinationTransientError
-            return DestinationTerminalError
-        if module.startswith("psycopg2"):
-            from loadbay.destinations.postgres.sql_client import PostgresSqlClient
+        classify_driver = DRIVER_ERRORS.get(type(orig).__module__.split(".")[0]) if orig is not None else None
+        found = classify_driver(orig) if classify_driver is not None else None
+        return found or DestinationTerminalError
 
-            return PostgresSqlClient.classify(orig)
-        return DestinationTerminalError
+
+class SqliteSqlClient(SqlalchemySqlClient):
+    """SQLite: each dataset is a database file beside the URL's (``main.db`` → ``main__<dataset>.db``),
+    attached under the dataset's name; SQLite locks the whole file for every write already."""
+
+    family = "sqlite"
+
+    def after_connect(self) -> None:
+        # a pooled connection keeps what an earlier client attached: another pipeline's dataset
+        # would answer unqualified names, so only this client's datasets stay attached
+        own = {"main", "temp", self.dataset_name, self.config.staging_dataset_name}
+        for name in self._attached() - own:
+            self.execute_sql(exp.Detach(this=self.identifier(name)))
+        for dataset in (self.dataset_name, self.config.staging_dataset_name):
+            if self._sqlite_file(dataset).exists():
+                self.create_dataset(dataset)
+
+    def _attached(self) -> set[str]:
+        return {row[1] for row in self.execute_sql(exp.Pragma(this=exp.var("database_list"))) or []}
+
+    def _sqlite_file(self, dataset: str) -> Path:
+        main = Path(self.config.credentials.database or "loadbay.db")
+        return main.with_name(f"{main.stem}__{dataset}{main.suffix or '.db'}")
+
+    def has_dataset(self, dataset: str | None = None) -> bool:
+        return (dataset or self.dataset_name) in self._attached()
+
+    def create_dataset(self, dataset: str | None = None) -> None:
+        name = dataset or self.dataset_name
+        if name not in self._attached():
+            path = exp.Literal.string(str(self._sqlite_file(name)))
+            self.execute_sql(exp.Attach(this=exp.alias_(path, self.identifier(name))))
+
+    def drop_dataset(self, dataset: str | None = None) -> None:
+        name = dataset or self.dataset_name
+        if self.has_dataset(name):
+            self.execute_sql(exp.Detach(this=self.identifier(name)))
+        path = self._sqlite_file(name)
+        if path.exists():
+            os.remove(path)
+
+
+class MysqlSqlClient(SqlalchemySqlClient):
+    """MySQL and MariaDB: a dataset is a database, chosen with ``USE``; DDL commits implicitly, so the
+    schema-change lock is a named lock of the session (``GET_LOCK``)."""
+
+    family = "mysql"
+    SESSION_SETTINGS = (("innodb_strict_mode", exp.var("OFF")),)
+    """Nested JSON flattens into hundreds of mostly-NULL columns; strict mode refuses such a table by its
+    worst-case row size, although real rows fit (an oversized one still fails)."""
+
+    def use_dataset_sql(self, dataset: str | None) -> Statement | None:
+        """Until the dataset exists, the URL's database: a pooled connection would otherwise keep an
+        earlier client's ``USE``."""
+        default = dataset or self.config.credentials.database
+        return exp.Use(this=self.identifier(default)) if default else None
+
+    @contextmanager
+    def schema_change_lock(self) -> Iterator[None]:
+        name = f"loadbay:{lock_key(self.dataset_name):x}"
+        acquire = exp.Anonymous(this="GET_LOCK", expressions=[exp.Placeholder(), exp.Literal.number(NAMED_LOCK_TIMEOUT)])
+        got = self.execute_sql(exp.select(acquire), name)
+        if not got or got[0][0] != 1:
+            raise DestinationTransientError(f"dataset {self.dataset_name!r}: another pipeline held the schema-change "
+                                            f"lock {name!r} for {NAMED_LOCK_TIMEOUT} s")
+        try:
+            yield
+        finally:
+            self.execute_sql(exp.select(exp.Anonymous(this="RELEASE_LOCK", expressions=[exp.Placeholder()])), name)
+
+    def json_columns(self, dataset: str) -> set[tuple[str, str]]:
+        """MariaDB's JSON is LONGTEXT plus a json_valid() check: reflection sees only the LONGTEXT."""
+        checks = exp.select("table_name", "check_clause").from_(exp.table_("check_constraints", db="information_schema"))
+        rows = self.execute_sql(checks.where(exp.EQ(this=exp.column("constraint_schema"), expression=exp.Placeholder())),
+                                dataset) or []
+        return {(table, match.group(1)) for table, clause in rows if (match := JSON_CHECK.search(clause or ""))}
+
+
+FAMILIES: dict[str, type[SqlalchemySqlClient]] = {
+    "sqlite": SqliteSqlClient, "mysql": MysqlSqlClient, "mariadb": MysqlSqlClient,
+}
+"""The client class of a URL's dialect name; any other dialect (PostgreSQL included) is served by the
+base class and the dialect tables."""
+
+
+def sql_client_class(dialect_name: str) -> type[SqlalchemySqlClient]:
+    return FAMILIES.get(dialect_name, SqlalchemySqlClient)

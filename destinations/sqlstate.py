@@ -1,0 +1,146 @@
+"""Driver errors to loadbay's three classes, by table: SQLSTATE codes (PostgreSQL through psycopg2, on
+its own destination or behind SQLAlchemy), MySQL/MariaDB error numbers, SQLite result names and
+DuckDB's exception classes.
+
+Codes first, the PEP 249 class next, message text last (each matched text is tested verbatim). Any
+error not listed is terminal: a user must fix it, retrying cannot.
+"""
+
+from __future__ import annotations
+
+import re
+
+from loadbay.common.exceptions import (DestinationError, DestinationLockedError, DestinationTerminalError,
+                                       DestinationTransientError, DestinationUndefinedRelation)
+
+SQLSTATE_EXACT: dict[str, type[DestinationError]] = {
+    "42P01": DestinationUndefinedRelation,  # undefined_table
+    "3F000": DestinationUndefinedRelation,  # invalid_schema_name
+    "40001": DestinationTransientError,     # serialization_failure
+    "40P01": DestinationTransientError,     # deadlock_detected
+    "55P03": DestinationTransientError,     # lock_not_available
+    "57P01": DestinationTransientError,     # admin_shutdown (pg_terminate_backend)
+    "57P02": DestinationTransientError,     # crash_shutdown
+    "57P03": DestinationTransientError,     # cannot_connect_now
+}
+"""SQLSTATE codes with their own meaning; looked up before the class table."""
+
+SQLSTATE_CLASS: dict[str, type[DestinationError]] = {
+    "08": DestinationTransientError,  # connection exception
+    "53": DestinationTransientError,  # insufficient resources
+    "22": DestinationTerminalError,   # data exception
+    "23": DestinationTerminalError,   # integrity constraint violation
+    "42": DestinationTerminalError,   # syntax error or access rule violation
+}
+"""The first two characters of a SQLSTATE; anything not listed is terminal (a user must fix it)."""
+
+TERMINAL_CONNECT_MESSAGES = re.compile(
+    r'password authentication failed|no password supplied|role "[^"]*" does not exist|'
+    r'database "[^"]*" does not exist|is not permitted to log in|permission denied for database')
+"""libpq reports refused logins without a SQLSTATE; these texts (and only these: "too many
+connections for role" is transient) make such a failure terminal. Each is tested verbatim."""
+
+MYSQL_CODES: dict[int, type[DestinationError]] = {
+    1146: DestinationUndefinedRelation,  # ER_NO_SUCH_TABLE
+    1049: DestinationUndefinedRelation,  # ER_BAD_DB_ERROR (unknown database)
+    1205: DestinationTransientError,     # ER_LOCK_WAIT_TIMEOUT
+    1213: DestinationTransientError,     # ER_LOCK_DEADLOCK
+    1040: DestinationTransientError,     # ER_CON_COUNT_ERROR (too many connections)
+    1053: DestinationTransientError,     # ER_SERVER_SHUTDOWN
+    1927: DestinationTransientError,     # ER_CONNECTION_KILLED (MariaDB)
+    2002: DestinationTransientError,     # CR_CONNECTION_ERROR
+    2003: DestinationTransientError,     # CR_CONN_HOST_ERROR
+    2006: DestinationTransientError,     # CR_SERVER_GONE_ERROR
+    2013: DestinationTransientError,     # CR_SERVER_LOST
+}
+"""MySQL/MariaDB error codes (``orig.args[0]``); any other code is terminal: 1064 syntax, 1054 unknown
+column, 1048 null, 1062 duplicate, 1264/1406 out of range / too long, 1045 access denied, ..."""
+
+SQLITE_UNDEFINED = re.compile(r"^(no such table|unknown database)")
+SQLITE_TRANSIENT_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED")
+SQLITE_TRANSIENT = re.compile(r"database is locked|database table is locked")
+"""SQLite has no codes before Python 3.11's ``sqlite_errorname``; these messages are tested verbatim."""
+
+
+DUCKDB_ERROR_CLASSES: dict[str, type[DestinationError]] = {
+    "ParserException": DestinationTerminalError,
+    "SyntaxException": DestinationTerminalError,
+    "BinderException": DestinationTerminalError,
+    "ConstraintException": DestinationTerminalError,
+    "ConversionException": DestinationTerminalError,
+    "TypeMismatchException": DestinationTerminalError,
+    "OutOfRangeException": DestinationTerminalError,
+    "InvalidInputException": DestinationTerminalError,
+    "InvalidTypeException": DestinationTerminalError,
+    "NotImplementedException": DestinationTerminalError,
+    "PermissionException": DestinationTerminalError,
+    "DependencyException": DestinationTerminalError,
+    "SequenceException": DestinationTerminalError,
+    "SerializationException": DestinationTerminalError,
+    "InternalException": DestinationTerminalError,
+    "FatalException": DestinationTerminalError,
+    "IOException": DestinationTransientError,
+    "ConnectionException": DestinationTransientError,
+    "HTTPException": DestinationTransientError,
+    "TransactionException": DestinationTransientError,
+    "InterruptException": DestinationTransientError,
+    "OutOfMemoryException": DestinationTransientError,
+    "CatalogException": DestinationTerminalError,  # refined by DUCKDB_REFINED
+    "Error": DestinationTerminalError,
+}
+"""DuckDB exception class name → loadbay error; looked up along the exception's MRO."""
+
+DUCKDB_REFINED: dict[str, tuple[re.Pattern[str], type[DestinationError]]] = {
+    "CatalogException": (re.compile(r"\b(Table|Schema|View|Catalog) with name .* does not exist"),
+                         DestinationUndefinedRelation),
+    "IOException": (re.compile(r"Could not set lock on file"), DestinationLockedError),
+}
+"""Message texts that refine a class: a missing table or schema is an undefined relation (a missing
+function or type stays terminal); another process holding the database file is a lock to wait for.
+Tested against DuckDB's real messages."""
+
+
+def classify_duckdb(exc: BaseException) -> type[DestinationError] | None:
+    """A DuckDB error by its class (nearest listed along the MRO), refined by message; None otherwise."""
+    import duckdb
+
+    if not isinstance(exc, duckdb.Error):
+        return None
+    for cls in type(exc).__mro__:
+        found = DUCKDB_ERROR_CLASSES.get(cls.__name__)
+        if found is None:
+            continue
+        pattern, refined = DUCKDB_REFINED.get(cls.__name__, (None, found))
+        return refined if pattern is not None and pattern.search(str(exc)) else found
+    return DestinationTerminalError
+
+
+def classify_psycopg2(exc: BaseException) -> type[DestinationError] | None:
+    """A psycopg2 error by its SQLSTATE; without one, the client lost the server (transient) or the
+    server refused the login (terminal). None for anything that is not a psycopg2 error."""
+    import psycopg2
+
+    if not isinstance(exc, psycopg2.Error):
+        return None
+    code = getattr(exc, "pgcode", None)
+    if code:
+        return SQLSTATE_EXACT.get(code) or SQLSTATE_CLASS.get(code[:2]) or DestinationTerminalError
+    if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        return DestinationTerminalError if TERMINAL_CONNECT_MESSAGES.search(str(exc)) else DestinationTransientError
+    return DestinationTerminalError
+
+
+def classify_mysql(exc: BaseException) -> type[DestinationError]:
+    """A MySQL/MariaDB driver error (pymysql, mysqlclient, mysql-connector) by its error number."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    return MYSQL_CODES.get(code, DestinationTerminalError) if code is not None else DestinationTerminalError
+
+
+def classify_sqlite(exc: BaseException) -> type[DestinationError]:
+    """A sqlite3 error by its result name where Python gives one, else by its message."""
+    message = str(exc)
+    if SQLITE_UNDEFINED.search(message):
+        return DestinationUndefinedRelation
+    if getattr(exc, "sqlite_errorname", None) in SQLITE_TRANSIENT_NAMES or SQLITE_TRANSIENT.search(message):
+        return DestinationTransientError
+    return DestinationTerminalError

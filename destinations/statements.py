@@ -1,0 +1,241 @@
+"""Every statement loadbay runs besides the replace and merge SQL (``sql_jobs.py``): sessions, datasets,
+locks, rows of loadbay's own tables, bulk loads; and ``render``, the one place a statement becomes text.
+
+Statements are sqlglot expressions. What sqlglot cannot express is made by ``raw()``, a named piece of
+SQL whose identifiers are still sqlglot's; a plain string is refused by ``render``. What differs by
+dialect (the session time zone, the search path, locks, the upsert syntax) is a table here keyed by
+the sqlglot dialect name, so every destination speaking a dialect runs the same SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from loadbay.common.schema.types import ROW_ID
+
+
+def _ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _col(name: str) -> exp.Column:
+    return exp.Column(this=_ident(name))
+
+
+def _equals_params(columns: Sequence[str]) -> exp.Expression:
+    """``c1 = ? AND c2 = ?``: values are bind parameters, never literals pasted into the text."""
+    return exp.and_(*[exp.EQ(this=_col(c), expression=exp.Placeholder()) for c in columns])
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Raw:
+    """A statement sqlglot cannot express, made by ``raw()``: never a string passed along by accident."""
+
+    parts: tuple[str | exp.Expression, ...]
+
+    def sql(self, dialect: str | None = None) -> str:
+        """The text in ``dialect`` (placeholders as the dialect writes them; ``render`` uses the driver's)."""
+        return render(self, dialect or "", None)
+
+
+Statement = exp.Expression | Raw
+"""What ``render`` and ``SqlClient.execute_sql`` take from loadbay's own code."""
+
+
+def raw(*parts: str | exp.Expression) -> Raw:
+    """SQL that sqlglot cannot express (``LOCK TABLE ... IN ... MODE``, ``SET search_path TO``, ``RESET``,
+    the VALUES text of an insert_values file), written as pieces: a string piece stands as it is, an
+    expression piece (a table, a name) is rendered in the dialect, so identifiers are still quoted by
+    sqlglot and never pasted by hand.
+
+    >>> raw("LOCK TABLE ", exp.to_table("t"), " IN SHARE MODE").sql("postgres")
+    'LOCK TABLE t IN SHARE MODE'
+    """
+    return Raw(parts)
+
+
+def render(statement: Statement, dialect: str, placeholder: str | None = "?") -> str:
+    """SQL text of ``statement`` in ``dialect``, with each ``exp.Placeholder`` written as the driver's
+    ``placeholder`` (``?`` or ``%s``; None keeps the dialect's own). The one place SQL text is made:
+    plain strings are refused, so SQL built as text cannot slip in unnoticed.
+
+    >>> render(exp.select(exp.Placeholder()), "mysql", "%s")
+    'SELECT %s'
+    """
+    if isinstance(statement, Raw):
+        return "".join(p if isinstance(p, str) else render(p, dialect, placeholder) for p in statement.parts)
+    if not isinstance(statement, exp.Expression):
+        raise TypeError(f"render() takes a sqlglot expression or raw(...), not {type(statement).__name__}: build "
+                        "the statement with sqlglot, or with raw() where sqlglot cannot express it")
+    if placeholder is not None and statement.find(exp.Placeholder) is not None:
+        marker = exp.var(placeholder)
+        statement = statement.transform(lambda node: marker.copy() if isinstance(node, exp.Placeholder) else node)
+    return statement.sql(dialect=dialect or None)
+
+
+# -- sessions, datasets and locks, by dialect ----------------------------------------------------------
+UTC_SESSION: dict[str, tuple[str, str]] = {
+    "postgres": ("timezone", "UTC"),
+    "duckdb": ("TimeZone", "UTC"),
+    "mysql": ("time_zone", "+00:00"),
+}
+"""The session setting that makes a connection's time zone UTC; SQLite has no session time zone."""
+
+XACT_LOCK_FUNCTION: dict[str, str] = {"postgres": "pg_advisory_xact_lock"}
+"""A function taking a 64-bit key that locks until the transaction ends: the schema-change lock of a
+dialect whose concurrent DDL fails terminally (MySQL's named lock is per session: its client's own)."""
+
+TABLE_LOCK_MODE: dict[str, str] = {"postgres": "SHARE ROW EXCLUSIVE"}
+"""``LOCK TABLE`` mode that makes concurrent merges into one table wait (conflicts with itself and writers)."""
+
+UPSERT_SYNTAX: dict[str, str] = {"mysql": "on_duplicate_key", "sqlite": "on_conflict"}
+"""How a dialect upserts when it has no ``MERGE``; any other dialect uses ``MERGE``."""
+
+MERGE_SINCE: dict[str, tuple[int, ...]] = {"postgres": (15,)}
+"""Server version from which a dialect has ``MERGE``; an older server upserts with ``INSERT ... ON CONFLICT``."""
+
+DROP_DROPS_TABLES = {"mysql"}
+"""Dialects whose ``DROP SCHEMA`` (a database) takes its tables along and knows no ``CASCADE``."""
+
+
+def set_variable(name: str, value: str | exp.Expression, *, session: bool = False) -> exp.Set:
+    """``SET [SESSION] name = 'value'`` (an expression value, e.g. ``exp.var("OFF")``, stands as it is)."""
+    literal = exp.Literal.string(value) if isinstance(value, str) else value
+    item = exp.SetItem(this=exp.EQ(this=exp.var(name), expression=literal), kind="SESSION" if session else None)
+    return exp.Set(expressions=[item])
+
+
+def session_utc(dialect: str) -> list[exp.Expression]:
+    """The statements that put a session in UTC (none where the dialect has no session time zone)."""
+    setting = UTC_SESSION.get(dialect)
+    return [set_variable(*setting)] if setting else []
+
+
+USE_DATASET: dict[str, Callable[[exp.Identifier], Statement]] = {
+    "postgres": lambda dataset: raw("SET search_path TO ", dataset, ", public"),
+    "mysql": lambda dataset: exp.Use(this=dataset),
+}
+"""The statement after which unqualified names resolve to a dataset; a dialect without one (SQLite's
+attached files, DuckDB's catalog-qualified search path) leaves it to its client."""
+
+
+def use_dataset(dataset: exp.Identifier, dialect: str) -> Statement | None:
+    """``USE_DATASET`` of the dialect for ``dataset``, or None."""
+    make = USE_DATASET.get(dialect)
+    return make(dataset.copy()) if make else None
+
+
+def dataset_exists(*, in_current_catalog: bool = False) -> exp.Select:
+    """``SELECT 1 FROM information_schema.schemata WHERE schema_name = ?`` (DuckDB: in this database file)."""
+    where: exp.Expression = exp.EQ(this=exp.column("schema_name"), expression=exp.Placeholder())
+    if in_current_catalog:
+        where = exp.and_(where, exp.EQ(this=exp.column("catalog_name"),
+                                       expression=exp.Anonymous(this="current_database", expressions=[])))
+    return exp.select(exp.Literal.number(1)).from_(exp.table_("schemata", db="information_schema")).where(where)
+
+
+def create_dataset(dataset: exp.Identifier) -> exp.Create:
+    return exp.Create(kind="SCHEMA", this=exp.Table(db=dataset.copy()), exists=True)
+
+
+def drop_dataset(dataset: exp.Identifier, dialect: str) -> exp.Drop:
+    """``DROP SCHEMA IF EXISTS ... CASCADE`` (no CASCADE where dropping the schema drops its tables)."""
+    return exp.Drop(kind="SCHEMA", tables=[exp.Table(db=dataset.copy())], exists=True,
+                    cascade=dialect not in DROP_DROPS_TABLES)
+
+
+def live_columns(table_count: int) -> exp.Select:
+    """Columns of ``table_count`` tables of one schema from INFORMATION_SCHEMA, in table and column order:
+    (table_name, column_name, data_type, numeric_precision, numeric_scale, is_nullable)."""
+    names = ["table_name", "column_name", "data_type", "numeric_precision", "numeric_scale", "is_nullable"]
+    where = exp.and_(exp.EQ(this=exp.column("table_schema"), expression=exp.Placeholder()),
+                     exp.In(this=exp.column("table_name"), expressions=[exp.Placeholder() for _ in range(table_count)]))
+    return (exp.select(*names).from_(exp.table_("columns", db="information_schema")).where(where)
+            .order_by("table_name", "ordinal_position"))
+
+
+def xact_lock(dialect: str) -> exp.Select | None:
+    """``SELECT pg_advisory_xact_lock(?)`` where the dialect has a transaction-scoped lock."""
+    function = XACT_LOCK_FUNCTION.get(dialect)
+    return exp.select(exp.Anonymous(this=function, expressions=[exp.Placeholder()])) if function else None
+
+
+def lock_tables(tables: Sequence[exp.Table], dialect: str) -> Raw | None:
+    """``LOCK TABLE a, b IN ... MODE``, in name order so two transactions locking the same tables cannot
+    deadlock; None where the dialect has no table locks worth taking (or there are no tables)."""
+    mode = TABLE_LOCK_MODE.get(dialect)
+    if mode is None or not tables:
+        return None
+    names: list[str | exp.Expression] = []
+    for table in sorted(tables, key=lambda t: t.sql(dialect=dialect)):
+        names.extend([", ", table.copy()] if names else [table.copy()])
+    return raw("LOCK TABLE ", *names, f" IN {mode} MODE")
+
+
+def upsert_syntax(dialect: str, server_version: Callable[[], tuple[int, ...]]) -> str:
+    """"merge", "on_conflict" or "on_duplicate_key" for ``dialect``; ``server_version`` is asked only
+    where ``MERGE`` came with a version (PostgreSQL 15)."""
+    since = MERGE_SINCE.get(dialect)
+    if since is not None:
+        return "merge" if server_version() >= since else "on_conflict"
+    return UPSERT_SYNTAX.get(dialect, "merge")
+
+
+# -- rows of loadbay's own tables ------------------------------------------------------------------
+def select_rows(table: exp.Table, columns: Sequence[str], where: Sequence[str], *,
+                newest_first: str | None = None) -> exp.Select:
+    """``SELECT columns FROM table WHERE w1 = ? AND ...`` (only the row newest by ``newest_first``, if given)."""
+    select = exp.select(*[_col(c) for c in columns]).from_(table.copy()).where(_equals_params(where))
+    if newest_first is not None:
+        select = select.order_by(exp.Ordered(this=_col(newest_first), desc=True)).limit(1)
+    return select
+
+
+def insert_row(table: exp.Table, columns: Sequence[str]) -> exp.Insert:
+    """``INSERT INTO table (columns) VALUES (?, ...)``: one row of bind parameters (also for executemany)."""
+    values = exp.Values(expressions=[exp.Tuple(expressions=[exp.Placeholder() for _ in columns])])
+    return exp.Insert(this=exp.Schema(this=table.copy(), expressions=[_ident(c) for c in columns]), expression=values)
+
+
+def delete_rows(table: exp.Table, where: Sequence[str], *, in_column: str | None = None,
+                in_count: int = 0) -> exp.Delete:
+    """``DELETE FROM table WHERE w1 = ? [AND in_column IN (?, ...)]``."""
+    condition = _equals_params(where)
+    if in_column is not None:
+        condition = exp.and_(condition, exp.In(this=_col(in_column),
+                                               expressions=[exp.Placeholder() for _ in range(in_count)]))
+    return exp.Delete(this=table.copy()).where(condition)
+
+
+def delete_by_id_prefix(table: exp.Table, id_prefix: str) -> exp.Delete:
+    """The rows of one abandoned package: ``_lb_id LIKE '<prefix>%'`` (a checked hex prefix)."""
+    return exp.delete(table.copy()).where(exp.Like(this=_col(ROW_ID), expression=exp.Literal.string(id_prefix + "%")))
+
+
+def insert_values(target: exp.Table, columns: Sequence[str], values: str) -> Raw:
+    """``INSERT INTO target (columns) VALUES <values>`` for the VALUES text of an insert_values file
+    (written by loadbay's own writer: parsing it back into sqlglot would cost more than the insert)."""
+    head = exp.Insert(this=exp.Schema(this=target.copy(), expressions=[_ident(c) for c in columns]))
+    return raw(head, " VALUES\n", values)
+
+
+def copy_from_stdin(target: exp.Table, columns: Sequence[str], *, header: bool = True) -> exp.Copy:
+    """``COPY target (cols) FROM STDIN`` for loadbay's csv: NULL an unquoted empty field, '' a quoted one,
+    the bytes UTF-8 whatever the session's client_encoding (files are sent as they are)."""
+    params = [("FORMAT", exp.var("csv")), ("HEADER", exp.Boolean(this=header)), ("NULL", exp.Literal.string("")),
+              ("ENCODING", exp.Literal.string("UTF8"))]
+    return exp.Copy(this=exp.Schema(this=target.copy(), expressions=[_ident(c) for c in columns]), kind=True,
+                    files=[exp.to_identifier("STDIN")],
+                    params=[exp.CopyParameter(this=exp.var(k), expression=v) for k, v in params])
+
+
+def copy_to_csv(query: exp.Query, path: str) -> exp.Copy:
+    """DuckDB's ``COPY (query) TO 'path' (FORMAT csv, HEADER, '"' quoting)``."""
+    params = [("FORMAT", exp.var("csv")), ("HEADER", exp.true()), ("QUOTE", exp.Literal.string('"')),
+              ("ESCAPE", exp.Literal.string('"'))]
+    return exp.Copy(this=query.subquery(), kind=False, files=[exp.Literal.string(path)],
+                    params=[exp.CopyParameter(this=exp.var(k), expression=v) for k, v in params])
