@@ -6,11 +6,24 @@ failed``) → merge/replace and the ``_lb_loads`` marker in one transaction → 
 package. A crash at any point resumes from the files on disk and the records in the destination:
 a job whose done-record exists is never loaded again. A package with a failed job stays on disk,
 unapplied.
+
+Where the destination can (``capabilities.load_while_normalizing``), the Loader also takes the
+files of a package still being normalized (``Loader.feed``, a ``PackageFollower`` of normalize):
+append files load as the writer closes them, so a large run costs about its normalizing time
+instead of normalizing plus loading. They run through the same ``_run_job`` as every other job.
+Staging and truncated tables are reset when the package loads, so their files wait for it.
+
+Nothing is lost or doubled by it. Before a table's first file loads this way, the package meta
+records the table, its definition and the normalizer's row-id prefix (every ``_lb_id`` of the
+package starts with it). If normalizing then fails, the rows loaded so far are deleted by that
+prefix, at once or, when the destination cannot be reached (or the process died), by the next run
+before it discards the abandoned package (``remove_abandoned_rows``).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
@@ -22,15 +35,22 @@ from typing import Any, TypeVar
 
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.destination import Destination, DestinationConfig, JobClient, needs_preparation
-from loadbay.common.exceptions import (DestinationLockedError, DestinationTerminalError, DestinationTransientError,
-                               LoadbayError)
-from loadbay.common.schema.types import Schema
+from loadbay.common.exceptions import (DestinationError, DestinationLockedError, DestinationTerminalError,
+                                       DestinationTransientError, LoadbayError)
+from loadbay.common.schema.types import Schema, Table
 from loadbay.common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage
 from loadbay.info import JobInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+TABLES_KEY = "tables_loaded_while_normalizing"
+"""Package meta: tables that may hold rows of the package while it is not yet committed."""
+DEFINITIONS_KEY = "table_definitions_loaded_while_normalizing"
+"""Package meta: what those tables (and their parents) were created or altered to."""
+PREFIX_KEY = "row_id_prefix"
+"""Package meta: the prefix of every ``_lb_id`` of the package's rows."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +255,10 @@ class Loader:
             for c in clients:
                 c.close()
 
-    def _run_job(self, client: JobClient, package: LoadPackage, schema: Schema, job: JobFile) -> None:
+    def _run_job(self, client: JobClient, package: LoadPackage, schema: Schema, job: JobFile) -> bool:
+        """Run one job with retries; True once it completed, False when it failed terminally (its
+        file in failed_jobs with the error). Raises when retries ran out or a signal stopped it (its
+        file back in new_jobs)."""
         started = package.start_job(job)
         attempts = 0
 
@@ -252,7 +275,7 @@ class Loader:
         except DestinationTerminalError as exc:
             logger.error("load job %s failed terminally: %s", started.path, exc)
             package.fail_job(started, f"{exc}\n\n{traceback.format_exc()}")
-            return
+            return False
         except LoadRetriesExhausted:
             package.retry_job(started)
             raise
@@ -260,6 +283,23 @@ class Loader:
             package.return_job(started)
             raise
         package.complete_job(started)
+        return True
+
+    def feed(self) -> LoadFeed:
+        """A follower for normalize: loads a package's append files while it is still being written."""
+        return LoadFeed(self)
+
+    def remove_abandoned_rows(self, package: LoadPackage) -> None:
+        """Delete every row that loaded while ``package`` was normalized, and its done-records (one
+        transaction): the package was abandoned before it was committed."""
+        meta = package.read_meta()
+        tables, prefix = list(meta.get(TABLES_KEY, [])), meta.get(PREFIX_KEY)
+        if not tables or not prefix:
+            return
+        with self.destination.client(self.config) as client:
+            client.delete_rows_by_id_prefix(tables, prefix, package.load_id)
+        logger.warning("removed the rows that package %s loaded while it was normalized, before it was "
+                       "abandoned, from %s", package.load_id, tables)
 
     def _with_retries(self, client: JobClient, action: Callable[[], T], what: str) -> T:
         return with_retries(self.retry, action, what, client.reconnect, self.stop)
@@ -274,3 +314,164 @@ class Loader:
                                     rows=rows.get(job.job_id), state=job_state.removesuffix("_jobs"),
                                     file_path=str(job.path), error=package.job_error(job)))
         return LoadPackageInfo(load_id=package.load_id, state=state, jobs=jobs)
+
+
+class LoadFeed:
+    """The Loader's intake for one package being normalized (a ``PackageFollower``).
+
+    Append files are loaded one at a time, as they close, on a thread and a connection of its own
+    (the normalizing thread keeps its core), through ``Loader._run_job``. The first file that does
+    not complete (failed, out of retries, stopped) ends the feed; ``finish`` ends it too. Files not
+    loaded by then stay in new_jobs and load with the rest of the package once it is committed.
+    """
+
+    def __init__(self, loader: Loader) -> None:
+        self.loader = loader
+        self.package: LoadPackage | None = None
+        self.row_id_prefix = ""
+        self.tables: list[str] = []
+        """Tables that may hold rows of the package (also in its meta)."""
+        self.definitions: dict[str, Table] = {}
+        """What the destination may have been given: the tables and their parents."""
+        self._migrated: dict[str, int] = {}  # table → columns its live table has been given
+        self._initialized = False
+        self._queue: queue.SimpleQueue[tuple[JobFile, list[Table]] | None] = queue.SimpleQueue()
+        self._ended = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failure: BaseException | None = None
+
+    def begin(self, package: LoadPackage, row_id_prefix: str) -> None:
+        self.package, self.row_id_prefix = package, row_id_prefix
+
+    def file_closed(self, job: JobFile, tables: list[Table]) -> None:
+        """Load ``job`` into ``tables[0]`` (snapshots, with every column the file has, of its table
+        and then of that table's parents), unless the table is reset when the package loads."""
+        if self._ended.is_set() or needs_preparation(tables[0]):
+            return
+        if self._thread is None:
+            assert self.package is not None, "begin() comes first"
+            self._thread = threading.Thread(target=self._run, name=f"load-feed-{self.package.load_id}", daemon=True)
+            self._thread.start()
+        self._queue.put((job, tables))
+
+    def finish(self) -> None:
+        """Take no more files; wait for the one loading now. Raises when a job's file could not be
+        moved between job folders: the package cannot tell which rows it holds."""
+        self._ended.set()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        if self._failure is not None:
+            load_id = self.package.load_id if self.package is not None else "?"
+            raise LoadFeedFailed(f"package {load_id}: loading while normalizing failed: {self._failure}") \
+                from self._failure
+
+    def abandon(self) -> bool:
+        """End the feed and delete the rows it loaded; False (the package stays under normalizing/
+        and the next run deletes them) when the destination cannot be reached now."""
+        try:
+            self.finish()
+        except LoadFeedFailed:  # the package is being discarded already
+            logger.debug("loading while normalizing had failed too", exc_info=True)
+        if not self.tables or self.package is None:
+            return True
+        try:
+            self.loader.remove_abandoned_rows(self.package)
+        except DestinationError as exc:
+            logger.error("package %s did not complete and the rows it loaded while normalizing, in %s, could not "
+                         "be removed now (%s); the next run of the pipeline removes them", self.package.load_id,
+                         self.tables, exc)
+            return False
+        return True
+
+    def _run(self) -> None:
+        loader = self.loader
+        client: JobClient | None = None
+        try:
+            while (item := self._queue.get()) is not None:
+                if self._ended.is_set() or loader.stop.is_set():
+                    continue  # left in new_jobs: it loads with the rest of the package
+                job, tables = item
+                if client is None:
+                    client = loader.destination.client(loader.config)
+                    if not self._attempt(job, loader._with_retries, client, client.open, "connect"):
+                        continue
+                if not self._attempt(job, self._load, client, job, tables):
+                    self._ended.set()
+        except BaseException as exc:  # noqa: BLE001 - a job folder could not be updated: fail the package
+            self._failure = exc
+            self._ended.set()
+        finally:
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 - closing a broken connection may fail too
+                    logger.debug("closing the connection of loading while normalizing failed", exc_info=True)
+
+    def _attempt(self, job: JobFile, action: Callable[..., Any], *args: Any) -> bool:
+        """Run ``action``; False when it returned False (a job failed terminally) or raised: an error
+        ends the feed, and ``job`` and the rest load (or are reported) once the package is committed,
+        the loader settling a job left in started_jobs by its done-record as on any resume. Only an
+        OSError (a job file that could not be moved) fails the whole package."""
+        try:
+            return action(*args) is not False
+        except OSError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the loader runs it again after normalizing, and reports it
+            self._ended.set()
+            logger.warning("loading while normalizing stopped at %s; it and the rest load after normalizing: %s",
+                           job.path.name, exc)
+            return False
+
+    def _load(self, client: JobClient, job: JobFile, tables: list[Table]) -> bool:
+        assert self.package is not None
+        table = tables[0]
+        if len(table.columns) > self._migrated.get(table.name, 0):  # snapshots only ever grow
+            self._record(tables)  # in the meta before the table's DDL or rows
+            self.loader._with_retries(client, lambda: self._migrate(client, table), f"create or alter {table.name}")
+            self._migrated[table.name] = len(table.columns)
+        return self.loader._run_job(client, self.package, Schema(self.package.load_id, {table.name: table}), job)
+
+    def _migrate(self, client: JobClient, table: Table) -> None:
+        if not self._initialized:
+            client.initialize_storage()
+            self._initialized = True
+        client.migrate_tables([table])
+
+    def _record(self, tables: list[Table]) -> None:
+        """Note ``tables`` in the package meta: which may hold rows (deleted if the package is
+        abandoned) and what their definitions were (kept in the pipeline's schema then)."""
+        assert self.package is not None
+        if tables[0].name not in self.tables:
+            self.tables.append(tables[0].name)
+        for table in tables:
+            known = self.definitions.get(table.name)
+            if known is None or len(table.columns) > len(known.columns):
+                self.definitions[table.name] = table
+        self.package.write_meta(**{TABLES_KEY: self.tables, PREFIX_KEY: self.row_id_prefix,
+                                   DEFINITIONS_KEY: [t.to_dict() for t in self.definitions.values()]})
+
+
+class LoadFeedFailed(LoadbayError):
+    """Moving a file loaded while normalizing between job folders failed: the package cannot say which rows it holds."""
+
+
+def created_tables(package: LoadPackage) -> list[Table]:
+    """Definitions of the tables (and their parents) that loading while normalizing may have created for ``package``."""
+    return [Table.from_dict(d) for d in package.read_meta().get(DEFINITIONS_KEY, [])]
+
+
+def with_tables(schema: Schema, tables: list[Table]) -> Schema:
+    """``schema`` plus ``tables`` and their columns: what an abandoned package created in the
+    destination stays known, so later runs agree with it (a column created as double gets a
+    variant for a str instead of a COPY that fails)."""
+    out = Schema.from_dict(schema.to_dict())
+    for table in tables:
+        known = out.tables.get(table.name)
+        if known is None:
+            out.tables[table.name] = Table.from_dict(table.to_dict())
+            continue
+        for column in table.columns.values():
+            known.columns.setdefault(column.name, column)
+    return out

@@ -7,27 +7,23 @@ is complete, so a failure here (bad data, a frozen contract) leaves no half pack
 from __future__ import annotations
 
 import gc
-import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, Protocol
 
 from loadbay.common.capabilities import DestinationCapabilities
-from loadbay.common.destination import APPEND_STRATEGIES, ATOMIC_APPEND, needs_preparation
-from loadbay.common.exceptions import DestinationError, SchemaError
+from loadbay.common.destination import APPEND_STRATEGIES, ATOMIC_APPEND
+from loadbay.common.exceptions import SchemaError
 from loadbay.common.normalizer import RelationalNormalizer
-from loadbay.common.normalizer_arrow import is_arrow_batch, normalize_arrow
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.types import Schema, Table
 from loadbay.common.storage.package import JobFile, LoadPackage, PackageStorage
 from loadbay.common.storage.package_writer import PackageWriter
-from loadbay.early_load import EarlyLoader, remove_early_rows, with_tables
 from loadbay.extract import Resource
 from loadbay.faults import crash_point
 from loadbay.interrupts import RunStopped
 
-logger = logging.getLogger(__name__)
-EarlyLoaderFactory = Callable[[LoadPackage, str], EarlyLoader]
 GC_THRESHOLD = 100_000
 
 WRITE_DISPOSITIONS = ("append", "replace", "merge")
@@ -61,32 +57,55 @@ def fewer_gc_passes() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
+class PackageFollower(Protocol):
+    """Reads a package's load files while normalize is still writing it.
+
+    ``begin`` comes first; ``file_closed`` for each file whose rows are final while writing goes
+    on; then ``finish`` before the package is committed, or ``abandon`` before it is discarded.
+    Every call comes from the normalizing thread.
+    """
+
+    def begin(self, package: LoadPackage, row_id_prefix: str) -> None:
+        """``package`` is being written; every ``_lb_id`` of its rows starts with ``row_id_prefix``."""
+
+    def file_closed(self, job: JobFile, tables: list[Table]) -> None:
+        """``job`` (in new_jobs) is final; ``tables``: snapshots of its table, then of that table's parents."""
+
+    def finish(self) -> None:
+        """Every file is written: return once no file is being read; raise if the package cannot be committed."""
+
+    def abandon(self) -> bool:
+        """The package does not complete: undo what was done with its files; False keeps it on disk
+        (under ``normalizing/``) for the next run to finish undoing."""
+
+
+def _is_arrow_batch(batch: Any) -> bool:
+    """Whether an extracted batch is columnar (a pyarrow RecordBatch or Table), told without importing pyarrow."""
+    return type(batch).__module__.startswith("pyarrow") and hasattr(batch, "schema")
+
+
 def normalize(resources: Sequence[Resource], schema: Schema, capabilities: DestinationCapabilities,
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
-              batch_size: int, file_max_items: int | None, early_loader: EarlyLoaderFactory | None = None,
-              save_schema: Callable[[Schema], None] | None = None,
+              batch_size: int, file_max_items: int | None, follower: PackageFollower | None = None,
               stop: threading.Event | None = None, atomic_appends: bool = False,
               columnar: bool = True) -> tuple[LoadPackage, Schema]:
     """Write a committed package for ``resources``; returns it and the evolved schema.
 
-    With ``early_loader``, append files start loading as they rotate and the last ones load before
-    this returns (see loadbay.early_load). Should the package not complete, the rows they loaded
-    are removed again before the error propagates, and the tables and columns they created are
-    given to ``save_schema`` (with the schema as it was), so later runs agree with the destination.
+    A ``follower`` is told of each file as it closes, and is finished before the package is
+    committed (or abandoned before it is discarded).
     """
     evolved = Schema.from_dict(schema.to_dict())  # the pipeline's schema changes only on success
     load_id = storage.new_load_id()
     package = storage.create(load_id)
-    early: EarlyLoader | None = None
     try:
         normalizer = RelationalNormalizer(evolved, capabilities, load_id, contract,
                                           known_tables=set(schema.tables))
-        on_rotate = None
-        if early_loader is not None:
-            early = early_loader(package, normalizer.id_prefix)
-            on_rotate = _early_submitter(early, evolved)
-        writer = PackageWriter(package, evolved, file_format, capabilities, file_max_items, on_rotate=on_rotate,
-                               columnar=columnar)
+        on_file_closed = None
+        if follower is not None:
+            follower.begin(package, normalizer.id_prefix)
+            on_file_closed = _telling(follower, evolved)
+        writer = PackageWriter(package, evolved, file_format, capabilities, file_max_items,
+                               on_file_closed=on_file_closed, columnar=columnar)
         roots: list[str] = []
         for res in resources:
             disposition, strategy = parse_disposition(res.write_disposition)
@@ -102,7 +121,9 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
             for batch in res.batches(batch_size):
                 if stop is not None and stop.is_set():
                     raise RunStopped(f"normalizing of package {load_id} stopped by a signal")
-                if is_arrow_batch(batch):  # columnar: Arrow tables per table, no Python per row
+                if _is_arrow_batch(batch):  # columnar: Arrow tables per table, no Python per row
+                    from loadbay.common.normalizer_arrow import normalize_arrow
+
                     for table_name, data in normalize_arrow(normalizer, res.name, batch).items():
                         if data.num_rows:
                             writer.write_arrow(table_name, data)
@@ -113,10 +134,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                 crash_point("normalize.batch")
         writer.close()
         _check_keys(normalizer, writer, roots)
-        if early is not None:
-            early.drain([(job, _lineage(evolved, job.table_name)) for job in package.jobs("new_jobs")
-                         if not needs_preparation(evolved.tables[job.table_name])])
-            early.finish()
+        if follower is not None:
+            follower.finish()
         package.save_schema(evolved)
         package.write_meta(root_tables=roots, file_format=file_format, rows=writer.rows_per_file,
                            schema_name=evolved.name)
@@ -124,17 +143,16 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         crash_point("normalize.committed")
         return committed, evolved
     except BaseException:
-        _abandon(storage, package, early)
-        if early is not None and early.definitions and save_schema is not None:
-            save_schema(with_tables(schema, list(early.definitions.values())))
+        if follower is None or follower.abandon():
+            storage.discard(package)
         raise
 
 
-def _early_submitter(early: EarlyLoader, schema: Schema) -> Callable[[JobFile], None]:
-    def submit(job: JobFile) -> None:
-        if not needs_preparation(schema.tables[job.table_name]):
-            early.submit(job, _lineage(schema, job.table_name))
-    return submit
+def _telling(follower: PackageFollower, schema: Schema) -> Callable[[JobFile], None]:
+    """The writer's file-closed callback: tells ``follower`` with snapshots of the file's tables."""
+    def tell(job: JobFile) -> None:
+        follower.file_closed(job, _lineage(schema, job.table_name))
+    return tell
 
 
 def _lineage(schema: Schema, name: str) -> list[Table]:
@@ -145,21 +163,6 @@ def _lineage(schema: Schema, name: str) -> list[Table]:
         out.append(Table.from_dict(table.to_dict()))
         table = schema.tables[table.parent] if table.parent else None
     return out
-
-
-def _abandon(storage: PackageStorage, package: LoadPackage, early: EarlyLoader | None) -> None:
-    """Discard a package that did not complete, with any rows it loaded early."""
-    if early is not None:
-        early.stop()
-        if early.tables:
-            try:
-                remove_early_rows(early.destination, early.config, package)
-            except DestinationError as exc:  # kept under normalizing/: the next run removes them
-                logger.error("package %s did not complete and its early-loaded rows in %s could not be "
-                             "removed now (%s); the next run of the pipeline removes them", package.load_id,
-                             early.tables, exc)
-                return
-    storage.discard(package)
 
 
 def _disposition(normalizer: RelationalNormalizer, res: Resource, asked: str | None) -> str:

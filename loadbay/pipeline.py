@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib.util
 import json
 import logging
@@ -25,12 +24,11 @@ from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.types import Schema
 from loadbay.common.storage.package import DamagedPackageError, LoadPackage, PackageStorage
 from loadbay.destinations import resolve_destination
-from loadbay.early_load import EarlyLoader, early_definitions, remove_early_rows, with_tables
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped, stop_on_signals
-from loadbay.load import Loader, LoadRetriesExhausted, RetryPolicy, with_retries
-from loadbay.normalize import EarlyLoaderFactory, fewer_gc_passes, normalize
+from loadbay.load import LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, created_tables, with_retries, with_tables
+from loadbay.normalize import fewer_gc_passes, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -218,29 +216,39 @@ class Pipeline:
         except (DestinationError, LoadRetriesExhausted) as exc:  # cannot tell what the destination holds
             raise PipelineStepFailed(self.pipeline_name, "restore schema", None, exc) from exc
         started = time.monotonic()
+        feed = self._feed(stop)
         with fewer_gc_passes():
             try:
                 package, schema = normalize(
                     resources, self.schema, self.capabilities, self.storage, file_format=file_format,
                     contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
-                    file_max_items=self.settings.file_max_items, early_loader=self._early_loader(),
-                    save_schema=self._save_schema, stop=stop, atomic_appends=self.settings.atomic_appends,
-                columnar=loader_file_format in (None, "parquet"))
-            except SourceError as exc:  # a malformed file, a missing one: name the pipeline too
-                raise exc.within(pipeline_name=self.pipeline_name) from exc
+                    file_max_items=self.settings.file_max_items, follower=feed, stop=stop,
+                    atomic_appends=self.settings.atomic_appends, columnar=loader_file_format in (None, "parquet"))
+            except BaseException as exc:
+                if feed is not None and feed.definitions:  # the tables it created stay known
+                    self._save_schema(with_tables(self.schema, list(feed.definitions.values())))
+                if isinstance(exc, SourceError):  # a malformed file, a missing one: name the pipeline too
+                    raise exc.within(pipeline_name=self.pipeline_name) from exc
+                raise
         self._save_schema(schema)
         info.timings["normalize"] = time.monotonic() - started
         return package
 
-    def _early_loader(self) -> EarlyLoaderFactory | None:
-        """Load files while normalizing, where the destination can and no older package waits
-        (packages apply in order)."""
+    def _feed(self, stop: threading.Event) -> LoadFeed | None:
+        """The loader takes the package's files while it is normalized, where the destination can and
+        no older package waits (packages apply in order)."""
         if not (self.capabilities.load_while_normalizing and self.settings.load_while_normalizing):
             return None
         if self.storage.pending():
             return None
-        return functools.partial(EarlyLoader, self.destination, self.config,
-                                 workers=self.settings.workers or self.capabilities.max_parallel_load_jobs)
+        return self._loader(stop).feed()
+
+    def _loader(self, stop: threading.Event) -> Loader:
+        return Loader(self.destination, self.config, self.storage, capabilities=self.capabilities,
+                      retry=self._retry_policy(), workers=self.settings.workers or None,
+                      archive_completed=self.settings.archive_completed_packages,
+                      state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
+                             "destination": self.destination.destination_name}, stop=stop)
 
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds,
@@ -250,11 +258,11 @@ class Pipeline:
         for package in self.storage.abandoned_normalizing():
             logger.warning("removing package %s that a crashed run left half normalized", package.load_id)
             try:
-                remove_early_rows(self.destination, self.config, package)
+                self._loader(stop).remove_abandoned_rows(package)
             except DestinationError as exc:
                 raise PipelineStepFailed(self.pipeline_name, "remove rows of an abandoned package",
                                          package.load_id, exc) from exc
-            created = early_definitions(package)
+            created = created_tables(package)
             if created:
                 self._save_schema(with_tables(self.schema, created))
             self.storage.discard(package)
@@ -269,11 +277,7 @@ class Pipeline:
         Packages apply in order: loading a newer one first would let the older one's merge
         overwrite newer rows once it is retried. Held packages stay on disk, nothing is lost.
         """
-        loader = Loader(self.destination, self.config, self.storage, capabilities=self.capabilities,
-                        retry=self._retry_policy(), workers=self.settings.workers or None,
-                        archive_completed=self.settings.archive_completed_packages,
-                        state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
-                               "destination": self.destination.destination_name}, stop=stop)
+        loader = self._loader(stop)
         blocked = any(p.state in ("failed", "pending") for p in info.load_packages)
         if blocked or package.jobs("failed_jobs"):
             result = loader.describe(package, "pending" if blocked else "failed")
@@ -315,7 +319,7 @@ class Pipeline:
 
     def drop_pending_packages(self) -> list[str]:
         """Give up on every package not yet loaded: files not yet loaded never will be (rows of
-        append files that did load, early or in a job that completed, stay in the destination).
+        append files that did load, while normalizing or in a job that completed, stay in the destination).
         Their staging tables are dropped where the destination can be reached."""
         dropped = []
         with self.storage.lock(f"pipeline {self.pipeline_name!r}"):

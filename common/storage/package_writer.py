@@ -31,7 +31,7 @@ DEFAULT_FILE_MAX_ITEMS = 100_000
 class PackageWriter:
     def __init__(self, package: LoadPackage, schema: Schema, file_format: str,
                  capabilities: DestinationCapabilities, file_max_items: int | None = None,
-                 on_rotate: Callable[[JobFile], None] | None = None, columnar: bool = True) -> None:
+                 on_file_closed: Callable[[JobFile], None] | None = None, columnar: bool = True) -> None:
         self.package = package
         # Arrow data as parquet files where the destination loads them; else (or when a run names another
         # loader_file_format) as rows of the package's format
@@ -42,7 +42,9 @@ class PackageWriter:
         # a size the run names holds for every file; else Arrow data goes in files of the destination's size
         self.file_max_items = file_max_items or DEFAULT_FILE_MAX_ITEMS
         self.columnar_file_max_items = file_max_items or capabilities.columnar_file_max_items or DEFAULT_FILE_MAX_ITEMS
-        self.on_rotate = on_rotate  # told of each file closed while writing goes on (not at close())
+        self.on_file_closed = on_file_closed
+        """Told of each file closed while writing goes on (not of those ``close()`` closes): its rows
+        are final, so it may be read before the package is complete."""
         self.repairs = TextRepairs()  # one for every file: a table's repairs are reported once
         self._open: dict[tuple[str, type[LoadFileWriter]], LoadFileWriter] = {}
         self._file_ids: dict[str, int] = {}
@@ -102,8 +104,8 @@ class PackageWriter:
             if writer.row_count >= self._max_items(writer) or header_stale:
                 self._close(writer)
                 del self._open[key]
-                if self.on_rotate is not None:
-                    self.on_rotate(JobFile(writer.path))
+                if self.on_file_closed is not None:
+                    self.on_file_closed(JobFile(writer.path))
                 writer = None
         if writer is None:
             file_id = self._file_ids.get(table_name, 0)

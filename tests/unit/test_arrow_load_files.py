@@ -25,7 +25,7 @@ def package_writer(tmp_path: Path, norm: RelationalNormalizer, caps: Any = DUCKD
     package = LoadPackage(tmp_path / "pkg")
     (package.root / "new_jobs").mkdir(parents=True)
     return PackageWriter(package, norm.schema, file_format, caps, file_max_items,
-                         on_rotate=rotated.append if rotated is not None else None)
+                         on_file_closed=rotated.append if rotated is not None else None)
 
 
 def write(writer: PackageWriter, norm: RelationalNormalizer, data: pa.Table) -> None:
