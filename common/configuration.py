@@ -16,6 +16,7 @@ table of fields; fields from a higher-precedence place override single fields be
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import sys
@@ -188,7 +189,7 @@ def resolve(spec: type[T], sections: Sequence[Section], explicit: Mapping[str, A
     """
     explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
     providers = list(default_providers() if providers is None else providers)
-    hints = get_type_hints(spec)
+    hints = _type_hints(spec)
     values: dict[str, Any] = {}
     for f in fields(spec):  # type: ignore[arg-type]
         hint = hints[f.name]
@@ -205,6 +206,13 @@ def resolve(spec: type[T], sections: Sequence[Section], explicit: Mapping[str, A
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigFieldMissingError(f.name, spec.__name__, _places(providers, sections, (f.name,)))
     return spec(**values)
+
+
+@functools.cache
+def _type_hints(spec: type) -> dict[str, Any]:
+    """The field types of a settings class, evaluated once per class: evaluating the annotation strings
+    was half of what resolving cost, paid by every new pipeline object for its settings and its destination's."""
+    return get_type_hints(spec)
 
 
 def _credentials_class(hint: Any) -> type[Credentials] | None:
@@ -237,7 +245,7 @@ def _resolve_credentials(cls: type[Credentials], sections: Sequence[Section], na
         merged.update(cls.parse_string(explicit))
     elif isinstance(explicit, Mapping):
         merged.update(explicit)
-    hints = get_type_hints(cls)
+    hints = _type_hints(cls)
     merged = {k: _coerce(v, hints[k], k) for k, v in merged.items() if k in cred_fields}
     for required in cls.REQUIRED:
         if merged.get(required) in (None, ""):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 DATA_TYPES = ("text", "bigint", "double", "bool", "timestamp", "date", "time", "decimal", "json", "binary")
@@ -53,12 +53,21 @@ class Column:
             raise ValueError(f"column {self.name!r}: dedup_sort must be 'asc' or 'desc'")
 
     def to_dict(self) -> dict[str, Any]:
-        defaults = {f.name: f.default for f in fields(Column)}
-        return {k: v for k, v in asdict(self).items() if k in ("name", "data_type") or v != defaults[k]}
+        """``name``, ``data_type`` and every field that is not its default, in field order (every
+        value is a str, bool, int or None: nothing to copy deeply, unlike ``dataclasses.asdict``)."""
+        out: dict[str, Any] = {"name": self.name, "data_type": self.data_type}
+        for name, default in _COLUMN_DEFAULTS:
+            value = getattr(self, name)
+            if value != default:
+                out[name] = value
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Column:
         return cls(**d)
+
+
+_COLUMN_DEFAULTS = tuple((f.name, f.default) for f in fields(Column) if f.name not in ("name", "data_type"))
 
 
 @dataclass
