@@ -7,5 +7,6 @@ One command checks a destination, wherever it lives::
         --lb-credentials postgresql://postgres@127.0.0.1:5432/test
 
 ``plugin`` holds the options and fixtures, ``setups`` the built-in destination setups (``SETUPS``),
-``conformance`` the tests and their helpers. See docs/writing-a-destination.md.
+``real_errors`` what a table of real errors is (``--lb-errors``) and ``error_tables`` the built-in
+destinations' tables, ``conformance`` the tests and their helpers. See docs/writing-a-destination.md.
 """

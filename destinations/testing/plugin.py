@@ -16,6 +16,9 @@ Options:
     unreachable server skips the tests, or fails them under ``CI=true``) and every test's datasets
     are dropped afterwards. ``{tmp_path}`` and ``{pipeline_name}`` placeholders make a database per
     test, e.g. ``--lb-credentials "{tmp_path}/{pipeline_name}.duckdb"``.
+``--lb-errors pkg.module:TABLE``
+    The destination's table of real errors (a ``real_errors.ErrorTable``) for the error-class test;
+    without it that test is skipped for ``--lb-destination``.
 ``--lb-setup NAME``
     Run only these built-in setups (repeatable), e.g. ``--lb-setup postgres``.
 ``--lb-data-dir PATH``
@@ -37,8 +40,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from loadbay.destinations.testing.real_errors import ErrorTable
 from loadbay.destinations.testing.setups import (SETUPS, DestinationSetup, activate, active, require_server,
-                                         sample_data_dir, setup_from_options, setup_name)
+                                                 sample_data_dir, setup_from_options, setup_name)
 
 if TYPE_CHECKING:
     import loadbay
@@ -104,6 +108,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lb-credentials", metavar="VALUE",
                     help="its credentials; a URL with host and port is a server (probed, datasets dropped); "
                          "'{tmp_path}' and '{pipeline_name}' placeholders make a database per test")
+    group.addoption("--lb-errors", metavar="REF",
+                    help="the destination's table of real errors, 'pkg.module:TABLE' (an ErrorTable); "
+                         "without it the error-class test skips")
     group.addoption("--lb-setup", metavar="NAME", action="append", default=[],
                     help=f"run only this built-in setup (repeatable; known: {', '.join(SETUPS)})")
     group.addoption("--lb-data-dir", metavar="PATH",
@@ -116,18 +123,35 @@ def pytest_configure(config: pytest.Config) -> None:
     chosen = config.getoption("lb_setup")
     if reference and chosen:
         raise pytest.UsageError("--lb-setup picks built-in setups; it cannot be combined with --lb-destination")
+    errors = config.getoption("lb_errors")
     if credentials is not None and not reference:
         raise pytest.UsageError("--lb-credentials needs --lb-destination")
+    if errors is not None and not reference:
+        raise pytest.UsageError("--lb-errors needs --lb-destination")
     unknown = sorted(set(chosen) - set(SETUPS))
     if unknown:
         raise pytest.UsageError(f"unknown --lb-setup {unknown}; known: {sorted(SETUPS)}")
     setups: dict[str, DestinationSetup]
     if reference:
-        setups = {setup_name(reference): setup_from_options(reference, credentials)}
+        setups = {setup_name(reference): setup_from_options(reference, credentials, _error_table(errors))}
     else:
         setups = {name: SETUPS[name] for name in (chosen or SETUPS)}
     data_dir = config.getoption("lb_data_dir")
     activate(setups, sample_data=Path(data_dir) if data_dir else None)
+
+
+def _error_table(reference: str | None) -> ErrorTable | None:
+    """The ``ErrorTable`` that ``--lb-errors pkg.module:NAME`` names."""
+    if reference is None:
+        return None
+    module, _, name = reference.partition(":")
+    try:
+        table = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise pytest.UsageError(f"--lb-errors {reference}: {exc}") from exc
+    if not isinstance(table, ErrorTable):
+        raise pytest.UsageError(f"--lb-errors {reference} is a {type(table).__name__}, not an ErrorTable")
+    return table
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -136,7 +160,14 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.hookimpl(tryfirst=True)  # the setup comes first in test ids: [postgres-upsert]
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test that uses ``destination_name`` (directly or through ``make_pipeline``) runs once per setup."""
+    """Every test that uses ``destination_name`` (directly or through ``make_pipeline``) runs once per setup;
+    one that takes ``real_error`` once per case of each setup's table of real errors (None without a table)."""
+    if "real_error" in metafunc.fixturenames:
+        cases = [(name, case) for name, setup in active().items()
+                 for case in (setup.errors.errors if setup.errors else (None,))]
+        ids = [name if case is None else f"{name}-{case.name}" for name, case in cases]
+        metafunc.parametrize(("destination_name", "real_error"), cases, ids=ids, indirect=["destination_name"])
+        return
     if "destination_name" in metafunc.fixturenames:
         names = list(active())
         metafunc.parametrize("destination_name", names, ids=names, indirect=True)

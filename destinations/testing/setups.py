@@ -24,6 +24,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from loadbay.destinations.testing import error_tables
+from loadbay.destinations.testing.real_errors import ErrorTable
+
 if TYPE_CHECKING:
     from loadbay.common.destination import Destination
 
@@ -98,6 +101,8 @@ class DestinationSetup:
     """For a server: tells whether it is reachable; None for embedded databases."""
     config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """Further destination settings, e.g. ``{"upsert_syntax": "on_conflict"}``."""
+    errors: ErrorTable | None = None
+    """Real errors to provoke on its database, for conformance/test_error_classes.py (None: that test skips)."""
 
     @property
     def database_per_test(self) -> bool:
@@ -113,31 +118,33 @@ class DestinationSetup:
 
 
 SETUPS: dict[str, DestinationSetup] = {
-    "duckdb": DestinationSetup("duckdb", in_tmp("{tmp_path}/{pipeline_name}.duckdb")),
-    "postgres": DestinationSetup("postgres", POSTGRES_URL, probe=probe_postgres),
-    "sqlite": DestinationSetup("sqlalchemy", in_tmp("sqlite:///{tmp_path}/{pipeline_name}.db")),
+    "duckdb": DestinationSetup("duckdb", in_tmp("{tmp_path}/{pipeline_name}.duckdb"), errors=error_tables.DUCKDB),
+    "postgres": DestinationSetup("postgres", POSTGRES_URL, probe=probe_postgres, errors=error_tables.POSTGRES),
+    "sqlite": DestinationSetup("sqlalchemy", in_tmp("sqlite:///{tmp_path}/{pipeline_name}.db"),
+                               errors=error_tables.SQLITE),
     "mariadb": DestinationSetup("sqlalchemy", MARIADB_URL,
-                                probe=tcp_probe(MARIADB_URL, hint="set LOADBAY_TEST_MARIADB")),
+                                probe=tcp_probe(MARIADB_URL, hint="set LOADBAY_TEST_MARIADB"),
+                                errors=error_tables.MARIADB),
 }
 """Built-in setups, by the name test ids show. Adding a destination to the repo's own test run is one line."""
 
 
-def setup_from_options(reference: str, credentials: str | None) -> DestinationSetup:
-    """The setup for ``--lb-destination`` / ``--lb-credentials``.
+def setup_from_options(reference: str, credentials: str | None, errors: ErrorTable | None = None) -> DestinationSetup:
+    """The setup for ``--lb-destination`` / ``--lb-credentials`` / ``--lb-errors``.
 
     Credentials with ``{tmp_path}`` (or ``{pipeline_name}``) make a database per test; a URL with a
     host and port is a server (probed over TCP, datasets dropped after each test); anything else is
     used as it is (datasets dropped after each test).
     """
     if credentials is None:
-        return DestinationSetup(reference)
+        return DestinationSetup(reference, errors=errors)
     if "{tmp_path}" in credentials or "{pipeline_name}" in credentials:
-        return DestinationSetup(reference, in_tmp(credentials))
+        return DestinationSetup(reference, in_tmp(credentials), errors=errors)
     parts = urlsplit(credentials)
     if parts.scheme and parts.hostname and parts.port:
         return DestinationSetup(reference, credentials,
-                                probe=tcp_probe(credentials, hint="is --lb-credentials right?"))
-    return DestinationSetup(reference, credentials)
+                                probe=tcp_probe(credentials, hint="is --lb-credentials right?"), errors=errors)
+    return DestinationSetup(reference, credentials, errors=errors)
 
 
 def setup_name(reference: str) -> str:

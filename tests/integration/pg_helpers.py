@@ -11,8 +11,10 @@ import pytest
 
 import loadbay
 from loadbay.destinations.testing.conformance.helpers import query
+from loadbay.destinations.testing.real_errors import changed_url
 from loadbay.destinations.testing.setups import POSTGRES_URL, require_server
 from tests.integration.support import closed_port as _closed_port  # noqa: F401 - re-exported
+from tests.integration.support import live_tables  # noqa: F401 - re-exported
 
 
 def raw_connection(url: str = POSTGRES_URL, **kwargs: Any) -> Any:
@@ -42,14 +44,12 @@ MAX_IDENT = 63
 
 def pg_url(query: dict[str, str] | None = None, **changes: Any) -> str:
     """POSTGRES_URL with some parts changed (username, password, port, database, query options)."""
+    url = changed_url(POSTGRES_URL, **changes)
+    if not query:
+        return url
     from sqlalchemy.engine import make_url
 
-    url = make_url(POSTGRES_URL)
-    if changes:
-        url = url.set(**changes)
-    if query:
-        url = url.update_query_dict(query)
-    return url.render_as_string(hide_password=False)
+    return make_url(url).update_query_dict(query).render_as_string(hide_password=False)
 
 
 @pytest.fixture(autouse=True)
@@ -61,10 +61,6 @@ def postgres_server() -> None:
 def _raw() -> Any:
     """A psycopg2 connection of the test itself (not loadbay's), in autocommit."""
     return raw_connection(application_name="loadbay_tests")
-
-
-def _drop_schemas(*names: str) -> None:
-    drop_schemas(*names)
 
 
 @pytest.fixture
@@ -86,7 +82,7 @@ def pg(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
 
     yield make
     for dataset in set(datasets):
-        _drop_schemas(dataset, dataset + "_staging")
+        drop_schemas(dataset, dataset + "_staging")
 
 
 def live_columns(p: loadbay.Pipeline, table: str, schema: str | None = None) -> dict[str, tuple[Any, ...]]:
@@ -95,11 +91,6 @@ def live_columns(p: loadbay.Pipeline, table: str, schema: str | None = None) -> 
                     "datetime_precision FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
                     "ORDER BY ordinal_position", schema or p.dataset_name, table)
     return {r[0]: tuple(r[1:]) for r in rows}
-
-
-def live_tables(p: loadbay.Pipeline, schema: str | None = None) -> set[str]:
-    return {r[0] for r in query(p, "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                                 schema or p.dataset_name)}
 
 
 def make_url_password(url: str) -> str | None:

@@ -14,21 +14,17 @@ from typing import Any
 import pytest
 
 import loadbay
+from loadbay.destinations.testing.conformance.helpers import query
+from loadbay.destinations.testing.real_errors import changed_url
 from loadbay.destinations.testing.setups import MARIADB_URL, require_server
-from tests.integration.support import closed_port  # noqa: F401 - re-exported
+from tests.integration.support import SYSTEM_TABLES, closed_port, live_tables  # noqa: F401 - re-exported
 
 BACKENDS = ["sqlite", "mariadb"]
-SYSTEM_TABLES = {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}
 
 
 def maria_url(**changes: Any) -> str:
     """MARIADB_URL with some parts changed (username, password, port, database ...), password kept visible."""
-    from sqlalchemy.engine import make_url
-
-    url = make_url(MARIADB_URL)
-    if changes:
-        url = url.set(**changes)
-    return url.render_as_string(hide_password=False)
+    return changed_url(MARIADB_URL, **changes)
 
 
 def maria_raw(autocommit: bool = True, **kwargs: Any) -> Any:
@@ -130,18 +126,6 @@ def sa(backend: str, tmp_path: Path) -> Iterator[PipelineFactory]:
 
 
 # -- reading back ------------------------------------------------------------------------------------
-def q(p: loadbay.Pipeline, name: str) -> str:
-    """``name`` quoted for the pipeline's dialect (backticks on MariaDB, double quotes on SQLite)."""
-    client = p.destination.sql_client(p.config)
-    return client.render(client.identifier(name))
-
-
-def rows(p: loadbay.Pipeline, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """``sql`` with ``{t}``-style placeholders already filled; tables qualified by the caller or not at all."""
-    with p.sql_client() as client:
-        return client.execute_sql(sql, *params) or []
-
-
 def tbl(p: loadbay.Pipeline, table: str) -> str:
     """The dataset-qualified table name (never relies on the session's default database)."""
     client = p.destination.sql_client(p.config)
@@ -149,13 +133,5 @@ def tbl(p: loadbay.Pipeline, table: str) -> str:
 
 
 def n_rows(p: loadbay.Pipeline, table: str) -> int:
-    return int(rows(p, f"SELECT count(*) FROM {tbl(p, table)}")[0][0])
-
-
-def live_tables(p: loadbay.Pipeline) -> set[str]:
-    import sqlalchemy
-
-    with p.sql_client() as client:
-        if not client.has_dataset():
-            return set()
-        return set(sqlalchemy.inspect(client.native_connection).get_table_names(schema=p.dataset_name))
+    """Rows of ``table``, named with its dataset (``count`` relies on the session's default one)."""
+    return int(query(p, f"SELECT count(*) FROM {tbl(p, table)}")[0][0])

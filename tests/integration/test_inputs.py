@@ -18,25 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import loadbay
-from loadbay.common.exceptions import DestinationError, SourceError
-from loadbay.destinations.testing.conformance.helpers import (as_bool, as_int, as_utc, count, ident, load_sample, query,
-                                                      run_ok)
+from loadbay.common.exceptions import SourceError
+from loadbay.destinations.testing.conformance.helpers import (as_bool, as_int, as_utc, by_id, count, count_or_none,
+                                                              ident, load_sample, query, run_ok)
 
 UTC = timezone.utc
-
-
-def by_id(p: loadbay.Pipeline, table: str, *columns: str) -> dict[int, tuple[Any, ...]]:
-    """``{id: (column values...)}`` of ``table``."""
-    names = ", ".join(ident(p, c) for c in ("id", *columns))
-    return {as_int(row[0]): tuple(row[1:]) for row in query(p, f"SELECT {names} FROM {ident(p, table)}")}
-
-
-def rows_or_none(p: loadbay.Pipeline, table: str) -> int | None:
-    """Rows in ``table``, or None when the destination has no such table."""
-    try:
-        return count(p, table)
-    except DestinationError:
-        return None
 
 
 # -- DataFrames and Arrow --------------------------------------------------------------------------
@@ -179,7 +165,7 @@ def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make
     message = str(caught.value)
     assert message.startswith("pipeline 'test_pipeline', table 'events': file ") and "b.jsonl, line 3:" in message
     assert caught.value.line == 3
-    assert rows_or_none(p, "events") in (None, 0)
+    assert count_or_none(p, "events") in (None, 0)
     assert p.pending_packages() == []
 
 

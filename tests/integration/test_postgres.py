@@ -1,8 +1,8 @@
 """PostgreSQL-specific behaviour against a real server: long identifiers, upsert in both syntaxes,
 staging-optimized replace, ALTER TABLE on a later run, and credentials that never show their password.
 
-Error classification and recovery are in test_postgres_errors.py. Every test uses its own dataset
-(schema) and drops it and its ``_staging`` twin afterwards.
+Error classification is the conformance suite's (test_error_classes.py), recovery in test_postgres_errors.py.
+Every test uses its own dataset (schema) and drops it and its ``_staging`` twin afterwards.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import uuid
 
 import pytest
 
-import loadbay
 from loadbay.common.exceptions import DestinationTransientError, LoadbayError
-from loadbay.destinations.testing.conformance.helpers import count, query, run_ok
+from loadbay.destinations.testing.conformance.helpers import children, count, orphans, query, run_ok
 from loadbay.destinations.testing.setups import POSTGRES_URL
 from tests.integration.pg_helpers import (MAX_IDENT, _closed_port, make_url_password, live_columns, live_tables, pg_url)
 from tests.integration.pg_helpers import pg, postgres_server  # noqa: F401 - fixtures
-from tests.integration.support import exception_chain
+from tests.integration.support import SYSTEM_TABLES, exception_chain
 
 
 # -- 5. long identifiers ----------------------------------------------------------------------------
@@ -31,7 +30,7 @@ def test_long_table_and_column_names_are_shortened_deterministically(pg, tmp_pat
     assert len(LONG_TABLE) == 100 and len(LONG_COLUMN) == 100
     p = pg()
     run_ok(p, [{"id": 1, LONG_COLUMN: "first", "items": [1, 2]}], table_name=LONG_TABLE)
-    tables = live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}
+    tables = live_tables(p) - SYSTEM_TABLES
     assert len(tables) == 2, tables
     child = next(t for t in tables if "_lb_parent_id" in live_columns(p, t))
     root = next(t for t in tables if t != child)
@@ -48,7 +47,7 @@ def test_long_table_and_column_names_are_shortened_deterministically(pg, tmp_pat
     fresh = pg(name="pg_other", dataset_name=p.dataset_name, pipelines_dir=tmp_path / "elsewhere")
     run_ok(fresh, [{"id": 3, LONG_COLUMN: "third", "items": [4]}], table_name=LONG_TABLE)
 
-    assert live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"} == tables
+    assert live_tables(p) - SYSTEM_TABLES == tables
     assert [c for c in live_columns(p, root) if c.startswith("measurement_")] == [column]
     assert query(p, f'SELECT id, "{column}" FROM "{root}" ORDER BY id') == [(1, "first"), (2, "second"), (3, "third")]
     assert query(p, f'SELECT count(*) FROM "{child}"') == [(4,)]
@@ -63,7 +62,7 @@ def test_long_names_sharing_a_prefix_stay_distinct(pg):
     p = pg()
     run_ok(p, [{"id": 1, a: "A", b: "B"}], table_name=a)
     run_ok(p, [{"id": 2, a: "A2", b: "B2"}], table_name=b)
-    tables = sorted(live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"})
+    tables = sorted(live_tables(p) - SYSTEM_TABLES)
     assert len(tables) == 2 and tables[0] != tables[1]
     for table in tables:
         cols = [c for c in live_columns(p, table) if c.startswith("shared_prefix_")]
@@ -87,7 +86,7 @@ def test_multibyte_long_names_fit_63_bytes(pg):
     p = pg()
     run_ok(p, [{"id": 1, name: 1}], table_name=name)
     run_ok(p, [{"id": 2, name: 2}], table_name=name)
-    tables = live_tables(p) - {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}
+    tables = live_tables(p) - SYSTEM_TABLES
     assert len(tables) == 1
     table = tables.pop()
     assert len(table.encode()) <= MAX_IDENT and table.startswith("größe_ü")
@@ -115,10 +114,6 @@ UPSERT = {"disposition": "merge", "strategy": "upsert"}
 each_syntax = pytest.mark.parametrize("syntax", ["merge", "on_conflict"])
 
 
-def _staging_tables(p: loadbay.Pipeline) -> set[str]:
-    return live_tables(p, p.dataset_name + "_staging")
-
-
 @each_syntax
 def test_upsert_updates_inserts_and_keeps_the_last_duplicate(pg, syntax):
     p = pg(upsert_syntax=syntax)
@@ -131,7 +126,7 @@ def test_upsert_updates_inserts_and_keeps_the_last_duplicate(pg, syntax):
     run_ok(p, [{"id": 3, "v": "c2", "n": 31}], table_name="t", write_disposition=UPSERT, primary_key="id")
     assert query(p, "SELECT id, v, n FROM t ORDER BY id") == [(1, "a", 1), (2, "b2", 21), (3, "c2", 31)]
     assert query(p, "SELECT count(DISTINCT _lb_load_id) FROM t") == [(3,)]
-    assert _staging_tables(p) == set()
+    assert live_tables(p, p.config.staging_dataset_name) == set()
     indexes = query(p, "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 't'", p.dataset_name)
     if syntax == "on_conflict":
         assert any("UNIQUE" in d and "(id)" in d for (d,) in indexes), indexes
@@ -146,24 +141,6 @@ def test_upsert_compound_key(pg, syntax):
     assert query(p, "SELECT a, b, v FROM t ORDER BY a, b") == [(1, 1, "x"), (1, 2, "Y"), (2, 1, "z"), (2, 2, "W")]
 
 
-def _children(p: loadbay.Pipeline) -> dict[int, list[str]]:
-    rows = query(p, f'SELECT t.id, c.{_q("value")} FROM t JOIN t__items c ON c._lb_parent_id = t._lb_id '
-                    "ORDER BY t.id, c._lb_list_idx")
-    out: dict[int, list[str]] = {}
-    for root_id, value in rows:
-        out.setdefault(root_id, []).append(value)
-    return out
-
-
-def _q(name: str) -> str:
-    return f'"{name}"'
-
-
-def _orphans(p: loadbay.Pipeline, child: str) -> int:
-    return int(query(p, f'SELECT count(*) FROM "{child}" c WHERE NOT EXISTS '
-                        "(SELECT 1 FROM t WHERE t._lb_id = c._lb_root_id)")[0][0])
-
-
 @each_syntax
 def test_upsert_replaces_children_of_updated_roots_only(pg, syntax):
     p = pg(upsert_syntax=syntax)
@@ -172,13 +149,13 @@ def test_upsert_replaces_children_of_updated_roots_only(pg, syntax):
                {"id": 3, "items": ["d"]}], **hints)
     untouched = query(p, "SELECT c._lb_id, c.value FROM t__items c JOIN t ON c._lb_root_id = t._lb_id WHERE t.id = 2")
     run_ok(p, [{"id": 1, "items": ["x"]}, {"id": 3, "items": []}, {"id": 4, "items": ["n1", "n2"]}], **hints)
-    assert _children(p) == {1: ["x"], 2: ["c"], 4: ["n1", "n2"]}
+    assert children(p) == {1: ["x"], 2: ["c"], 4: ["n1", "n2"]}
     assert query(p, "SELECT c._lb_id, c.value FROM t__items c JOIN t ON c._lb_root_id = t._lb_id "
                     "WHERE t.id = 2") == untouched
     tags = query(p, "SELECT t.id, c.k FROM t JOIN t__tags c ON c._lb_parent_id = t._lb_id ORDER BY t.id")
     assert tags == [(2, "t2")]  # id 1 came back without tags: its old tags went
     assert count(p, "t") == 4
-    assert _orphans(p, "t__items") == 0 and _orphans(p, "t__tags") == 0
+    assert orphans(p, "t__items") == 0 and orphans(p, "t__tags") == 0
 
 
 @each_syntax
@@ -191,13 +168,13 @@ def test_upsert_hard_delete_removes_row_and_children(pg, syntax):
     run_ok(p, [{"id": 1, "deleted": True}, {"id": 2, "v": "b2", "deleted": False, "items": ["b2"]},
                {"id": 9, "v": "never", "deleted": True}, {"id": 5, "v": "new", "items": ["e1"]}], **hints)
     assert query(p, "SELECT id, v FROM t ORDER BY id") == [(2, "b2"), (3, "c"), (5, "new")]
-    assert _children(p) == {2: ["b2"], 3: ["c1"], 5: ["e1"]}
-    assert _orphans(p, "t__items") == 0
+    assert children(p) == {2: ["b2"], 3: ["c1"], 5: ["e1"]}
+    assert orphans(p, "t__items") == 0
     # delete then re-insert the same key in one batch: the last row wins
     run_ok(p, [{"id": 3, "deleted": True}, {"id": 3, "v": "c-again", "items": ["c9"]}], **hints)
     assert query(p, "SELECT id, v FROM t WHERE id = 3") == [(3, "c-again")]
-    assert _children(p)[3] == ["c9"]
-    assert _staging_tables(p) == set()
+    assert children(p)[3] == ["c9"]
+    assert live_tables(p, p.config.staging_dataset_name) == set()
 
 
 @pytest.mark.parametrize("syntax,table", [
@@ -233,21 +210,21 @@ def test_failed_upsert_rolls_back_every_statement_and_resumes(pg, syntax):
     run_ok(p, [{"id": 1, "v": "a", "items": ["a1"]}, {"id": 2, "v": "b", "items": ["b1"]}], **hints)
     with p.sql_client() as client:
         client.execute_sql(f"ALTER TABLE {client.quoted('t')} ADD CONSTRAINT no_bad CHECK (v <> 'bad')")
-    before = query(p, "SELECT id, v, _lb_id FROM t ORDER BY id"), _children(p)
+    before = query(p, "SELECT id, v, _lb_id FROM t ORDER BY id"), children(p)
     with pytest.raises(LoadbayError) as err:
         p.run([{"id": 1, "v": "a2", "items": ["a2"]}, {"id": 3, "v": "bad", "items": ["c1"]}], **hints)
     assert "no_bad" in str(err.value)
     # child deletes and inserts ran before the failing statement: all of it rolled back, nothing marked done
-    assert (query(p, "SELECT id, v, _lb_id FROM t ORDER BY id"), _children(p)) == before
+    assert (query(p, "SELECT id, v, _lb_id FROM t ORDER BY id"), children(p)) == before
     assert count(p, "_lb_loads") == 1
     assert len(p.pending_packages()) == 1
     with p.sql_client() as client:
         client.execute_sql(f"ALTER TABLE {client.quoted('t')} DROP CONSTRAINT no_bad")
     run_ok(p)  # resumes the pending package
     assert query(p, "SELECT id, v FROM t ORDER BY id") == [(1, "a2"), (2, "b"), (3, "bad")]
-    assert _children(p) == {1: ["a2"], 2: ["b1"], 3: ["c1"]}
+    assert children(p) == {1: ["a2"], 2: ["b1"], 3: ["c1"]}
     assert count(p, "_lb_loads") == 2 and p.pending_packages() == []
-    assert _staging_tables(p) == set()
+    assert live_tables(p, p.config.staging_dataset_name) == set()
 
 
 def test_replace_staging_optimized(pg):
@@ -258,11 +235,11 @@ def test_replace_staging_optimized(pg):
     assert count(p, "t__items") == 3
     run_ok(p, [{"id": 3, "items": ["d"]}], table_name="t", write_disposition=replace)
     assert query(p, "SELECT id FROM t") == [(3,)]
-    assert _children(p) == {3: ["d"]}
-    assert _orphans(p, "t__items") == 0
+    assert children(p) == {3: ["d"]}
+    assert orphans(p, "t__items") == 0
     # the tables live in the dataset (not in staging) and behave as ordinary tables afterwards
     assert {"t", "t__items"} <= live_tables(p)
-    assert not ({"t", "t__items"} & _staging_tables(p))
+    assert not ({"t", "t__items"} & live_tables(p, p.config.staging_dataset_name))
     assert query(p, f'SELECT count(*) FROM "{p.dataset_name}".t') == [(1,)]
     assert query(p, "SELECT count(*) FROM t WHERE id = 3") == [(1,)]
     with p.sql_client() as client:  # an ordinary table: writable, alterable
@@ -273,7 +250,7 @@ def test_replace_staging_optimized(pg):
     assert query(p, "SELECT id, v FROM t") == [(5, "new column")]
     assert count(p, "t__items") == 0  # replaced by an empty child table
     assert "by_hand" not in live_columns(p, "t")
-    assert _staging_tables(p) == set()
+    assert live_tables(p, p.config.staging_dataset_name) == set()
 
 
 @pytest.mark.parametrize("first", [{"disposition": "replace", "strategy": "staging-optimized"}, "merge"],
@@ -284,7 +261,7 @@ def test_append_after_replace_keeps_child_rows(pg, first):
     info = run_ok(p, [{"id": 2, "items": ["b", "c"]}], table_name="t", write_disposition="append")
     assert info.row_counts == {"t": 1, "t__items": 2}  # what LoadInfo says it loaded
     assert query(p, "SELECT id FROM t ORDER BY id") == [(1,), (2,)]
-    assert _children(p) == {1: ["a"], 2: ["b", "c"]}
+    assert children(p) == {1: ["a"], 2: ["b", "c"]}
 
 
 # -- 7. schema evolution and credentials ----------------------------------------------------------------

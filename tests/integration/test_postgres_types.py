@@ -7,12 +7,11 @@ came out anywhere but UTC would show.
 
 from __future__ import annotations
 
+import functools
 import math
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -20,12 +19,12 @@ import pytest
 
 import loadbay
 from loadbay.destinations.testing.conformance.helpers import as_utc, count, load_sample, query, run_ok
-from loadbay.destinations.testing.setups import POSTGRES_URL, require_server
-from tests.integration.pg_helpers import drop_schemas
+from loadbay.destinations.testing.setups import POSTGRES_URL
+from tests.integration.pg_helpers import live_columns, pg, postgres_server  # noqa: F401 - fixtures
+from tests.integration.support import SYSTEM_TABLES, live_tables
 
 FORMATS = ["jsonl", "csv", "insert_values", "parquet"]
 each_format = pytest.mark.parametrize("file_format", FORMATS)
-SYSTEM = {"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"}
 
 
 def _new_york_url() -> str:
@@ -36,29 +35,10 @@ def _new_york_url() -> str:
 NEW_YORK_URL = _new_york_url()
 
 
-@pytest.fixture(autouse=True)
-def _postgres_server() -> None:
-    require_server("postgres")
-
-
-def _drop_schemas(*names: str) -> None:
-    drop_schemas(*names)
-
-
 @pytest.fixture
-def pg(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
-    datasets: list[str] = []
-
-    def make(name: str = "pg_types", credentials: str = NEW_YORK_URL, **settings: Any) -> loadbay.Pipeline:
-        settings.setdefault("retry_backoff_seconds", 0.01)
-        p = loadbay.pipeline(name, destination=loadbay.destination("postgres", credentials=credentials),
-                             dataset_name=f"ds_{uuid.uuid4().hex[:12]}", pipelines_dir=tmp_path / "p", **settings)
-        datasets.append(p.dataset_name)
-        return p
-
-    yield make
-    for dataset in datasets:
-        _drop_schemas(dataset, dataset + "_staging")
+def ny(pg: Callable[..., loadbay.Pipeline]) -> Callable[..., loadbay.Pipeline]:
+    """The shared ``pg`` factory, its sessions starting in America/New_York."""
+    return functools.partial(pg, name="pg_types", credentials=NEW_YORK_URL)
 
 
 def test_sessions_really_start_outside_utc():
@@ -70,14 +50,6 @@ def test_sessions_really_start_outside_utc():
             assert cur.fetchone() == ("America/New_York",)
     finally:
         conn.close()
-
-
-def live_columns(p: loadbay.Pipeline, table: str) -> dict[str, tuple[Any, ...]]:
-    """column → (data_type, character_maximum_length, numeric_precision, numeric_scale, datetime_precision)."""
-    rows = query(p, "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, "
-                    "datetime_precision FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-                    "ORDER BY ordinal_position", p.dataset_name, table)
-    return {r[0]: tuple(r[1:]) for r in rows}
 
 
 def select(p: loadbay.Pipeline, table: str, columns: list[str], order: str = "id") -> list[dict[str, Any]]:
@@ -176,8 +148,8 @@ def _normalize(name: str, value: Any) -> Any:
 
 
 @each_format
-def test_every_type_round_trips(pg, file_format):
-    p = pg()
+def test_every_type_round_trips(ny, file_format):
+    p = ny()
     info = run_ok(p, TYPED_ROWS, table_name="typed", loader_file_format=file_format, columns=HINTS)
     assert {j.file_format for pkg in info.load_packages for j in pkg.jobs} == {file_format}
     live = live_columns(p, "typed")
@@ -203,9 +175,9 @@ def test_every_type_round_trips(pg, file_format):
 
 
 @each_format
-def test_double_special_values(pg, file_format):
+def test_double_special_values(ny, file_format):
     values = [float("inf"), float("-inf"), float("nan"), 0.0, 5e-324, -1.7976931348623157e308, 0.1 + 0.2]
-    p = pg()
+    p = ny()
     run_ok(p, [{"id": i, "x": v} for i, v in enumerate(values)], table_name="dbl", loader_file_format=file_format)
     assert live_columns(p, "dbl")["x"][0] == "double precision"
     got = [r[0] for r in query(p, "SELECT x FROM dbl ORDER BY id")]
@@ -223,8 +195,8 @@ def test_double_special_values(pg, file_format):
     "csv", "parquet",
     "insert_values",
 ])
-def test_negative_zero_keeps_its_sign(pg, file_format):
-    p = pg()
+def test_negative_zero_keeps_its_sign(ny, file_format):
+    p = ny()
     run_ok(p, [{"id": 1, "x": -0.0}, {"id": 2, "x": 0.0}, {"id": 3, "x": 1.5}], table_name="zero",
            loader_file_format=file_format)
     got = [r[0] for r in query(p, "SELECT x FROM zero ORDER BY id")]
@@ -254,11 +226,11 @@ ODD_TEXT = [
 
 
 @each_format
-def test_text_null_empty_and_odd_characters(pg, file_format):
+def test_text_null_empty_and_odd_characters(ny, file_format):
     rows = [{"id": i, "s": s, "nested": {"s": s}, "items": [s]} for i, s in enumerate(ODD_TEXT)]
     rows.append({"id": len(ODD_TEXT), "s": None, "nested": {"s": None}, "items": [None, ""]})
     rows.append({"id": len(ODD_TEXT) + 1})
-    p = pg()
+    p = ny()
     run_ok(p, rows, table_name="odd", loader_file_format=file_format)
     got = query(p, "SELECT id, s, nested__s FROM odd ORDER BY id")
     assert got == [(i, s, s) for i, s in enumerate(ODD_TEXT)] + [(len(ODD_TEXT), None, None),
@@ -272,10 +244,10 @@ def test_text_null_empty_and_odd_characters(pg, file_format):
 
 
 @each_format
-def test_nul_characters_are_removed_not_failing_the_file(pg, file_format):
+def test_nul_characters_are_removed_not_failing_the_file(ny, file_format):
     """PostgreSQL text cannot hold U+0000: loadbay removes it (on every destination, with a warning;
     tests/integration/test_bad_values.py), so the other rows of the file load."""
-    p = pg()
+    p = ny()
     run_ok(p, [{"id": 1, "s": "before\x00after"}, {"id": 2, "s": "fine"}], table_name="nul",
            loader_file_format=file_format)
     assert query(p, "SELECT id, s FROM nul ORDER BY id") == [(1, "beforeafter"), (2, "fine")]
@@ -283,8 +255,8 @@ def test_nul_characters_are_removed_not_failing_the_file(pg, file_format):
 
 
 @each_format
-def test_integers_beyond_64_bits_are_exact(pg, file_format):
-    p = pg()
+def test_integers_beyond_64_bits_are_exact(ny, file_format):
+    p = ny()
     uint256_max = 2**256 - 1
     rows = [{"id": 1, "u": uint256_max, "mixed": 1, "neg": -(2**255), "edge": 2**63},
             {"id": 2, "u": 0, "mixed": uint256_max, "neg": -1, "edge": INT64_MAX},
@@ -307,11 +279,11 @@ def test_integers_beyond_64_bits_are_exact(pg, file_format):
 
 
 @each_format
-def test_binary_and_json_values(pg, file_format):
+def test_binary_and_json_values(ny, file_format):
     blobs = [ALL_BYTES, b"\x00", b"\xff" * 1000, b"", b"\\x00", b"'\"\\,\n"]
     docs = [{"k": [1, 2, {"x": None}], "big": -(2**80)}, [], {}, {"quote": "'\"\\", "nl": "a\nb"},
             {"unicode": "😀 日本", "float": 1.25, "bool": False}, [[1, [2, [3]]]]]
-    p = pg()
+    p = ny()
     run_ok(p, [{"id": i, "b": b, "j": d} for i, (b, d) in enumerate(zip(blobs, docs))], table_name="bj",
            loader_file_format=file_format, columns={"j": {"data_type": "json"}})
     live = live_columns(p, "bj")
@@ -323,8 +295,8 @@ def test_binary_and_json_values(pg, file_format):
 
 
 @each_format
-def test_naive_timestamps_are_utc_whatever_the_session_zone(pg, file_format):
-    p = pg()
+def test_naive_timestamps_are_utc_whatever_the_session_zone(ny, file_format):
+    p = ny()
     naive = datetime(2024, 3, 10, 6, 30, 0, 250000)  # a DST switch day in New York
     run_ok(p, [{"id": 1, "ts": naive, "ts_text": "2024-03-10T06:30:00.25", "day": "2024-03-10"}],
            table_name="naive", loader_file_format=file_format)
@@ -339,8 +311,8 @@ def test_naive_timestamps_are_utc_whatever_the_session_zone(pg, file_format):
     "insert_values",
     "parquet",
 ])
-def test_aware_timestamp_into_a_column_without_time_zone_is_stored_as_utc(pg, file_format):
-    p = pg()
+def test_aware_timestamp_into_a_column_without_time_zone_is_stored_as_utc(ny, file_format):
+    p = ny()
     aware = datetime(2024, 1, 2, 3, 4, 5, tzinfo=PLUS5)
     run_ok(p, [{"id": 1, "ts": aware, "ts_text": "2024-01-02T03:04:05+05:00"}], table_name="local",
            loader_file_format=file_format,
@@ -353,8 +325,8 @@ def test_aware_timestamp_into_a_column_without_time_zone_is_stored_as_utc(pg, fi
 # -- values outside a hinted type --------------------------------------------------------------------
 
 @each_format
-def test_value_outside_a_narrow_integer_hint_is_kept(pg, file_format):
-    p = pg()
+def test_value_outside_a_narrow_integer_hint_is_kept(ny, file_format):
+    p = ny()
     info = p.run([{"id": 1, "n": 1}, {"id": 2, "n": 40000}], table_name="narrow", loader_file_format=file_format,
                  columns={"n": {"data_type": "bigint", "precision": 16}})
     assert failed_errors(info) == []
@@ -365,8 +337,8 @@ def test_value_outside_a_narrow_integer_hint_is_kept(pg, file_format):
 
 
 @each_format
-def test_string_longer_than_a_varchar_hint_is_kept(pg, file_format):
-    p = pg()
+def test_string_longer_than_a_varchar_hint_is_kept(ny, file_format):
+    p = ny()
     info = p.run([{"id": 1, "code": "abc"}, {"id": 2, "code": "abcdefgh"}], table_name="codes",
                  loader_file_format=file_format, columns={"code": {"data_type": "text", "precision": 5}})
     assert failed_errors(info) == []
@@ -377,8 +349,8 @@ def test_string_longer_than_a_varchar_hint_is_kept(pg, file_format):
 
 
 @each_format
-def test_decimal_hint_overflow_is_the_same_in_every_format(pg, file_format):
-    p = pg()
+def test_decimal_hint_overflow_is_the_same_in_every_format(ny, file_format):
+    p = ny()
     rows = [{"id": 1, "amount": Decimal("1.5")}, {"id": 2, "amount": Decimal("1234567.1")},
             {"id": 3, "amount": Decimal("1.123456")}]
     run_ok(p, rows, table_name="money", loader_file_format=file_format,
@@ -391,24 +363,23 @@ def test_decimal_hint_overflow_is_the_same_in_every_format(pg, file_format):
 # -- shared sample data ---------------------------------------------------------------------------------
 
 @each_format
-def test_weird_rows_round_trip_exactly(pg, file_format):
+def test_weird_rows_round_trip_exactly(ny, file_format):
     weird = load_sample("weird_rows.json")
-    p = pg()
+    p = ny()
     run_ok(p, weird, table_name="weird", loader_file_format=file_format)
     assert query(p, 'SELECT idx, "str" FROM weird ORDER BY idx') == [(r["idx"], r["str"]) for r in weird]
     assert query(p, 'SELECT sum(octet_length("str")) FROM weird') == [
         (sum(len(r["str"].encode()) for r in weird),)]
     # the injection attempt touched nothing: the public schema and every system table are still there
     assert query(p, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'public'") == [(1,)]
-    assert {r[0] for r in query(p, "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
-                                 p.dataset_name)} == SYSTEM | {"weird"}
+    assert live_tables(p) == SYSTEM_TABLES | {"weird"}
     assert count(p, "_lb_loads") == 1
 
 
 @each_format
-def test_github_events(pg, file_format):
+def test_github_events(ny, file_format):
     events = load_sample("github_events.json")
-    p = pg()
+    p = ny()
     info = run_ok(p, events, table_name="events", loader_file_format=file_format)
     n_commits = sum(len(e["payload"].get("commits", [])) for e in events)
     assert n_commits > 0
@@ -428,9 +399,9 @@ def test_github_events(pg, file_format):
 
 
 @each_format
-def test_github_issues(pg, file_format):
+def test_github_issues(ny, file_format):
     issues = load_sample("github_issues.json")
-    p = pg()
+    p = ny()
     run_ok(p, issues, table_name="issues", loader_file_format=file_format)
     assert count(p, "issues") == len(issues)
     assert count(p, "issues__labels") == sum(len(i["labels"]) for i in issues)
@@ -441,9 +412,9 @@ def test_github_issues(pg, file_format):
 
 
 @each_format
-def test_ethereum_blocks(pg, file_format):
+def test_ethereum_blocks(ny, file_format):
     blocks = load_sample("ethereum_blocks.json")
-    p = pg()
+    p = ny()
     run_ok(p, blocks, table_name="blocks", loader_file_format=file_format)
     txs = [t for b in blocks for t in b["transactions"]]
     assert count(p, "blocks") == len(blocks)

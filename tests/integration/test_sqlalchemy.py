@@ -2,8 +2,9 @@
 dialect, long identifiers, engine options, credentials from every source (password never shown), the
 executemany job's value checks, and unqualified names resolving to the pipeline's own dataset.
 
-Error classification is in test_sqlalchemy_errors.py, data types and dispositions in test_sqlalchemy_data.py.
-Every test uses its own dataset and drops it (and its ``_staging`` twin) afterwards; nothing is mocked.
+Error classification is the conformance suite's (test_error_classes.py), retries in test_sqlalchemy_errors.py,
+data types and dispositions in test_sqlalchemy_data.py. Every test uses its own dataset and drops it (and its
+``_staging`` twin) afterwards; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import pytest
 import loadbay
 from loadbay.common.exceptions import DestinationTransientError, LoadbayError, LoadJobFailed
 from loadbay.destinations.sqlalchemy.capabilities import SQLITE_MAX_VARIABLES
-from loadbay.destinations.testing.conformance.helpers import file_holding, normalize_only
+from loadbay.destinations.testing.conformance.helpers import file_holding, normalize_only, query, table_columns
 from loadbay.destinations.testing.setups import MARIADB_URL
 from tests.integration.sqlalchemy_support import (SYSTEM_TABLES, backend, closed_port, drop_maria_databases,  # noqa: F401
-                                          lite, live_tables, maria, maria_raw, maria_url, n_rows, new_dataset, q,
-                                          rows, sa, sqlite_url, tbl)
+                                                  lite, live_tables, maria, maria_raw, maria_url, n_rows, new_dataset,
+                                                  sa, sqlite_url, tbl)
 from tests.integration.support import exception_chain
 
 
@@ -100,18 +101,13 @@ def test_mariadb_scheme_url_loads(maria):
         "disposition": "merge", "strategy": "upsert"}, primary_key="id").raise_on_failed_jobs()
     p.run([{"id": 2, "v": "B"}], table_name="t", write_disposition={"disposition": "merge", "strategy": "upsert"},
           primary_key="id").raise_on_failed_jobs()
-    assert rows(p, f"SELECT id, v FROM {tbl(p, 't')} ORDER BY id") == [(1, "a"), (2, "B")]
+    assert query(p, f"SELECT id, v FROM {tbl(p, 't')} ORDER BY id") == [(1, "a"), (2, "B")]
 
 
 # -- 2. long identifiers on MariaDB ------------------------------------------------------------------------
 
 LONG_TABLE = "events_" + "t" * 93
 LONG_COLUMN = "measurement_" + "c" * 88
-
-
-def _columns(p: loadbay.Pipeline, table: str) -> list[str]:
-    with p.sql_client() as client:
-        return [c[0] for c in client.table_columns([table]).get(table, [])]
 
 
 def test_mariadb_long_names_are_shortened_to_64_and_stable(maria, tmp_path):
@@ -121,10 +117,10 @@ def test_mariadb_long_names_are_shortened_to_64_and_stable(maria, tmp_path):
     tables = live_tables(p) - SYSTEM_TABLES
     assert len(tables) == 2, tables
     assert all(len(t) <= 64 for t in tables), tables
-    child = next(t for t in tables if "_lb_parent_id" in _columns(p, t))
+    child = next(t for t in tables if "_lb_parent_id" in table_columns(p, t))
     root = (tables - {child}).pop()
     assert root.startswith("events_ttt") and child.startswith("events_ttt")
-    long_cols = [c for c in _columns(p, root) if c.startswith("measurement_")]
+    long_cols = [c for c in table_columns(p, root) if c.startswith("measurement_")]
     assert len(long_cols) == 1
     column = long_cols[0]
     assert len(column) <= 64 and column != LONG_COLUMN[:64]  # shortened with a hash tag, not cut
@@ -134,17 +130,17 @@ def test_mariadb_long_names_are_shortened_to_64_and_stable(maria, tmp_path):
     fresh = maria(name="other", dataset_name=p.dataset_name, pipelines_dir=tmp_path / "elsewhere")
     fresh.run([{"id": 3, LONG_COLUMN: "third"}], table_name=LONG_TABLE).raise_on_failed_jobs()
     assert live_tables(p) - SYSTEM_TABLES == tables
-    assert [c for c in _columns(p, root) if c.startswith("measurement_")] == [column]
-    assert rows(p, f"SELECT id, `{column}` FROM `{p.dataset_name}`.`{root}` ORDER BY id") == [
+    assert [c for c in table_columns(p, root) if c.startswith("measurement_")] == [column]
+    assert query(p, f"SELECT id, `{column}` FROM `{p.dataset_name}`.`{root}` ORDER BY id") == [
         (1, "first"), (2, "second"), (3, "third")]
-    assert rows(p, f"SELECT count(*) FROM `{p.dataset_name}`.`{child}`") == [(3,)]
+    assert query(p, f"SELECT count(*) FROM `{p.dataset_name}`.`{child}`") == [(3,)]
 
 
 def test_sqlite_keeps_long_names_whole(lite):
     p = lite()
     p.run([{"id": 1, LONG_COLUMN: "x"}], table_name=LONG_TABLE).raise_on_failed_jobs()
     assert live_tables(p) - SYSTEM_TABLES == {LONG_TABLE}
-    assert LONG_COLUMN in _columns(p, LONG_TABLE)
+    assert LONG_COLUMN in table_columns(p, LONG_TABLE)
 
 
 def test_mariadb_long_dataset_name_keeps_staging_apart(maria):
@@ -155,7 +151,7 @@ def test_mariadb_long_dataset_name_keeps_staging_apart(maria):
     hints = {"table_name": "t", "write_disposition": "merge", "primary_key": "id"}
     p.run([{"id": 1, "v": 0}], **hints).raise_on_failed_jobs()
     p.run([{"id": 1, "v": 1}, {"id": 2, "v": 1}], **hints).raise_on_failed_jobs()
-    assert rows(p, f"SELECT id, v FROM {tbl(p, 't')} ORDER BY id") == [(1, 1), (2, 1)]
+    assert query(p, f"SELECT id, v FROM {tbl(p, 't')} ORDER BY id") == [(1, 1), (2, 1)]
 
 
 # -- 3. engine options ------------------------------------------------------------------------------------
@@ -292,7 +288,7 @@ def test_mariadb_password_in_url_is_used_and_never_shown(maria, password_user, c
     info.raise_on_failed_jobs()
     credentials = p.config.credentials
     assert credentials.password == secret  # parsed and unescaped, and the server accepted it
-    assert rows(p, "SELECT CURRENT_USER()")[0][0].startswith(user + "@")
+    assert query(p, "SELECT CURRENT_USER()")[0][0].startswith(user + "@")
     shown = [str(info), repr(info), info.location, repr(credentials), str(credentials), credentials.location(),
              repr(p), repr(p.config)]
     for text in shown:
@@ -353,7 +349,7 @@ def test_corrupted_bigint_value_fails_terminally_naming_file_table_and_column(sa
     with pytest.raises(LoadJobFailed):
         info.raise_on_failed_jobs()
     # nothing of the file was loaded (the rows before the bad one neither), the package waits on disk
-    assert rows(p, f"SELECT id, n FROM {tbl(p, 't')} ORDER BY id") == [(0, 1)]
+    assert query(p, f"SELECT id, n FROM {tbl(p, 't')} ORDER BY id") == [(0, 1)]
     assert p.pending_packages() == [package.load_id]
 
 
@@ -368,7 +364,7 @@ def test_bad_value_in_a_later_batch_names_its_line_and_rolls_back_the_whole_file
     info = p.run()
     [failed] = info.load_packages[0].failed_jobs
     assert failed.error.startswith(f"file {job.path.name}, line 6501: table 't' column 'n': 'bad' is not a bigint")
-    assert rows(p, f"SELECT count(*) FROM {tbl(p, 't')}") == [(0,)]  # the first batch was rolled back too
+    assert query(p, f"SELECT count(*) FROM {tbl(p, 't')}") == [(0,)]  # the first batch was rolled back too
 
 
 @pytest.mark.parametrize("sa_backend", [
@@ -385,7 +381,7 @@ def test_integer_beyond_bigint_fails_the_job_terminally(request, sa_backend):
     with pytest.raises(LoadJobFailed) as err:
         info.raise_on_failed_jobs()
     assert job.path.name in str(err.value) and "table t" in str(err.value) and "'n'" in str(err.value)
-    assert rows(p, f"SELECT id FROM {tbl(p, 't')}") == [(0,)]
+    assert query(p, f"SELECT id FROM {tbl(p, 't')}") == [(0,)]
 
 
 def test_garbled_jsonl_line_fails_the_job_terminally(sa):
@@ -422,7 +418,7 @@ def test_corrupted_temporal_and_decimal_values_fail_terminally(sa, backend, colu
     assert info.has_failed_jobs
     [failed] = info.load_packages[0].failed_jobs
     assert failed.error.startswith(f"file {job.path.name}, line 1: table 't' column '{column}'"), failed.error
-    assert rows(p, f"SELECT id FROM {tbl(p, 't')}") == [(0,)]
+    assert query(p, f"SELECT id FROM {tbl(p, 't')}") == [(0,)]
 
 
 # -- 6. unqualified names resolve to the pipeline's own dataset -------------------------------------------
@@ -433,8 +429,8 @@ def test_sqlite_unqualified_names_read_the_own_dataset_when_two_share_a_file(lit
     b = lite(name="b", credentials=shared)
     a.run([{"id": 1}, {"id": 2}], table_name="t").raise_on_failed_jobs()
     b.run([{"id": 1}, {"id": 2}, {"id": 3}], table_name="t").raise_on_failed_jobs()
-    assert rows(a, "SELECT count(*) FROM t") == [(2,)]
-    assert rows(b, "SELECT count(*) FROM t") == [(3,)]
+    assert query(a, "SELECT count(*) FROM t") == [(2,)]
+    assert query(b, "SELECT count(*) FROM t") == [(3,)]
 
 
 def test_mariadb_unqualified_names_never_read_another_dataset(maria):

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
-import loadbay
-from loadbay.destinations.testing.conformance.helpers import (as_bool, as_bytes, as_date, as_int, as_json, as_time, as_utc,
-                                                      load_sample, table_columns)
-from tests.integration.sqlalchemy_support import backend, lite, maria, n_rows, q, rows, sa, tbl  # noqa: F401
+from loadbay.destinations.testing.conformance.helpers import (as_bool, as_bytes, as_date, as_int, as_json, as_time,
+                                                              as_utc, children, ident, load_sample, orphans, query,
+                                                              table_columns)
+from tests.integration.sqlalchemy_support import backend, lite, maria, n_rows, sa, tbl  # noqa: F401
+from tests.integration.support import live_tables
 
 FORMATS = {"sqlite": ("jsonl", "parquet"), "mariadb": ("jsonl", "parquet", "insert_values")}
 each_backend_and_format = pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_every_type_by_reflection_and_value(sa, backend, file_format):
     assert (reflected["amount"].precision, reflected["amount"].scale) == (10, 2)
 
     names = [n for n in EXPECTED_TYPES if not n.startswith("_lb")]
-    got = rows(p, f"SELECT {', '.join(q(p, n) for n in names)} FROM {tbl(p, 'typed')} ORDER BY {q(p, 'id')}")
+    got = query(p, f"SELECT {', '.join(ident(p, n) for n in names)} FROM {tbl(p, 'typed')} ORDER BY {ident(p, 'id')}")
     assert len(got) == len(TYPED)
     for source, row in zip(TYPED, got):
         for name, value in zip(names, row):
@@ -98,7 +98,7 @@ def test_timestamps_with_offsets_are_stored_as_the_utc_instant(sa, backend, file
     p = sa()
     p.run(OFFSET_ROWS, table_name="t", loader_file_format=file_format,
           columns={"ts": {"data_type": "timestamp"}}).raise_on_failed_jobs()
-    got = dict(rows(p, f"SELECT id, ts FROM {tbl(p, 't')}"))
+    got = dict(query(p, f"SELECT id, ts FROM {tbl(p, 't')}"))
     assert {k: as_utc(v) for k, v in got.items()} == {
         1: datetime(2024, 1, 2, 1, 4, 5, 123456, tzinfo=timezone.utc),
         2: datetime(2024, 7, 1, 4, 59, 59, 500000, tzinfo=timezone.utc),
@@ -116,7 +116,7 @@ def test_dedup_sort_on_timestamps_with_offsets_keeps_the_latest_instant(sa, back
             {"id": 1, "updated": "2024-01-01T06:00:00+00:00", "v": "later (06:00Z)"}]
     p.run(data, table_name="t", write_disposition="merge", primary_key="id", loader_file_format=file_format,
           columns={"updated": {"data_type": "timestamp", "dedup_sort": "desc"}}).raise_on_failed_jobs()
-    assert rows(p, f"SELECT id, v FROM {tbl(p, 't')}") == [(1, "later (06:00Z)")]
+    assert query(p, f"SELECT id, v FROM {tbl(p, 't')}") == [(1, "later (06:00Z)")]
 
 
 # -- sample data ------------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def test_weird_rows_round_trip_in_every_supported_format(sa):
     for file_format in p.capabilities.supported_loader_file_formats:
         table = f"weird_{file_format}"
         p.run(weird, table_name=table, loader_file_format=file_format).raise_on_failed_jobs()
-        got = rows(p, f"SELECT idx, {q(p, 'str')} FROM {tbl(p, table)} ORDER BY idx")
+        got = query(p, f"SELECT idx, {ident(p, 'str')} FROM {tbl(p, table)} ORDER BY idx")
         assert got == [(r["idx"], r["str"]) for r in weird], file_format
     # the injection attempt touched nothing: every package is recorded, every table is there
     assert n_rows(p, "_lb_loads") == len(p.capabilities.supported_loader_file_formats)
@@ -146,7 +146,7 @@ def test_github_events(sa, backend):
 
     # commit lists per event, in order, and every child points at an existing root
     got: dict[str, list[str]] = {}
-    for event_id, sha, idx in rows(p, f"SELECT e.id, c.sha, c._lb_list_idx FROM {tbl(p, 'events')} e JOIN "
+    for event_id, sha, idx in query(p, f"SELECT e.id, c.sha, c._lb_list_idx FROM {tbl(p, 'events')} e JOIN "
                                       f"{tbl(p, 'events__payload__commits')} c ON c._lb_root_id = e._lb_id "
                                       "ORDER BY e.id, c._lb_list_idx"):
         assert as_int(idx) == len(got.setdefault(event_id, []))
@@ -159,15 +159,15 @@ def test_github_events(sa, backend):
     if backend == "mariadb":
         assert all(len(c) <= 64 for c in types), [c for c in types if len(c) > 64]
     by_id = {e["id"]: e for e in events}
-    for event_id, actor_id, login, created_at, public in rows(
-            p, f"SELECT id, actor__id, actor__login, created_at, {q(p, 'public')} FROM {tbl(p, 'events')}"):
+    for event_id, actor_id, login, created_at, public in query(
+            p, f"SELECT id, actor__id, actor__login, created_at, {ident(p, 'public')} FROM {tbl(p, 'events')}"):
         source = by_id[event_id]
         assert (as_int(actor_id), login, as_bool(public)) == (source["actor"]["id"], source["actor"]["login"],
                                                               source["public"])
         assert as_utc(created_at) == as_utc(source["created_at"])
         if backend == "mariadb":
             assert created_at.tzinfo is None
-    per_type = dict(rows(p, f"SELECT type, count(*) FROM {tbl(p, 'events')} GROUP BY type"))
+    per_type = dict(query(p, f"SELECT type, count(*) FROM {tbl(p, 'events')} GROUP BY type"))
     expected: dict[str, int] = {}
     for e in events:
         expected[e["type"]] = expected.get(e["type"], 0) + 1
@@ -186,11 +186,11 @@ def test_github_issues(sa, backend):
     assert n_rows(p, "issues__labels") == n_labels
     assert n_rows(p, "issues__assignees") == n_assignees
     labels: dict[int, list[str]] = {}
-    for number, name in rows(p, f"SELECT i.number, l.name FROM {tbl(p, 'issues')} i JOIN {tbl(p, 'issues__labels')} "
+    for number, name in query(p, f"SELECT i.number, l.name FROM {tbl(p, 'issues')} i JOIN {tbl(p, 'issues__labels')} "
                                 "l ON l._lb_parent_id = i._lb_id ORDER BY i.number, l._lb_list_idx"):
         labels.setdefault(number, []).append(name)
     assert labels == {i["number"]: [lb["name"] for lb in i["labels"]] for i in issues if i["labels"]}
-    got = {r[0]: r[1:] for r in rows(p, f"SELECT number, title, body, reactions__total_count, {q(p, 'locked')} "
+    got = {r[0]: r[1:] for r in query(p, f"SELECT number, title, body, reactions__total_count, {ident(p, 'locked')} "
                                         f"FROM {tbl(p, 'issues')}")}
     assert {n: (t, b, as_int(r), as_bool(lk)) for n, (t, b, r, lk) in got.items()} == {
         i["number"]: (i["title"], i["body"], i["reactions"]["total_count"], i["locked"]) for i in issues}
@@ -203,29 +203,6 @@ def test_github_issues(sa, backend):
 
 # -- merge with nested tables, upsert, hard delete ---------------------------------------------------------
 
-def _children(p: loadbay.Pipeline, child: str = "t__items") -> dict[Any, list[Any]]:
-    out: dict[Any, list[Any]] = {}
-    for root_id, value in rows(p, f"SELECT t.id, c.{q(p, 'value')} FROM {tbl(p, 't')} t JOIN {tbl(p, child)} c "
-                                  "ON c._lb_parent_id = t._lb_id ORDER BY t.id, c._lb_list_idx"):
-        out.setdefault(root_id, []).append(value)
-    return out
-
-
-def _orphans(p: loadbay.Pipeline, child: str) -> int:
-    return int(rows(p, f"SELECT count(*) FROM {tbl(p, child)} c WHERE NOT EXISTS "
-                       f"(SELECT 1 FROM {tbl(p, 't')} r WHERE r._lb_id = c._lb_root_id)")[0][0])
-
-
-def _staging_tables(p: loadbay.Pipeline) -> set[str]:
-    import sqlalchemy
-
-    with p.sql_client() as client:
-        staging = p.config.staging_dataset_name
-        if not client.has_dataset(staging):
-            return set()
-        return set(sqlalchemy.inspect(client.native_connection).get_table_names(schema=staging))
-
-
 @pytest.mark.parametrize("strategy", ["delete-insert", "upsert"])
 def test_merge_replaces_children_of_updated_roots_only(sa, strategy):
     p = sa()
@@ -234,21 +211,21 @@ def test_merge_replaces_children_of_updated_roots_only(sa, strategy):
     p.run([{"id": 1, "v": "a", "items": ["a1", "a2"], "tags": [{"k": "t1", "notes": ["n1", "n2"]}]},
            {"id": 2, "v": "b", "items": ["b1"], "tags": [{"k": "t2", "notes": ["n3"]}]},
            {"id": 3, "v": "c", "items": ["c1"]}], **hints).raise_on_failed_jobs()
-    untouched = rows(p, f"SELECT c._lb_id, c.{q(p, 'value')} FROM {tbl(p, 't__items')} c JOIN {tbl(p, 't')} t "
+    untouched = query(p, f"SELECT c._lb_id, c.{ident(p, 'value')} FROM {tbl(p, 't__items')} c JOIN {tbl(p, 't')} t "
                         "ON c._lb_root_id = t._lb_id WHERE t.id = 2")
     p.run([{"id": 1, "v": "a2", "items": ["x"]}, {"id": 3, "v": "c2", "items": []},
            {"id": 4, "v": "d", "items": ["n1", "n2"]}], **hints).raise_on_failed_jobs()
-    assert rows(p, f"SELECT id, v FROM {tbl(p, 't')} ORDER BY id") == [(1, "a2"), (2, "b"), (3, "c2"), (4, "d")]
-    assert _children(p) == {1: ["x"], 2: ["b1"], 4: ["n1", "n2"]}
-    assert rows(p, f"SELECT c._lb_id, c.{q(p, 'value')} FROM {tbl(p, 't__items')} c JOIN {tbl(p, 't')} t "
+    assert query(p, f"SELECT id, v FROM {tbl(p, 't')} ORDER BY id") == [(1, "a2"), (2, "b"), (3, "c2"), (4, "d")]
+    assert children(p) == {1: ["x"], 2: ["b1"], 4: ["n1", "n2"]}
+    assert query(p, f"SELECT c._lb_id, c.{ident(p, 'value')} FROM {tbl(p, 't__items')} c JOIN {tbl(p, 't')} t "
                    "ON c._lb_root_id = t._lb_id WHERE t.id = 2") == untouched
     # grandchildren follow their root: id 1 came back without tags, so its tags and their notes went
-    assert rows(p, f"SELECT t.id, g.k FROM {tbl(p, 't')} t JOIN {tbl(p, 't__tags')} g ON g._lb_parent_id = t._lb_id"
+    assert query(p, f"SELECT t.id, g.k FROM {tbl(p, 't')} t JOIN {tbl(p, 't__tags')} g ON g._lb_parent_id = t._lb_id"
                 ) == [(2, "t2")]
-    assert rows(p, f"SELECT {q(p, 'value')} FROM {tbl(p, 't__tags__notes')}") == [("n3",)]
+    assert query(p, f"SELECT {ident(p, 'value')} FROM {tbl(p, 't__tags__notes')}") == [("n3",)]
     for child in ("t__items", "t__tags", "t__tags__notes"):
-        assert _orphans(p, child) == 0, child
-    assert _staging_tables(p) == set()
+        assert orphans(p, child) == 0, child
+    assert live_tables(p, p.config.staging_dataset_name) == set()
 
 
 @pytest.mark.parametrize("strategy", ["delete-insert", "upsert"])
@@ -261,18 +238,18 @@ def test_merge_hard_delete_removes_rows_and_children(sa, strategy):
     p.run([{"id": 1, "deleted": True}, {"id": 2, "v": "b2", "deleted": False, "items": ["b2"]},
            {"id": 9, "v": "never", "deleted": True}, {"id": 5, "v": "new", "items": ["e1"]}],
           **hints).raise_on_failed_jobs()
-    assert rows(p, f"SELECT id, v FROM {tbl(p, 't')} ORDER BY id") == [(2, "b2"), (3, "c"), (5, "new")]
-    assert _children(p) == {2: ["b2"], 3: ["c1"], 5: ["e1"]}
-    assert _orphans(p, "t__items") == 0
+    assert query(p, f"SELECT id, v FROM {tbl(p, 't')} ORDER BY id") == [(2, "b2"), (3, "c"), (5, "new")]
+    assert children(p) == {2: ["b2"], 3: ["c1"], 5: ["e1"]}
+    assert orphans(p, "t__items") == 0
     # delete then re-insert the same key in one package: the last row wins
     p.run([{"id": 3, "deleted": True}, {"id": 3, "v": "c-again", "items": ["c9"]}], **hints).raise_on_failed_jobs()
-    assert rows(p, f"SELECT id, v FROM {tbl(p, 't')} WHERE id = 3") == [(3, "c-again")]
-    assert _children(p)[3] == ["c9"]
+    assert query(p, f"SELECT id, v FROM {tbl(p, 't')} WHERE id = 3") == [(3, "c-again")]
+    assert children(p)[3] == ["c9"]
     # and the other way round
     p.run([{"id": 5, "v": "zombie"}, {"id": 5, "deleted": True}], **hints).raise_on_failed_jobs()
-    assert [r[0] for r in rows(p, f"SELECT id FROM {tbl(p, 't')} ORDER BY id")] == [2, 3]
-    assert _orphans(p, "t__items") == 0
-    assert _staging_tables(p) == set()
+    assert [r[0] for r in query(p, f"SELECT id FROM {tbl(p, 't')} ORDER BY id")] == [2, 3]
+    assert orphans(p, "t__items") == 0
+    assert live_tables(p, p.config.staging_dataset_name) == set()
 
 
 def test_upsert_creates_a_unique_index_and_keeps_the_last_duplicate(sa, backend):
@@ -281,12 +258,12 @@ def test_upsert_creates_a_unique_index_and_keeps_the_last_duplicate(sa, backend)
     p.run([{"id": 1, "v": "a", "n": 1}, {"id": 2, "v": "b", "n": 2}], **hints).raise_on_failed_jobs()
     p.run([{"id": 2, "v": "b-old", "n": 20}, {"id": 3, "v": "c-old", "n": 30}, {"id": 2, "v": "b2", "n": 21},
            {"id": 3, "v": "c2", "n": 31}], **hints).raise_on_failed_jobs()
-    assert rows(p, f"SELECT id, v, n FROM {tbl(p, 't')} ORDER BY id") == [(1, "a", 1), (2, "b2", 21), (3, "c2", 31)]
+    assert query(p, f"SELECT id, v, n FROM {tbl(p, 't')} ORDER BY id") == [(1, "a", 1), (2, "b2", 21), (3, "c2", 31)]
     p.run([{"id": 3, "v": "c2", "n": 31}], **hints).raise_on_failed_jobs()  # the same row again changes nothing
-    assert rows(p, f"SELECT id, v, n FROM {tbl(p, 't')} ORDER BY id") == [(1, "a", 1), (2, "b2", 21), (3, "c2", 31)]
+    assert query(p, f"SELECT id, v, n FROM {tbl(p, 't')} ORDER BY id") == [(1, "a", 1), (2, "b2", 21), (3, "c2", 31)]
     assert n_rows(p, "_lb_loads") == 3
     if backend == "mariadb":
-        index = rows(p, f"SHOW INDEX FROM {tbl(p, 't')} WHERE Non_unique = 0")
+        index = query(p, f"SHOW INDEX FROM {tbl(p, 't')} WHERE Non_unique = 0")
         assert [(r[2], r[4]) for r in index] == [("t__lb_upsert_key", "id")]
     else:
         with p.sql_client() as client:
@@ -304,7 +281,7 @@ def test_upsert_with_text_and_compound_keys(sa):
     p.run([{"org": o, "name": n, "v": 1} for o, n in keys], **hints).raise_on_failed_jobs()
     p.run([{"org": o, "name": n, "v": 2} for o, n in keys[1:3]] + [{"org": "gamma", "name": "new", "v": 2}],
           **hints).raise_on_failed_jobs()
-    got = rows(p, f"SELECT org, name, v FROM {tbl(p, 't')}")
+    got = query(p, f"SELECT org, name, v FROM {tbl(p, 't')}")
     assert sorted(got) == sorted([(o, n, 1) for o, n in (keys[0], keys[3])] + [(o, n, 2) for o, n in keys[1:3]]
                                  + [("gamma", "new", 2)])
 
@@ -318,10 +295,10 @@ def test_merge_with_a_column_added_in_a_later_run(sa):
     types = table_columns(p, "t")
     assert (types["b"], types["c__x"]) == ("timestamp", "bigint")
     assert table_columns(p, "t__items")["extra"] == "text"
-    got = rows(p, f"SELECT id, a, b, c__x FROM {tbl(p, 't')} ORDER BY id")
+    got = query(p, f"SELECT id, a, b, c__x FROM {tbl(p, 't')} ORDER BY id")
     assert [(r[0], r[1], as_utc(r[2]), r[3]) for r in got] == [
         (1, "y", datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc), 5), (2, "z", None, None)]
-    assert rows(p, f"SELECT k, extra FROM {tbl(p, 't__items')}") == [(2, "e")]
+    assert query(p, f"SELECT k, extra FROM {tbl(p, 't__items')}") == [(2, "e")]
 
 
 def test_json_column_reads_back_as_json_on_mariadb(maria):
@@ -330,7 +307,7 @@ def test_json_column_reads_back_as_json_on_mariadb(maria):
     doc = {"a": [1, {"b": "x"}], "s": "quote ' and \" and \\"}
     p.run([{"id": 1, "doc": doc}], table_name="t", columns={"doc": {"data_type": "json"}}).raise_on_failed_jobs()
     assert table_columns(p, "t")["doc"] == "json"
-    assert json.loads(rows(p, f"SELECT doc FROM {tbl(p, 't')}")[0][0]) == doc
+    assert json.loads(query(p, f"SELECT doc FROM {tbl(p, 't')}")[0][0]) == doc
     from loadbay.common.exceptions import DestinationTerminalError
 
     with p.sql_client() as client:  # the check constraint is real: invalid JSON is refused by the server

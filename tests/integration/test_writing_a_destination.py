@@ -56,7 +56,7 @@ def test_the_copy_is_renamed_as_the_page_says(presto_package: Path) -> None:
                      "sql_client.py"]
     assert not any("loadbay.destinations.postgres" in p.read_text() for p in presto_package.glob("*.py"))
     init = (presto_package / "__init__.py").read_text()
-    assert "class presto(Destination)" in init and 'destination_type = "presto"' in init
+    assert "class presto(SqlDestination)" in init and 'destination_type = "presto"' in init
     assert "from presto.sql_client import PostgresSqlClient" in init
     destination = loadbay.destination("presto:presto")
     assert repr(destination) == "<destination presto (presto)>"  # what the page's check prints

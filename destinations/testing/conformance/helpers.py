@@ -8,6 +8,7 @@ driver-neutral normalization (Decimal/int, bytes/memoryview, json text/objects).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 import loadbay
 from loadbay.common.capabilities import FILE_FORMATS
+from loadbay.common.exceptions import DestinationUndefinedRelation
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.storage.package import JobFile, LoadPackage
 from loadbay.destinations.testing.setups import sample_data_dir
@@ -90,6 +92,53 @@ def run_ok(p: loadbay.Pipeline, data: Any = None, **kwargs: Any) -> loadbay.Load
     info = p.run(data, **kwargs)
     info.raise_on_failed_jobs()
     return info
+
+
+# -- reading rows back ------------------------------------------------------------------------------
+def select(p: loadbay.Pipeline, table: str, *columns: str, order_by: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    """``columns`` of every row of ``table``, ordered by ``order_by`` (default: by the selected columns)."""
+    names = ", ".join(ident(p, c) for c in columns)
+    order = ", ".join(ident(p, c) for c in (order_by or columns))
+    return query(p, f"SELECT {names} FROM {ident(p, table)} ORDER BY {order}")
+
+
+def by_id(p: loadbay.Pipeline, table: str, *columns: str) -> dict[int, tuple[Any, ...]]:
+    """``{id: (column values...)}`` of ``table``."""
+    names = ", ".join(ident(p, c) for c in ("id", *columns))
+    return {as_int(row[0]): tuple(row[1:]) for row in query(p, f"SELECT {names} FROM {ident(p, table)}")}
+
+
+def count_or_none(p: loadbay.Pipeline, table: str) -> int | None:
+    """Rows of ``table``, or None when it (or its dataset) does not exist."""
+    try:
+        return count(p, table)
+    except DestinationUndefinedRelation:
+        return None
+
+
+def values_of(p: loadbay.Pipeline, table: str) -> list[Any]:
+    """The ``value`` column of a child table of scalars, in list order."""
+    return [row[0] for row in query(p, f"SELECT {ident(p, 'value')} FROM {ident(p, table)} "
+                                       f"ORDER BY {ident(p, '_lb_root_id')}, {ident(p, '_lb_list_idx')}")]
+
+
+def children(p: loadbay.Pipeline, child: str = "t__items", root: str = "t", key: str = "id") -> dict[Any, list[Any]]:
+    """``{root key: [child values in list order]}``, joined through ``_lb_parent_id`` (an orphan drops out)."""
+    r, c = ident(p, "r"), ident(p, "c")
+    sql = (f"SELECT {r}.{ident(p, key)}, {c}.{ident(p, 'value')} FROM {ident(p, root)} {r} "
+           f"JOIN {ident(p, child)} {c} ON {c}.{ident(p, '_lb_parent_id')} = {r}.{ident(p, '_lb_id')} "
+           f"ORDER BY {r}.{ident(p, key)}, {c}.{ident(p, '_lb_list_idx')}")
+    out: dict[Any, list[Any]] = {}
+    for root_key, value in query(p, sql):
+        out.setdefault(root_key, []).append(value)
+    return out
+
+
+def orphans(p: loadbay.Pipeline, child: str, root: str = "t") -> int:
+    """Rows of ``child`` whose root row (``_lb_root_id``) is gone."""
+    r, c = ident(p, "r"), ident(p, "c")
+    return int(query(p, f"SELECT count(*) FROM {ident(p, child)} {c} WHERE NOT EXISTS (SELECT 1 FROM "
+                        f"{ident(p, root)} {r} WHERE {r}.{ident(p, '_lb_id')} = {c}.{ident(p, '_lb_root_id')})")[0][0])
 
 
 # -- values ---------------------------------------------------------------------------------------

@@ -5,20 +5,14 @@ from __future__ import annotations
 import pytest
 
 import loadbay
-from loadbay.destinations.testing.conformance.helpers import (count, ident, load_sample, query, require_replace_strategy,
-                                                      run_ok)
+from loadbay.destinations.testing.conformance.helpers import (count, load_sample, query, require_replace_strategy,
+                                                              run_ok, select)
 
 REPLACE_STRATEGIES = ["insert-from-staging", "truncate-and-insert", "staging-optimized"]
 
 
 def _replace(strategy: str) -> dict[str, str]:
     return {"disposition": "replace", "strategy": strategy}
-
-
-def _values(p, table: str, *columns: str, order: str | None = None) -> list[tuple]:
-    cols = ", ".join(ident(p, c) for c in columns)
-    order_by = ", ".join(ident(p, c) for c in (order.split(",") if order else columns))
-    return query(p, f"SELECT {cols} FROM {ident(p, table)} ORDER BY {order_by}")
 
 
 # -- append ----------------------------------------------------------------------------------------
@@ -47,10 +41,10 @@ def test_replace_keeps_only_second_run_including_children(make_pipeline, strateg
     assert len(old_tag_ids) == 3
     run_ok(p, [{"id": 3, "tags": ["z"], "kids": [{"n": "k3", "g": [9]}]}], table_name="items",
            write_disposition=_replace(strategy))
-    assert _values(p, "items", "id") == [(3,)]
-    assert _values(p, "items__tags", "value") == [("z",)]
-    assert _values(p, "items__kids", "n") == [("k3",)]
-    assert _values(p, "items__kids__g", "value") == [(9,)]
+    assert select(p, "items", "id") == [(3,)]
+    assert select(p, "items__tags", "value") == [("z",)]
+    assert select(p, "items__kids", "n") == [("k3",)]
+    assert select(p, "items__kids__g", "value") == [(9,)]
     new_tag_ids = {r[0] for r in query(p, "SELECT _lb_id FROM items__tags")}
     assert not new_tag_ids & old_tag_ids  # a child row of run 1 is gone
     # child rows point at the new parent
@@ -63,7 +57,7 @@ def test_replace_without_lists_empties_child_tables(make_pipeline, strategy):
     require_replace_strategy(p, strategy)
     run_ok(p, [{"id": 1, "tags": ["a", "b"]}], table_name="items", write_disposition=_replace(strategy))
     run_ok(p, [{"id": 2}], table_name="items", write_disposition=_replace(strategy))
-    assert _values(p, "items", "id") == [(2,)]
+    assert select(p, "items", "id") == [(2,)]
     assert count(p, "items__tags") == 0
 
 
@@ -83,14 +77,14 @@ def test_replace_default_strategy_is_plain_replace(make_pipeline):
     p = make_pipeline()
     run_ok(p, [{"id": 1}, {"id": 2}], table_name="items", write_disposition="replace")
     run_ok(p, [{"id": 3}], table_name="items", write_disposition="replace")
-    assert _values(p, "items", "id") == [(3,)]
+    assert select(p, "items", "id") == [(3,)]
 
 
 def test_append_after_replace_appends(make_pipeline):
     p = make_pipeline()
     run_ok(p, [{"id": 1}], table_name="items", write_disposition="replace")
     run_ok(p, [{"id": 2}], table_name="items", write_disposition="append")
-    assert _values(p, "items", "id") == [(1,), (2,)]
+    assert select(p, "items", "id") == [(1,), (2,)]
 
 
 # -- merge -----------------------------------------------------------------------------------------
@@ -109,11 +103,11 @@ def test_merge_updates_and_inserts(make_pipeline, merge_wd):
            write_disposition=merge_wd, primary_key="id")
     run_ok(p, [{"id": 2, "v": "b2"}, {"id": 4, "v": "d"}], table_name="m", write_disposition=merge_wd,
            primary_key="id")
-    assert _values(p, "m", "id", "v") == [(1, "a"), (2, "b2"), (3, "c"), (4, "d")]
+    assert select(p, "m", "id", "v") == [(1, "a"), (2, "b2"), (3, "c"), (4, "d")]
     # idempotent: the same merge again changes nothing
     run_ok(p, [{"id": 2, "v": "b2"}, {"id": 4, "v": "d"}], table_name="m", write_disposition=merge_wd,
            primary_key="id")
-    assert _values(p, "m", "id", "v") == [(1, "a"), (2, "b2"), (3, "c"), (4, "d")]
+    assert select(p, "m", "id", "v") == [(1, "a"), (2, "b2"), (3, "c"), (4, "d")]
 
 
 def test_merge_github_events_by_id_twice(make_pipeline, merge_wd):
@@ -132,14 +126,14 @@ def test_merge_duplicate_keys_in_one_batch_last_wins(make_pipeline, merge_wd):
     run_ok(p, [{"id": 1, "v": "old"}], table_name="m", write_disposition=merge_wd, primary_key="id")
     run_ok(p, [{"id": 1, "v": "first"}, {"id": 2, "v": "x"}, {"id": 1, "v": "second"}, {"id": 1, "v": "last"}],
            table_name="m", write_disposition=merge_wd, primary_key="id")
-    assert _values(p, "m", "id", "v") == [(1, "last"), (2, "x")]
+    assert select(p, "m", "id", "v") == [(1, "last"), (2, "x")]
 
 
 def test_merge_duplicate_keys_on_first_load_are_deduplicated(make_pipeline, merge_wd):
     p = make_pipeline()
     run_ok(p, [{"id": 1, "v": "a"}, {"id": 1, "v": "b"}], table_name="m", write_disposition=merge_wd,
            primary_key="id")
-    assert _values(p, "m", "id", "v") == [(1, "b")]
+    assert select(p, "m", "id", "v") == [(1, "b")]
 
 
 def test_merge_duplicates_across_files_last_wins(make_pipeline, merge_wd):
@@ -150,7 +144,7 @@ def test_merge_duplicates_across_files_last_wins(make_pipeline, merge_wd):
     last = {}
     for r in rows:
         last[r["id"]] = r["v"]
-    assert _values(p, "m", "id", "v") == sorted(last.items())
+    assert select(p, "m", "id", "v") == sorted(last.items())
 
 
 @pytest.mark.parametrize(("direction", "expected"), [("desc", (1, "high", 30)), ("asc", (1, "low", 10))])
@@ -160,7 +154,7 @@ def test_merge_dedup_sort_picks_by_column(make_pipeline, merge_wd, direction, ex
             {"id": 1, "v": "mid2", "seq": 20}]
     run_ok(p, rows, table_name="m", write_disposition=merge_wd, primary_key="id",
            columns={"seq": {"dedup_sort": direction}})
-    assert _values(p, "m", "id", "v", "seq") == [expected]
+    assert select(p, "m", "id", "v", "seq") == [expected]
 
 
 def test_merge_dedup_keeps_children_of_the_winning_row_only(make_pipeline, merge_wd):
@@ -168,8 +162,8 @@ def test_merge_dedup_keeps_children_of_the_winning_row_only(make_pipeline, merge
     run_ok(p, [{"id": 1, "seq": 2, "kids": ["winner-a", "winner-b"]}, {"id": 1, "seq": 1, "kids": ["loser"]},
                {"id": 2, "seq": 1, "kids": ["other"]}],
            table_name="m", write_disposition=merge_wd, primary_key="id", columns={"seq": {"dedup_sort": "desc"}})
-    assert _values(p, "m", "id", "seq") == [(1, 2), (2, 1)]
-    assert _values(p, "m__kids", "value") == [("other",), ("winner-a",), ("winner-b",)]
+    assert select(p, "m", "id", "seq") == [(1, 2), (2, 1)]
+    assert select(p, "m__kids", "value") == [("other",), ("winner-a",), ("winner-b",)]
     assert query(p, "SELECT count(*) FROM m__kids k WHERE NOT EXISTS "
                     "(SELECT 1 FROM m WHERE m._lb_id = k._lb_parent_id)") == [(0,)]
 
@@ -181,7 +175,7 @@ def test_merge_compound_primary_key(make_pipeline, merge_wd):
     run_ok(p, [{"a": 1, "b": 2, "v": "y2"}, {"a": 2, "b": 2, "v": "new"}, {"a": 2, "b": 2, "v": "new2"}],
            table_name="m", write_disposition=merge_wd, primary_key=["a", "b"])
     # (1, 1) and (2, 1) share one key column with updated rows but are distinct keys: untouched
-    assert _values(p, "m", "a", "b", "v") == [(1, 1, "x"), (1, 2, "y2"), (2, 1, "z"), (2, 2, "new2")]
+    assert select(p, "m", "a", "b", "v") == [(1, 1, "x"), (1, 2, "y2"), (2, 1, "z"), (2, 2, "new2")]
 
 
 def test_merge_replaces_nested_children_of_updated_parents(make_pipeline, merge_wd):
@@ -196,9 +190,9 @@ def test_merge_replaces_nested_children_of_updated_parents(make_pipeline, merge_
     # id 1: the list changed; id 3: the list is gone; id 2 is not in this run
     run_ok(p, [{"id": 1, "kids": [{"n": "x", "g": [7]}]}, {"id": 3, "note": "no kids now"}],
            table_name="m", write_disposition=merge_wd, primary_key="id")
-    assert _values(p, "m", "id", "note") == [(1, None), (2, None), (3, "no kids now")]
-    assert _values(p, "m__kids", "n") == [("c",), ("x",)]
-    assert _values(p, "m__kids__g", "value") == [(3,), (7,)]
+    assert select(p, "m", "id", "note") == [(1, None), (2, None), (3, "no kids now")]
+    assert select(p, "m__kids", "n") == [("c",), ("x",)]
+    assert select(p, "m__kids__g", "value") == [(3,), (7,)]
     kid_ids = {r[0] for r in query(p, "SELECT _lb_id FROM m__kids")}
     assert not kid_ids & old_kid_ids
     assert query(p, "SELECT k._lb_id, k.n FROM m__kids k JOIN m ON k._lb_root_id = m._lb_id WHERE m.id = 2") == untouched
@@ -216,8 +210,8 @@ def test_merge_hard_delete_removes_rows_and_children(make_pipeline, merge_wd):
                {"id": 2, "deleted": False, "v": "b2", "kids": [5]},  # update, flag false
                {"id": 9, "deleted": True, "v": "never"}],       # delete a row that never existed
            table_name="m", write_disposition=merge_wd, primary_key="id", **hints)
-    assert _values(p, "m", "id", "v") == [(2, "b2"), (3, "c")]
-    assert _values(p, "m__kids", "value") == [(4,), (5,)]
+    assert select(p, "m", "id", "v") == [(2, "b2"), (3, "c")]
+    assert select(p, "m__kids", "value") == [(4,), (5,)]
 
 
 def test_merge_hard_delete_last_row_per_key_decides(make_pipeline, merge_wd):
@@ -227,7 +221,7 @@ def test_merge_hard_delete_last_row_per_key_decides(make_pipeline, merge_wd):
     run_ok(p, [{"id": 1, "deleted": True}, {"id": 1, "v": "back"},   # deleted, then written again
                {"id": 2, "v": "b2"}, {"id": 2, "deleted": True}],    # written, then deleted
            table_name="m", **hints)
-    assert _values(p, "m", "id", "v") == [(1, "back")]
+    assert select(p, "m", "id", "v") == [(1, "back")]
 
 
 def test_merge_hard_delete_on_non_bool_column(make_pipeline, merge_wd):
@@ -235,7 +229,7 @@ def test_merge_hard_delete_on_non_bool_column(make_pipeline, merge_wd):
     hints = {"write_disposition": merge_wd, "primary_key": "id", "columns": {"deleted_at": {"hard_delete": True}}}
     run_ok(p, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], table_name="m", **hints)
     run_ok(p, [{"id": 1, "deleted_at": "2024-01-01T00:00:00Z"}, {"id": 2, "v": "b2"}], table_name="m", **hints)
-    assert _values(p, "m", "id", "v") == [(2, "b2")]
+    assert select(p, "m", "id", "v") == [(2, "b2")]
 
 
 def test_merge_key_replaces_whole_partitions(make_pipeline):
@@ -244,7 +238,7 @@ def test_merge_key_replaces_whole_partitions(make_pipeline):
            write_disposition="merge", merge_key="day")
     run_ok(p, [{"day": "mon", "n": 10}, {"day": "wed", "n": 4}, {"day": "wed", "n": 5}], table_name="m",
            write_disposition="merge", merge_key="day")
-    assert _values(p, "m", "day", "n") == [("mon", 10), ("tue", 3), ("wed", 4), ("wed", 5)]
+    assert select(p, "m", "day", "n") == [("mon", 10), ("tue", 3), ("wed", 4), ("wed", 5)]
 
 
 def test_merge_key_with_children(make_pipeline):
@@ -252,7 +246,7 @@ def test_merge_key_with_children(make_pipeline):
     run_ok(p, [{"day": "mon", "tags": ["x", "y"]}, {"day": "tue", "tags": ["z"]}], table_name="m",
            write_disposition="merge", merge_key="day")
     run_ok(p, [{"day": "mon", "tags": ["new"]}], table_name="m", write_disposition="merge", merge_key="day")
-    assert _values(p, "m__tags", "value") == [("new",), ("z",)]
+    assert select(p, "m__tags", "value") == [("new",), ("z",)]
 
 
 def test_several_dispositions_in_one_package(make_pipeline):
@@ -268,9 +262,9 @@ def test_several_dispositions_in_one_package(make_pipeline):
               loadbay.resource([{"id": 2}], name="rep", write_disposition="replace")]
     info = run_ok(p, second)
     assert info.row_counts == {"app": 1, "mer": 2, "rep": 1}
-    assert _values(p, "app", "id") == [(1,), (2,)]
-    assert _values(p, "mer", "id", "v") == [(1, "b"), (2, "c")]
-    assert _values(p, "rep", "id") == [(2,)]
+    assert select(p, "app", "id") == [(1,), (2,)]
+    assert select(p, "mer", "id", "v") == [(1, "b"), (2, "c")]
+    assert select(p, "rep", "id") == [(2,)]
     assert count(p, "_lb_loads") == 2
 
 
@@ -278,5 +272,5 @@ def test_list_field_named_like_another_resource(make_pipeline):
     p = make_pipeline()
     run_ok(p, [loadbay.resource([{"name": "t1"}], name="tags"),
                loadbay.resource([{"id": 1, "tags": ["a", "b"]}], name="posts")])
-    assert _values(p, "tags", "name") == [("t1",)]
-    assert _values(p, "posts__tags", "value") == [("a",), ("b",)]
+    assert select(p, "tags", "name") == [("t1",)]
+    assert select(p, "posts__tags", "value") == [("a",), ("b",)]

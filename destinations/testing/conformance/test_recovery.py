@@ -10,17 +10,12 @@ import pytest
 
 import loadbay
 from loadbay.common.exceptions import LoadJobFailed
-from loadbay.destinations.testing.conformance.helpers import (ALL_FORMATS, count, file_holding, ident, normalize_only,
-                                                      normalize_resources, query, replace_value, require_format,
-                                                      run_ok, staging_tables)
+from loadbay.destinations.testing.conformance.helpers import (ALL_FORMATS, count, file_holding, normalize_only,
+                                                              normalize_resources, query, replace_value, require_format,
+                                                              run_ok, select, staging_tables)
 
 MARKER = 987654321  # a value that occurs once in a load file, to corrupt and restore it
 BAD = "abcdefg"     # same length as MARKER once quoted: insert_values files stay well framed
-
-
-def _rows(p, table: str, *columns: str) -> list[tuple]:
-    cols = ", ".join(ident(p, c) for c in columns)
-    return query(p, f"SELECT {cols} FROM {ident(p, table)} ORDER BY {cols}")
 
 
 def test_pending_package_is_loaded_by_next_run_exactly_once(make_pipeline):
@@ -35,8 +30,8 @@ def test_pending_package_is_loaded_by_next_run_exactly_once(make_pipeline):
     assert info.loads_ids == [package.load_id]
     assert info.row_counts == {"t": 2, "t__kids": 2}
     assert p.pending_packages() == []
-    assert _rows(p, "t", "id") == [(1,), (2,), (3,)]
-    assert _rows(p, "t__kids", "value") == [("a",), ("b",), ("c",)]
+    assert select(p, "t", "id") == [(1,), (2,), (3,)]
+    assert select(p, "t__kids", "value") == [("a",), ("b",), ("c",)]
     assert query(p, "SELECT count(*) FROM _lb_loads WHERE load_id = " + _literal(package.load_id)) == [(1,)]
 
     assert run_ok(p).load_packages == []  # nothing left to do, nothing loaded twice
@@ -50,7 +45,7 @@ def test_pending_package_loads_before_new_data(make_pipeline):
     older = normalize_only(p, [{"id": 1, "v": "older"}, {"id": 2, "v": "older"}], "t", **hints)
     info = run_ok(p, [{"id": 1, "v": "newest"}], table_name="t", **hints)
     assert info.loads_ids[0] == older.load_id and len(info.loads_ids) == 2
-    assert _rows(p, "t", "id", "v") == [(1, "newest"), (2, "older")]
+    assert select(p, "t", "id", "v") == [(1, "newest"), (2, "older")]
 
 
 def test_job_left_in_started_jobs_is_retried_and_loaded_once(make_pipeline):
@@ -63,7 +58,7 @@ def test_job_left_in_started_jobs_is_retried_and_loaded_once(make_pipeline):
 
     info = run_ok(p)
     assert info.loads_ids == [package.load_id]
-    assert _rows(p, "t", "id") == [(0,), (1,), (2,)]
+    assert select(p, "t", "id") == [(0,), (1,), (2,)]
     assert p.pending_packages() == []
     [archived] = [pkg for pkg in p.storage.completed() if pkg.load_id == package.load_id]
     [done] = archived.jobs("completed_jobs")
@@ -76,7 +71,7 @@ def test_job_left_in_started_jobs_is_retried_and_loaded_once(make_pipeline):
 @pytest.mark.parametrize("disposition", ["append", "merge"])
 def test_job_committed_before_a_crash_is_not_loaded_again(make_pipeline, left_in, disposition):
     """The process died after a job's transaction committed, before its file moved to completed_jobs
-    (in started_jobs; or in new_jobs, where the early loader keeps it): the done-record in the
+    (in started_jobs; or in new_jobs, where a job stopped by a signal goes back): the done-record in the
     destination, committed with the rows, says it is loaded."""
     p = make_pipeline(file_max_items=2)
     hints = {"write_disposition": disposition, "primary_key": "id"}
@@ -95,8 +90,8 @@ def test_job_committed_before_a_crash_is_not_loaded_again(make_pipeline, left_in
         package.return_job(started)
     info = run_ok(p)
     assert info.loads_ids == [package.load_id]
-    assert _rows(p, "t", "id") == [(i,) for i in range(6)]
-    assert _rows(p, "t__kids", "value") == sorted((f"k{i}",) for i in range(1, 6)) + [("z",)]
+    assert select(p, "t", "id") == [(i,) for i in range(6)]
+    assert select(p, "t__kids", "value") == sorted((f"k{i}",) for i in range(1, 6)) + [("z",)]
     assert count(p, "_lb_jobs") == 0  # done-records go with the package's _lb_loads row
     assert staging_tables(p, package.load_id) == set()
 
@@ -120,10 +115,10 @@ def test_a_final_transaction_retried_after_its_commit_applies_nothing_twice(make
         assert client.complete_load(package.load_id, schema, tables, None)
         assert client.complete_load(package.load_id, schema, tables, None) == []  # the retry
     expected = [(1,), (2,)] if disposition == "replace" else [(0,), (1,), (2,)]
-    assert _rows(p, "t", "id") == expected
+    assert select(p, "t", "id") == expected
     run_ok(p)  # the package on disk is found loaded, and cleaned up
-    assert _rows(p, "t", "id") == expected
-    assert _rows(p, "t__kids", "value") == ([("a",)] if disposition == "replace" else [("a",), ("z",)])
+    assert select(p, "t", "id") == expected
+    assert select(p, "t__kids", "value") == ([("a",)] if disposition == "replace" else [("a",), ("z",)])
     assert count(p, "_lb_loads") == 2 and p.pending_packages() == []
     assert staging_tables(p, package.load_id) == set()
 
@@ -140,13 +135,13 @@ def test_atomic_append_with_a_failed_file_shows_nothing_until_it_completes(make_
     assert info.has_failed_jobs
     assert sorted(j.state for j in info.load_packages[0].jobs if j.table_name == "t") == [
         "completed", "completed", "failed"]
-    assert _rows(p, "t", "id") == [(0,)]  # two files committed, to the package's staging tables only
+    assert select(p, "t", "id") == [(0,)]  # two files committed, to the package's staging tables only
     assert count(p, "t__kids") == 0
     [failed] = p.storage.pending()[0].jobs("failed_jobs")
     replace_value(failed.path, failed.file_format, "n", BAD, MARKER)
     p.retry_failed_jobs()
     run_ok(p)
-    assert _rows(p, "t", "id", "n") == [(0, 0)] + [(r["id"], r["n"]) for r in rows]
+    assert select(p, "t", "id", "n") == [(0, 0)] + [(r["id"], r["n"]) for r in rows]
     assert count(p, "t__kids") == 6
     assert staging_tables(p, package.load_id) == set()
 
@@ -176,7 +171,7 @@ def test_half_normalized_package_is_discarded(make_pipeline):
     info = run_ok(p)
     assert info.load_packages == []
     assert not half.exists()
-    assert _rows(p, "t", "id") == [(1,)]
+    assert select(p, "t", "id") == [(1,)]
 
 
 @pytest.mark.parametrize("file_format", ALL_FORMATS)
@@ -212,8 +207,8 @@ def test_terminal_failure_keeps_package_and_loads_after_fix(make_pipeline, file_
     [on_disk] = p.storage.pending()
     assert [j.path.name for j in on_disk.jobs("failed_jobs")] == [bad_file.path.name]
     assert on_disk.job_error(on_disk.jobs("failed_jobs")[0])
-    assert _rows(p, "good", "id", "n") == [(1, 1), (2, 2)]
-    assert _rows(p, "bad", "id", "n") == [(1, 1)]
+    assert select(p, "good", "id", "n") == [(1, 1), (2, 2)]
+    assert select(p, "bad", "id", "n") == [(1, 1)]
     assert count(p, "_lb_loads") == 1
 
     # running again does not retry by itself, and says so
@@ -221,7 +216,7 @@ def test_terminal_failure_keeps_package_and_loads_after_fix(make_pipeline, file_
     assert again.has_failed_jobs and [(x.load_id, x.state) for x in again.load_packages] == [
         (package.load_id, "failed")]
     assert p.pending_packages() == [package.load_id]
-    assert _rows(p, "bad", "id", "n") == [(1, 1)]
+    assert select(p, "bad", "id", "n") == [(1, 1)]
 
     # fix the file where it lies, retry, run
     [failed_file] = on_disk.jobs("failed_jobs")
@@ -231,8 +226,8 @@ def test_terminal_failure_keeps_package_and_loads_after_fix(make_pipeline, file_
     info = run_ok(p)
     assert info.loads_ids == [package.load_id]
     assert p.pending_packages() == []
-    assert _rows(p, "good", "id", "n") == [(1, 10), (2, 2), (3, 30)]
-    assert _rows(p, "bad", "id", "n") == [(1, MARKER), (4, 40)]
+    assert select(p, "good", "id", "n") == [(1, 10), (2, 2), (3, 30)]
+    assert select(p, "bad", "id", "n") == [(1, MARKER), (4, 40)]
     assert count(p, "_lb_loads") == 2
 
 
@@ -256,7 +251,7 @@ def test_append_with_failed_file_loads_every_row_once_after_retry(make_pipeline)
     replace_value(failed.path, fmt, "n", BAD, MARKER)
     p.retry_failed_jobs()
     run_ok(p)
-    assert _rows(p, "t", "id", "n") == [(r["id"], r["n"]) for r in rows]
+    assert select(p, "t", "id", "n") == [(r["id"], r["n"]) for r in rows]
     assert count(p, "_lb_loads") == 1
 
 
@@ -270,7 +265,7 @@ def test_drop_pending_packages_gives_up_on_failed_package(make_pipeline):
     assert p.drop_pending_packages() == [package.load_id]
     assert p.pending_packages() == []
     assert run_ok(p, [{"id": 3, "n": 3}], table_name="t").load_packages[0].state == "loaded"
-    assert _rows(p, "t", "id", "n") == [(1, 1), (3, 3)]
+    assert select(p, "t", "id", "n") == [(1, 1), (3, 3)]
 
 
 def test_dropping_a_failed_merge_package_drops_its_staging_tables(make_pipeline):
@@ -285,7 +280,7 @@ def test_dropping_a_failed_merge_package_drops_its_staging_tables(make_pipeline)
     assert p.drop_pending_packages() == [package.load_id]
     assert staging_tables(p, package.load_id) == set()
     assert count(p, "_lb_jobs") == 0
-    assert _rows(p, "t", "id", "n") == [(1, 1)]
+    assert select(p, "t", "id", "n") == [(1, 1)]
 
 
 def test_newer_packages_wait_for_a_failed_one_so_merges_apply_in_order(make_pipeline):
@@ -300,14 +295,14 @@ def test_newer_packages_wait_for_a_failed_one_so_merges_apply_in_order(make_pipe
     held = p.run([{"id": 2, "n": 20}, {"id": 3, "n": 3}], table_name="t", **hints)
     assert [x.state for x in held.load_packages] == ["failed", "pending"]
     assert len(p.pending_packages()) == 2
-    assert _rows(p, "t", "id", "n") == [(1, 1)]
+    assert select(p, "t", "id", "n") == [(1, 1)]
     [failed] = p.storage.pending()[0].jobs("failed_jobs")
     replace_value(failed.path, failed.file_format, "n", BAD, MARKER)
     p.retry_failed_jobs()
     info = run_ok(p)
     assert [x.state for x in info.load_packages] == ["loaded", "loaded"]
     assert p.pending_packages() == []
-    assert _rows(p, "t", "id", "n") == [(1, 1), (2, 20), (3, 3)]  # the newer update wins
+    assert select(p, "t", "id", "n") == [(1, 1), (2, 20), (3, 3)]  # the newer update wins
 
 
 def test_failed_merge_retried_after_another_pipeline_replaced_the_shared_staging(make_pipeline):
@@ -327,7 +322,7 @@ def test_failed_merge_retried_after_another_pipeline_replaced_the_shared_staging
     first.retry_failed_jobs()
     run_ok(first)
     assert first.pending_packages() == []
-    assert _rows(first, "t", "id", "n") == [(1, 1), (2, MARKER), (3, 3), (4, 4)]
+    assert select(first, "t", "id", "n") == [(1, 1), (2, MARKER), (3, 3), (4, 4)]
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -9,13 +9,8 @@ import pytest
 import loadbay
 
 from loadbay.common.exceptions import SchemaContractViolation
-from loadbay.destinations.testing.conformance.helpers import (as_int, count, ident, query, run_ok, table_columns,
-                                                     wide_int_type)
-
-
-def _rows(p, table: str, *columns: str, order: str = "id") -> list[tuple]:
-    cols = ", ".join(ident(p, c) for c in columns)
-    return query(p, f"SELECT {cols} FROM {ident(p, table)} ORDER BY {ident(p, order)}")
+from loadbay.destinations.testing.conformance.helpers import (as_int, count, ident, query, run_ok, select,
+                                                              table_columns, wide_int_type)
 
 
 def _nothing_pending(p) -> bool:
@@ -28,7 +23,7 @@ def test_new_column_on_second_run_is_null_for_old_rows(make_pipeline):
     assert "b" not in table_columns(p, "t")
     run_ok(p, [{"id": 3, "a": "z", "b": 7}], table_name="t")
     assert table_columns(p, "t")["b"] == "bigint"
-    assert _rows(p, "t", "id", "a", "b") == [(1, "x", None), (2, "y", None), (3, "z", 7)]
+    assert select(p, "t", "id", "a", "b") == [(1, "x", None), (2, "y", None), (3, "z", 7)]
 
 
 def test_new_column_in_child_table(make_pipeline):
@@ -36,14 +31,14 @@ def test_new_column_in_child_table(make_pipeline):
     run_ok(p, [{"id": 1, "kids": [{"n": 1}]}], table_name="t")
     run_ok(p, [{"id": 2, "kids": [{"n": 2, "extra": "e"}]}], table_name="t")
     assert table_columns(p, "t__kids")["extra"] == "text"
-    assert _rows(p, "t__kids", "n", "extra", order="n") == [(1, None), (2, "e")]
+    assert select(p, "t__kids", "n", "extra") == [(1, None), (2, "e")]
 
 
 def test_new_columns_in_the_middle_of_one_run(make_pipeline):
     p = make_pipeline()
     rows = [{"id": 1}, {"id": 2, "b": "x"}, {"id": 3}, {"id": 4, "c": 1.5, "b": "y"}]
     run_ok(p, rows, table_name="t")
-    assert _rows(p, "t", "id", "b", "c") == [(1, None, None), (2, "x", None), (3, None, None), (4, "y", 1.5)]
+    assert select(p, "t", "id", "b", "c") == [(1, None, None), (2, "x", None), (3, None, None), (4, "y", 1.5)]
 
 
 def test_type_conflict_goes_to_variant_column(make_pipeline):
@@ -53,10 +48,10 @@ def test_type_conflict_goes_to_variant_column(make_pipeline):
     cols = table_columns(p, "t")
     assert cols["x"] == "bigint"
     assert cols["x__v_text"] == "text"
-    assert _rows(p, "t", "id", "x", "x__v_text") == [(1, 1, None), (2, 2, None), (3, None, "abc"), (4, 4, None)]
+    assert select(p, "t", "id", "x", "x__v_text") == [(1, 1, None), (2, 2, None), (3, None, "abc"), (4, 4, None)]
     # a later run keeps using both columns
     run_ok(p, [{"id": 5, "x": "def"}, {"id": 6, "x": 6}], table_name="t")
-    assert _rows(p, "t", "id", "x", "x__v_text")[-2:] == [(5, None, "def"), (6, 6, None)]
+    assert select(p, "t", "id", "x", "x__v_text")[-2:] == [(5, None, "def"), (6, 6, None)]
 
 
 def test_type_conflict_within_one_run(make_pipeline):
@@ -64,7 +59,7 @@ def test_type_conflict_within_one_run(make_pipeline):
     run_ok(p, [{"id": 1, "x": 1}, {"id": 2, "x": "abc"}, {"id": 3, "x": True}], table_name="t")
     cols = table_columns(p, "t")
     assert cols["x"] == "bigint" and cols["x__v_text"] == "text" and cols["x__v_bool"] == "bool"
-    assert _rows(p, "t", "id", "x", "x__v_text", "x__v_bool") == [
+    assert select(p, "t", "id", "x", "x__v_text", "x__v_bool") == [
         (1, 1, None, None), (2, None, "abc", None), (3, None, None, True)]
 
 
@@ -73,7 +68,7 @@ def test_hinted_type_conflict_goes_to_variant_instead_of_failing(make_pipeline):
     info = run_ok(p, [{"id": 1, "n": 5}, {"id": 2, "n": "five"}], table_name="t",
                   columns={"n": {"data_type": "bigint"}})
     assert not info.has_failed_jobs
-    assert _rows(p, "t", "id", "n", "n__v_text") == [(1, 5, None), (2, None, "five")]
+    assert select(p, "t", "id", "n", "n__v_text") == [(1, 5, None), (2, None, "five")]
 
 
 def test_integer_beyond_bigint_in_new_column_is_exact(make_pipeline):
@@ -90,7 +85,7 @@ def test_integer_beyond_bigint_in_bigint_column_goes_to_exact_variant(make_pipel
     run_ok(p, [{"id": 1, "x": 1}], table_name="t")
     run_ok(p, [{"id": 2, "x": big}], table_name="t")
     variant = f"x__v_{wide_int_type(p, big)}"
-    assert [(i, x, as_int(v)) for i, x, v in _rows(p, "t", "id", "x", variant)] == [(1, 1, None), (2, None, big)]
+    assert [(i, x, as_int(v)) for i, x, v in select(p, "t", "id", "x", variant)] == [(1, 1, None), (2, None, big)]
 
 
 def test_integer_beyond_decimal_precision_goes_to_text_variant(make_pipeline):
@@ -102,7 +97,7 @@ def test_integer_beyond_decimal_precision_goes_to_text_variant(make_pipeline):
     huge = 10 ** (p.capabilities.max_decimal_precision + 5) + 1  # wider than any decimal here
     assert len(str(huge)) > p.capabilities.max_decimal_precision
     run_ok(p, [{"id": 2, "x": huge}], table_name="t")
-    rows = _rows(p, "t", "id", "x", "x__v_text")
+    rows = select(p, "t", "id", "x", "x__v_text")
     assert [(i, as_int(x), v) for i, x, v in rows] == [(1, 10**30, None), (2, None, str(huge))]
 
 
@@ -128,7 +123,7 @@ def test_freeze_rejects_new_column_and_loads_nothing(make_pipeline):
     assert p.schema.to_dict() == schema_before
     # rows that fit the frozen schema still load under freeze
     run_ok(p, [{"id": 4, "a": "w"}], table_name="t", schema_contract="freeze")
-    assert _rows(p, "t", "id", "a") == [(1, "x"), (4, "w")]
+    assert select(p, "t", "id", "a") == [(1, "x"), (4, "w")]
 
 
 def test_freeze_rejects_new_table_and_new_variant(make_pipeline):
@@ -154,7 +149,7 @@ def test_discard_value_and_discard_row_contracts(make_pipeline):
     run_ok(p, [{"id": 3, "a": "z", "new": 1}, {"id": 4, "a": "w"}], table_name="t",
            schema_contract={"columns": "discard_row"})
     assert "new" not in table_columns(p, "t")
-    assert _rows(p, "t", "id", "a") == [(1, "x"), (2, "y"), (4, "w")]
+    assert select(p, "t", "id", "a") == [(1, "x"), (2, "y"), (4, "w")]
 
 
 def test_keys_that_normalize_alike_do_not_collide(make_pipeline):
