@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/atomic_append.py
 	$(BIN)/python bench/arrow_inputs.py --memory
+	$(BIN)/python bench/small_loads.py --rounds 9
 
 clean:
 	rm -rf $(VENV) .loadbay/pipelines *.duckdb

@@ -182,7 +182,6 @@ SPANS: dict[str, tuple[str, ...]] = {
                          "Pipeline._save_schema", "Pipeline._load_one", "normalize"),
     "loadbay.load": ("Loader._load", "Loader._prepare", "Loader._run_jobs", "Loader._run_job", "Loader._clean_up",
                      "Loader.describe", "LoadFeed.finish", "LoadFeed._load"),
-    "loadbay.early_load": ("EarlyLoader.drain", "EarlyLoader.finish", "EarlyLoader._load"),
     "loadbay.common.normalizer": ("RelationalNormalizer.normalize",),
     "loadbay.common.storage.package_writer": ("PackageWriter.write", "PackageWriter.close"),
     "loadbay.common.storage.package": ("PackageStorage.lock", "PackageStorage.create", "PackageStorage.commit",
