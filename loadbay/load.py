@@ -394,7 +394,11 @@ class LoadFeed:
                     continue  # left in new_jobs: it loads with the rest of the package
                 job, tables = item
                 if client is None:
-                    client = loader.destination.client(loader.config)
+                    try:
+                        client = loader.destination.client(loader.config)
+                    except Exception as exc:  # noqa: BLE001 - no client, no feed; it must not fail the package
+                        self._stopped_at(job, exc)
+                        continue
                     if not self._attempt(job, loader._with_retries, client, client.open, "connect"):
                         continue
                 if not self._attempt(job, self._load, client, job, tables):
@@ -419,10 +423,13 @@ class LoadFeed:
         except OSError:
             raise
         except Exception as exc:  # noqa: BLE001 - the loader runs it again after normalizing, and reports it
-            self._ended.set()
-            logger.warning("loading while normalizing stopped at %s; it and the rest load after normalizing: %s",
-                           job.path.name, exc)
+            self._stopped_at(job, exc)
             return False
+
+    def _stopped_at(self, job: JobFile, exc: Exception) -> None:
+        self._ended.set()
+        logger.warning("loading while normalizing stopped at %s; it and the rest load after normalizing: %s",
+                       job.path.name, exc)
 
     def _load(self, client: JobClient, job: JobFile, tables: list[Table]) -> bool:
         assert self.package is not None

@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -271,3 +272,22 @@ def test_a_connection_lost_while_normalizing_is_retried_by_the_loader(make_loadi
     assert all(m.startswith(f"job {table}.00000.") for m in retries), retries  # the first file's job was retried
     assert not p.pending_packages()
     assert count(p, "_lb_loads") >= 1
+
+
+def test_a_feed_without_a_client_leaves_every_file_to_the_loader(make_loading_pipeline, monkeypatch, caplog):
+    """The feed's own client cannot be made: the feed ends, the package does not fail, and every file
+    loads after normalizing, once."""
+    p = make_loading_pipeline()
+    make_client = p.destination.client
+
+    def client(config: Any) -> Any:
+        if threading.current_thread().name.startswith("load-feed"):
+            raise RuntimeError("no client for the feed")
+        return make_client(config)
+
+    monkeypatch.setattr(p.destination, "client", client)
+    with caplog.at_level(logging.WARNING, logger="loadbay.load"):
+        run_ok(p, _events(5_000), table_name="events")
+    assert count(p, "events") == 5_000
+    assert query(p, f"SELECT count(DISTINCT id) FROM {ident(p, 'events')}")[0][0] == 5_000
+    assert any("no client for the feed" in r.getMessage() for r in caplog.records)
