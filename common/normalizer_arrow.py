@@ -48,11 +48,6 @@ ID_DIGITS = 12
 """Hex digits of the counter in an ``_lb_id``, after the normalizer's prefix (as ``_new_id`` formats it)."""
 
 
-def is_arrow_batch(batch: Any) -> bool:
-    """Whether an extracted batch is columnar (a pyarrow RecordBatch) rather than a list of items."""
-    return type(batch).__module__.startswith("pyarrow") and hasattr(batch, "schema")
-
-
 def normalize_arrow(norm: RelationalNormalizer, raw_table: str,
                     batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Table]:
     """Per table name: a pyarrow Table of normalized rows of ``batch`` (items of the root table ``raw_table``),

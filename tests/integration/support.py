@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
 from sqlglot import exp
 
 import loadbay
@@ -36,3 +41,32 @@ def live_tables(p: loadbay.Pipeline, dataset: str | None = None) -> set[str]:
         listed = (exp.select("table_name").from_(exp.table_("tables", db="information_schema"))
                   .where(exp.column("table_schema").eq(exp.Literal.string(dataset))))
         return {row[0] for row in client.execute_sql(listed) or []}
+
+
+RETRY_LOGGED = "transient error, retry"
+
+
+def run_while_held(run: Callable[[], Any], release: Callable[[], None], caplog: Any,
+                   timeout: float = 30.0) -> tuple[Any, list[str]]:
+    """``run()`` on a thread while something holds a lock it needs; ``release()`` once the loader has
+    logged a transient retry (or after ``timeout``). Returns what ``run`` returned (or raised) and the
+    retry messages, so a test asserts the run outlived the lock by retrying."""
+    result: list[Any] = []
+
+    def target() -> None:
+        try:
+            result.append(run())
+        except BaseException as exc:  # noqa: BLE001 - returned to the test, which asserts on it
+            result.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not any(RETRY_LOGGED in r.getMessage() for r in caplog.records):
+            time.sleep(0.01)
+    finally:
+        release()
+    thread.join(30)
+    assert result, "the run did not end within 30 s of the lock's release"
+    return result[0], [r.getMessage() for r in caplog.records if RETRY_LOGGED in r.getMessage()]

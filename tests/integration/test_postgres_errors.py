@@ -16,6 +16,7 @@ import loadbay
 from loadbay.common.exceptions import DestinationTransientError
 from loadbay.destinations.testing.conformance.helpers import count, query, run_ok
 from tests.integration.pg_helpers import _raw, pg_url
+from tests.integration.support import run_while_held
 from tests.integration.pg_helpers import pg, postgres_server  # noqa: F401 - fixtures
 
 
@@ -104,27 +105,12 @@ def test_lock_timeout_during_load_is_retried_until_the_lock_goes(pg, caplog):
     holder.autocommit = False
     with holder.cursor() as cur:
         cur.execute(f'LOCK TABLE "{p.dataset_name}"."t" IN ACCESS EXCLUSIVE MODE')
-    result: list[Any] = []
-
-    def run() -> None:
-        try:
-            result.append(p.run([{"id": i} for i in range(1, 101)], table_name="t"))
-        except BaseException as exc:  # noqa: BLE001
-            result.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any("transient error, retry" in r.getMessage()
-                                                      for r in caplog.records):
-            time.sleep(0.01)
-    finally:
+    def release() -> None:
         holder.rollback()
         holder.close()
-    thread.join(30)
-    assert result and isinstance(result[0], loadbay.LoadInfo), result
-    result[0].raise_on_failed_jobs()
-    retried = [r.getMessage() for r in caplog.records if "transient error, retry" in r.getMessage()]
+
+    info, retried = run_while_held(lambda: p.run([{"id": i} for i in range(1, 101)], table_name="t"), release, caplog)
+    assert isinstance(info, loadbay.LoadInfo), info
+    info.raise_on_failed_jobs()
     assert retried and "LockNotAvailable" in retried[0]
     assert query(p, "SELECT count(*), sum(id) FROM t") == [(101, 5050)]

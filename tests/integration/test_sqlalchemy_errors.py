@@ -21,7 +21,7 @@ import loadbay
 from loadbay.common.exceptions import DestinationTransientError, LoadbayError
 from tests.integration.sqlalchemy_support import closed_port, maria_raw, maria_url, n_rows, tbl
 from tests.integration.sqlalchemy_support import lite, maria  # noqa: F401 - fixtures
-from tests.integration.support import exception_chain
+from tests.integration.support import exception_chain, run_while_held
 
 
 # -- MariaDB ----------------------------------------------------------------------------------------------
@@ -139,28 +139,14 @@ def test_sqlite_locked_staging_during_merge_load_is_retried(lite, caplog):
     assert staging_file.exists()
     holder = sqlite3.connect(staging_file, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN EXCLUSIVE")
-    result: list[Any] = []
-
-    def run() -> None:
-        try:
-            result.append(p.run([{"id": i, "v": "new"} for i in range(1, 101)], **hints))
-        except BaseException as exc:  # noqa: BLE001 - asserted below
-            result.append(exc)
-
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not any("transient error, retry" in r.getMessage()
-                                                      for r in caplog.records):
-            time.sleep(0.01)
-    finally:
+    def release() -> None:
         holder.execute("ROLLBACK")
         holder.close()
-    runner.join(30)
-    assert result and isinstance(result[0], loadbay.LoadInfo), result
-    result[0].raise_on_failed_jobs()
-    retried = [r.getMessage() for r in caplog.records if "transient error, retry" in r.getMessage()]
+
+    info, retried = run_while_held(lambda: p.run([{"id": i, "v": "new"} for i in range(1, 101)], **hints), release,
+                                   caplog, timeout=20)
+    assert isinstance(info, loadbay.LoadInfo), info
+    info.raise_on_failed_jobs()
     assert retried and "database is locked" in retried[0], retried
     assert [tuple(r) for r in _sum(p)] == [(101, 5050)]
     assert _rows(p, "SELECT v, count(*) FROM {t} GROUP BY v ORDER BY v") == [("new", 100), ("old", 1)]
