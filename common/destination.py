@@ -132,6 +132,12 @@ class JobClient(ABC):
     def update_stored_schema(self, schema: Schema, table_names: list[str]) -> list[str]:
         """Create or alter ``table_names`` to match ``schema``; returns the statements run."""
 
+    def prepare_storage(self, schema: Schema, table_names: list[str]) -> list[str]:
+        """What a package needs before its jobs: ``initialize_storage`` then ``update_stored_schema``.
+        One call, so that a client can read the live catalog once for both."""
+        self.initialize_storage()
+        return self.update_stored_schema(schema, table_names)
+
     def migrate_tables(self, tables: list[Table]) -> None:
         """Create or alter ``tables`` (not staging) without recording a schema version: what a file
         loading while its package is still normalized needs first. Destinations with

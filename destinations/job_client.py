@@ -94,16 +94,26 @@ class SqlJobClient(JobClient):
 
     # -- storage and schema ----------------------------------------------------------------------
     def initialize_storage(self) -> None:
-        with self.sql_client.schema_change_lock():
-            if not self.sql_client.has_dataset():
-                self.sql_client.create_dataset()
-            self._migrate(list(SYSTEM_TABLES.values()))
+        self._update_storage(None, [])
 
     def update_stored_schema(self, schema: Schema, table_names: list[str]) -> list[str]:
-        tables = [schema.tables[n] for n in table_names]
+        return self._update_storage(schema, table_names, system_tables=False)
+
+    def prepare_storage(self, schema: Schema, table_names: list[str]) -> list[str]:
+        """The dataset, the system tables and the package's tables with one read of the catalog."""
+        return self._update_storage(schema, table_names)
+
+    def _update_storage(self, schema: Schema | None, table_names: list[str], system_tables: bool = True) -> list[str]:
+        """Under the schema-change lock: the dataset and system tables (if ``system_tables``), the
+        tables ``table_names`` of ``schema``, and ``schema`` stored as a version if it is new."""
+        tables = [schema.tables[n] for n in table_names] if schema is not None else []
         with self.sql_client.schema_change_lock():
+            if system_tables:
+                if not self.sql_client.has_dataset():
+                    self.sql_client.create_dataset()
+                tables = [*SYSTEM_TABLES.values(), *tables]
             statements = self._migrate(tables)
-            if not self._has_schema_version(schema.version_hash):
+            if schema is not None and not self._has_schema_version(schema.version_hash):
                 self._store_schema(schema)
         return statements
 
@@ -209,6 +219,8 @@ class SqlJobClient(JobClient):
         staged = [schema.tables[n] for n in table_names if self.uses_staging(schema.tables[n])]
         truncated = [schema.tables[n] for n in table_names
                      if schema.tables[n].write_disposition == "replace" and not self.uses_staging(schema.tables[n])]
+        if not staged and not truncated:  # appends only: nothing to reset
+            return
         with self.sql_client.begin_transaction():
             self._forget_jobs(load_id, [t.name for t in staged + truncated])
             if truncated:

@@ -51,6 +51,8 @@ DEFINITIONS_KEY = "table_definitions_loaded_while_normalizing"
 """Package meta: what those tables (and their parents) were created or altered to."""
 PREFIX_KEY = "row_id_prefix"
 """Package meta: the prefix of every ``_lb_id`` of the package's rows."""
+BYTES_PER_EXTRA_WORKER = 4 << 20
+"""Load files a package needs before a second (third, ...) connection loads them in parallel."""
 
 
 @dataclass(frozen=True)
@@ -115,15 +117,45 @@ def with_retries(retry: RetryPolicy, action: Callable[[], T], what: str,
                 logger.log(level, "%s: reconnect failed: %s", what, reconnect_exc)
 
 
+class SharedClient:
+    """One job client for a whole pipeline run (or a ``with pipeline:`` block), opened on first use.
+
+    A load's fixed cost is mostly connecting: a DuckDB file starts its database on the first
+    connection and checkpoints it when the last one closes, PostgreSQL authenticates and sets up
+    the session. Restoring the schema and loading every package of a run through one connection
+    pays that once. The caller closes it; retries reconnect it in place.
+    """
+
+    def __init__(self, destination: Destination, config: DestinationConfig, retry: RetryPolicy,
+                 what: str = "connect") -> None:
+        self.destination, self.config, self.retry, self.what = destination, config, retry, what
+        self._client: JobClient | None = None
+
+    def get(self, stop: threading.Event | None = None) -> JobClient:
+        """The open client; connects (with retries) the first time."""
+        if self._client is None:
+            client = self.destination.client(self.config)
+            with_retries(self.retry, client.open, self.what, client.reconnect, stop)
+            self._client = client
+        return self._client
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
 class Loader:
     def __init__(self, destination: Destination, config: DestinationConfig, storage: PackageStorage,
                  *, capabilities: DestinationCapabilities, retry: RetryPolicy, workers: int | None = None,
                  archive_completed: bool = False, state: dict[str, Any] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, shared_client: SharedClient | None = None) -> None:
         self.destination = destination
         self.config = config
         self.storage = storage
         self.retry = retry
+        self.shared_client = shared_client
+        """Where the caller keeps a connection open across packages; None: one connection per package."""
         self.workers = max(1, workers or capabilities.max_parallel_load_jobs)
         self.archive_completed = archive_completed
         self.state = state
@@ -142,8 +174,11 @@ class Loader:
         package.clean_leftovers()
         schema = package.schema()
         meta = package.read_meta()
-        client = self.destination.client(self.config)
-        self._with_retries(client, client.open, f"connect for package {package.load_id}")
+        if self.shared_client is not None:
+            client = self.shared_client.get(self.stop)
+        else:
+            client = self.destination.client(self.config)
+            self._with_retries(client, client.open, f"connect for package {package.load_id}")
         try:
             completed = self._with_retries(client, lambda: client.is_load_completed(package.load_id),
                                            f"check package {package.load_id}")
@@ -165,7 +200,8 @@ class Loader:
                                f"complete package {package.load_id}")
             self._clean_up(client, package, schema)
         finally:
-            client.close()
+            if self.shared_client is None:
+                client.close()
         info = self.describe(package, "loaded")
         self.storage.complete(package, self.archive_completed)
         return info
@@ -206,8 +242,7 @@ class Loader:
         A job in started_jobs (or in new_jobs, if the process died between the job's commit and the
         move of its file) whose done-record is in the destination is completed; the others run.
         """
-        client.initialize_storage()
-        client.update_stored_schema(schema, tables)
+        client.prepare_storage(schema, tables)
         reset = {t for t in tables if needs_preparation(schema.tables[t])}
         for job in package.jobs("completed_jobs"):
             if job.table_name in reset:
@@ -226,7 +261,8 @@ class Loader:
 
     def _run_jobs(self, client: JobClient, package: LoadPackage, schema: Schema) -> None:
         jobs = package.jobs("new_jobs")
-        if self.workers == 1 or len(jobs) <= 1:
+        workers = self.workers_for(jobs)
+        if workers == 1:
             for job in jobs:
                 if self.stop.is_set():
                     return
@@ -235,25 +271,37 @@ class Loader:
         local = threading.local()
         clients: list[JobClient] = []
         lock = threading.Lock()
+        spare = [client]  # the package's own connection serves the first worker
 
         def run(job: JobFile) -> None:
             if self.stop.is_set():
                 return
             worker_client = getattr(local, "client", None)
             if worker_client is None:
-                worker_client = local.client = self.destination.client(self.config)
                 with lock:
-                    clients.append(worker_client)
-                self._with_retries(worker_client, worker_client.open, "connect")
+                    worker_client = spare.pop() if spare else None
+                if worker_client is None:
+                    worker_client = self.destination.client(self.config)
+                    with lock:
+                        clients.append(worker_client)
+                    self._with_retries(worker_client, worker_client.open, "connect")
+                local.client = worker_client
             self._run_job(worker_client, package, schema, job)
 
         try:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
                 for future in [pool.submit(run, job) for job in jobs]:
                     future.result()
         finally:
             for c in clients:
                 c.close()
+
+    def workers_for(self, jobs: list[JobFile]) -> int:
+        """Connections to load ``jobs`` with: one more per ``BYTES_PER_EXTRA_WORKER`` of files, up to
+        ``workers``. A connection costs milliseconds to open; small files load faster one after
+        the other on the package's own connection than spread over new ones."""
+        size = sum(job.path.stat().st_size for job in jobs)
+        return max(1, min(self.workers, len(jobs), 1 + size // BYTES_PER_EXTRA_WORKER))
 
     def _run_job(self, client: JobClient, package: LoadPackage, schema: Schema, job: JobFile) -> bool:
         """Run one job with retries; True once it completed, False when it failed terminally (its
@@ -296,7 +344,7 @@ class Loader:
         tables, prefix = list(meta.get(TABLES_KEY, [])), meta.get(PREFIX_KEY)
         if not tables or not prefix:
             return
-        with self.destination.client(self.config) as client:
+        with self.destination.client(self.config) as client:  # rare: a connection of its own
             client.delete_rows_by_id_prefix(tables, prefix, package.load_id)
         logger.warning("removed the rows that package %s loaded while it was normalized, before it was "
                        "abandoned, from %s", package.load_id, tables)

@@ -27,7 +27,8 @@ from loadbay.destinations import resolve_destination
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped, stop_on_signals
-from loadbay.load import LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, created_tables, with_retries, with_tables
+from loadbay.load import (LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, SharedClient, created_tables,
+                          with_tables)
 from loadbay.normalize import fewer_gc_passes, normalize
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,25 @@ class Pipeline:
         self._config: DestinationConfig | None = None
         self._stop = threading.Event()  # the current run's: set by SIGINT/SIGTERM
         self._capabilities: DestinationCapabilities | None = None
+        self._kept_client: SharedClient | None = None  # a ``with pipeline:`` block's, across runs
+        self._run_client: SharedClient | None = None  # the current run's: restore schema, load packages
+
+    def __enter__(self) -> Pipeline:
+        """Keep one connection to the destination open across the runs of this block.
+
+        A run connects once (not per package) anyway; a service or scheduler calling ``run()``
+        many times saves the connection and, on DuckDB, the database start and checkpoint of
+        every run. While the block is open the connection holds what it holds: on DuckDB, the
+        file (other processes wait for it). Without a block, every run closes its connection.
+        """
+        if self._kept_client is None:
+            self._kept_client = self._shared_client()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        kept, self._kept_client = self._kept_client, None
+        if kept is not None:
+            kept.close()
 
     def __repr__(self) -> str:
         return f"<pipeline {self.pipeline_name} → {self.destination!r} dataset {self.requested_dataset_name}>"
@@ -118,18 +138,17 @@ class Pipeline:
         so names, types and variant columns stay what earlier loads made them."""
         if self.schema_path.exists():
             return
-        client = self.destination.client(self.config)
-        stored_schema = getattr(client, "stored_schema", None)
-        if stored_schema is None:
-            return
-        with_retries(self._retry_policy(), client.open, f"pipeline {self.pipeline_name!r}: connect", client.reconnect,
-                     stop=self._stop)
+        shared = self._run_client or self._shared_client()
         try:
+            stored_schema = getattr(shared.get(self._stop), "stored_schema", None)
+            if stored_schema is None:
+                return
             stored = stored_schema(self.pipeline_name)
         except DestinationUndefinedRelation:  # a new dataset
             return
         finally:
-            client.close()
+            if shared is not self._run_client:
+                shared.close()
         if stored is not None:
             logger.info("restored schema %s from the destination", stored.version_hash)
             self._save_schema(stored)
@@ -154,7 +173,8 @@ class Pipeline:
         stop = self._stop = threading.Event()
         received: list[int] = []
         normalized = data is None
-        with self.storage.lock(f"pipeline {self.pipeline_name!r}"), stop_on_signals(stop, received):
+        with self.storage.lock(f"pipeline {self.pipeline_name!r}"), stop_on_signals(stop, received), \
+                self._one_connection():
             try:
                 self._load_pending(info, stop)
                 if data is not None and not stop.is_set():
@@ -173,6 +193,25 @@ class Pipeline:
                     return info
                 raise self._interrupted(received[0] if received else 0, info, normalized)
         return info
+
+    def _shared_client(self) -> SharedClient:
+        return SharedClient(self.destination, self.config, self._retry_policy(),
+                            f"pipeline {self.pipeline_name!r}: connect")
+
+    @contextmanager
+    def _one_connection(self) -> Iterator[None]:
+        """The run's client: the ``with`` block's if there is one, else one for this run, closed at its end."""
+        own = self._kept_client is None
+        self._run_client = self._kept_client or self._shared_client()
+        try:
+            yield
+        finally:
+            shared, self._run_client = self._run_client, None
+            if own:
+                try:
+                    shared.close()
+                except DestinationError as exc:  # what the run committed stays committed
+                    logger.warning("pipeline %r: closing the connection failed: %s", self.pipeline_name, exc)
 
     def _interrupted(self, signum: int, info: LoadInfo, normalized: bool) -> PipelineInterrupted:
         import signal
@@ -248,7 +287,8 @@ class Pipeline:
                       retry=self._retry_policy(), workers=self.settings.workers or None,
                       archive_completed=self.settings.archive_completed_packages,
                       state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
-                             "destination": self.destination.destination_name}, stop=stop)
+                             "destination": self.destination.destination_name}, stop=stop,
+                      shared_client=self._run_client)
 
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds,
@@ -332,9 +372,12 @@ class Pipeline:
     def _clean_up(self, package: LoadPackage) -> None:
         try:
             schema = package.schema()
-            with self.destination.client(self.config) as client:
-                client.clean_up_package(schema, list(schema.tables), package.load_id)
-        except (DestinationError, OSError, ValueError) as exc:
+            if self._kept_client is not None:
+                self._kept_client.get().clean_up_package(schema, list(schema.tables), package.load_id)
+            else:
+                with self.destination.client(self.config) as client:
+                    client.clean_up_package(schema, list(schema.tables), package.load_id)
+        except (DestinationError, LoadRetriesExhausted, OSError, ValueError) as exc:
             logger.warning("package %s: its staging tables (named <table>__%s in dataset %s) and done-records "
                            "in _lb_jobs could not be removed: %s", package.load_id, package.load_id,
                            self.config.staging_dataset_name, exc)

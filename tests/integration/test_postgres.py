@@ -341,3 +341,19 @@ def test_jsonl_transcode_that_runs_out_of_memory_retries_with_more(pg, monkeypat
     assert count(p, "t") == 2000
     assert query(p, "SELECT sum(id) FROM t") == [(sum(range(2000)),)]
     assert any("retrying with 1GB" in r.getMessage() for r in caplog.records)
+
+
+def test_a_connection_lost_inside_a_with_block_is_reconnected(pg, caplog):
+    """``with p:`` keeps one session across runs; the server ending it (a restart, an idle timeout) costs
+    the next run a retry on a new connection, not a failure."""
+    name = f"lb_kept_{uuid.uuid4().hex[:8]}"
+    p = pg(credentials=pg_url({"application_name": name}))
+    with p:
+        run_ok(p, [{"id": 1}], table_name="t")
+        ended = query(p, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
+                         "AND pid <> pg_backend_pid()", name)
+        assert ended == [(True,)], "exactly loadbay's kept session is ended"
+        with caplog.at_level(logging.WARNING, logger="loadbay"):
+            run_ok(p, [{"id": 2}], table_name="t")
+    assert query(p, "SELECT id FROM t ORDER BY id") == [(1,), (2,)]
+    assert any("transient error" in r.getMessage() for r in caplog.records)
