@@ -255,7 +255,7 @@ class SqlClient(ABC):
 
     # -- datasets --------------------------------------------------------------------------------
     def has_dataset(self, dataset: str | None = None) -> bool:
-        return bool(self.execute_sql(sql.dataset_exists(), dataset or self.dataset_name))
+        return bool(self.execute_sql(sql.dataset_exists(dialect=self.dialect), dataset or self.dataset_name))
 
     def create_dataset(self, dataset: str | None = None) -> None:
         self.execute_sql(sql.create_dataset(self.identifier(dataset or self.dataset_name)))
@@ -278,11 +278,11 @@ class SqlClient(ABC):
         return None if dataset is None else sql.use_dataset(self.identifier(dataset), self.dialect)
 
     def table_columns(self, table_names: Sequence[str], staging: bool = False) -> dict[str, list[tuple[Any, ...]]]:
-        """Live columns per table: (name, data_type, precision, scale, is_nullable) from INFORMATION_SCHEMA."""
+        """Live columns per table: (name, data_type, precision, scale, is_nullable) as INFORMATION_SCHEMA has them."""
         if not table_names:
             return {}
         dataset = self.config.staging_dataset_name if staging else self.dataset_name
-        rows = self.execute_sql(sql.live_columns(len(table_names)), dataset, *table_names) or []
+        rows = self.execute_sql(sql.live_columns(len(table_names), self.dialect), dataset, *table_names) or []
         out: dict[str, list[tuple[Any, ...]]] = {}
         for table, *rest in rows:
             out.setdefault(table, []).append(tuple(rest))
