@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,13 +138,45 @@ class JsonlCopyJob(LoadJob):
             csv_path.unlink(missing_ok=True)
 
     def _transcode(self, columns: list[Column], csv_path: Path, memory_limit: str) -> None:
-        import duckdb
+        statement = sql.copy_to_csv(transcode_select(str(self.job_file.path), columns), str(csv_path))
+        with transcoder(memory_limit) as con:
+            con.execute(sql.render(statement, "duckdb"))
 
-        statements = [*sql.session_utc("duckdb"),
-                      sql.set_variable("preserve_insertion_order", exp.false()),  # rows stream through, unordered
-                      sql.set_variable("memory_limit", memory_limit),
-                      sql.set_variable("threads", exp.Literal.number(TRANSCODE_THREADS)),
-                      sql.copy_to_csv(transcode_select(str(self.job_file.path), columns), str(csv_path))]
-        with TRANSCODE_SLOTS, duckdb.connect() as con:
-            for statement in statements:
-                con.execute(sql.render(statement, "duckdb"))
+
+_kept: tuple[int, str, Any] | None = None
+"""(process id, memory limit, in-memory DuckDB connection) kept for the process's next transcode."""
+
+
+@contextmanager
+def transcoder(memory_limit: str) -> Iterator[Any]:
+    """An in-memory DuckDB connection set up for transcoding, one transcode at a time (``TRANSCODE_SLOTS``).
+
+    Starting a DuckDB database costs ~20 ms, more than transcoding a 1,000-row file, so the one with
+    the default memory limit is kept for the next transcode of the process (a forked child makes its
+    own); one with a larger limit, or one a transcode failed in, is closed after use, giving its
+    memory back.
+    """
+    global _kept
+    import duckdb
+
+    with TRANSCODE_SLOTS:
+        keep = memory_limit == TRANSCODE_MEMORY
+        con = _kept[2] if keep and _kept is not None and _kept[:2] == (os.getpid(), memory_limit) else None
+        if con is None:
+            con = duckdb.connect()
+            for setting in [*sql.session_utc("duckdb"),
+                            sql.set_variable("preserve_insertion_order", exp.false()),  # rows stream through
+                            sql.set_variable("memory_limit", memory_limit),
+                            sql.set_variable("threads", exp.Literal.number(TRANSCODE_THREADS))]:
+                con.execute(sql.render(setting, "duckdb"))
+            if keep:
+                _kept = (os.getpid(), memory_limit, con)
+        try:
+            yield con
+        except BaseException:
+            if keep:
+                _kept = None
+            con.close()
+            raise
+        if not keep:
+            con.close()
