@@ -8,7 +8,9 @@ dialects and the like are paid there; reported apart as "first load in the proce
 - fresh: ``--rounds`` loads, each by a new pipeline: a new pipelines_dir, a new dataset and, for
   DuckDB, a new database file (what a first run on a new machine or a new dataset costs);
 - warm: one pipeline object, one load not counted, then ``--rounds`` loads into the same tables
-  (what a scheduler or a service calling ``run()`` again and again pays).
+  (what a scheduler or a service calling ``run()`` again and again pays);
+- kept (loadbay only): the same inside a ``with pipeline:`` block, which keeps one connection open
+  across its runs (dlt has no such block: "-").
 
 Only ``run()`` is timed, on a list of rows made before the clock starts (flat: the seven columns of
 ``bench/postgres_data.flat_rows``; nested with ``--nested``: ``nested_rows``, a root and two child tables).
@@ -91,6 +93,10 @@ class Tool:
     def counts(self, p: Any, tables: list[str]) -> dict[str, int]:
         raise NotImplementedError
 
+    def kept(self, p: Any) -> Any:
+        """A context in which ``p`` keeps its connection across runs; None if the tool has none."""
+        return None
+
 
 class LoadbayTool(Tool):
     def pipeline(self, tag: str) -> Any:
@@ -107,6 +113,9 @@ class LoadbayTool(Tool):
     def counts(self, p: Any, tables: list[str]) -> dict[str, int]:
         with p.sql_client() as client:
             return {t: int(client.execute_sql(f'SELECT count(*) FROM "{t}"')[0][0]) for t in tables}  # the dataset's
+
+    def kept(self, p: Any) -> Any:
+        return p
 
 
 class DltTool(Tool):
@@ -144,7 +153,7 @@ def child(tool_name: str, dest: str, shape: str, rounds: int, n: int, url: str, 
     table = "events" if shape == "flat" else "orders"
     rows = make_rows(shape, n)
     expected = expected_counts(shape, rows)
-    out: dict[str, Any] = {"fresh": [], "warm": [], "errors": []}
+    out: dict[str, Any] = {"fresh": [], "warm": [], "kept": [], "errors": []}
 
     def timed(p: Any, loads_before: int) -> float:
         started = time.perf_counter()
@@ -163,6 +172,13 @@ def child(tool_name: str, dest: str, shape: str, rounds: int, n: int, url: str, 
     timed(warm, 0)
     for r in range(rounds):
         out["warm"].append(timed(warm, r + 1))
+    kept = tool.pipeline("kept")
+    block = tool.kept(kept)
+    if block is not None:
+        with block:
+            timed(kept, 0)
+            for r in range(rounds):
+                out["kept"].append(timed(kept, r + 1))
     if spans:
         out["spans"] = {}
         with Spans() as recorder:
@@ -180,25 +196,25 @@ def child(tool_name: str, dest: str, shape: str, rounds: int, n: int, url: str, 
 SPANS: dict[str, tuple[str, ...]] = {
     "loadbay.pipeline": ("Pipeline.run", "Pipeline._load_pending", "Pipeline._restore_schema", "Pipeline._normalize",
                          "Pipeline._save_schema", "Pipeline._load_one", "normalize"),
-    "loadbay.load": ("Loader._load", "Loader._prepare", "Loader._run_jobs", "Loader._run_job", "Loader._clean_up",
-                     "Loader.describe", "LoadFeed.finish", "LoadFeed._load"),
     "loadbay.common.normalizer": ("RelationalNormalizer.normalize",),
     "loadbay.common.storage.package_writer": ("PackageWriter.write", "PackageWriter.close"),
     "loadbay.common.storage.package": ("PackageStorage.lock", "PackageStorage.create", "PackageStorage.commit",
                                        "PackageStorage.complete", "PackageStorage.pending", "LoadPackage.save_schema",
                                        "LoadPackage.schema", "LoadPackage.write_meta", "LoadPackage.clean_leftovers"),
     "loadbay.destinations.job_client": (
-        "SqlJobClient.initialize_storage", "SqlJobClient.update_stored_schema", "SqlJobClient.migrate_tables",
+        "SqlJobClient.prepare_storage", "SqlJobClient.migrate_tables",
         "SqlJobClient.prepare_load", "SqlJobClient.loaded_jobs", "SqlJobClient.is_load_completed",
         "SqlJobClient.run_job", "SqlJobClient.complete_load", "SqlJobClient.clean_up_package",
         "SqlJobClient.stored_schema"),
-    "loadbay.destinations.sql_client": ("SqlClient.open", "SqlClient.close", "SqlClient.table_columns"),
+    "loadbay.destinations.sql_client": ("SqlClient.open", "SqlClient.after_connect", "SqlClient.close",
+                                        "SqlClient.table_columns"),
     "loadbay.destinations.duckdb.sql_client": ("DuckDbSqlClient.connect", "DuckDbSqlClient.after_connect",
                                                "DuckDbSqlClient.close"),
-    "loadbay.destinations.postgres.sql_client": ("PostgresSqlClient.connect", "PostgresSqlClient.after_connect",
-                                                 "PostgresSqlClient.copy_from"),
+    "loadbay.destinations.postgres.sql_client": ("PostgresSqlClient.connect", "PostgresSqlClient.copy_from"),
     "loadbay.destinations.duckdb.jobs": ("DuckDbReaderJob.run",),
     "loadbay.destinations.postgres.jobs": ("JsonlCopyJob.run", "JsonlCopyJob._transcode"),
+    "loadbay.load": ("Loader._load", "Loader._prepare", "Loader._run_jobs", "Loader._run_job", "Loader._clean_up",
+                     "Loader.describe", "LoadFeed.finish", "LoadFeed._load", "SharedClient.get", "SharedClient.close"),
 }
 """Callables (``Class.method`` or ``function`` per module) timed by ``--spans``; those the code no longer has
 are listed as missing, not fatal (the modules change)."""
@@ -381,14 +397,14 @@ def main() -> None:
             drop_schemas(url)
     print(f"\n{args.rows:,}-row loads, seconds of run() (median of {args.rounds}, min-max beside; target "
           f"loadbay <= {TARGET_S} s)\n")
-    print("| rows | destination | tool | fresh s | fresh min-max | warm s | warm min-max | first load in the "
-          "process s |")
-    print("|---|---|---|---:|---|---:|---|---:|")
+    print("| rows | destination | tool | fresh s | fresh min-max | warm s | warm min-max | kept s | kept min-max "
+          "| first load in the process s |")
+    print("|---|---|---|---:|---|---:|---|---:|---|---:|")
     failures = []
     for (tool, dest, shape), r in results.items():
         first = f"{r['first']:.3f}" if "first" in r else "-"
         print(f"| {shape} | {dest} | {tool} | {fmt(r['fresh'])} | {spread(r['fresh'])} | {fmt(r['warm'])} | "
-              f"{spread(r['warm'])} | {first} |")
+              f"{spread(r['warm'])} | {fmt(r.get('kept', []))} | {spread(r.get('kept', []))} | {first} |")
         failures.extend(f"{tool} {dest} {shape}: {e}" for e in r["errors"])
     for (tool, dest, shape), r in results.items():
         if "spans" in r:
