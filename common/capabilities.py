@@ -63,7 +63,12 @@ class DestinationCapabilities:
     binary_literal_template: str = "X'{hex}'"
     """SQL literal of a binary value in insert_values, with ``{hex}`` for its hex digits."""
     naive_timestamps: bool = False
-    """Timestamps are stored without time zone (MySQL DATETIME): literals carry the UTC wall time."""
+    """Timestamps are stored without time zone (MySQL DATETIME): insert_values literals and csv fields
+    carry the UTC wall time."""
+    csv_null: str = ""
+    """How csv load files spell NULL, as an unquoted field (every string is quoted, so a text equal to it
+    stays text): "" (an empty field) for PostgreSQL's COPY and DuckDB; "NULL" for MySQL's LOAD DATA, which
+    reads an empty field, quoted or not, as '' (or 0)."""
     is_dataset_a_schema: bool = True
     """Whether a dataset is a schema inside one database (else a database or attached file)."""
     supports_nan_infinity: bool = True

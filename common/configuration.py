@@ -109,6 +109,42 @@ class ConnectionStringCredentials(Credentials):
         return self.to_url(masked=True)
 
 
+@dataclass(repr=False)
+class ServerCredentials(ConnectionStringCredentials):
+    """A database server: a URL of one of ``SCHEMES`` (any ``+driver`` after it) or fields. A few query
+    options are fields (``QUERY_FIELDS``); the rest pass to the driver (typed by ``QUERY_OPTIONS``)."""
+
+    host: str | None = "localhost"
+    connect_timeout: int = 15
+    """Seconds to wait for a connection before the attempt counts as a transient failure."""
+
+    SCHEMES: ClassVar[tuple[str, ...]] = ()
+    """URL schemes taken; the first is kept as ``drivername``, any other scheme is refused."""
+    QUERY_FIELDS: ClassVar[dict[str, type]] = {"connect_timeout": int}
+    """Query options of a URL that are fields of the class, with their type."""
+    QUERY_OPTIONS: ClassVar[dict[str, type]] = {}
+    """The driver's own query options that are not text (a URL holds only text), with their type."""
+
+    @classmethod
+    def parse_string(cls, value: str) -> dict[str, Any]:
+        parsed = super().parse_string(value)
+        query = dict(parsed.get("query", {}))
+        for key, kind in cls.QUERY_FIELDS.items():
+            if key in query:
+                parsed[key] = _coerce(query.pop(key), kind, key)
+        parsed["query"] = query
+        if parsed.get("drivername", "").split("+")[0] not in cls.SCHEMES:
+            schemes = " or ".join(f"{scheme}://" for scheme in cls.SCHEMES)
+            raise ConfigurationError(f"a {cls.SCHEMES[0]} connection string starts with {schemes}, not "
+                                     f"{parsed.get('drivername')}://")
+        parsed["drivername"] = cls.SCHEMES[0]
+        return parsed
+
+    def driver_options(self) -> dict[str, Any]:
+        """The free query options for the driver, typed by ``QUERY_OPTIONS``."""
+        return {key: _coerce(value, self.QUERY_OPTIONS.get(key, str), key) for key, value in self.query.items()}
+
+
 _USERINFO = re.compile(r"(^|[\s/])([^\s:/@]*):(?!/)([^\s@]*)@")
 
 

@@ -17,6 +17,7 @@ from loadbay.common.exceptions import UnknownDestinationError
 ENTRY_POINT_GROUP = "loadbay.destinations"
 BUILTINS: dict[str, str] = {
     "duckdb": "loadbay.destinations.duckdb:duckdb",
+    "mysql": "loadbay.destinations.mysql:mysql",
     "noop": "loadbay.destinations.noop:noop",
     "postgres": "loadbay.destinations.postgres:postgres",
     "sqlalchemy": "loadbay.destinations.sqlalchemy:sqlalchemy",
@@ -67,8 +68,10 @@ def resolve_destination(reference: str | Destination | type[Destination], **conf
 
 
 from loadbay.destinations.duckdb import duckdb  # noqa: E402 - factories users import by name
+from loadbay.destinations.mysql import mysql  # noqa: E402
 from loadbay.destinations.noop import noop  # noqa: E402
 from loadbay.destinations.postgres import postgres  # noqa: E402
 from loadbay.destinations.sqlalchemy import sqlalchemy  # noqa: E402
 
-__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "duckdb", "known_names", "noop", "postgres", "resolve_destination", "sqlalchemy"]
+__all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "duckdb", "known_names", "mysql", "noop", "postgres", "resolve_destination",
+           "sqlalchemy"]

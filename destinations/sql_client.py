@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.destination import DestinationConfig
-from loadbay.common.exceptions import DestinationError
+from loadbay.common.exceptions import DestinationError, DestinationTransientError
 from loadbay.destinations import statements as sql
 from loadbay.destinations.statements import Statement
 
@@ -61,9 +61,10 @@ class SqlClient(ABC):
         """Open and return a dbapi connection in autocommit mode."""
 
     def after_connect(self) -> None:
-        """Session settings after every (re)connect: UTC, ``SESSION_SETTINGS``, the dataset on the search path."""
+        """Session settings after every (re)connect: UTC and the dialect's settings (``statements.session_setup``),
+        ``SESSION_SETTINGS``, the dataset on the search path."""
         settings = [sql.set_variable(name, value, session=True) for name, value in self.SESSION_SETTINGS]
-        self.execute_many([*sql.session_utc(self.dialect), *settings])
+        self.execute_many([*sql.session_setup(self.dialect), *settings])
         self.use_dataset()
 
     def open(self) -> SqlClient:
@@ -219,16 +220,30 @@ class SqlClient(ABC):
         """Around DDL that reads the live schema and then changes it (create dataset, create or alter
         tables). Pipelines loading one dataset at once would otherwise both see a column missing and
         both add it. Where the dialect has a transaction-scoped lock (PostgreSQL's advisory lock,
-        ``statements.XACT_LOCK_FUNCTION``), one transaction holds it, keyed by the dataset; elsewhere
-        no lock is taken (SQLite and DuckDB lock the whole file for every write), or the client
-        overrides this (MySQL's named lock)."""
+        ``statements.XACT_LOCK_FUNCTION``), one transaction holds it, keyed by the dataset; where it has
+        a named lock of the session (MySQL's ``GET_LOCK``, ``statements.SESSION_LOCK_FUNCTIONS``: DDL
+        commits there, so no transaction could hold a lock), the session takes and releases it; elsewhere
+        no lock is taken (SQLite and DuckDB lock the whole file for every write)."""
         lock = sql.xact_lock(self.dialect)
-        if lock is None:
+        if lock is not None:
+            with self.begin_transaction():
+                self.execute_sql(lock, lock_key(self.dataset_name))
+                yield
+            return
+        named = sql.session_lock(self.dialect)
+        if named is None:
             yield
             return
-        with self.begin_transaction():
-            self.execute_sql(lock, lock_key(self.dataset_name))
+        acquire, release = named
+        name = f"loadbay:{lock_key(self.dataset_name):x}"
+        got = self.execute_sql(acquire, name)
+        if not got or got[0][0] != 1:
+            raise DestinationTransientError(f"dataset {self.dataset_name!r}: another pipeline held the schema-change "
+                                            f"lock {name!r} for {sql.SESSION_LOCK_TIMEOUT} s")
+        try:
             yield
+        finally:
+            self.execute_sql(release, name)
 
     def lock_tables(self, tables: Sequence[exp.Table]) -> None:
         """Inside the final transaction: concurrent merges into these tables wait for each other, where

@@ -130,10 +130,28 @@ def classify_psycopg2(exc: BaseException) -> type[DestinationError] | None:
     return DestinationTerminalError
 
 
+def mysql_code(exc: BaseException | None) -> int | None:
+    """The error number of a MySQL/MariaDB driver error (``args[0]`` in every driver), or None."""
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
 def classify_mysql(exc: BaseException) -> type[DestinationError]:
-    """A MySQL/MariaDB driver error (pymysql, mysqlclient, mysql-connector) by its error number."""
-    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-    return MYSQL_CODES.get(code, DestinationTerminalError) if code is not None else DestinationTerminalError
+    """A MySQL/MariaDB driver error (pymysql, mysqlclient, mysql-connector) by its error number; without
+    one, an ``InterfaceError`` (PEP 249: the client's side of the connection, as pymysql's ``(0, '')`` on a
+    connection the server dropped) is transient, anything else terminal."""
+    code = mysql_code(exc)
+    if code:
+        return MYSQL_CODES.get(code, DestinationTerminalError)
+    is_interface_error = any(cls.__name__ == "InterfaceError" for cls in type(exc).__mro__)
+    return DestinationTransientError if is_interface_error else DestinationTerminalError
+
+
+def classify_pymysql(exc: BaseException) -> type[DestinationError] | None:
+    """A pymysql error by its error number (``classify_mysql``); None for anything that is not one."""
+    import pymysql
+
+    return classify_mysql(exc) if isinstance(exc, pymysql.err.MySQLError) else None
 
 
 def classify_sqlite(exc: BaseException) -> type[DestinationError]:

@@ -9,12 +9,13 @@ the sqlglot dialect name, so every destination speaking a dialect runs the same 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlglot import exp
 
-from loadbay.common.schema.types import ROW_ID
+from loadbay.common.schema.types import ROW_ID, Column
 
 
 def _ident(name: str) -> exp.Identifier:
@@ -85,9 +86,28 @@ UTC_SESSION: dict[str, tuple[str, str]] = {
 }
 """The session setting that makes a connection's time zone UTC; SQLite has no session time zone."""
 
+SESSION_SETTINGS: dict[str, tuple[tuple[str, str | exp.Expression], ...]] = {
+    "mysql": (
+        ("sql_mode", "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"),
+        ("innodb_strict_mode", exp.var("OFF")),
+    ),
+}
+"""``SET SESSION`` settings a dialect's connections get after the UTC time zone. MySQL/MariaDB: strict
+``sql_mode`` (a value that does not fit its column fails the statement instead of being truncated or
+zeroed; backslash escapes stay on, as insert_values literals need them); ``innodb_strict_mode`` off,
+because nested JSON flattens into hundreds of mostly-NULL columns and strict mode refuses such a table by
+its worst-case row size, although real rows fit (an oversized row still fails)."""
+
 XACT_LOCK_FUNCTION: dict[str, str] = {"postgres": "pg_advisory_xact_lock"}
 """A function taking a 64-bit key that locks until the transaction ends: the schema-change lock of a
-dialect whose concurrent DDL fails terminally (MySQL's named lock is per session: its client's own)."""
+dialect whose concurrent DDL fails terminally."""
+
+SESSION_LOCK_FUNCTIONS: dict[str, tuple[str, str]] = {"mysql": ("GET_LOCK", "RELEASE_LOCK")}
+"""(acquire, release) of a dialect's named lock held by the session, for a dialect without a
+transaction-scoped one: MySQL/MariaDB commit DDL implicitly, so no transaction could hold the lock."""
+
+SESSION_LOCK_TIMEOUT = 60
+"""Seconds a session waits for another pipeline's schema changes (then: transient)."""
 
 TABLE_LOCK_MODE: dict[str, str] = {"postgres": "SHARE ROW EXCLUSIVE"}
 """``LOCK TABLE`` mode that makes concurrent merges into one table wait (conflicts with itself and writers)."""
@@ -113,6 +133,12 @@ def session_utc(dialect: str) -> list[exp.Expression]:
     """The statements that put a session in UTC (none where the dialect has no session time zone)."""
     setting = UTC_SESSION.get(dialect)
     return [set_variable(*setting)] if setting else []
+
+
+def session_setup(dialect: str) -> list[exp.Expression]:
+    """What every new connection of ``dialect`` runs: UTC (``session_utc``), then ``SESSION_SETTINGS``."""
+    settings = [set_variable(name, value, session=True) for name, value in SESSION_SETTINGS.get(dialect, ())]
+    return [*session_utc(dialect), *settings]
 
 
 USE_DATASET: dict[str, Callable[[exp.Identifier], Statement]] = {
@@ -142,6 +168,29 @@ def dataset_exists(*, in_current_catalog: bool = False, dialect: str = "") -> ex
     return exp.select(exp.Literal.number(1)).from_(exp.table_("schemata", db="information_schema")).where(where)
 
 
+def tables_like() -> exp.Select:
+    """``SELECT table_name FROM information_schema.tables WHERE table_schema = ? AND table_name LIKE ?``:
+    the tables of a dataset that is a name prefix (the parameters: the database, the escaped pattern)."""
+    where = exp.and_(exp.EQ(this=exp.column("table_schema"), expression=exp.Placeholder()),
+                     exp.Like(this=exp.column("table_name"), expression=exp.Placeholder()))
+    return (exp.select("table_name").from_(exp.table_("tables", db="information_schema")).where(where)
+            .order_by("table_name"))
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching names that start with ``prefix``, its own ``%``, ``_`` and ``\\`` taken literally.
+
+    >>> like_prefix("ds__")
+    'ds\\\\_\\\\_%'
+    """
+    return "".join("\\" + ch if ch in "%_\\" else ch for ch in prefix) + "%"
+
+
+def drop_tables(targets: Sequence[exp.Table]) -> exp.Drop:
+    """``DROP TABLE IF EXISTS a, b, ...``."""
+    return exp.Drop(kind="TABLE", tables=[t.copy() for t in targets], exists=True)
+
+
 def create_dataset(dataset: exp.Identifier) -> exp.Create:
     return exp.Create(kind="SCHEMA", this=exp.Table(db=dataset.copy()), exists=True)
 
@@ -158,15 +207,24 @@ LIVE_COLUMN_NAMES = ("table_name", "column_name", "data_type", "numeric_precisio
 def live_columns(table_count: int, dialect: str = "") -> exp.Select:
     """Columns of ``table_count`` tables of one schema, in table and column order: (table_name,
     column_name, data_type, numeric_precision, numeric_scale, is_nullable) as INFORMATION_SCHEMA
-    gives them; the dialect's own catalog query (``LIVE_COLUMNS``) where that is much cheaper."""
+    gives them (the type from ``LIVE_TYPE_COLUMN`` of the dialect); the dialect's own catalog query
+    (``LIVE_COLUMNS``) where that is much cheaper."""
     tables = [exp.Placeholder() for _ in range(table_count)]
     own = LIVE_COLUMNS.get(dialect)
     if own is not None:
         return own(tables)
     where = exp.and_(exp.EQ(this=exp.column("table_schema"), expression=exp.Placeholder()),
                      exp.In(this=exp.column("table_name"), expressions=tables))
-    return (exp.select(*LIVE_COLUMN_NAMES).from_(exp.table_("columns", db="information_schema")).where(where)
+    type_column = LIVE_TYPE_COLUMN.get(dialect)
+    projections = [exp.alias_(exp.column(type_column), name) if name == "data_type" and type_column else exp.column(name)
+                   for name in LIVE_COLUMN_NAMES]
+    return (exp.select(*projections).from_(exp.table_("columns", db="information_schema")).where(where)
             .order_by("table_name", "ordinal_position"))
+
+
+LIVE_TYPE_COLUMN: dict[str, str] = {"mysql": "column_type"}
+"""The INFORMATION_SCHEMA column a dialect's ``live_columns`` reads a type from, where ``data_type`` says too
+little: MySQL's ``data_type`` of a boolean is ``tinyint``, its ``column_type`` ``tinyint(1)``."""
 
 
 PG_NUMERIC_OID = 1700
@@ -210,6 +268,18 @@ def xact_lock(dialect: str) -> exp.Select | None:
     """``SELECT pg_advisory_xact_lock(?)`` where the dialect has a transaction-scoped lock."""
     function = XACT_LOCK_FUNCTION.get(dialect)
     return exp.select(exp.Anonymous(this=function, expressions=[exp.Placeholder()])) if function else None
+
+
+def session_lock(dialect: str) -> tuple[exp.Select, exp.Select] | None:
+    """``(SELECT GET_LOCK(?, 60), SELECT RELEASE_LOCK(?))`` where the dialect has a named session lock
+    (``SESSION_LOCK_FUNCTIONS``); the parameter is the lock's name."""
+    functions = SESSION_LOCK_FUNCTIONS.get(dialect)
+    if functions is None:
+        return None
+    acquire, release = functions
+    timeout = exp.Literal.number(SESSION_LOCK_TIMEOUT)
+    return (exp.select(exp.Anonymous(this=acquire, expressions=[exp.Placeholder(), timeout])),
+            exp.select(exp.Anonymous(this=release, expressions=[exp.Placeholder()])))
 
 
 def lock_tables(tables: Sequence[exp.Table], dialect: str) -> Raw | None:
@@ -281,9 +351,78 @@ def copy_from_stdin(target: exp.Table, columns: Sequence[str], *, header: bool =
                     params=[exp.CopyParameter(this=exp.var(k), expression=v) for k, v in params])
 
 
-def copy_to_csv(query: exp.Query, path: str) -> exp.Copy:
-    """DuckDB's ``COPY (query) TO 'path' (FORMAT csv, HEADER, '"' quoting)``."""
-    params = [("FORMAT", exp.var("csv")), ("HEADER", exp.true()), ("QUOTE", exp.Literal.string('"')),
-              ("ESCAPE", exp.Literal.string('"'))]
+def copy_to_csv(query: exp.Query, path: str, *, null: str = "") -> exp.Copy:
+    """DuckDB's ``COPY (query) TO 'path' (FORMAT csv, HEADER, '"' quoting)``; NULL written as ``null``, an
+    unquoted field (every other value then quoted, so a text equal to it stays text)."""
+    params: list[tuple[str, exp.Expression]] = [
+        ("FORMAT", exp.var("csv")), ("HEADER", exp.true()), ("QUOTE", exp.Literal.string('"')),
+        ("ESCAPE", exp.Literal.string('"'))]
+    if null:
+        params += [("NULLSTR", exp.Literal.string(null)), ("FORCE_QUOTE", exp.Star())]
     return exp.Copy(this=query.subquery(), kind=False, files=[exp.Literal.string(path)],
                     params=[exp.CopyParameter(this=exp.var(k), expression=v) for k, v in params])
+
+
+def _listed(items: Sequence[exp.Expression]) -> list[str | exp.Expression]:
+    """``a, b, c`` as ``raw()`` pieces."""
+    pieces: list[str | exp.Expression] = []
+    for item in items:
+        pieces.extend([", ", item] if pieces else [item])
+    return pieces
+
+
+def load_data_local_infile(path: str, target: exp.Table, columns: Sequence[Column]) -> Raw:
+    """``LOAD DATA LOCAL INFILE 'path' INTO TABLE target ... (columns) SET ...`` (MySQL/MariaDB; sqlglot has no
+    such statement) for loadbay's csv as written for MySQL: a header line, every value quoted but NULL, which
+    is the unquoted word ``NULL`` (capabilities ``csv_null``), quotes doubled, backslashes plain
+    (``ESCAPED BY ''``), timestamps as UTC wall time (``naive_timestamps``). Two types go through user
+    variables: binary arrives as ``\\x`` and hex digits, bool as True/False (loadbay's writer) or true/false
+    (DuckDB). ``columns`` are the file's, in its header's order.
+
+    >>> print(load_data_local_infile("/p/f.csv", exp.to_table("ds.t", dialect="mysql"), [Column("b", "binary")]).sql("mysql"))
+    LOAD DATA LOCAL INFILE '/p/f.csv' INTO TABLE ds.t CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '"' ESCAPED BY '' LINES TERMINATED BY '\\n' IGNORE 1 LINES (@lb_1) SET `b` = UNHEX(SUBSTRING(@lb_1, 3))
+    """
+    names: list[exp.Expression] = []
+    assignments: list[exp.Expression] = []
+    for i, column in enumerate(columns, 1):
+        variable = exp.Parameter(this=exp.var(f"lb_{i}"))
+        if column.data_type == "binary":
+            value: exp.Expression = exp.Anonymous(this="UNHEX", expressions=[
+                exp.Substring(this=variable.copy(), start=exp.Literal.number(3))])
+        elif column.data_type == "bool":
+            value = exp.Case(this=exp.Lower(this=variable.copy()), ifs=[
+                exp.If(this=exp.Literal.string("true"), true=exp.true()),
+                exp.If(this=exp.Literal.string("false"), true=exp.false())], default=variable.copy())
+        else:
+            names.append(_col(column.name))
+            continue
+        names.append(variable)
+        assignments.append(exp.EQ(this=_col(column.name), expression=value))
+    pieces: list[str | exp.Expression] = [
+        "LOAD DATA LOCAL INFILE ", exp.Literal.string(path), " INTO TABLE ", target.copy(),
+        " CHARACTER SET utf8mb4 FIELDS TERMINATED BY ", exp.Literal.string(","),
+        " OPTIONALLY ENCLOSED BY ", exp.Literal.string('"'), " ESCAPED BY ", exp.Literal.string(""),
+        " LINES TERMINATED BY ", exp.Literal.string("\n"), " IGNORE 1 LINES (", *_listed(names), ")"]
+    if assignments:
+        pieces += [" SET ", *_listed(assignments)]
+    return raw(*pieces)
+
+
+def show_warnings() -> exp.Show:
+    """MySQL's ``SHOW WARNINGS``: (Level, Code, Message) of the session's last statement."""
+    return exp.Show(this="WARNINGS")
+
+
+def json_checks() -> exp.Select:
+    """(table_name, check_clause) of the CHECK constraints of one MariaDB database (the parameter): MariaDB's
+    JSON is a LONGTEXT with a ``json_valid(`column`)`` check, and reports only the LONGTEXT elsewhere."""
+    checks = exp.select("table_name", "check_clause").from_(exp.table_("check_constraints", db="information_schema"))
+    return checks.where(exp.EQ(this=exp.column("constraint_schema"), expression=exp.Placeholder()))
+
+
+JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)")
+
+
+def json_checked_columns(rows: Sequence[tuple[str, str | None]]) -> set[tuple[str, str]]:
+    """(table, column) of the JSON columns among the rows of ``json_checks``."""
+    return {(table, match.group(1)) for table, clause in rows if (match := JSON_CHECK.search(clause or ""))}

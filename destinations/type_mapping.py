@@ -39,9 +39,11 @@ class TypeMapper:
 
     REVERSE_MAPPING: ClassVar[dict[DType, str]] = {
         DType.TEXT: "text", DType.VARCHAR: "text", DType.CHAR: "text", DType.NVARCHAR: "text",
-        DType.NCHAR: "text", DType.UUID: "text",
+        DType.NCHAR: "text", DType.UUID: "text", DType.TINYTEXT: "text", DType.MEDIUMTEXT: "text",
+        DType.LONGTEXT: "text",
         DType.BIGINT: "bigint", DType.INT: "bigint", DType.SMALLINT: "bigint", DType.TINYINT: "bigint",
         DType.UBIGINT: "bigint", DType.UINT: "bigint", DType.USMALLINT: "bigint", DType.UTINYINT: "bigint",
+        DType.MEDIUMINT: "bigint", DType.UMEDIUMINT: "bigint",
         DType.DOUBLE: "double", DType.FLOAT: "double",
         DType.BOOLEAN: "bool",
         DType.TIMESTAMPTZ: "timestamp", DType.TIMESTAMP: "timestamp", DType.TIMESTAMPLTZ: "timestamp",
@@ -49,7 +51,8 @@ class TypeMapper:
         DType.DATE: "date", DType.TIME: "time", DType.TIMETZ: "time",
         DType.DECIMAL: "decimal", DType.BIGDECIMAL: "decimal", DType.INT128: "decimal", DType.UINT128: "decimal",
         DType.JSON: "json", DType.JSONB: "json",
-        DType.VARBINARY: "binary", DType.BINARY: "binary", DType.BLOB: "binary",
+        DType.VARBINARY: "binary", DType.BINARY: "binary", DType.BLOB: "binary", DType.TINYBLOB: "binary",
+        DType.MEDIUMBLOB: "binary", DType.LONGBLOB: "binary",
     }
     """sqlglot type → loadbay data type, for reading live tables."""
 

@@ -204,10 +204,18 @@ def _spell_non_finite(rows: Sequence[dict[str, Any]], columns: list[str]) -> Seq
 
 
 class _CsvNull(int):
-    """Written unquoted and empty under QUOTE_NONNUMERIC, so NULL and '' stay distinct."""
+    """A number to the csv module, so written unquoted under QUOTE_NONNUMERIC (where every string is
+    quoted), as ``text``: NULL and '' (or 'NULL') stay distinct."""
+
+    text: str
+
+    def __new__(cls, text: str = "") -> _CsvNull:
+        null = super().__new__(cls, 0)
+        null.text = text
+        return null
 
     def __str__(self) -> str:
-        return ""
+        return self.text
 
     __repr__ = __str__
 
@@ -221,9 +229,11 @@ def _hex(value: Any) -> str:
 
 
 class CsvWriter(LoadFileWriter):
-    """RFC 4180 csv with a header; NULL is an unquoted empty field, every string is quoted.
+    """RFC 4180 csv with a header; NULL is an unquoted field (empty, or the destination's ``csv_null``), every
+    string is quoted.
 
-    Binary values are written as ``\\x`` and hex digits, json values as JSON text.
+    Binary values are written as ``\\x`` and hex digits, json values as JSON text, timestamps as ISO text
+    (the UTC wall time without offset where the destination has ``naive_timestamps``).
     """
 
     file_format = "csv"
@@ -236,8 +246,12 @@ class CsvWriter(LoadFileWriter):
         # read: numbers, True/False, text), ISO (dates and times, formatted by orjson for a whole
         # column at once: str(datetime) costs ~2 µs a value), or a per-value converter
         plan: list[tuple[str, Any]] = []
+        self._null = _CsvNull(self.capabilities.csv_null) if self.capabilities.csv_null else CSV_NULL
+        naive = self.capabilities.naive_timestamps
         for c in self.columns:
-            if c.data_type in ("timestamp", "date", "time"):
+            if c.data_type == "timestamp" and naive:
+                plan.append((c.name, _UTC_WALL))
+            elif c.data_type in ("timestamp", "date", "time"):
                 plan.append((c.name, _ISO))
             elif c.data_type == "double":
                 plan.append((c.name, _FLOAT))
@@ -269,7 +283,7 @@ class CsvWriter(LoadFileWriter):
         A missing key and a None value are both NULL.
         """
         buffer = io.StringIO()
-        get, null = dict.get, CSV_NULL
+        get, null = dict.get, self._null
         columns: list[list[Any]] = []
         for name, how in self._plan:
             if how is None:
@@ -280,8 +294,10 @@ class CsvWriter(LoadFileWriter):
             elif how is _ISO:
                 encoded = orjson.dumps(list(map(get, rows, repeat(name))))[1:-1].split(b",")
                 columns.append([null if v == b"null" else v[1:-1].decode() for v in encoded])
+            elif how is _UTC_WALL:
+                columns.append(_utc_wall_column(list(map(get, rows, repeat(name))), null))
             elif how is _FLOAT:
-                columns.append(_float_column(list(map(get, rows, repeat(name)))))
+                columns.append(_float_column(list(map(get, rows, repeat(name))), null))
             else:
                 columns.append([null if (v := get(row, name)) is None else how(v) for row in rows])
         csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerows(zip(*columns))
@@ -289,17 +305,29 @@ class CsvWriter(LoadFileWriter):
 
 
 _ISO = object()
+_UTC_WALL = object()
 _FLOAT = object()
 NUL_CHAR = "\x00"
+UTC_SUFFIX = b"+00:00"
 
 
-def _float_column(values: list[Any]) -> list[Any]:
+def _float_column(values: list[Any], null: _CsvNull) -> list[Any]:
     """Shortest round-trip text of each float, by orjson for the whole column (repr costs ~0.5 µs a
     value); orjson writes nan and ±inf as null, so a column holding them takes repr instead."""
     encoded = orjson.dumps(values)[1:-1].split(b",")
     if encoded.count(b"null") != values.count(None):
-        return [CSV_NULL if v is None else repr(v) for v in values]
-    return [CSV_NULL if v == b"null" else v.decode() for v in encoded]
+        return [null if v is None else repr(v) for v in values]
+    return [null if v == b"null" else v.decode() for v in encoded]
+
+
+def _utc_wall_column(values: list[Any], null: _CsvNull) -> list[Any]:
+    """Timestamps as their UTC wall time without offset (``naive_timestamps``): orjson's ISO text for the
+    whole column, its ``+00:00`` cut off; a value in another zone is converted on its own (rare: the
+    normalizer keeps what the source gave, and most sources give UTC)."""
+    encoded = orjson.dumps(values)[1:-1].split(b",")
+    return [null if text == b"null" else
+            text[1:-7].decode() if text.endswith(UTC_SUFFIX + b'"') else _utc_wall_time(value).replace(" ", "T")
+            for text, value in zip(encoded, values)]
 
 
 def _convert(row: dict[str, Any], converters: dict[str, Callable[[Any], Any]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 
 from loadbay.common.capabilities import DEFAULTS, DestinationCapabilities
+from loadbay.destinations.mysql.capabilities import ENGINE as MYSQL_ENGINE
 
 BASE = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",
@@ -25,8 +26,6 @@ refuses them alike: SQLite would store NaN as NULL)."""
 SQLITE_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 SQLITE_MAX_COLUMN = 2000
 """SQLite's compile-time default (a build may lower it: ``getlimit(SQLITE_LIMIT_COLUMN)`` says)."""
-INNODB_MAX_COLUMNS = 1017
-"""InnoDB's limit per table (MySQL itself allows 4096): CREATE or ALTER past it fails with errno 185."""
 
 DIALECTS: dict[str, dict[str, Any]] = {
     "sqlite": dict(
@@ -38,13 +37,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         merge_strategies=("delete-insert", "upsert"), max_decimal_precision=15, decimal_precision=(15, 6),
         is_dataset_a_schema=False, max_table_columns=SQLITE_MAX_COLUMN,
     ),
-    "mysql": dict(
-        sqlglot_dialect="mysql", max_identifier_length=64, max_parameters_per_statement=65535,
-        supports_ddl_transactions=False, supports_multi_column_alter=True,
-        merge_strategies=("delete-insert", "upsert"), max_decimal_precision=65,
-        string_literal_escape="backslash", is_dataset_a_schema=False,
-        naive_timestamps=True, max_table_columns=INNODB_MAX_COLUMNS,
-    ),
+    "mysql": dict(MYSQL_ENGINE),  # the database's own limits, shared with the mysql destination
     "postgresql": dict(
         sqlglot_dialect="postgres", max_parameters_per_statement=65535,
         supports_multi_column_alter=True, merge_strategies=("delete-insert", "upsert"), max_decimal_precision=78,

@@ -3,25 +3,23 @@ classified from the driver's own codes on SQLAlchemy's wrapped exception (``exc.
 
 What a database family does differently is a small subclass picked by ``FAMILIES`` from the URL's
 dialect name: SQLite keeps each dataset in an attached file, MySQL/MariaDB switch databases with
-``USE`` and serialise DDL with a named lock. Everything else (UTC, the search path, PostgreSQL's
-locks, the upsert syntax) comes from the dialect tables in ``loadbay.destinations.statements``.
+``USE``. Everything else (UTC and session settings, the search path, the locks, the upsert syntax)
+comes from the dialect tables in ``loadbay.destinations.statements``.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlglot import exp
 
 from loadbay.common.exceptions import DestinationError, DestinationTerminalError, DestinationTransientError
-from loadbay.destinations import sqlstate
-from loadbay.destinations.sql_client import SqlClient, lock_key
+from loadbay.destinations import sqlstate, statements
+from loadbay.destinations.sql_client import SqlClient
 from loadbay.destinations.statements import Statement
 
 DRIVER_ERRORS: dict[str, Callable[[BaseException], type[DestinationError] | None]] = {
@@ -29,11 +27,6 @@ DRIVER_ERRORS: dict[str, Callable[[BaseException], type[DestinationError] | None
     "sqlite3": sqlstate.classify_sqlite, "psycopg2": sqlstate.classify_psycopg2,
 }
 """The classifier of each driver (the top-level module of ``exc.orig``); other drivers' errors are terminal."""
-
-NAMED_LOCK_TIMEOUT = 60
-"""Seconds a MySQL/MariaDB session waits for another pipeline's schema changes (then: transient)."""
-
-JSON_CHECK = re.compile(r"json_valid\(`([^`]+)`\)")
 
 _engines: dict[tuple[str, str], Any] = {}
 _engines_lock = threading.Lock()
@@ -181,13 +174,11 @@ class SqliteSqlClient(SqlalchemySqlClient):
 
 
 class MysqlSqlClient(SqlalchemySqlClient):
-    """MySQL and MariaDB: a dataset is a database, chosen with ``USE``; DDL commits implicitly, so the
-    schema-change lock is a named lock of the session (``GET_LOCK``)."""
+    """MySQL and MariaDB: a dataset is a database, chosen with ``USE``. The session settings and the
+    schema-change lock (a named lock of the session: DDL commits implicitly) are the ``mysql`` entries of
+    the tables in ``loadbay.destinations.statements``, shared with the mysql destination."""
 
     family = "mysql"
-    SESSION_SETTINGS = (("innodb_strict_mode", exp.var("OFF")),)
-    """Nested JSON flattens into hundreds of mostly-NULL columns; strict mode refuses such a table by its
-    worst-case row size, although real rows fit (an oversized one still fails)."""
 
     def use_dataset_sql(self, dataset: str | None) -> Statement | None:
         """Until the dataset exists, the URL's database: a pooled connection would otherwise keep an
@@ -195,25 +186,9 @@ class MysqlSqlClient(SqlalchemySqlClient):
         default = dataset or self.config.credentials.database
         return exp.Use(this=self.identifier(default)) if default else None
 
-    @contextmanager
-    def schema_change_lock(self) -> Iterator[None]:
-        name = f"loadbay:{lock_key(self.dataset_name):x}"
-        acquire = exp.Anonymous(this="GET_LOCK", expressions=[exp.Placeholder(), exp.Literal.number(NAMED_LOCK_TIMEOUT)])
-        got = self.execute_sql(exp.select(acquire), name)
-        if not got or got[0][0] != 1:
-            raise DestinationTransientError(f"dataset {self.dataset_name!r}: another pipeline held the schema-change "
-                                            f"lock {name!r} for {NAMED_LOCK_TIMEOUT} s")
-        try:
-            yield
-        finally:
-            self.execute_sql(exp.select(exp.Anonymous(this="RELEASE_LOCK", expressions=[exp.Placeholder()])), name)
-
     def json_columns(self, dataset: str) -> set[tuple[str, str]]:
         """MariaDB's JSON is LONGTEXT plus a json_valid() check: reflection sees only the LONGTEXT."""
-        checks = exp.select("table_name", "check_clause").from_(exp.table_("check_constraints", db="information_schema"))
-        rows = self.execute_sql(checks.where(exp.EQ(this=exp.column("constraint_schema"), expression=exp.Placeholder())),
-                                dataset) or []
-        return {(table, match.group(1)) for table, clause in rows if (match := JSON_CHECK.search(clause or ""))}
+        return statements.json_checked_columns(self.execute_sql(statements.json_checks(), dataset) or [])
 
 
 FAMILIES: dict[str, type[SqlalchemySqlClient]] = {

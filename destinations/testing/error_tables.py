@@ -262,29 +262,55 @@ def _maria_wrong_password(scene: ErrorScene) -> None:
     scene.connect(changed_url(scene.credentials, username="lb_no_such_user", password="nope"))
 
 
-MARIADB = ErrorTable("CREATE TABLE {table} (a integer NOT NULL, u integer UNIQUE, v integer, small tinyint, "
-                     "s varchar(3)) ENGINE=InnoDB", (
-    RealError("missing_table", "undefined_relation", r"\b1146\b", "SELECT * FROM lb_no_such_table"),
-    RealError("missing_table_qualified", "undefined_relation", r"\b1146\b", "SELECT * FROM lb_no_such_db.t"),
-    RealError("missing_database_use", "undefined_relation", r"\b1049\b", "USE lb_no_such_db"),
-    RealError("missing_database_create", "undefined_relation", r"\b1049\b", "CREATE TABLE lb_no_such_db.t (a int)"),
-    RealError("syntax", "terminal", r"\b1064\b", "SELEC 1"),
-    RealError("missing_column", "terminal", r"\b1054\b", "SELECT lb_no_such_column FROM {table}"),
-    RealError("not_null", "terminal", r"\b1048\b", "INSERT INTO {table} (a, u) VALUES (NULL, 3)"),
-    RealError("no_default", "terminal", r"\b1364\b", "INSERT INTO {table} (u) VALUES (3)"),
-    RealError("unique", "terminal", r"\b1062\b", "INSERT INTO {table} (a, u) VALUES (3, 7), (4, 7)"),
-    RealError("bad_cast", "terminal", r"\b1366\b", "INSERT INTO {table} (a) VALUES ('abc')"),
-    RealError("out_of_range", "terminal", r"\b1264\b", "INSERT INTO {table} (a, small) VALUES (3, 1000)"),
-    RealError("too_long", "terminal", r"\b1406\b", "INSERT INTO {table} (a, s) VALUES (3, 'abcdef')"),
-    RealError("lock_wait_timeout", "transient", r"\b1205\b",  # SET STATEMENT: pooled sessions keep no setting
-              "SET STATEMENT innodb_lock_wait_timeout = 1 FOR UPDATE {table} SET v = 1 WHERE u = 1",
-              other=("START TRANSACTION", "SELECT * FROM {table} WHERE u = 1 FOR UPDATE")),
-    RealError("deadlock", "transient", r"\b1213\b", "UPDATE {table} SET v = 1 WHERE u = 2", provoke=_maria_deadlock,
-              after=("ROLLBACK",)),
-    RealError("killed_connection", "transient", r"\b(1927|2006|2013)\b", "SELECT 1", provoke=_maria_kill,
-              reconnect=True),
-    RealError("dead_connection_again", "transient", "PendingRollbackError", "SELECT 2",
-              provoke=_maria_kill_and_fail_once, reconnect=True),
-    RealError("connection_refused", "transient", r"\b2003\b.*Connection refused", provoke=_maria_refused),
-    RealError("wrong_password", "terminal", r"\b(1045|1698)\b.*Access denied", provoke=_maria_wrong_password),
-))
+def _mysql_local_infile_refused(scene: ErrorScene) -> None:
+    """A client that does not allow LOAD DATA LOCAL (the server's local_infile=OFF answers alike)."""
+    from sqlglot import exp
+
+    data = scene.tmp_path / "refused.csv"
+    data.write_text("a\n1\n", encoding="utf-8")
+    refusing = scene.connect(f"{scene.credentials}{'&' if '?' in scene.credentials else '?'}local_infile=false")
+    path = refusing.render(exp.Literal.string(str(data)))
+    refusing.execute_sql(f"LOAD DATA LOCAL INFILE {path} INTO TABLE {scene.table} IGNORE 1 LINES (a)")
+
+
+def _mysql_family(dead_connection: str, *extra: RealError) -> ErrorTable:
+    """MySQL/MariaDB's real errors: the same server errors through any driver, and ``dead_connection``, what
+    the driver (or SQLAlchemy around it) says about a connection it already lost."""
+    return ErrorTable("CREATE TABLE {table} (a integer NOT NULL, u integer UNIQUE, v integer, small tinyint, "
+                      "s varchar(3)) ENGINE=InnoDB", (
+        RealError("missing_table", "undefined_relation", r"\b1146\b", "SELECT * FROM lb_no_such_table"),
+        RealError("missing_table_qualified", "undefined_relation", r"\b1146\b", "SELECT * FROM lb_no_such_db.t"),
+        RealError("missing_database_use", "undefined_relation", r"\b1049\b", "USE lb_no_such_db"),
+        RealError("missing_database_create", "undefined_relation", r"\b1049\b",
+                  "CREATE TABLE lb_no_such_db.t (a int)"),
+        RealError("syntax", "terminal", r"\b1064\b", "SELEC 1"),
+        RealError("missing_column", "terminal", r"\b1054\b", "SELECT lb_no_such_column FROM {table}"),
+        RealError("not_null", "terminal", r"\b1048\b", "INSERT INTO {table} (a, u) VALUES (NULL, 3)"),
+        RealError("no_default", "terminal", r"\b1364\b", "INSERT INTO {table} (u) VALUES (3)"),
+        RealError("unique", "terminal", r"\b1062\b", "INSERT INTO {table} (a, u) VALUES (3, 7), (4, 7)"),
+        RealError("bad_cast", "terminal", r"\b1366\b", "INSERT INTO {table} (a) VALUES ('abc')"),
+        RealError("out_of_range", "terminal", r"\b1264\b", "INSERT INTO {table} (a, small) VALUES (3, 1000)"),
+        RealError("too_long", "terminal", r"\b1406\b", "INSERT INTO {table} (a, s) VALUES (3, 'abcdef')"),
+        RealError("lock_wait_timeout", "transient", r"\b1205\b",  # SET STATEMENT: pooled sessions keep no setting
+                  "SET STATEMENT innodb_lock_wait_timeout = 1 FOR UPDATE {table} SET v = 1 WHERE u = 1",
+                  other=("START TRANSACTION", "SELECT * FROM {table} WHERE u = 1 FOR UPDATE")),
+        RealError("deadlock", "transient", r"\b1213\b", "UPDATE {table} SET v = 1 WHERE u = 2",
+                  provoke=_maria_deadlock, after=("ROLLBACK",)),
+        RealError("killed_connection", "transient", r"\b(1927|2006|2013)\b", "SELECT 1", provoke=_maria_kill,
+                  reconnect=True),
+        RealError("dead_connection_again", "transient", dead_connection, "SELECT 2",
+                  provoke=_maria_kill_and_fail_once, reconnect=True),
+        RealError("connection_refused", "transient", r"\b2003\b.*Connection refused", provoke=_maria_refused),
+        RealError("wrong_password", "terminal", r"\b(1045|1698)\b.*Access denied", provoke=_maria_wrong_password),
+        *extra,
+    ))
+
+
+MARIADB = _mysql_family("PendingRollbackError")
+"""MariaDB through the SQLAlchemy destination."""
+
+MYSQL = _mysql_family(
+    r"InterfaceError: \(0, ''\)",
+    RealError("local_infile_refused", "terminal", r"\b(1148|2068|3948|4166)\b", provoke=_mysql_local_infile_refused),
+)
+"""MariaDB (or MySQL) through the mysql destination (pymysql)."""

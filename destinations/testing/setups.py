@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 POSTGRES_URL = os.environ.get("LOADBAY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 """The PostgreSQL server the built-in ``postgres`` setup (and tests/integration/test_postgres*.py) use."""
 MARIADB_URL = os.environ.get("LOADBAY_TEST_MARIADB", "mysql+pymysql://root@127.0.0.1:3306/test")
-"""The MariaDB server the built-in ``mariadb`` setup (the SQLAlchemy destination) uses."""
+"""The MariaDB server the built-in ``mariadb`` setup (the SQLAlchemy destination) and ``mysql`` setup use."""
+MYSQL_URL = "mysql://" + MARIADB_URL.split("://", 1)[1]
+"""The same server as the mysql destination's credentials (its own ``mysql://`` scheme)."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 """Under CI every server must be reachable: an unreachable one fails the tests instead of skipping them."""
 
@@ -125,6 +127,8 @@ SETUPS: dict[str, DestinationSetup] = {
     "mariadb": DestinationSetup("sqlalchemy", MARIADB_URL,
                                 probe=tcp_probe(MARIADB_URL, hint="set LOADBAY_TEST_MARIADB"),
                                 errors=error_tables.MARIADB),
+    "mysql": DestinationSetup("mysql", MYSQL_URL, probe=tcp_probe(MYSQL_URL, hint="set LOADBAY_TEST_MARIADB"),
+                              errors=error_tables.MYSQL),
 }
 """Built-in setups, by the name test ids show. Adding a destination to the repo's own test run is one line."""
 

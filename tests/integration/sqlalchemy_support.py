@@ -6,7 +6,6 @@ Test modules import the fixtures they use by name (pytest finds fixtures in a mo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,44 +14,15 @@ import pytest
 
 import loadbay
 from loadbay.destinations.testing.conformance.helpers import query
-from loadbay.destinations.testing.real_errors import changed_url
 from loadbay.destinations.testing.setups import MARIADB_URL, require_server
-from tests.integration.support import SYSTEM_TABLES, closed_port, live_tables  # noqa: F401 - re-exported
+from tests.integration.support import (SYSTEM_TABLES, closed_port, drop_maria_databases,  # noqa: F401 - re-exported
+                                       live_tables, maria_raw, maria_url, new_dataset)
 
 BACKENDS = ["sqlite", "mariadb"]
 
 
-def maria_url(**changes: Any) -> str:
-    """MARIADB_URL with some parts changed (username, password, port, database ...), password kept visible."""
-    return changed_url(MARIADB_URL, **changes)
-
-
-def maria_raw(autocommit: bool = True, **kwargs: Any) -> Any:
-    """A pymysql connection of the test itself (not loadbay's)."""
-    import pymysql
-    from sqlalchemy.engine import make_url
-
-    url = make_url(MARIADB_URL)
-    return pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
-                           database=url.database, autocommit=autocommit, charset="utf8mb4", **kwargs)
-
-
-def drop_maria_databases(*names: str) -> None:
-    conn = maria_raw()
-    try:
-        with conn.cursor() as cur:
-            for name in names:
-                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    finally:
-        conn.close()
-
-
 def sqlite_url(tmp_path: Path, name: str = "main") -> str:
     return f"sqlite:///{(tmp_path / f'{name}.db').as_posix()}"
-
-
-def new_dataset() -> str:
-    return f"ds_{uuid.uuid4().hex[:12]}"
 
 
 PipelineFactory = Callable[..., loadbay.Pipeline]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlglot import exp
 
 import loadbay
+from loadbay.destinations.testing.real_errors import changed_url
 from loadbay.destinations.testing.real_errors import closed_port  # noqa: F401 - re-exported
+from loadbay.destinations.testing.setups import MARIADB_URL
 
 SYSTEM_TABLES = frozenset({"_lb_loads", "_lb_version", "_lb_pipeline_state", "_lb_jobs"})
 """The tables loadbay keeps in every dataset beside the data."""
@@ -70,3 +74,60 @@ def run_while_held(run: Callable[[], Any], release: Callable[[], None], caplog: 
     thread.join(30)
     assert result, "the run did not end within 30 s of the lock's release"
     return result[0], [r.getMessage() for r in caplog.records if RETRY_LOGGED in r.getMessage()]
+
+
+# -- the MariaDB server (the SQLAlchemy destination's MySQL family and the mysql destination) -------------
+def new_dataset() -> str:
+    return f"ds_{uuid.uuid4().hex[:12]}"
+
+
+def maria_url(**changes: Any) -> str:
+    """MARIADB_URL with some parts changed (username, password, port, database ...), password kept visible."""
+    return changed_url(MARIADB_URL, **changes)
+
+
+def maria_raw(autocommit: bool = True, **kwargs: Any) -> Any:
+    """A pymysql connection of the test itself (not loadbay's)."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    url = make_url(MARIADB_URL)
+    return pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
+                           database=url.database, autocommit=autocommit, charset="utf8mb4", **kwargs)
+
+
+def maria_execute(*statements: str) -> None:
+    """Run ``statements`` on a connection of the test's own (autocommit), closed afterwards."""
+    conn = maria_raw()
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+    finally:
+        conn.close()
+
+
+def drop_maria_databases(*names: str) -> None:
+    maria_execute(*(f"DROP DATABASE IF EXISTS `{name}`" for name in names))
+
+
+def kill_maria_connection(connection_id: int) -> None:
+    maria_execute(f"KILL CONNECTION {int(connection_id)}")
+
+
+@contextmanager
+def maria_user(password: str, grants: Sequence[str]) -> Iterator[str]:
+    """A MariaDB user (``lb_user_<random>``@'%' with ``password``) holding ``grants`` (``"ALL PRIVILEGES ON
+    *.*"``, ``"ALL PRIVILEGES ON `db`.*"``), dropped afterwards; yields its name."""
+    user = f"lb_user_{uuid.uuid4().hex[:8]}"
+    admin = maria_raw()
+    try:
+        with admin.cursor() as cur:
+            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+            for grant in grants:
+                cur.execute(f"GRANT {grant} TO `{user}`@'%'")
+        yield user
+    finally:
+        with admin.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+        admin.close()

@@ -59,12 +59,13 @@ def test_loading_every_destination_imports_no_top_level_common_or_destinations(t
         root = importlib.import_module(package)
         for info in pkgutil.walk_packages(root.__path__, package + "."):
             importlib.import_module(info.name)
-    from loadbay.destinations import duckdb, noop, postgres, sqlalchemy
+    from loadbay.destinations import duckdb, mysql, noop, postgres, sqlalchemy
     rows = [{{"id": i, "nested": {{"a": [1, 2]}}}} for i in range(10)]
     for name in ("duckdb", "noop"):
         p = loadbay.pipeline("pkg_" + name, destination=name, dataset_name="raw", pipelines_dir="pipelines")
         p.run(rows, table_name="t").raise_on_failed_jobs()
-    for name, creds in (("postgres", "postgresql://u:secret@127.0.0.1:1/db"), ("sqlalchemy", "sqlite:///x.db")):
+    for name, creds in (("postgres", "postgresql://u:secret@127.0.0.1:1/db"), ("sqlalchemy", "sqlite:///x.db"),
+                        ("mysql", "mysql://u:secret@127.0.0.1:1/db")):
         p = loadbay.pipeline("pkg_" + name, destination=loadbay.destination(name, credentials=creds),
                              dataset_name="raw", pipelines_dir="pipelines")
         p.destination.client(p.config)

@@ -330,13 +330,12 @@ def test_password_in_url_query_never_shown(pg):
 def test_jsonl_transcode_that_runs_out_of_memory_retries_with_more(pg, monkeypatch, caplog):
     """The default jsonl path transcodes with DuckDB under a memory cap; a file that needs more is
     retried with the fallback limit instead of failing the load."""
-    import importlib
+    from loadbay.destinations import transcode
 
-    pg_jobs = importlib.import_module("loadbay.destinations.postgres.jobs")  # the package name is the factory
-    monkeypatch.setattr(pg_jobs, "TRANSCODE_MEMORY", "1MB")  # too little for any file
+    monkeypatch.setattr(transcode, "TRANSCODE_MEMORY", "1MB")  # too little for any file
     p = pg()
     rows = [{"id": i, "s": f"row {i}", "f": i / 3} for i in range(2000)]
-    with caplog.at_level(logging.WARNING, logger="loadbay.destinations.postgres.jobs"):
+    with caplog.at_level(logging.WARNING, logger="loadbay.destinations.transcode"):
         run_ok(p, rows, table_name="t")
     assert count(p, "t") == 2000
     assert query(p, "SELECT sum(id) FROM t") == [(sum(range(2000)),)]

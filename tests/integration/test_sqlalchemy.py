@@ -28,7 +28,7 @@ from loadbay.destinations.testing.setups import MARIADB_URL
 from tests.integration.sqlalchemy_support import (SYSTEM_TABLES, backend, closed_port, drop_maria_databases,  # noqa: F401
                                                   lite, live_tables, maria, maria_raw, maria_url, n_rows, new_dataset,
                                                   sa, sqlite_url, tbl)
-from tests.integration.support import exception_chain
+from tests.integration.support import exception_chain, maria_user
 
 
 def _write_toml(name: str, text: str) -> Path:
@@ -264,17 +264,9 @@ database = "{url.database}"
 @pytest.fixture
 def password_user() -> Any:
     """A MariaDB user with a password full of URL specials; dropped afterwards."""
-    user, secret = f"lb_pw_{uuid.uuid4().hex[:8]}", "Pw@1:x/y%z?#&" + uuid.uuid4().hex[:6]
-    admin = maria_raw()
-    try:
-        with admin.cursor() as cur:
-            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, secret))
-            cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO `{user}`@'%'")
+    secret = "Pw@1:x/y%z?#&" + uuid.uuid4().hex[:6]
+    with maria_user(secret, ["ALL PRIVILEGES ON *.*"]) as user:
         yield user, secret
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-        admin.close()
 
 
 def test_mariadb_password_in_url_is_used_and_never_shown(maria, password_user, caplog):

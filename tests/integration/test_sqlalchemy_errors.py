@@ -21,7 +21,7 @@ import loadbay
 from loadbay.common.exceptions import DestinationTransientError, LoadbayError
 from tests.integration.sqlalchemy_support import closed_port, maria_raw, maria_url, n_rows, tbl
 from tests.integration.sqlalchemy_support import lite, maria  # noqa: F401 - fixtures
-from tests.integration.support import exception_chain, run_while_held
+from tests.integration.support import exception_chain, kill_maria_connection, run_while_held
 
 
 # -- MariaDB ----------------------------------------------------------------------------------------------
@@ -34,20 +34,11 @@ def test_mariadb_percent_signs_without_and_with_parameters(maria):
         assert client.execute_sql("SELECT CONCAT(%s, '%%')", "50") == [("50%",)]
 
 
-def _kill(connection_id: int) -> None:
-    admin = maria_raw()
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"KILL CONNECTION {int(connection_id)}")
-    finally:
-        admin.close()
-
-
 def test_mariadb_reconnect_after_a_killed_connection_restores_the_session_settings(maria):
     p = maria()
     with p.sql_client() as client:
         client.create_dataset()
-        _kill(client.execute_sql("SELECT CONNECTION_ID()")[0][0])
+        kill_maria_connection(client.execute_sql("SELECT CONNECTION_ID()")[0][0])
         with pytest.raises(DestinationTransientError):
             client.execute_sql("SELECT 1")
         client.reconnect()

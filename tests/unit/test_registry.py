@@ -41,8 +41,8 @@ def test_builtin_names_resolve_to_their_classes(name: str, cls: type[Destination
 
 
 def test_builtins_are_listed() -> None:
-    assert set(BUILTINS) == {"duckdb", "noop", "postgres", "sqlalchemy"}
-    assert {"duckdb", "noop", "postgres", "sqlalchemy"} <= set(known_names())
+    assert set(BUILTINS) == {"duckdb", "mysql", "noop", "postgres", "sqlalchemy"}
+    assert {"duckdb", "mysql", "noop", "postgres", "sqlalchemy"} <= set(known_names())
 
 
 def test_settings_are_passed_to_the_factory() -> None:
@@ -118,7 +118,7 @@ def test_unknown_name_lists_known_names() -> None:
     message = str(exc_info.value)
     assert isinstance(exc_info.value, ConfigurationError)
     assert "'nosuchdest'" in message
-    assert "Known destinations: duckdb, noop, postgres, sqlalchemy" in message
+    assert "Known destinations: duckdb, mysql, noop, postgres, sqlalchemy" in message
     assert ENTRY_POINT_GROUP in message
 
 
@@ -139,7 +139,7 @@ def test_entry_point_destination_resolves(tmp_path: Path, monkeypatch: pytest.Mo
     assert type(dest) is MyDest
     assert dest.destination_name == "ep"
     assert "mydest" in known_names()
-    with pytest.raises(UnknownDestinationError, match="duckdb, mydest, noop"):
+    with pytest.raises(UnknownDestinationError, match="duckdb, mydest, mysql, noop"):
         resolve_destination("stillunknown")
 
 

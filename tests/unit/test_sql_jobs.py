@@ -196,6 +196,32 @@ def test_copy_from_stdin_is_a_sqlglot_copy_with_loadbays_csv_options() -> None:
                                     "(FORMAT csv, HEADER FALSE, NULL '', ENCODING 'UTF8')")
 
 
+def test_load_data_local_infile_reads_loadbays_csv_for_mysql_with_names_quoted_by_sqlglot() -> None:
+    """Every column by name, binary and bool through user variables; the path a quoted literal."""
+    columns = [Column("id", "bigint"), Column("b`in", "binary"), Column("ok", "bool"), Column("s", "text")]
+    statement = statements.load_data_local_infile("/tmp/it's.csv", TARGET("t"), columns)
+    assert isinstance(statement, statements.Raw)
+    assert statements.render(statement, "mysql", "%s") == (
+        "LOAD DATA LOCAL INFILE '/tmp/it''s.csv' INTO TABLE `ds`.`t` CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' "
+        "OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' LINES TERMINATED BY '\\n' IGNORE 1 LINES (`id`, @lb_2, @lb_3, `s`) "
+        "SET `b``in` = UNHEX(SUBSTRING(@lb_2, 3)), "
+        "`ok` = CASE LOWER(@lb_3) WHEN 'true' THEN TRUE WHEN 'false' THEN FALSE ELSE @lb_3 END")
+
+
+def test_session_setup_and_named_lock_are_dialect_tables() -> None:
+    """MySQL sessions: UTC, strict sql_mode, innodb_strict_mode off; schema changes under GET_LOCK (DDL
+    commits there, so no transaction-scoped lock); other dialects have none of these."""
+    setup = [statements.render(s, "mysql") for s in statements.session_setup("mysql")]
+    assert setup[0] == "SET time_zone = '+00:00'"
+    assert setup[1].startswith("SET SESSION sql_mode = 'STRICT_ALL_TABLES,") and "NO_BACKSLASH_ESCAPES" not in setup[1]
+    assert setup[2] == "SET SESSION innodb_strict_mode = OFF"
+    assert [statements.render(s, "postgres") for s in statements.session_setup("postgres")] == ["SET timezone = 'UTC'"]
+    acquire, release = statements.session_lock("mysql")  # type: ignore[misc]
+    assert (statements.render(acquire, "mysql", "%s"), statements.render(release, "mysql", "%s")) == (
+        "SELECT GET_LOCK(%s, 60)", "SELECT RELEASE_LOCK(%s)")
+    assert statements.session_lock("postgres") is None and statements.xact_lock("mysql") is None
+
+
 def test_upsert_syntax_is_a_table_and_merge_needs_postgresql_15() -> None:
     asked: list[str] = []
 

@@ -180,6 +180,27 @@ def test_csv_writes_null_unquoted_and_empty_string_quoted(tmp_path: Path) -> Non
     assert [(a, int(b) if b is not None else None) for a, b in records] == NULLS_EXPECTED
 
 
+def test_csv_for_mysql_spells_null_as_the_unquoted_word_and_timestamps_as_utc_wall_time(tmp_path: Path) -> None:
+    """``csv_null="NULL"`` (LOAD DATA reads an empty field, quoted or not, as ''); ``naive_timestamps``: the UTC
+    wall time without offset, from any zone (the fast path cuts orjson's ``+00:00``)."""
+    from datetime import timedelta
+
+    caps = DEFAULTS.with_(csv_null="NULL", naive_timestamps=True)
+    path = tmp_path / "t.csv"
+    rows = [*NULLS, {"a": "NULL", "b": 4}]
+    _write(CsvWriter, path, _table(a="text", b="bigint"), rows, capabilities=caps)
+    assert path.read_text(encoding="utf-8").splitlines() == ['"a","b"', '"",1', "NULL,2", "NULL,3", '"x",NULL',
+                                                            '"NULL",4']
+    table = _table(ts="timestamp", f="double")
+    stamps = [datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=UTC), datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+              datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+              datetime(2024, 1, 2, 3, 4, 5, 7), None]
+    _write(CsvWriter, path, table, [{"ts": ts, "f": None if ts is None else 1.5} for ts in stamps], capabilities=caps)
+    assert path.read_text(encoding="utf-8").splitlines()[1:] == [
+        '"2024-01-02T03:04:05.123456","1.5"', '"2024-01-02T03:04:05","1.5"', '"2024-01-01T21:34:05","1.5"',
+        '"2024-01-02T03:04:05.000007","1.5"', "NULL,NULL"]
+
+
 def test_insert_values_tells_null_from_empty_string(tmp_path: Path) -> None:
     path = tmp_path / "t.insert_values"
     _write(InsertValuesWriter, path, _table(a="text", b="bigint"), NULLS)

@@ -226,7 +226,19 @@ def _end_postgres_load(client: Any, p: loadbay.Pipeline, table: str) -> bool:
     return any(client.execute_sql(f"SELECT pg_terminate_backend({mark})", pid) == [(True,)] for (pid,) in rows or [])
 
 
-END_LOAD: dict[str, Callable[[Any, loadbay.Pipeline, str], bool]] = {"postgres": _end_postgres_load}
+def _end_mysql_load(client: Any, p: loadbay.Pipeline, table: str) -> bool:
+    """Through ``client``, kill the connection running ``LOAD DATA`` into ``table`` now; True if there was one."""
+    mark = client.placeholder()
+    pattern = f"LOAD DATA LOCAL INFILE % INTO TABLE {ident(p, p.dataset_name)}.{ident(p, table)} %"
+    rows = client.execute_sql("SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() "
+                              f"AND info LIKE {mark}", pattern)
+    for (connection_id,) in rows or []:
+        client.execute_sql(f"KILL CONNECTION {int(connection_id)}")
+    return bool(rows)
+
+
+END_LOAD: dict[str, Callable[[Any, loadbay.Pipeline, str], bool]] = {"postgres": _end_postgres_load,
+                                                                      "mysql": _end_mysql_load}
 """By sqlglot dialect: how to end, from another session, the session loading a file into a table."""
 
 

@@ -1,0 +1,35 @@
+"""MySQL/MariaDB: csv streamed by LOAD DATA LOCAL INFILE, DDL that commits implicitly, 64-character
+identifiers, DECIMAL(65), DATETIME(6) in UTC.
+
+``ENGINE`` holds what the database itself allows, whatever the driver: the SQLAlchemy destination's
+MySQL family takes its capabilities from it too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loadbay.common.capabilities import DEFAULTS
+
+INNODB_MAX_COLUMNS = 1017
+"""InnoDB's limit per table (MySQL itself allows 4096): CREATE or ALTER past it fails with errno 185."""
+
+ENGINE: dict[str, Any] = dict(
+    sqlglot_dialect="mysql", max_identifier_length=64, max_parameters_per_statement=65535,
+    supports_ddl_transactions=False, supports_multi_column_alter=True,
+    merge_strategies=("delete-insert", "upsert"), max_decimal_precision=65,
+    string_literal_escape="backslash", is_dataset_a_schema=False,
+    naive_timestamps=True, supports_nan_infinity=False, max_table_columns=INNODB_MAX_COLUMNS,
+)
+"""MySQL and MariaDB themselves: a dataset is a database; DDL commits implicitly (only the DML of a
+merge is atomic); DATETIME has no time zone (timestamps are stored as UTC wall time); DOUBLE has no NaN
+or infinities (they go to the text variant); string literals take backslash escapes."""
+
+capabilities = DEFAULTS.with_(
+    **ENGINE,
+    preferred_loader_file_format="jsonl",
+    supported_loader_file_formats=("jsonl", "csv", "parquet", "insert_values"),
+    csv_null="NULL",
+    max_parallel_load_jobs=2,
+    load_while_normalizing=True,
+)

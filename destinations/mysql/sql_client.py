@@ -1,0 +1,172 @@
+"""MySQL/MariaDB SQL client on pymysql: a dataset is a database (MySQL has no schemas inside one), or,
+with ``dataset_prefix``, a name prefix of tables in one database; errors by MySQL error number.
+
+UTC sessions, strict ``sql_mode``, ``USE`` of the dataset and the ``GET_LOCK`` schema-change lock are
+the ``mysql`` entries of the tables in ``loadbay.destinations.statements``; the error numbers are
+``MYSQL_CODES`` in ``loadbay.destinations.sqlstate`` (shared with the SQLAlchemy destination's MySQL
+family). Bulk loads are plain statements (``LOAD DATA LOCAL INFILE``), run by ``execute_sql``: the driver
+streams the file the statement names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlglot import exp
+
+from loadbay.common.capabilities import DestinationCapabilities
+from loadbay.common.destination import DestinationConfig
+from loadbay.common.exceptions import ConfigurationError, DestinationError
+from loadbay.common.schema.naming import TAG_LENGTH, shorten
+from loadbay.destinations import statements as sql
+from loadbay.destinations.sql_client import SqlClient
+from loadbay.destinations.sqlstate import classify_pymysql, mysql_code
+
+MARIADB = "MariaDB"
+"""In the server's version text of MariaDB (``5.5.5-10.11.19-MariaDB-...``), not of MySQL."""
+
+
+ACCESS_DENIED = {1044, 1142}
+"""ER_DBACCESS_DENIED_ERROR (creating or using a database), ER_TABLEACCESS_DENIED_ERROR (its tables)."""
+
+
+class MysqlSqlClient(SqlClient):
+    """Each dataset a database of its own (created by ``create_dataset``)."""
+
+    dbapi_paramstyle = "format"
+    DATASET_PREFIX_HINT = ("each dataset is a database of its own (and <dataset>_staging another): a user with "
+                           "rights on one database only loads into it with the destination setting dataset_prefix=True")
+    """Added to an access-denied error (``ACCESS_DENIED``): what to do next."""
+
+    def connect(self) -> Any:
+        import pymysql
+
+        return pymysql.connect(**self.config.credentials.connect_args())  # autocommit: explicit BEGIN/COMMIT
+
+    def server_version(self) -> tuple[int, ...]:
+        """From the server's version text: ``5.5.5-10.11.19-MariaDB-0+deb12u1`` is (10, 11, 19)."""
+        text = self.native_connection.get_server_info()
+        if MARIADB in text and text.startswith("5.5.5-"):  # MariaDB's prefix for old replication clients
+            text = text[len("5.5.5-"):]
+        return tuple(int(part) for part in text.split("-")[0].split(".") if part.isdigit())
+
+    @property
+    def is_mariadb(self) -> bool:
+        return MARIADB in self.native_connection.get_server_info()
+
+    def table_collation(self) -> str:
+        """The collation of loadbay's tables: binary and NO PAD, so keys 'a', 'A' and 'a ' are three keys, as on
+        every other destination (``utf8mb4_bin`` pads: 'a' = 'a '). MySQL before 8.0.17 has only that one."""
+        if self.is_mariadb:
+            return "utf8mb4_nopad_bin"
+        return "utf8mb4_0900_bin" if self.server_version() >= (8, 0, 17) else "utf8mb4_bin"
+
+    @staticmethod
+    def classify(exc: BaseException) -> type[DestinationError] | None:
+        return classify_pymysql(exc)
+
+    def translate(self, exc: BaseException, statement: str | None) -> DestinationError:
+        """The base's translation; a user denied a database (or its tables) is told about ``dataset_prefix``."""
+        error = super().translate(exc, statement)
+        if self.DATASET_PREFIX_HINT and mysql_code(exc) in ACCESS_DENIED:
+            return type(error)(f"{error}\n  {self.DATASET_PREFIX_HINT}", orig=error.orig, statement=error.statement)
+        return error
+
+    @contextmanager
+    def translating(self, statement: str | None) -> Iterator[None]:
+        """The base's boundary, and one pymysql quirk: when the connection drops while a LOAD DATA LOCAL file
+        is sent, pymysql's clean-up writes to the closed socket, and its AttributeError hides the driver error
+        that says what happened (2006, server gone): that one is translated (transient, retried)."""
+        with super().translating(statement):
+            try:
+                yield
+            except AttributeError as exc:
+                lost = exc.__context__
+                if lost is not None and self.classify(lost) is not None:
+                    raise lost from None
+                raise
+
+    # -- datasets ------------------------------------------------------------------------------------
+    def catalog_names(self, table_names: Sequence[str], staging: bool = False) -> tuple[str, dict[str, str]]:
+        """Where ``table_names`` live in the catalog: (database, {name in the database: table name})."""
+        return (self.config.staging_dataset_name if staging else self.dataset_name), {n: n for n in table_names}
+
+    def table_columns(self, table_names: Sequence[str], staging: bool = False) -> dict[str, list[tuple[Any, ...]]]:
+        """Live columns from INFORMATION_SCHEMA (``column_type``, so ``tinyint(1)`` tells a bool); on MariaDB a
+        LONGTEXT column with a ``json_valid`` check is reported as ``json``, as it was created."""
+        database, names = self.catalog_names(table_names, staging)
+        if not names:
+            return {}
+        rows = self.execute_sql(sql.live_columns(len(names), self.dialect), database, *names) or []
+        json_columns: set[tuple[str, str]] = set()
+        if self.is_mariadb and any(str(row[2]).lower() == "longtext" for row in rows):
+            json_columns = sql.json_checked_columns(self.execute_sql(sql.json_checks(), database) or [])
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for table, column, data_type, *rest in rows:
+            shown = "json" if (table, column) in json_columns else data_type
+            out.setdefault(names[table], []).append((column, shown, *rest))
+        return out
+
+
+class PrefixedMysqlSqlClient(MysqlSqlClient):
+    """``dataset_prefix``: every dataset in the credentials' database, table ``t`` of dataset ``d`` named
+    ``d__t`` (shortened to 64 characters with a hash tag, like any long name). A dataset is its tables:
+    it exists while one of them does, and dropping it drops them.
+
+    So that ``d__`` starts the tables of dataset ``d`` and of no other, a dataset name has no ``__`` and
+    does not end with ``_``, and is short enough for ``d_staging__`` to survive shortening.
+    """
+
+    DATASET_PREFIX_HINT = ""
+    MAX_DATASET_LENGTH = 64 - TAG_LENGTH - 1 - len("_staging__")
+    """45: a longer dataset name would be cut by the shortening of its staging tables' names."""
+
+    def __init__(self, config: DestinationConfig, capabilities: DestinationCapabilities) -> None:
+        super().__init__(config, capabilities)
+        if not config.credentials.database:  # type: ignore[attr-defined]
+            raise ConfigurationError("mysql destination: dataset_prefix=True keeps every dataset in the "
+                                     "credentials' database, and none is given: add it to the URL "
+                                     "(mysql://user@host/<database>) or set credentials.database")
+        name = config.dataset_name
+        if "__" in name or name.endswith("_") or len(name) > self.MAX_DATASET_LENGTH:
+            raise ConfigurationError(
+                f"mysql destination: with dataset_prefix=True the dataset name {name!r} must have no '__', must "
+                f"not end with '_' and must be at most {self.MAX_DATASET_LENGTH} characters, so that its "
+                f"'{name}__' prefix names its tables and no other dataset's: choose another dataset_name")
+
+    @property
+    def database(self) -> str:
+        return str(self.config.credentials.database)  # type: ignore[attr-defined]
+
+    def table_name(self, table_name: str, staging: bool = False) -> str:
+        """The name in the database: ``<dataset>__<table>``."""
+        dataset = self.config.staging_dataset_name if staging else self.dataset_name
+        return shorten(f"{dataset}__{table_name}", self.capabilities.max_identifier_length)
+
+    def qualified(self, table_name: str, staging: bool = False) -> exp.Table:
+        return exp.Table(this=self.identifier(self.table_name(table_name, staging)), db=self.identifier(self.database))
+
+    def catalog_names(self, table_names: Sequence[str], staging: bool = False) -> tuple[str, dict[str, str]]:
+        return self.database, {self.table_name(n, staging): n for n in table_names}
+
+    def _tables_of(self, dataset: str) -> list[str]:
+        rows = self.execute_sql(sql.tables_like(), self.database, sql.like_prefix(f"{dataset}__")) or []
+        return [row[0] for row in rows]
+
+    def has_dataset(self, dataset: str | None = None) -> bool:
+        return bool(self._tables_of(dataset or self.dataset_name))
+
+    def create_dataset(self, dataset: str | None = None) -> None:
+        """Nothing to create: the database is the user's, a dataset its tables."""
+
+    def drop_dataset(self, dataset: str | None = None) -> None:
+        names = self._tables_of(dataset or self.dataset_name)
+        if names:
+            self.execute_sql(sql.drop_tables([exp.Table(this=self.identifier(n), db=self.identifier(self.database))
+                                              for n in names]))
+
+    def use_dataset(self) -> None:
+        """The connection opened on the credentials' database and stays there: nothing to look up or switch
+        (an unqualified name in a caller's own SQL is a table of that database: ``<dataset>__<table>``)."""
