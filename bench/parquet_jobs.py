@@ -89,8 +89,8 @@ from loadbay.common.storage.package import JobFile  # noqa: E402
 from loadbay.common.storage.writers import CsvWriter, arrow_type  # noqa: E402
 from loadbay.destinations.duckdb.jobs import DuckDbReaderJob, ParquetJob  # noqa: E402
 from loadbay.destinations import arrow_csv  # noqa: E402
-from loadbay.destinations.postgres.jobs import (TRANSCODE_MEMORY, JsonlCopyJob, ParquetCopyJob,  # noqa: E402
-                                                parquet_batch_rows)
+from loadbay.destinations.postgres.jobs import JsonlCopyJob, ParquetCopyJob, parquet_batch_rows  # noqa: E402
+from loadbay.destinations.transcode import TRANSCODE_MEMORY  # noqa: E402
 from loadbay.destinations.statements import copy_from_stdin, raw  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"

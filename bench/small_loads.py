@@ -212,7 +212,8 @@ SPANS: dict[str, tuple[str, ...]] = {
                                                "DuckDbSqlClient.close"),
     "loadbay.destinations.postgres.sql_client": ("PostgresSqlClient.connect", "PostgresSqlClient.copy_from"),
     "loadbay.destinations.duckdb.jobs": ("DuckDbReaderJob.run",),
-    "loadbay.destinations.postgres.jobs": ("JsonlCopyJob.run", "JsonlCopyJob._transcode"),
+    "loadbay.destinations.postgres.jobs": ("JsonlCopyJob.run",),
+    "loadbay.destinations.transcode": ("_transcode", "transcoded_csv"),
     "loadbay.load": ("Loader._load", "Loader._prepare", "Loader._run_jobs", "Loader._run_job", "Loader._clean_up",
                      "Loader.describe", "LoadFeed.finish", "LoadFeed._load", "SharedClient.get", "SharedClient.close"),
 }

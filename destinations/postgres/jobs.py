@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from loadbay.common.destination import LoadJob
 from loadbay.destinations import statements as sql
 from loadbay.destinations.job_errors import columns_for, naming_file
-from loadbay.destinations.transcode import TRANSCODE_MEMORY, transcoded_csv  # noqa: F401 - bench/ imports it here
+from loadbay.destinations.transcode import transcoded_csv
 
 if TYPE_CHECKING:
     from loadbay.destinations.job_client import SqlJobClient
