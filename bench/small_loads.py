@@ -115,7 +115,7 @@ class LoadbayTool(Tool):
             return {t: int(client.execute_sql(f'SELECT count(*) FROM "{t}"')[0][0]) for t in tables}  # the dataset's
 
     def kept(self, p: Any) -> Any:
-        return p
+        return p if hasattr(p, "__enter__") else None  # older loadbay (bench/before_after.py): none
 
 
 class DltTool(Tool):

@@ -124,11 +124,18 @@ class ServerCredentials(ConnectionStringCredentials):
     """Query options of a URL that are fields of the class, with their type."""
     QUERY_OPTIONS: ClassVar[dict[str, type]] = {}
     """The driver's own query options that are not text (a URL holds only text), with their type."""
+    PASSWORD_OPTIONS: ClassVar[tuple[str, ...]] = ()
+    """Other names the driver takes a password by in the query (pymysql's ``passwd``): made the password,
+    so it is masked like one."""
 
     @classmethod
     def parse_string(cls, value: str) -> dict[str, Any]:
         parsed = super().parse_string(value)
         query = dict(parsed.get("query", {}))
+        for key in cls.PASSWORD_OPTIONS:
+            if key in query:
+                secret = query.pop(key)
+                parsed.setdefault("password", secret)
         for key, kind in cls.QUERY_FIELDS.items():
             if key in query:
                 parsed[key] = _coerce(query.pop(key), kind, key)

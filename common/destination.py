@@ -168,9 +168,11 @@ class JobClient(ABC):
         """Job ids (``table.file_id``) of package ``load_id`` whose rows are committed."""
         return set()
 
-    def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+    def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str,
+                         done_records: bool = True) -> None:
         """Remove what package ``load_id`` keeps in the destination besides rows: its staging tables
-        and done-records (it completed, or it is being dropped)."""
+        and (unless ``done_records`` is false: ``complete_load`` deleted them already) its done-records
+        (it completed, or it is being dropped)."""
 
     def reconnect(self) -> None:
         """Drop and reopen the connection before a retry."""

@@ -112,8 +112,10 @@ class SqlJobClient(JobClient):
                 if not self.sql_client.has_dataset():
                     self.sql_client.create_dataset()
                 tables = [*SYSTEM_TABLES.values(), *tables]
-            statements = self._migrate(tables)
-            if schema is not None and not self._has_schema_version(schema.version_hash):
+            created: set[str] = set()
+            statements = self._migrate(tables, created)
+            # a version table created just now holds no version: no need to ask
+            if schema is not None and (VERSION_TABLE in created or not self._has_schema_version(schema.version_hash)):
                 self._store_schema(schema)
         return statements
 
@@ -132,13 +134,16 @@ class SqlJobClient(JobClient):
             self.sql_client.execute_many(statements)
             self._forget_jobs(load_id)
 
-    def _migrate(self, tables: list[Table]) -> list[str]:
+    def _migrate(self, tables: list[Table], created: set[str] | None = None) -> list[str]:
+        """Create or alter ``tables`` to match the live catalog; the names of those created go to ``created``."""
         live = self.sql_client.table_columns([t.name for t in tables])
         statements: list[Statement] = []
         for table in tables:
             existing = live.get(table.name)
             if existing is None:
                 statements.append(self.create_table_sql(table))
+                if created is not None:
+                    created.add(table.name)
                 continue
             live_names = {row[0] for row in existing}
             self._warn_on_type_drift(table, existing)
@@ -235,12 +240,15 @@ class SqlJobClient(JobClient):
             creates = [self.create_table_sql(t, target) for t, target in zip(staged, targets)]
             self.sql_client.execute_many(drops + creates)
 
-    def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+    def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str,
+                         done_records: bool = True) -> None:
         """Every table's staging name is dropped if it exists, whatever the strategy now: the package
         may have staged under a replace strategy or setting that changed since."""
         names = [n for n in table_names if n in schema.tables]
         if names and self.sql_client.has_dataset(self.config.staging_dataset_name):
             self.sql_client.execute_many([sql_jobs.drop_table(self.staging_table(n, load_id)) for n in names])
+        if not done_records:
+            return
         try:
             self._forget_jobs(load_id)
         except DestinationUndefinedRelation:  # nothing of the package ever reached the dataset

@@ -7,7 +7,8 @@ classified by the destination's pure ``classify(exc)`` and re-raised as ``Destin
 
 A destination's client is a few hooks over this base: ``connect``, ``classify``, the driver's
 ``dbapi_paramstyle`` and, where the driver has them, the typed driver capabilities ``copy_from``
-(COPY FROM STDIN), ``execute_many_params`` (executemany) and ``server_version``. What differs by
+(COPY FROM STDIN), ``load_data_local`` (LOAD DATA LOCAL INFILE), ``execute_many_params`` (executemany) and
+``server_version``, with ``bulk_load_refusal`` saying when the first two cannot be used. What differs by
 dialect (UTC, the search path, locks) comes from the tables in ``statements.py``.
 """
 
@@ -157,6 +158,17 @@ class SqlClient(ABC):
         Only drivers with a COPY protocol have it (psycopg2); load jobs that call it belong to them."""
         raise NotImplementedError(f"{type(self).__name__}: the driver has no COPY FROM STDIN")
 
+    def load_data_local(self, statement: Statement) -> None:
+        """``LOAD DATA LOCAL INFILE``: the driver streams the file the statement names (never all in memory).
+        Only drivers that can (pymysql opened with ``local_infile``); load jobs that call it belong to them."""
+        raise NotImplementedError(f"{type(self).__name__}: the driver has no LOAD DATA LOCAL INFILE")
+
+    def bulk_load_refusal(self) -> str | None:
+        """Why this connection cannot take its driver's bulk path (``copy_from``, ``load_data_local``), for a
+        destination that then binds rows with ``execute_many_params`` instead; None when it can. A native
+        destination's bulk path is its only one: a refusal there fails the job, saying what to do."""
+        return None
+
     def server_version(self) -> tuple[int, ...]:
         """The server's version, e.g. ``(15, 4)``; asked only where SQL depends on it (``MERGE``)."""
         raise NotImplementedError(f"{type(self).__name__} cannot tell its server's version")
@@ -275,7 +287,9 @@ class SqlClient(ABC):
     def create_dataset(self, dataset: str | None = None) -> None:
         self.execute_sql(sql.create_dataset(self.identifier(dataset or self.dataset_name)))
         if dataset in (None, self.dataset_name):
-            self.use_dataset()
+            statement = self.use_dataset_sql(self.dataset_name)  # it exists now: no need to ask
+            if statement is not None:
+                self.execute_sql(statement)
 
     def drop_dataset(self, dataset: str | None = None) -> None:
         self.execute_sql(sql.drop_dataset(self.identifier(dataset or self.dataset_name), self.dialect))

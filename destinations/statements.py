@@ -90,13 +90,17 @@ SESSION_SETTINGS: dict[str, tuple[tuple[str, str | exp.Expression], ...]] = {
     "mysql": (
         ("sql_mode", "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"),
         ("innodb_strict_mode", exp.var("OFF")),
+        ("sql_notes", exp.Literal.number(0)),
+        ("max_error_count", exp.Literal.number(65535)),
     ),
 }
 """``SET SESSION`` settings a dialect's connections get after the UTC time zone. MySQL/MariaDB: strict
 ``sql_mode`` (a value that does not fit its column fails the statement instead of being truncated or
 zeroed; backslash escapes stay on, as insert_values literals need them); ``innodb_strict_mode`` off,
 because nested JSON flattens into hundreds of mostly-NULL columns and strict mode refuses such a table by
-its worst-case row size, although real rows fit (an oversized row still fails)."""
+its worst-case row size, although real rows fit (an oversized row still fails); notes off and the
+warning list as long as it goes, so that ``@@warning_count`` after a LOAD DATA counts every warning and
+``SHOW WARNINGS`` lists them (its default cap, 64, counted notes too: a truncation could go unseen)."""
 
 XACT_LOCK_FUNCTION: dict[str, str] = {"postgres": "pg_advisory_xact_lock"}
 """A function taking a 64-bit key that locks until the transaction ends: the schema-change lock of a
@@ -213,14 +217,21 @@ def live_columns(table_count: int, dialect: str = "") -> exp.Select:
     own = LIVE_COLUMNS.get(dialect)
     if own is not None:
         return own(tables)
+    name: exp.Expression = exp.column("table_name")
+    if dialect in BYTEWISE_NAMES:
+        name = exp.cast(name, exp.DataType.build("BINARY", dialect=dialect))
     where = exp.and_(exp.EQ(this=exp.column("table_schema"), expression=exp.Placeholder()),
-                     exp.In(this=exp.column("table_name"), expressions=tables))
+                     exp.In(this=name, expressions=tables))
     type_column = LIVE_TYPE_COLUMN.get(dialect)
     projections = [exp.alias_(exp.column(type_column), name) if name == "data_type" and type_column else exp.column(name)
                    for name in LIVE_COLUMN_NAMES]
     return (exp.select(*projections).from_(exp.table_("columns", db="information_schema")).where(where)
             .order_by("table_name", "ordinal_position"))
 
+
+BYTEWISE_NAMES = {"mysql"}
+"""Dialects whose INFORMATION_SCHEMA compares table names ignoring case and accents (MariaDB's ``IN`` even
+returns one of 'café' and 'cafe' for both): ``live_columns`` compares them as bytes."""
 
 LIVE_TYPE_COLUMN: dict[str, str] = {"mysql": "column_type"}
 """The INFORMATION_SCHEMA column a dialect's ``live_columns`` reads a type from, where ``data_type`` says too
@@ -260,7 +271,21 @@ def _pg_live_columns(tables: list[exp.Expression]) -> exp.Select:
             .where(where).order_by(c("relname"), a("attnum")))
 
 
-LIVE_COLUMNS: dict[str, Callable[[list[exp.Expression]], exp.Select]] = {"postgres": _pg_live_columns}
+def _duckdb_live_columns(tables: list[exp.Expression]) -> exp.Select:
+    """``live_columns`` from ``duckdb_columns()`` of this database file: INFORMATION_SCHEMA.COLUMNS is a view
+    over it (of every attached database) that costs twice as much to read."""
+    nullable = exp.If(this=exp.column("is_nullable"), true=exp.Literal.string("YES"), false=exp.Literal.string("NO"))
+    projections = [*(exp.column(n) for n in LIVE_COLUMN_NAMES[:-1]), exp.alias_(nullable, "is_nullable")]
+    where = exp.and_(exp.EQ(this=exp.column("database_name"),
+                            expression=exp.Anonymous(this="current_database", expressions=[])),
+                     exp.EQ(this=exp.column("schema_name"), expression=exp.Placeholder()),
+                     exp.In(this=exp.column("table_name"), expressions=tables))
+    return (exp.select(*projections).from_(exp.Table(this=exp.Anonymous(this="duckdb_columns", expressions=[])))
+            .where(where).order_by("table_name", "column_index"))
+
+
+LIVE_COLUMNS: dict[str, Callable[[list[exp.Expression]], exp.Select]] = {"postgres": _pg_live_columns,
+                                                                        "duckdb": _duckdb_live_columns}
 """A dialect's own query for ``live_columns``, given the table-name placeholders."""
 
 
@@ -406,6 +431,24 @@ def load_data_local_infile(path: str, target: exp.Table, columns: Sequence[Colum
     if assignments:
         pieces += [" SET ", *_listed(assignments)]
     return raw(*pieces)
+
+
+def global_variable(name: str) -> exp.Select:
+    """MySQL's ``SELECT @@GLOBAL.name``: the server's setting (``local_infile``: whether LOAD DATA LOCAL may run).
+
+    >>> global_variable("local_infile").sql("mysql")
+    'SELECT @@GLOBAL.local_infile'
+    """
+    return exp.select(exp.SessionParameter(this=exp.var(name), kind="GLOBAL"))
+
+
+def warning_count() -> exp.Select:
+    """MySQL's ``SELECT @@warning_count``: warnings of the session's last statement, never capped.
+
+    >>> warning_count().sql("mysql")
+    'SELECT @@warning_count'
+    """
+    return exp.select(exp.SessionParameter(this=exp.var("warning_count")))
 
 
 def show_warnings() -> exp.Show:

@@ -44,6 +44,12 @@ TRANSCODE_SLOTS = threading.Semaphore(1)
 pipeline stays under 200 MiB) and costs little, as a transcode takes a fraction of its load."""
 
 
+class TranscodeRefused(DestinationTerminalError):
+    """DuckDB refused the file (a value that does not fit its column): nothing of it reached the server. A
+    destination with a slower exact path (the SQLAlchemy destination's executemany, which names the value)
+    may load the file that way instead."""
+
+
 def read_jsonl(path: str, columns: list[Column]) -> exp.Table:
     """DuckDB's ``read_json`` of a loadbay jsonl file, each column read as ``TRANSCODE_TYPES`` says."""
     read_as = []
@@ -126,8 +132,8 @@ def transcoded_csv(job: LoadJob, columns: list[Column], capabilities: Destinatio
             _transcode(statement, TRANSCODE_MEMORY_FALLBACK, batches)
         yield csv_path
     except duckdb.Error as exc:
-        raise DestinationTerminalError(f"file {job.job_file.path.name}: table {job.table.name!r}: "
-                                       f"{type(exc).__name__}: {exc}") from exc
+        raise TranscodeRefused(f"file {job.job_file.path.name}: table {job.table.name!r}: "
+                               f"{type(exc).__name__}: {exc}") from exc
     finally:
         csv_path.unlink(missing_ok=True)
 

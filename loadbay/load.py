@@ -210,7 +210,9 @@ class Loader:
         """Drop the loaded package's staging tables and done-records. The package is loaded either
         way: a failure here is reported, never allowed to hold the package (and newer ones) back."""
         try:
-            self._with_retries(client, lambda: client.clean_up_package(schema, list(schema.tables), package.load_id),
+            # its done-records went in the transaction that marked it loaded
+            self._with_retries(client, lambda: client.clean_up_package(schema, list(schema.tables), package.load_id,
+                                                                       done_records=False),
                                f"clean up package {package.load_id}")
         except LoadbayError as exc:
             logger.error("package %s is loaded, but its staging tables (<table>__%s) or done-records could not "

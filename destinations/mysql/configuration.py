@@ -19,6 +19,7 @@ class MysqlCredentials(ServerCredentials):
     """No database is needed to connect: each dataset is a database of its own (unless ``dataset_prefix``)."""
     SCHEMES: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     """``mysql+pymysql://`` works too, as it does for the SQLAlchemy destination."""
+    PASSWORD_OPTIONS: ClassVar[tuple[str, ...]] = ("passwd",)
     QUERY_OPTIONS: ClassVar[dict[str, type]] = {"local_infile": bool, "ssl_disabled": bool, "read_timeout": int,
                                                 "write_timeout": int, "max_allowed_packet": int}
 

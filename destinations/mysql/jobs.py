@@ -4,9 +4,9 @@ all in memory); jsonl and parquet become that csv first, by DuckDB into a scratc
 
 A LOAD DATA LOCAL cannot stop the file's transfer, so the server turns what would be errors (a value too
 long, a bad conversion, a duplicate key) into warnings and keeps going, truncating or skipping. Loadbay
-keeps none of that: after the statement, ``SHOW WARNINGS``; any warning fails the job with a terminal error
-naming table, column, row (and line) and value, and the job's transaction rolls back, so nothing of the file
-is loaded.
+keeps none of that: after the statement, ``@@warning_count`` (never capped; sessions count no notes); any
+warning fails the job with a terminal error naming table, column, row (and line) and value from ``SHOW
+WARNINGS``, and the job's transaction rolls back, so nothing of the file is loaded.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def load_data(job: LoadJob, client: SqlJobClient, path: Path, columns: list[Colu
     statement = sql.load_data_local_infile(str(path), job.target, columns)
     with sql_client.begin_transaction():  # joins the job's own (its rows and its done-record)
         try:
-            sql_client.execute_sql(statement)
+            sql_client.load_data_local(statement)
         except DestinationTerminalError as exc:
             if mysql_code(exc.orig) in LOCAL_INFILE_REFUSED:
                 raise DestinationTerminalError(
@@ -88,17 +88,23 @@ def load_data(job: LoadJob, client: SqlJobClient, path: Path, columns: list[Colu
                     "server's configuration (local_infile=ON; MySQL 8 has it off by default), or load this "
                     "pipeline with loader_file_format='insert_values'", orig=exc.orig, statement=exc.statement) from exc
             raise
-        warnings = sql_client.execute_sql(sql.show_warnings()) or []
-    if any(w[0] != "Note" for w in warnings):
-        raise DestinationTerminalError(warning_error(job, warnings, path, [c.name for c in columns], line_of))
+        counted = sql_client.execute_sql(sql.warning_count()) or [(0,)]
+        warnings = (sql_client.execute_sql(sql.show_warnings()) or []) if counted[0][0] else []
+    if counted[0][0]:  # the count decides (SHOW WARNINGS stops at max_error_count), the list explains
+        raise DestinationTerminalError(warning_error(job, warnings, path, [c.name for c in columns], line_of,
+                                                     count=int(counted[0][0])))
 
 
 def warning_error(job: LoadJob, warnings: list[tuple[Any, ...]], path: Path, names: list[str],
-                  line_of: Callable[[int], int] | None) -> str:
+                  line_of: Callable[[int], int] | None, count: int = 0) -> str:
     """The message for the first warning of a LOAD DATA (the notes before it explain it): table, column, row
     and line, the value, what happened and what to do. Only the first: once the server skipped a row, the
-    row numbers of later warnings no longer count it."""
-    first = next(i for i, w in enumerate(warnings) if w[0] != "Note")
+    row numbers of later warnings no longer count it. ``count`` (``@@warning_count``) says there were
+    warnings even when the server lists none."""
+    first = next((i for i, w in enumerate(warnings) if w[0] != "Note"), None)
+    if first is None:
+        return (f"{where(job)}: LOAD DATA raised {count} warning(s) that the server does not list (max_error_count)."
+                " loadbay keeps no data the server truncated, converted or skipped, so nothing of the file is loaded")
     level, code, message = warnings[first][:3]
     place, row, column = "", None, None
     if found := WARNING_COLUMN.search(message):
@@ -114,7 +120,7 @@ def warning_error(job: LoadJob, warnings: list[tuple[Any, ...]], path: Path, nam
         value = fields[names.index(column)]
         place += f", value {value if len(value) <= 60 else value[:57] + '...'!r}"
     notes = "".join(f" ({w[0]} {w[1]}: {w[2]})" for w in warnings[:first])
-    more = sum(1 for w in warnings[first + 1:] if w[0] != "Note")
+    more = max(sum(1 for w in warnings[first + 1:] if w[0] != "Note"), count - first - 1)
     return (f"{where(job)}{place}: LOAD DATA warned {level} {code}: {message}{notes}"
             f"{f' (and {more} more warnings)' if more else ''}. loadbay keeps no data the server truncated, "
             "converted or skipped, so nothing of the file is loaded: fix the value, or widen the column in the "

@@ -4,7 +4,7 @@ with ``dataset_prefix``, a name prefix of tables in one database; errors by MySQ
 UTC sessions, strict ``sql_mode``, ``USE`` of the dataset and the ``GET_LOCK`` schema-change lock are
 the ``mysql`` entries of the tables in ``loadbay.destinations.statements``; the error numbers are
 ``MYSQL_CODES`` in ``loadbay.destinations.sqlstate`` (shared with the SQLAlchemy destination's MySQL
-family). Bulk loads are plain statements (``LOAD DATA LOCAL INFILE``), run by ``execute_sql``: the driver
+family). Bulk loads are plain statements (``LOAD DATA LOCAL INFILE``), run by ``load_data_local``: the driver
 streams the file the statement names.
 """
 
@@ -17,12 +17,13 @@ from typing import Any
 from sqlglot import exp
 
 from loadbay.common.capabilities import DestinationCapabilities
-from loadbay.common.destination import DestinationConfig
+from loadbay.common.destination import STAGING_SUFFIX, DestinationConfig
 from loadbay.common.exceptions import ConfigurationError, DestinationError
 from loadbay.common.schema.naming import TAG_LENGTH, shorten
 from loadbay.destinations import statements as sql
 from loadbay.destinations.sql_client import SqlClient
 from loadbay.destinations.sqlstate import classify_pymysql, mysql_code
+from loadbay.destinations.statements import Statement
 
 MARIADB = "MariaDB"
 """In the server's version text of MariaDB (``5.5.5-10.11.19-MariaDB-...``), not of MySQL."""
@@ -32,7 +33,51 @@ ACCESS_DENIED = {1044, 1142}
 """ER_DBACCESS_DENIED_ERROR (creating or using a database), ER_TABLEACCESS_DENIED_ERROR (its tables)."""
 
 
-class MysqlSqlClient(SqlClient):
+class LocalInfileClient(SqlClient):
+    """``load_data_local`` on a pymysql connection opened with ``local_infile``: the mysql destination's client
+    and the SQLAlchemy destination's MySQL family (whose engine opens pymysql connections so) share it."""
+
+    def load_data_local(self, statement: Statement) -> None:
+        """``LOAD DATA LOCAL INFILE``: a plain statement, whose file pymysql streams in chunks.
+
+        pymysql sends whatever file the server asks for, in answer to any statement: a connection that always
+        allowed it would let a rogue server (or anyone in between) read any file this process can. The
+        capability is negotiated at connect, but pymysql checks its ``_local_infile`` flag at each request:
+        loadbay's connections keep it off (``refuse_local_files``) but inside this call.
+        """
+        driver = self.local_files_connection()
+        driver._local_infile = True
+        try:
+            self.execute_sql(statement)
+        finally:
+            driver._local_infile = False
+
+    def local_files_connection(self) -> Any:
+        """The pymysql connection (hook: the SQLAlchemy family's is under its pool's wrapper)."""
+        return self.native_connection
+
+    @staticmethod
+    def refuse_local_files(connection: Any) -> Any:
+        """``connection`` (pymysql's, opened with ``local_infile``) refusing the server's file requests."""
+        connection._local_infile = False
+        return connection
+
+    @contextmanager
+    def translating(self, statement: str | None) -> Iterator[None]:
+        """The base's boundary, and one pymysql quirk: when the connection drops while a LOAD DATA LOCAL file
+        is sent, pymysql's clean-up writes to the closed socket, and its AttributeError hides the driver error
+        that says what happened (2006, server gone): that one is translated (transient, retried)."""
+        with super().translating(statement):
+            try:
+                yield
+            except AttributeError as exc:
+                lost = exc.__context__
+                if lost is not None and self.classify(lost) is not None:
+                    raise lost from None
+                raise
+
+
+class MysqlSqlClient(LocalInfileClient):
     """Each dataset a database of its own (created by ``create_dataset``)."""
 
     dbapi_paramstyle = "format"
@@ -43,7 +88,8 @@ class MysqlSqlClient(SqlClient):
     def connect(self) -> Any:
         import pymysql
 
-        return pymysql.connect(**self.config.credentials.connect_args())  # autocommit: explicit BEGIN/COMMIT
+        # autocommit: explicit BEGIN/COMMIT; local files sent only inside load_data_local
+        return self.refuse_local_files(pymysql.connect(**self.config.credentials.connect_args()))
 
     def server_version(self) -> tuple[int, ...]:
         """From the server's version text: ``5.5.5-10.11.19-MariaDB-0+deb12u1`` is (10, 11, 19)."""
@@ -74,20 +120,6 @@ class MysqlSqlClient(SqlClient):
             return type(error)(f"{error}\n  {self.DATASET_PREFIX_HINT}", orig=error.orig, statement=error.statement)
         return error
 
-    @contextmanager
-    def translating(self, statement: str | None) -> Iterator[None]:
-        """The base's boundary, and one pymysql quirk: when the connection drops while a LOAD DATA LOCAL file
-        is sent, pymysql's clean-up writes to the closed socket, and its AttributeError hides the driver error
-        that says what happened (2006, server gone): that one is translated (transient, retried)."""
-        with super().translating(statement):
-            try:
-                yield
-            except AttributeError as exc:
-                lost = exc.__context__
-                if lost is not None and self.classify(lost) is not None:
-                    raise lost from None
-                raise
-
     # -- datasets ------------------------------------------------------------------------------------
     def catalog_names(self, table_names: Sequence[str], staging: bool = False) -> tuple[str, dict[str, str]]:
         """Where ``table_names`` live in the catalog: (database, {name in the database: table name})."""
@@ -105,6 +137,8 @@ class MysqlSqlClient(SqlClient):
             json_columns = sql.json_checked_columns(self.execute_sql(sql.json_checks(), database) or [])
         out: dict[str, list[tuple[Any, ...]]] = {}
         for table, column, data_type, *rest in rows:
+            if table not in names:  # INFORMATION_SCHEMA matched it ignoring case and accents: another table
+                continue
             shown = "json" if (table, column) in json_columns else data_type
             out.setdefault(names[table], []).append((column, shown, *rest))
         return out
@@ -115,13 +149,15 @@ class PrefixedMysqlSqlClient(MysqlSqlClient):
     ``d__t`` (shortened to 64 characters with a hash tag, like any long name). A dataset is its tables:
     it exists while one of them does, and dropping it drops them.
 
-    So that ``d__`` starts the tables of dataset ``d`` and of no other, a dataset name has no ``__`` and
-    does not end with ``_``, and is short enough for ``d_staging__`` to survive shortening.
+    So that ``d__`` starts the tables of dataset ``d`` and of no other, a dataset name has no ``__``, does
+    not end with ``_`` or ``_staging`` (the staging tables of dataset ``d`` start with ``d_staging__``), and
+    is short enough in UTF-8 bytes (what shortening counts) for ``d_staging__`` to survive it. Names are
+    compared exactly: INFORMATION_SCHEMA's own comparisons ignore case and accents.
     """
 
     DATASET_PREFIX_HINT = ""
     MAX_DATASET_LENGTH = 64 - TAG_LENGTH - 1 - len("_staging__")
-    """45: a longer dataset name would be cut by the shortening of its staging tables' names."""
+    """45 bytes: a longer dataset name would be cut by the shortening of its staging tables' names."""
 
     def __init__(self, config: DestinationConfig, capabilities: DestinationCapabilities) -> None:
         super().__init__(config, capabilities)
@@ -130,11 +166,13 @@ class PrefixedMysqlSqlClient(MysqlSqlClient):
                                      "credentials' database, and none is given: add it to the URL "
                                      "(mysql://user@host/<database>) or set credentials.database")
         name = config.dataset_name
-        if "__" in name or name.endswith("_") or len(name) > self.MAX_DATASET_LENGTH:
+        if ("__" in name or name.endswith(("_", STAGING_SUFFIX))
+                or len(name.encode("utf-8")) > self.MAX_DATASET_LENGTH):
             raise ConfigurationError(
                 f"mysql destination: with dataset_prefix=True the dataset name {name!r} must have no '__', must "
-                f"not end with '_' and must be at most {self.MAX_DATASET_LENGTH} characters, so that its "
-                f"'{name}__' prefix names its tables and no other dataset's: choose another dataset_name")
+                f"not end with '_' or '{STAGING_SUFFIX}' and must be at most {self.MAX_DATASET_LENGTH} bytes in "
+                f"UTF-8, so that its '{name}__' prefix names its tables and no other dataset's: choose another "
+                "dataset_name")
 
     @property
     def database(self) -> str:
@@ -152,8 +190,9 @@ class PrefixedMysqlSqlClient(MysqlSqlClient):
         return self.database, {self.table_name(n, staging): n for n in table_names}
 
     def _tables_of(self, dataset: str) -> list[str]:
-        rows = self.execute_sql(sql.tables_like(), self.database, sql.like_prefix(f"{dataset}__")) or []
-        return [row[0] for row in rows]
+        prefix = f"{dataset}__"
+        rows = self.execute_sql(sql.tables_like(), self.database, sql.like_prefix(prefix)) or []
+        return [row[0] for row in rows if str(row[0]).startswith(prefix)]  # LIKE ignores case and accents
 
     def has_dataset(self, dataset: str | None = None) -> bool:
         return bool(self._tables_of(dataset or self.dataset_name))

@@ -10,7 +10,7 @@ from loadbay.common.destination import LoadJob
 from loadbay.common.schema.types import Column
 from loadbay.destinations.job_client import SqlJobClient
 from loadbay.destinations.load_jobs import InsertValuesJob
-from loadbay.destinations.postgres.jobs import CopyCsvJob, JsonlCopyJob, ParquetCopyJob
+from loadbay.destinations.copy_jobs import CopyCsvJob, JsonlCopyJob, ParquetCopyJob
 from loadbay.destinations.type_mapping import DType, TypeMapper
 
 

@@ -1,71 +1,10 @@
-"""PostgreSQL load jobs: csv through ``COPY ... FROM STDIN``; jsonl and parquet become that csv first
-(jsonl by DuckDB into a scratch file, ``loadbay.destinations.transcode``; parquet by Arrow straight into
-the COPY stream)."""
+"""PostgreSQL load jobs: csv through ``COPY ... FROM STDIN``; jsonl and parquet become that csv first. The jobs
+live in ``loadbay.destinations.copy_jobs``, shared with the SQLAlchemy destination's PostgreSQL family."""
 
 from __future__ import annotations
 
-import csv
-from typing import TYPE_CHECKING, Any
+from loadbay.destinations.copy_jobs import (PARQUET_BATCH_BYTES, PARQUET_BATCH_ROWS, CopyCsvJob, JsonlCopyJob,
+                                            ParquetCopyJob, parquet_batch_rows)
 
-from loadbay.common.destination import LoadJob
-from loadbay.destinations import statements as sql
-from loadbay.destinations.job_errors import columns_for, naming_file
-from loadbay.destinations.transcode import transcoded_csv
-
-if TYPE_CHECKING:
-    from loadbay.destinations.job_client import SqlJobClient
-
-
-class CopyCsvJob(LoadJob):
-    """Streams the file to the server with COPY: one statement, one transaction, the file never in memory."""
-
-    def run(self, client: SqlJobClient) -> None:
-        with open(self.job_file.path, encoding="utf-8", newline="") as f:
-            header = next(csv.reader(f))
-        with open(self.job_file.path, "rb") as f:  # bytes go to the server as they are, no decoding
-            client.sql_client.copy_from(sql.copy_from_stdin(self.target, header), f)
-
-
-PARQUET_BATCH_BYTES = 8 << 20
-"""Uncompressed bytes of parquet per rendered batch: a few batches in memory at once, whatever the rows."""
-PARQUET_BATCH_ROWS = (1_000, 131_072)
-
-
-def parquet_batch_rows(parquet: Any) -> int:
-    """Rows per batch for ``PARQUET_BATCH_BYTES``, from the file's own row group sizes."""
-    meta = parquet.metadata
-    rows = sum(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    low, high = PARQUET_BATCH_ROWS
-    return high if not rows or not size else max(low, min(high, PARQUET_BATCH_BYTES * rows // size))
-
-
-class ParquetCopyJob(LoadJob):
-    """parquet → csv by Arrow's C++ csv writer (``loadbay.destinations.arrow_csv``), streamed into one COPY
-    while it is rendered: no Python per row, no scratch file, memory bounded by a few record batches.
-
-    Measured against transcoding with DuckDB into a scratch csv and against the rows-in-Python path
-    it replaces: bench/parquet_jobs.py (figures in its docstring).
-    """
-
-    def run(self, client: SqlJobClient) -> None:
-        import pyarrow.parquet as pq
-
-        from loadbay.destinations.arrow_csv import CsvStream
-
-        with naming_file(self):
-            parquet = pq.ParquetFile(self.job_file.path)
-            names = [c.name for c in columns_for(self, parquet.schema_arrow.names)]
-            statement = sql.copy_from_stdin(self.target, names, header=False)
-            with CsvStream(parquet.iter_batches(batch_size=parquet_batch_rows(parquet))) as stream:
-                client.sql_client.copy_from(statement, stream)
-
-
-class JsonlCopyJob(LoadJob):
-    """jsonl → csv by DuckDB's C++ readers and writers (``loadbay.destinations.transcode``), then the same
-    streamed COPY as a csv file."""
-
-    def run(self, client: SqlJobClient) -> None:
-        columns = list(self.table.columns.values())
-        with transcoded_csv(self, columns, client.capabilities) as csv_path, open(csv_path, "rb") as f:
-            client.sql_client.copy_from(sql.copy_from_stdin(self.target, [c.name for c in columns]), f)
+__all__ = ["PARQUET_BATCH_BYTES", "PARQUET_BATCH_ROWS", "CopyCsvJob", "JsonlCopyJob", "ParquetCopyJob",
+           "parquet_batch_rows"]

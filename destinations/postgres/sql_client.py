@@ -1,4 +1,5 @@
-"""PostgreSQL SQL client on psycopg2: the dataset is a schema, errors by SQLSTATE, COPY FROM STDIN.
+"""PostgreSQL SQL client on psycopg2: the dataset is a schema, errors by SQLSTATE, COPY FROM STDIN
+(``copy_from``, from ``loadbay.destinations.copy_jobs``).
 
 UTC sessions, the search path, the advisory schema-change lock and table locks for merges are the
 ``postgres`` entries of the tables in ``loadbay.destinations.statements``; the SQLSTATE tables are in
@@ -7,15 +8,14 @@ UTC sessions, the search path, the advisory schema-change lock and table locks f
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import Any
 
 from loadbay.common.exceptions import DestinationError
-from loadbay.destinations.sql_client import SqlClient
+from loadbay.destinations.copy_jobs import Psycopg2CopyClient
 from loadbay.destinations.sqlstate import classify_psycopg2
-from loadbay.destinations.statements import Statement
 
 
-class PostgresSqlClient(SqlClient):
+class PostgresSqlClient(Psycopg2CopyClient):
     dbapi_paramstyle = "format"
 
     def connect(self) -> Any:
@@ -24,12 +24,6 @@ class PostgresSqlClient(SqlClient):
         conn = psycopg2.connect(**self.config.credentials.connect_args())
         conn.autocommit = True  # transactions are explicit BEGIN/COMMIT
         return conn
-
-    def copy_from(self, statement: Statement, stream: IO[bytes]) -> None:
-        """``COPY ... FROM STDIN`` fed from a file object, streamed in chunks (never all in memory)."""
-        text = self.render(statement)
-        with self.translating(text), self.cursor() as cursor:
-            cursor.copy_expert(text, stream, size=1 << 20)
 
     def server_version(self) -> tuple[int, ...]:
         """From ``server_version_num``: 150004 is (15, 4)."""

@@ -1,4 +1,4 @@
-"""Any database SQLAlchemy speaks to; tested on SQLite files and MariaDB."""
+"""Any database SQLAlchemy speaks to; tested on SQLite files, MariaDB and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ class sqlalchemy(SqlDestination):  # noqa: N801
         return capabilities_for_dialect(dialect)
 
     def client_classes(self, config: DestinationConfig) -> ClientClasses:
-        """The SQL client of the URL's database family (``sql_client.FAMILIES``)."""
-        from loadbay.destinations.sqlalchemy.job_client import SqlalchemyJobClient
+        """The SQL and job clients of the URL's database family (``sql_client.FAMILIES``, ``job_client.JOB_CLIENTS``)."""
+        from loadbay.destinations.sqlalchemy.job_client import job_client_class
         from loadbay.destinations.sqlalchemy.sql_client import sql_client_class
 
-        return sql_client_class(config.credentials.dialect_name()), SqlalchemyJobClient  # type: ignore[attr-defined]
+        dialect = config.credentials.dialect_name()  # type: ignore[attr-defined]
+        return sql_client_class(dialect), job_client_class(dialect)
 
 
 __all__ = ["sqlalchemy"]

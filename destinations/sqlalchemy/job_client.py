@@ -14,7 +14,9 @@ from loadbay.common.destination import LoadJob
 from loadbay.common.schema.types import Column
 from loadbay.destinations.job_client import SqlJobClient
 from loadbay.destinations.load_jobs import InsertValuesJob
-from loadbay.destinations.sqlalchemy.jobs import ExecutemanyJob, ParquetExecutemanyJob
+from loadbay.destinations.copy_jobs import JsonlCopyJob, ParquetCopyJob
+from loadbay.destinations.mysql.jobs import JsonlLoadDataJob, ParquetLoadDataJob
+from loadbay.destinations.sqlalchemy.jobs import EXECUTEMANY_JOBS, BulkJob
 from loadbay.destinations.sqlalchemy.sql_client import SqlalchemySqlClient
 from loadbay.destinations.type_mapping import TypeMapper
 
@@ -105,11 +107,37 @@ TYPE_MAPPERS: dict[str, type[SqlalchemyTypeMapper]] = {"mysql": MysqlTypeMapper}
 
 
 class SqlalchemyJobClient(SqlJobClient):
+    """Any dialect (SQLite included): rows bound with the driver's ``executemany``."""
+
     sql_client: SqlalchemySqlClient
-    load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
-        "jsonl": ExecutemanyJob, "parquet": ParquetExecutemanyJob, "insert_values": InsertValuesJob,
-    }
+    load_jobs: ClassVar[dict[str, type[LoadJob]]] = {**EXECUTEMANY_JOBS, "insert_values": InsertValuesJob}
+    bulk_jobs: ClassVar[dict[str, type[LoadJob]]] = {}
+    """The native destination's job per file format that ``BulkJob`` runs where the driver's bulk path is allowed."""
 
     def make_type_mapper(self) -> TypeMapper:
         mapper_class = TYPE_MAPPERS.get(self.sql_client.family, SqlalchemyTypeMapper)
         return mapper_class(self.capabilities, self.sql_client.engine.dialect)
+
+
+class MysqlJobClient(SqlalchemyJobClient):
+    """MySQL/MariaDB: the mysql destination's LOAD DATA LOCAL INFILE jobs, executemany where refused."""
+
+    load_jobs: ClassVar[dict[str, type[LoadJob]]] = {**SqlalchemyJobClient.load_jobs, "jsonl": BulkJob, "parquet": BulkJob}
+    bulk_jobs: ClassVar[dict[str, type[LoadJob]]] = {"jsonl": JsonlLoadDataJob, "parquet": ParquetLoadDataJob}
+
+
+class PostgresqlJobClient(SqlalchemyJobClient):
+    """PostgreSQL: the postgres destination's COPY jobs (psycopg2), executemany with any other driver."""
+
+    load_jobs: ClassVar[dict[str, type[LoadJob]]] = {**SqlalchemyJobClient.load_jobs, "jsonl": BulkJob, "parquet": BulkJob}
+    bulk_jobs: ClassVar[dict[str, type[LoadJob]]] = {"jsonl": JsonlCopyJob, "parquet": ParquetCopyJob}
+
+
+JOB_CLIENTS: dict[str, type[SqlalchemyJobClient]] = {
+    "mysql": MysqlJobClient, "mariadb": MysqlJobClient, "postgresql": PostgresqlJobClient,
+}
+"""The job client of a URL's dialect name (as ``sql_client.FAMILIES``); any other: the base one."""
+
+
+def job_client_class(dialect_name: str) -> type[SqlalchemyJobClient]:
+    return JOB_CLIENTS.get(dialect_name, SqlalchemyJobClient)

@@ -1,10 +1,12 @@
 """SQLAlchemy load jobs: jsonl rows or parquet record batches bound as parameters, ``executemany`` in
-batches sized from the dialect's parameter limit, all of one file in one transaction."""
+batches on the raw dbapi cursor, all of one file in one transaction; and, for the families whose driver has a
+bulk path, the native destinations' own jobs (``BulkJob``) with ``executemany`` as the fallback."""
 
 from __future__ import annotations
 
 import base64
 import itertools
+import logging
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
@@ -19,11 +21,17 @@ from loadbay.common.schema.types import Column
 from loadbay.common.storage.writers import dumps_json
 from loadbay.destinations import statements
 from loadbay.destinations.job_errors import columns_for, naming_file, where
+from loadbay.destinations.transcode import TranscodeRefused
 
 if TYPE_CHECKING:
     from loadbay.destinations.sqlalchemy.job_client import SqlalchemyJobClient
 
+logger = logging.getLogger(__name__)
+
 MAX_BATCH_ROWS = 5000
+PARQUET_BATCH_ROWS = 65_536
+"""Rows per ``executemany`` of the parquet job: a one-row INSERT binds one row at a time, so no parameter
+limit applies, and bigger batches spend less per batch on Arrow calls (memory: one batch as Python values)."""
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -182,7 +190,7 @@ class ParquetExecutemanyJob(LoadJob):
             insert = statements.insert_row(self.target, schema.names)
             first_row = 0
             with sql.begin_transaction():
-                for batch in parquet.iter_batches(batch_size=batch_rows(client, len(columns))):
+                for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
                     values = []
                     for array, column in zip(batch.columns, columns):
                         try:
@@ -194,3 +202,25 @@ class ParquetExecutemanyJob(LoadJob):
                             raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {exc}") from exc
                     sql.execute_many_params(insert, list(zip(*values)))
                     first_row += batch.num_rows
+
+
+EXECUTEMANY_JOBS: dict[str, type[LoadJob]] = {"jsonl": ExecutemanyJob, "parquet": ParquetExecutemanyJob}
+"""The executemany job of each file format: any dialect's, and the fallback of ``BulkJob``."""
+
+
+class BulkJob(LoadJob):
+    """The native destination's job for this file format (the job client's ``bulk_jobs``: COPY, LOAD DATA
+    LOCAL) where the connection allows its driver's bulk path (``bulk_load_refusal``), else the executemany
+    job (``EXECUTEMANY_JOBS``). A file the bulk job's transcoder refuses (nothing of it reached the server)
+    loads with the executemany job too: it takes the values it can, and names the line, column and value of
+    one it cannot."""
+
+    def run(self, client: SqlalchemyJobClient) -> None:
+        file_format = self.job_file.file_format
+        if client.sql_client.bulk_load_refusal() is None:
+            try:
+                client.bulk_jobs[file_format](self.job_file, self.table, self.target).run(client)
+                return
+            except TranscodeRefused as exc:
+                logger.info("%s; binding its rows with executemany instead", exc)
+        EXECUTEMANY_JOBS[file_format](self.job_file, self.table, self.target).run(client)

@@ -170,6 +170,13 @@ POSTGRES = ErrorTable("CREATE TABLE {table} (a integer NOT NULL, u integer UNIQU
 ))
 
 
+SQLALCHEMY_POSTGRES = ErrorTable(POSTGRES.create, tuple(e for e in POSTGRES.errors if e.name not in {
+    "lock_timeout", "serialization_failure", "deadlock", "terminated_backend", "dead_connection_again",
+    "closed_underneath", "no_server_socket"}))
+"""PostgreSQL through the SQLAlchemy destination: the postgres destination's errors but the scenes that set
+session options (a pooled SQLAlchemy connection keeps them for the next test) or drive psycopg2's connection
+and its connect arguments directly; the same SQLSTATEs are classified by the same ``classify_psycopg2``."""
+
 # -- DuckDB -------------------------------------------------------------------------------------------------
 
 DUCKDB = ErrorTable("CREATE TABLE {table} (a BIGINT NOT NULL, u INTEGER UNIQUE, v INTEGER)", (

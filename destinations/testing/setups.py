@@ -36,6 +36,8 @@ MARIADB_URL = os.environ.get("LOADBAY_TEST_MARIADB", "mysql+pymysql://root@127.0
 """The MariaDB server the built-in ``mariadb`` setup (the SQLAlchemy destination) and ``mysql`` setup use."""
 MYSQL_URL = "mysql://" + MARIADB_URL.split("://", 1)[1]
 """The same server as the mysql destination's credentials (its own ``mysql://`` scheme)."""
+SQLALCHEMY_POSTGRES_URL = "postgresql+psycopg2://" + POSTGRES_URL.split("://", 1)[1]
+"""The PostgreSQL server as the SQLAlchemy destination's URL (the ``sqlalchemy_postgres`` setup)."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 """Under CI every server must be reachable: an unreachable one fails the tests instead of skipping them."""
 
@@ -129,6 +131,8 @@ SETUPS: dict[str, DestinationSetup] = {
                                 errors=error_tables.MARIADB),
     "mysql": DestinationSetup("mysql", MYSQL_URL, probe=tcp_probe(MYSQL_URL, hint="set LOADBAY_TEST_MARIADB"),
                               errors=error_tables.MYSQL),
+    "sqlalchemy_postgres": DestinationSetup("sqlalchemy", SQLALCHEMY_POSTGRES_URL, probe=probe_postgres,
+                                            errors=error_tables.SQLALCHEMY_POSTGRES),
 }
 """Built-in setups, by the name test ids show. Adding a destination to the repo's own test run is one line."""
 

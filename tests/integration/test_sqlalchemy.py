@@ -13,12 +13,15 @@ import logging
 import re
 import sqlite3
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 import loadbay
 from loadbay.common.exceptions import DestinationTransientError, LoadbayError, LoadJobFailed
@@ -51,7 +54,7 @@ def test_sqlite_capabilities(lite):
     assert caps.supports_truncate is False
     assert caps.is_dataset_a_schema is False  # a dataset is an attached database file
     assert caps.supported_loader_file_formats == ("jsonl", "parquet")
-    assert caps.preferred_loader_file_format == "jsonl"
+    assert caps.preferred_loader_file_format == "parquet"  # Arrow makes its parameters a column at a time
     assert "upsert" in caps.merge_strategies
     assert caps.max_identifier_length >= 1000  # SQLite has no practical limit
 
@@ -313,6 +316,10 @@ def test_mariadb_password_from_env_field_overrides_the_url(maria, password_user,
 # -- 5. the executemany job refuses values that do not fit their column -------------------------------------
 
 MARKER = 987654321
+EXECUTEMANY_ONLY: dict[str, dict[str, Any]] = {
+    "sqlite": {}, "mariadb": {"engine_args": {"connect_args": {"local_infile": False}}}}
+"""Settings that load jsonl with the executemany job: SQLite always does; MariaDB does where LOAD DATA LOCAL is
+refused (here by the client), and these tests are about that fallback's own checks."""
 
 
 def _corrupt_jsonl(path: Path, old: Any, new_literal: str) -> None:
@@ -325,10 +332,11 @@ def _corrupt_jsonl(path: Path, old: Any, new_literal: str) -> None:
 @pytest.mark.parametrize("literal,shown", [('"abcdefg"', "'abcdefg'"), ("1.5", "1.5"), ("true", "True"),
                                            ('{"a": 1}', "{'a': 1}"), ('"12"', "'12'")],
                          ids=["text", "float", "bool", "object", "numeric_text"])
-def test_corrupted_bigint_value_fails_terminally_naming_file_table_and_column(sa, literal, shown):
-    p = sa()
+def test_corrupted_bigint_value_fails_terminally_naming_file_table_and_column(sa, backend, literal, shown):
+    p = sa(**EXECUTEMANY_ONLY[backend])
     p.run([{"id": 0, "n": 1}], table_name="t").raise_on_failed_jobs()
-    package = normalize_only(p, [{"id": 1, "n": 5}, {"id": 2, "n": MARKER}, {"id": 3, "n": 7}], "t")
+    package = normalize_only(p, [{"id": 1, "n": 5}, {"id": 2, "n": MARKER}, {"id": 3, "n": 7}], "t",
+                             loader_file_format="jsonl")
     job = file_holding(package, "n", MARKER)
     assert job.file_format == "jsonl"
     _corrupt_jsonl(job.path, MARKER, literal)
@@ -345,12 +353,12 @@ def test_corrupted_bigint_value_fails_terminally_naming_file_table_and_column(sa
     assert p.pending_packages() == [package.load_id]
 
 
-def test_bad_value_in_a_later_batch_names_its_line_and_rolls_back_the_whole_file(sa):
-    p = sa()
+def test_bad_value_in_a_later_batch_names_its_line_and_rolls_back_the_whole_file(sa, backend):
+    p = sa(**EXECUTEMANY_ONLY[backend])
     n = 7000  # more than one executemany batch (5000 rows at most)
     data = [{"id": i, "n": i} for i in range(n)]
     data[6500]["n"] = MARKER
-    package = normalize_only(p, data, "t")
+    package = normalize_only(p, data, "t", loader_file_format="jsonl")
     job = file_holding(package, "n", MARKER)
     _corrupt_jsonl(job.path, MARKER, '"bad"')
     info = p.run()
@@ -363,9 +371,9 @@ def test_bad_value_in_a_later_batch_names_its_line_and_rolls_back_the_whole_file
     "sqlite",
     "mariadb"])
 def test_integer_beyond_bigint_fails_the_job_terminally(request, sa_backend):
-    p = request.getfixturevalue("lite" if sa_backend == "sqlite" else "maria")()
+    p = request.getfixturevalue("lite" if sa_backend == "sqlite" else "maria")(**EXECUTEMANY_ONLY[sa_backend])
     p.run([{"id": 0, "n": 1}], table_name="t").raise_on_failed_jobs()
-    package = normalize_only(p, [{"id": 1, "n": MARKER}], "t")
+    package = normalize_only(p, [{"id": 1, "n": MARKER}], "t", loader_file_format="jsonl")
     job = file_holding(package, "n", MARKER)
     _corrupt_jsonl(job.path, MARKER, str(2**63))
     info = p.run()  # must not raise: a bad value is the job's failure, not the pipeline's crash
@@ -376,10 +384,10 @@ def test_integer_beyond_bigint_fails_the_job_terminally(request, sa_backend):
     assert query(p, f"SELECT id FROM {tbl(p, 't')}") == [(0,)]
 
 
-def test_garbled_jsonl_line_fails_the_job_terminally(sa):
-    p = sa()
+def test_garbled_jsonl_line_fails_the_job_terminally(sa, backend):
+    p = sa(**EXECUTEMANY_ONLY[backend])
     p.run([{"id": 0, "n": 1}], table_name="t").raise_on_failed_jobs()
-    package = normalize_only(p, [{"id": 1, "n": 5}, {"id": 2, "n": MARKER}], "t")
+    package = normalize_only(p, [{"id": 1, "n": 5}, {"id": 2, "n": MARKER}], "t", loader_file_format="jsonl")
     job = file_holding(package, "n", MARKER)
     lines = job.path.read_text(encoding="utf-8").splitlines(keepends=True)
     lines[1] = lines[1][:15] + "\n"  # a line cut short, as a full disk would leave it
@@ -398,9 +406,9 @@ TYPED_VALUES = {"ts": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "dd": 
                                         ("amount", '"twelve"')])
 def test_corrupted_temporal_and_decimal_values_fail_terminally(sa, backend, column, bad, request):
     typed = TYPED_VALUES[column]
-    p = sa()
+    p = sa(**EXECUTEMANY_ONLY[backend])
     p.run([{"id": 0, column: typed}], table_name="t").raise_on_failed_jobs()
-    package = normalize_only(p, [{"id": 1, column: typed}], "t")
+    package = normalize_only(p, [{"id": 1, column: typed}], "t", loader_file_format="jsonl")
     [job] = package.jobs("new_jobs")
     text = job.path.read_text(encoding="utf-8")
     new, replaced = re.subn(rf'"{column}":("[^"]*"|[-0-9.eE]+)', f'"{column}":{bad}', text)
@@ -434,3 +442,112 @@ def test_mariadb_unqualified_names_never_read_another_dataset(maria):
         with pytest.raises(LoadbayError):
             client.execute_sql("SELECT count(*) FROM t")  # today it returns [(2,)]: the rows of a
         assert client.execute_sql("SELECT DATABASE()") != [(a.dataset_name,)]
+
+
+# -- 7. the driver's bulk path, shared with the native destinations -----------------------------------------
+
+@contextmanager
+def statements_run(p: loadbay.Pipeline) -> Iterator[list[str]]:
+    """The statements SQLAlchemy runs on the pipeline's engine meanwhile (executemany on the raw dbapi cursor,
+    and psycopg2's COPY, do not pass through SQLAlchemy: they are not listed)."""
+    client = p.destination.sql_client(p.config)
+    seen: list[str] = []
+
+    def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sqlalchemy.event.listen(client.engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        sqlalchemy.event.remove(client.engine, "before_cursor_execute", listen)
+
+
+ROWS = [{"id": i, "s": f"row {i}", "ts": datetime(2024, 1, 2, 3, 4, 5, i, tzinfo=timezone.utc), "ok": i % 2 == 0}
+        for i in range(50)]
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "parquet"])
+def test_mariadb_loads_with_load_data_local_infile(maria, caplog, file_format):
+    caplog.set_level(logging.WARNING)
+    p = maria()
+    with statements_run(p) as seen:
+        p.run(ROWS, table_name="t", loader_file_format=file_format).raise_on_failed_jobs()
+    assert any(s.startswith("LOAD DATA LOCAL INFILE") for s in seen), seen
+    assert not [r for r in caplog.records if "LOAD DATA LOCAL INFILE cannot be used" in r.getMessage()]
+    got = query(p, f"SELECT id, s, ts, ok FROM {tbl(p, 't')} ORDER BY id")
+    assert got == [(r["id"], r["s"], r["ts"].replace(tzinfo=None), int(r["ok"])) for r in ROWS]
+
+
+def test_mariadb_refused_load_data_local_falls_back_to_executemany_with_one_warning(maria, caplog, monkeypatch):
+    """The connection opened without local_infile: decided once per client, one warning saying why (per server
+    and reason in a process: other tests' are forgotten here), and every file of two runs (three tables, two
+    formats) loaded with executemany, the same values."""
+    from loadbay.destinations.sqlalchemy import sql_client
+
+    monkeypatch.setattr(sql_client, "_refusals_told", set())
+    caplog.set_level(logging.WARNING)
+    p = maria(engine_args={"connect_args": {"local_infile": False}})
+    with statements_run(p) as seen:
+        p.run([loadbay.resource(ROWS, name="t"), loadbay.resource(ROWS[:5], name="u")]).raise_on_failed_jobs()
+        p.run(ROWS[:3], table_name="v", loader_file_format="parquet").raise_on_failed_jobs()
+    assert not any(s.startswith("LOAD DATA") for s in seen), seen
+    warned = [r.getMessage() for r in caplog.records if "LOAD DATA LOCAL INFILE cannot be used" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert "without local_infile" in warned[0] and "executemany" in warned[0], warned
+    got = query(p, f"SELECT id, s, ts, ok FROM {tbl(p, 't')} ORDER BY id")
+    assert got == [(r["id"], r["s"], r["ts"].replace(tzinfo=None), int(r["ok"])) for r in ROWS]
+    assert (n_rows(p, "u"), n_rows(p, "v")) == (5, 3)
+
+
+def test_mariadb_server_gets_no_local_file_but_inside_loadbays_own_load_data(maria, tmp_path):
+    """The engine opens pymysql connections with local_infile for loadbay's LOAD DATA, and each refuses the
+    server's file requests but inside it, as the mysql destination's do."""
+    from pymysql.constants import CLIENT
+
+    p = maria()
+    p.run([{"id": 1, "s": "loaded"}], table_name="t").raise_on_failed_jobs()  # loadbay's own LOAD DATA works
+    (tmp_path / "secret.txt").write_text("2\tstolen\n")
+    client = p.destination.sql_client(p.config).open()
+    pymysql_connection = client.local_files_connection()
+    assert pymysql_connection.client_flag & CLIENT.LOCAL_FILES  # offered at connect, refused per request:
+    assert pymysql_connection._local_infile is False
+    stolen = f"LOAD DATA LOCAL INFILE '{tmp_path / 'secret.txt'}' INTO TABLE {tbl(p, 't')} (id, s)"
+    with pytest.raises(Exception, match="local_infile option is false"):
+        client.execute_sql(stolen)
+    client.native_connection.invalidate()  # the protocol was broken off mid-request: the connection is gone
+    assert query(p, f"SELECT id, s FROM {tbl(p, 't')}") == [(1, "loaded")]
+
+
+def test_mariadb_load_data_path_names_bad_values(maria):
+    """A value DuckDB cannot read for its column: nothing reached the server, the executemany job names it; a
+    value DuckDB reads but the column refuses: LOAD DATA's warning names it. Either way nothing is loaded."""
+    p = maria()
+    p.run([{"id": 0, "n": 1, "amount": Decimal("1.5")}], table_name="t",
+          columns={"amount": {"data_type": "decimal", "precision": 10, "scale": 2}}).raise_on_failed_jobs()
+    for column, old, bad, expected in (
+            ("n", MARKER, '"abcdefg"', "line 1: table 't' column 'n': 'abcdefg' is not a bigint"),
+            ("amount", "98.76", '"twelve"', "table 't' column 'amount', row 1 (line 1), value 'twelve'")):
+        package = normalize_only(p, [{"id": 1, "n": MARKER, "amount": Decimal("98.76")}], "t",
+                                 loader_file_format="jsonl")
+        [job] = package.jobs("new_jobs")
+        _corrupt_jsonl(job.path, f'"{old}"' if column == "amount" else old, bad)
+        info = p.run()
+        [failed] = info.load_packages[0].failed_jobs
+        assert expected in failed.error, failed.error
+        assert query(p, f"SELECT id FROM {tbl(p, 't')}") == [(0,)]
+        p.drop_pending_packages()
+
+
+def test_postgresql_family_copies_through_psycopg2():
+    """The PostgreSQL family's client is the postgres destination's COPY client over the raw dbapi connection;
+    the conformance suite's ``sqlalchemy_postgres`` setup loads every type through it."""
+    from loadbay.destinations.copy_jobs import Psycopg2CopyClient
+    from loadbay.destinations.sqlalchemy.job_client import PostgresqlJobClient, job_client_class
+    from loadbay.destinations.sqlalchemy.sql_client import sql_client_class
+
+    assert issubclass(sql_client_class("postgresql"), Psycopg2CopyClient)
+    assert job_client_class("postgresql") is PostgresqlJobClient
+    destination = loadbay.destination("sqlalchemy", credentials="postgresql+psycopg2://u@127.0.0.1:1/db")
+    client = destination.sql_client(destination.configuration("p", "raw"))
+    assert client.bulk_load_refusal() is None

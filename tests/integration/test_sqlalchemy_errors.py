@@ -48,14 +48,15 @@ def test_mariadb_reconnect_after_a_killed_connection_restores_the_session_settin
 
 def _kill_insert_once(dataset: str, table: str, killed: list[int], stop: threading.Event,
                       release: Any) -> None:
-    """Wait for loadbay's INSERT into ``table`` (blocked by a table lock), kill its connection, release."""
+    """Wait for loadbay's INSERT or LOAD DATA into ``table`` (blocked by a table lock), kill its connection, release."""
     admin = maria_raw()
     try:
         with admin.cursor() as cur:
             deadline = time.monotonic() + 20
             while not stop.is_set() and time.monotonic() < deadline:
-                cur.execute("SELECT id FROM information_schema.processlist WHERE info LIKE %s AND id <> "
-                            "CONNECTION_ID()", (f"INSERT INTO `{dataset}`.`{table}`%",))
+                cur.execute("SELECT id FROM information_schema.processlist WHERE (info LIKE %s OR info LIKE %s) "
+                            "AND id <> CONNECTION_ID()", (f"INSERT INTO `{dataset}`.`{table}`%",
+                                                          f"LOAD DATA LOCAL INFILE %INTO TABLE `{dataset}`.`{table}`%"))
                 found = cur.fetchone()
                 if found:
                     cur.execute(f"KILL CONNECTION {int(found[0])}")

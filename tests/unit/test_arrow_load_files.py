@@ -95,7 +95,8 @@ def test_nul_characters_are_removed_with_one_warning_per_table(tmp_path, caplog)
 
 def test_a_destination_without_parquet_gets_rows_of_its_format(tmp_path):
     norm = normalizer(SQLITE, columns={"j": {"data_type": "json"}})
-    writer = package_writer(tmp_path, norm, caps=SQLITE.with_(supported_loader_file_formats=("jsonl",)))
+    writer = package_writer(tmp_path, norm, caps=SQLITE.with_(supported_loader_file_formats=("jsonl",),
+                                                                preferred_loader_file_format="jsonl"))
     write(writer, norm, pa.table({"id": [1, 2], "j": pa.array([{"a": 1}, None]), "xs": [["p"], []]}))
     writer.close()
     files = sorted((tmp_path / "pkg" / "new_jobs").iterdir())
