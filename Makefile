@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/atomic_append.py
 	$(BIN)/python bench/arrow_inputs.py --memory
 	$(BIN)/python bench/small_loads.py --rounds 9
+	$(BIN)/python bench/mysql_sqlite.py --rounds 3
 
 clean:
 	rm -rf $(VENV) .loadbay/pipelines *.duckdb
