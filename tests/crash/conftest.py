@@ -3,7 +3,10 @@ their summary table at the end.
 
 The scenarios spend their time waiting for worker processes, so a session-wide pool runs two
 of them at once (``LOADBAY_CRASH_PARALLEL``), in the order pytest will ask for them; each test
-then waits for its own scenario and asserts on its cases. Settings (environment variables):
+then waits for its own scenario and asserts on its cases. The pool starts as soon as collection
+ends, and the crash and concurrency tests are moved to the end of the run: the rest of the
+suite runs while the scenarios do (collected first, they kept the whole session waiting for the
+pool for minutes, one core idle). Settings (environment variables):
 
 - ``LOADBAY_CRASH_KILLS`` random kills per scenario (default 2; seeds are drawn until that many
   runs were really killed, not ended first); ``LOADBAY_CRASH_SEED=s1,s2``
@@ -16,13 +19,13 @@ then waits for its own scenario and asserts on its cases. Settings (environment 
 - ``LOADBAY_CRASH_ROWS`` / ``LOADBAY_CRASH_FILE_MAX_ITEMS`` data size and files (default 10,000
   base root rows, 400 rows a file: 10 to 60 files a table and batch), ``LOADBAY_CONCURRENT_ROWS`` /
   ``LOADBAY_CONCURRENT_FILE_MAX_ITEMS`` the same for the concurrency trials (3,000 and 300);
+- ``LOADBAY_CRASH_WORKER_NICE`` how much lower than the session the workers run (default 10);
 - ``LOADBAY_CRASH_REPORT=path.json`` writes every case; ``LOADBAY_CRASH_KEEP=1`` keeps every dataset and work folder (failed cases keep their folder anyway).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -90,19 +93,62 @@ class Scheduler:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-@pytest.fixture(scope="session")
-def crash_scheduler(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scheduler]:
-    keys: list[Key] = []
-    for item in request.session.items:
-        kind = next((KINDS[f] for f in getattr(item, "fixturenames", ()) if f in KINDS), None)
-        callspec = getattr(item, "callspec", None)
-        if kind and callspec is not None:
-            key = (kind, callspec.params["destination"], callspec.params["disposition"])
-            if key not in keys:
+def _key(item: pytest.Item) -> Key | None:
+    """The scenario a collected test waits for; None for any other test."""
+    kind = next((KINDS[f] for f in getattr(item, "fixturenames", ()) if f in KINDS), None)
+    callspec = getattr(item, "callspec", None)
+    if kind is None or callspec is None:
+        return None
+    return kind, callspec.params["destination"], callspec.params["disposition"]
+
+
+_SCHEDULER = pytest.StashKey["Scheduler"]()
+
+
+def _start(session: pytest.Session) -> Scheduler:
+    """The session's scheduler, started (once) with every scenario its selected tests wait for."""
+    scheduler = session.config.stash.get(_SCHEDULER, None)
+    if scheduler is None:
+        keys: list[Key] = []
+        for item in session.items:
+            key = _key(item)
+            if key is not None and key not in keys:
                 keys.append(key)
-    scheduler = Scheduler(tmp_path_factory.mktemp("crash"), keys)
-    yield scheduler
-    scheduler.close()
+        # the session's own basetemp (what the tmp_path_factory fixture returns), so kept folders of
+        # failed cases sit beside every other test's
+        factory: pytest.TempPathFactory = session.config._tmp_path_factory  # type: ignore[attr-defined]
+        scheduler = Scheduler(factory.mktemp("crash"), keys)
+        session.config.stash[_SCHEDULER] = scheduler
+    return scheduler
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Crash and concurrency tests last (their order kept): they only wait for the pool, which runs
+    from the start, so every other test runs in the meantime instead of after it."""
+    waiting = [item for item in items if _key(item) is not None]
+    if waiting and len(waiting) < len(items):
+        items[:] = [item for item in items if _key(item) is None] + waiting
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the scenarios as soon as the tests are known (not under --collect-only)."""
+    if session.config.option.collectonly:
+        return
+    if any(_key(item) is not None for item in session.items):
+        _start(session)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest removes the basetemp the scenarios work in
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    scheduler = session.config.stash.get(_SCHEDULER, None)
+    if scheduler is not None:
+        scheduler.close()
+
+
+@pytest.fixture(scope="session")
+def crash_scheduler(request: pytest.FixtureRequest) -> Scheduler:
+    return _start(request.session)
 
 
 @pytest.fixture
