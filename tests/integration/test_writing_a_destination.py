@@ -73,7 +73,8 @@ def test_the_copy_is_renamed_as_the_page_says(presto_package: Path) -> None:
 def test_code_on_the_page_is_the_copied_code(presto_package: Path) -> None:
     """Every line of the excerpts in steps 2-7 (other than elisions) is a line of the copy or of the
     shared load jobs, so the page cannot drift from the code it describes."""
-    real = {line.strip() for path in [*presto_package.glob("*.py"), REPO / "destinations" / "load_jobs.py"]
+    shared = [REPO / "destinations" / "load_jobs.py", REPO / "destinations" / "copy_jobs.py"]
+    real = {line.strip() for path in [*presto_package.glob("*.py"), *shared]
             for line in path.read_text(encoding="utf-8").splitlines()}
     steps = DOC.split("\n## 2. ", 1)[1].split("\n## 8. ", 1)[0]
     excerpts = re.findall(r"```python\n(.*?)```", steps, re.S)
