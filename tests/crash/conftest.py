@@ -1,12 +1,14 @@
-"""Runs the crash and concurrency scenarios selected for this session, two at a time, and prints
-their summary table at the end.
+"""Runs the crash and concurrency scenarios selected for this session in a background pool, and
+prints their summary table at the end.
 
-The scenarios spend their time waiting for worker processes, so a session-wide pool runs two
-of them at once (``LOADBAY_CRASH_PARALLEL``), in the order pytest will ask for them; each test
-then waits for its own scenario and asserts on its cases. The pool starts as soon as collection
-ends, and the crash and concurrency tests are moved to the end of the run: the rest of the
-suite runs while the scenarios do (collected first, they kept the whole session waiting for the
-pool for minutes, one core idle). Settings (environment variables):
+The scenarios spend their time waiting for worker processes, so they run on threads of a
+session-wide pool, in the order pytest will ask for them; each test then waits for its own
+scenario and asserts on its cases. The pool starts as soon as collection ends, and the crash and concurrency tests are
+moved to the end of the run: the rest of the suite runs while the scenarios do (collected first,
+they kept the whole session waiting for the pool for minutes). Beside other tests the pool runs
+one scenario at a time and its workers run niced, so the rest of the suite is slowed as little as
+can be; a session of crash tests only (``make crash``) runs two at a time. Settings (environment
+variables):
 
 - ``LOADBAY_CRASH_KILLS`` random kills per scenario (default 2; seeds are drawn until that many
   runs were really killed, not ended first); ``LOADBAY_CRASH_SEED=s1,s2``
@@ -19,13 +21,15 @@ pool for minutes, one core idle). Settings (environment variables):
 - ``LOADBAY_CRASH_ROWS`` / ``LOADBAY_CRASH_FILE_MAX_ITEMS`` data size and files (default 10,000
   base root rows, 400 rows a file: 10 to 60 files a table and batch), ``LOADBAY_CONCURRENT_ROWS`` /
   ``LOADBAY_CONCURRENT_FILE_MAX_ITEMS`` the same for the concurrency trials (3,000 and 300);
-- ``LOADBAY_CRASH_WORKER_NICE`` how much lower than the session the workers run (default 10);
+- ``LOADBAY_CRASH_PARALLEL`` scenarios at once (default 1 beside other tests, 2 in a session of crash
+  tests only); ``LOADBAY_CRASH_WORKER_NICE`` how much lower than the session the workers run (default 10);
 - ``LOADBAY_CRASH_REPORT=path.json`` writes every case; ``LOADBAY_CRASH_KEEP=1`` keeps every dataset and work folder (failed cases keep their folder anyway).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,7 +44,8 @@ from tests.crash.targets import TARGETS
 KILLS = int(os.environ.get("LOADBAY_CRASH_KILLS", "2"))
 DOUBLE_KILLS = int(os.environ.get("LOADBAY_CRASH_DOUBLE_KILLS", "0"))
 TRIALS = int(os.environ.get("LOADBAY_CONCURRENT_TRIALS", "2"))
-PARALLEL = int(os.environ.get("LOADBAY_CRASH_PARALLEL", "2"))
+PARALLEL_ENV = "LOADBAY_CRASH_PARALLEL"
+"""Scenarios at once; unset: 2 in a session of crash tests only, 1 beside other tests."""
 Key = tuple[str, str, str]
 """(kind, destination, disposition); kind is "crash" or "concurrent"."""
 KINDS = {"crash_results": "crash", "concurrent_results": "concurrent"}
@@ -58,11 +63,14 @@ def crash_points() -> list[str]:
 
 
 class Scheduler:
-    """Runs each selected scenario once, ``PARALLEL`` at a time, as soon as the session starts."""
+    """Runs each selected scenario once, ``parallel`` at a time, as soon as the session starts."""
 
-    def __init__(self, root: Path, keys: list[Key]) -> None:
+    def __init__(self, root: Path, keys: list[Key], parallel: int) -> None:
         self.root = root
-        self.pool = ThreadPoolExecutor(max_workers=max(1, PARALLEL), thread_name_prefix="crash")
+        self.parallel = max(1, parallel)
+        self.started = time.monotonic()
+        self.finished: float | None = None
+        self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="crash")
         self.futures: dict[Key, Future[list[CaseResult]]] = {}
         reachable: dict[str, bool] = {}
         for key in keys:
@@ -84,6 +92,7 @@ class Scheduler:
         else:
             results = [trial(target, disposition, folder, n) for n in range(1, TRIALS + 1)]
         report.record(results)
+        self.finished = time.monotonic()
         return results
 
     def results(self, key: Key) -> list[CaseResult]:
@@ -114,10 +123,12 @@ def _start(session: pytest.Session) -> Scheduler:
             key = _key(item)
             if key is not None and key not in keys:
                 keys.append(key)
+        parallel = os.environ.get(PARALLEL_ENV)
+        alone = all(_key(item) is not None for item in session.items)
         # the session's own basetemp (what the tmp_path_factory fixture returns), so kept folders of
         # failed cases sit beside every other test's
         factory: pytest.TempPathFactory = session.config._tmp_path_factory  # type: ignore[attr-defined]
-        scheduler = Scheduler(factory.mktemp("crash"), keys)
+        scheduler = Scheduler(factory.mktemp("crash"), keys, int(parallel) if parallel else 2 if alone else 1)
         session.config.stash[_SCHEDULER] = scheduler
     return scheduler
 
@@ -171,6 +182,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("loadbay crash summary")
     terminalreporter.write_line(report.table(results))
+    scheduler = terminalreporter.config.stash.get(_SCHEDULER, None)
+    if scheduler is not None and scheduler.finished is not None:
+        n = len(scheduler.futures)
+        terminalreporter.write_line(f"{n} scenario{'s' if n != 1 else ''}, {scheduler.parallel} at a time, "
+                                    f"done {scheduler.finished - scheduler.started:.0f} s after collection")
     seeds_used = [f"{r.destination} {r.scenario} {r.seed}" for r in results if r.seed is not None]
     if 0 < len(seeds_used) <= 40:
         terminalreporter.write_line("random kill seeds: " + ", ".join(seeds_used))
