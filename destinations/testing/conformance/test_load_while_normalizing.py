@@ -152,10 +152,24 @@ def test_merge_and_replace_tables_wait_for_the_whole_package(make_loading_pipeli
     assert staging_tables(p, info.loads_ids[0]) == set()
 
 
+def _check_ids_below(p: loadbay.Pipeline, table: str, limit: int, *, drop: bool = False) -> None:
+    """Make the database refuse rows of ``table`` with ``id >= limit``, as a check named ``below_<limit>``
+    (``drop``: allow them again). SQLite cannot add a constraint to a table: a trigger aborts instead."""
+    name = f"below_{limit}"
+    if p.capabilities.sqlglot_dialect == "sqlite":
+        trigger = f"{ident(p, p.dataset_name)}.{name}"
+        query(p, f"DROP TRIGGER {trigger}" if drop else
+                 f"CREATE TRIGGER {trigger} BEFORE INSERT ON {ident(p, table)} WHEN NEW.id >= {limit} "
+                 f"BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: {name}'); END")
+    else:
+        query(p, f"ALTER TABLE {ident(p, table)} DROP CONSTRAINT {name}" if drop else
+                 f"ALTER TABLE {ident(p, table)} ADD CONSTRAINT {name} CHECK (id < {limit})")
+
+
 def test_a_file_that_fails_while_normalizing_fails_in_the_loader_with_its_error(make_loading_pipeline):
     p = make_loading_pipeline()
     run_ok(p, [{"id": -1, "name": "first", "tags": []}], table_name="events")
-    query(p, f"ALTER TABLE {ident(p, 'events')} ADD CONSTRAINT below_5000 CHECK (id < 5000)")
+    _check_ids_below(p, "events", 5000)
     info = p.run(_events(10_000), table_name="events")
     assert info.has_failed_jobs
     failed = [job for package in info.load_packages for job in package.jobs if job.state == "failed"]
@@ -163,7 +177,7 @@ def test_a_file_that_fails_while_normalizing_fails_in_the_loader_with_its_error(
     assert "below_5000" in (failed[0].error or "")
     assert query(p, f"SELECT max(id) FROM {ident(p, 'events')}")[0][0] < 5000  # nothing past the check
     assert len(p.pending_packages()) == 1  # kept on disk to retry once the constraint is fixed
-    query(p, f"ALTER TABLE {ident(p, 'events')} DROP CONSTRAINT below_5000")
+    _check_ids_below(p, "events", 5000, drop=True)
     p.retry_failed_jobs()
     run_ok(p)
     assert count(p, "events") == 10_001
