@@ -370,9 +370,12 @@ class LoadFeed:
     """The Loader's intake for one package being normalized (a ``PackageFollower``).
 
     Append files are loaded one at a time, as they close, on a thread and a connection of its own
-    (the normalizing thread keeps its core), through ``Loader._run_job``. The first file that does
-    not complete (failed, out of retries, stopped) ends the feed; ``finish`` ends it too. Files not
-    loaded by then stay in new_jobs and load with the rest of the package once it is committed.
+    (the normalizing thread keeps its core), through ``Loader._run_job``. Once every file is written,
+    ``finish`` loads the ones still waiting with as many connections as the loader would give them
+    (``Loader.workers_for``: the normalizing core is free now) before the package is committed. The
+    first file that does not complete (failed, out of retries, stopped) ends the feed, and ``abandon``
+    ends it at once; files not loaded by then stay in new_jobs and load with the rest of the package
+    once it is committed (or go with it).
     """
 
     def __init__(self, loader: Loader) -> None:
@@ -386,7 +389,9 @@ class LoadFeed:
         self._migrated: dict[str, int] = {}  # table → columns its live table has been given
         self._initialized = False
         self._queue: queue.SimpleQueue[tuple[JobFile, list[Table]] | None] = queue.SimpleQueue()
+        self._closed: list[JobFile] = []  # every file queued, to size the drain
         self._ended = threading.Event()
+        self._lock = threading.Lock()  # the package meta, the DDL and the fields above, between drain threads
         self._thread: threading.Thread | None = None
         self._failure: BaseException | None = None
 
@@ -402,24 +407,40 @@ class LoadFeed:
             assert self.package is not None, "begin() comes first"
             self._thread = threading.Thread(target=self._run, name=f"load-feed-{self.package.load_id}", daemon=True)
             self._thread.start()
+        self._closed.append(job)
         self._queue.put((job, tables))
 
     def finish(self) -> None:
-        """Take no more files; wait for the one loading now. Raises when a job's file could not be
-        moved between job folders: the package cannot tell which rows it holds."""
-        self._ended.set()
+        """Every file is written: load the files still waiting, several at a time where they are large
+        enough to be worth more connections, and return once none is loading. Raises when a job's file
+        could not be moved between job folders: the package cannot tell which rows it holds."""
         if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
+            waiting = [] if self._ended.is_set() else [job for job in self._closed if job.path.exists()]  # in new_jobs
+            threads = [self._thread]
+            for n in range(1, self.loader.workers_for(waiting) if waiting else 1):
+                threads.append(threading.Thread(target=self._run, daemon=True,
+                                                name=f"load-feed-{self.package.load_id if self.package else ''}-{n}"))
+                threads[-1].start()
+            self._end(threads)
+        self._ended.set()
         if self._failure is not None:
             load_id = self.package.load_id if self.package is not None else "?"
             raise LoadFeedFailed(f"package {load_id}: loading while normalizing failed: {self._failure}") \
                 from self._failure
 
+    def _end(self, threads: list[threading.Thread]) -> None:
+        """One end mark per thread, after every queued file: each thread stops at its own."""
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join()
+        self._thread = None
+
     def abandon(self) -> bool:
-        """End the feed and delete the rows it loaded; False (the package stays under normalizing/
-        and the next run deletes them) when the destination cannot be reached now."""
+        """End the feed (the file loading now completes, no other starts) and delete the rows it
+        loaded; False (the package stays under normalizing/ and the next run deletes them) when the
+        destination cannot be reached now."""
+        self._ended.set()
         try:
             self.finish()
         except LoadFeedFailed:  # the package is being discarded already
@@ -484,10 +505,12 @@ class LoadFeed:
     def _load(self, client: JobClient, job: JobFile, tables: list[Table]) -> bool:
         assert self.package is not None
         table = tables[0]
-        if len(table.columns) > self._migrated.get(table.name, 0):  # snapshots only ever grow
-            self._record(tables)  # in the meta before the table's DDL or rows
-            self.loader._with_retries(client, lambda: self._migrate(client, table), f"create or alter {table.name}")
-            self._migrated[table.name] = len(table.columns)
+        with self._lock:
+            if len(table.columns) > self._migrated.get(table.name, 0):  # snapshots only ever grow
+                self._record(tables)  # in the meta before the table's DDL or rows
+                self.loader._with_retries(client, lambda: self._migrate(client, table),
+                                          f"create or alter {table.name}")
+                self._migrated[table.name] = len(table.columns)
         return self.loader._run_job(client, self.package, Schema(self.package.load_id, {table.name: table}), job)
 
     def _migrate(self, client: JobClient, table: Table) -> None:

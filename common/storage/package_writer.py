@@ -43,8 +43,8 @@ class PackageWriter:
         self.file_max_items = file_max_items or DEFAULT_FILE_MAX_ITEMS
         self.columnar_file_max_items = file_max_items or capabilities.columnar_file_max_items or DEFAULT_FILE_MAX_ITEMS
         self.on_file_closed = on_file_closed
-        """Told of each file closed while writing goes on (not of those ``close()`` closes): its rows
-        are final, so it may be read before the package is complete."""
+        """Told of each file as it closes, while writing goes on and by ``close()``: its rows are
+        final, so it may be read before the package is complete."""
         self.repairs = TextRepairs()  # one for every file: a table's repairs are reported once
         self._open: dict[tuple[str, type[LoadFileWriter]], LoadFileWriter] = {}
         self._file_ids: dict[str, int] = {}
@@ -128,5 +128,7 @@ class PackageWriter:
     def close(self) -> dict[str, int]:
         for writer in self._open.values():
             self._close(writer)
+            if self.on_file_closed is not None:
+                self.on_file_closed(JobFile(writer.path))
         self._open.clear()
         return dict(self.rows_per_table)

@@ -128,3 +128,36 @@ def test_small_files_load_on_the_run_connection_large_ones_in_parallel(make_pipe
     assert connections.opened - 1 == workers  # the run's own and workers - 1 more
     assert connections.opened == connections.closed
     assert (count(p, "orders"), count(p, "orders__items"), count(p, "orders__tags")) == (200, 400, 400)
+
+
+def test_files_waiting_when_normalizing_ends_load_in_parallel_before_the_commit(make_pipeline, connections, monkeypatch,
+                                                                                destination_capabilities):
+    """Loading while normalizing takes one file at a time (the normalizing thread keeps its core); the files
+    still waiting when the last one is written load on ``max_parallel_load_jobs`` connections at once, before
+    the package is committed, as they would in the loader."""
+    import threading
+
+    import loadbay.load
+
+    workers = destination_capabilities.max_parallel_load_jobs
+    if workers < 2 or not destination_capabilities.load_while_normalizing:
+        pytest.skip("the destination loads one file at a time, or none while normalizing")
+    p = make_pipeline(file_max_items=20)
+    run_ok(p, _orders(20), table_name="orders")  # the tables exist: the next run's files need no DDL
+    monkeypatch.setattr(loadbay.load, "BYTES_PER_EXTRA_WORKER", 1)  # every file counts as large
+    threads: set[str] = set()
+    run_job = loadbay.load.Loader._run_job
+
+    def on_thread(self: Any, *args: Any) -> bool:
+        threads.add(threading.current_thread().name)
+        return run_job(self, *args)
+
+    monkeypatch.setattr(loadbay.load.Loader, "_run_job", on_thread)
+    opened = connections.opened
+    run_ok(p, _orders(300, start=20), table_name="orders")  # 15 + 30 + 30 files, written in milliseconds
+    feed_threads = {name for name in threads if name.startswith("load-feed-")}
+    assert len(feed_threads) == workers, threads  # the feed's own thread and workers - 1 for the drain
+    assert threads <= feed_threads, threads  # every file loaded before the commit: none left to the loader
+    assert connections.opened - opened == 1 + workers  # the run's and one per feed thread
+    assert connections.opened == connections.closed
+    assert (count(p, "orders"), count(p, "orders__items"), count(p, "orders__tags")) == (320, 640, 640)
