@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import IO, Any, ClassVar
@@ -146,12 +146,12 @@ class SqlClient(ABC):
             cursor.close()
 
     # -- driver capabilities -----------------------------------------------------------------------
-    def execute_many_params(self, statement: Statement, rows: Sequence[tuple[Any, ...]]) -> None:
-        """One statement, many parameter tuples: the dbapi ``executemany``."""
-        if rows:
-            text = self.render(statement)
-            with self.translating(text), self.cursor() as cursor:
-                cursor.executemany(text, rows)
+    def execute_many_params(self, statement: Statement, rows: Iterable[tuple[Any, ...]]) -> None:
+        """One statement, many parameter tuples: the dbapi ``executemany``. ``rows`` may be an iterator
+        (``zip`` over columns): a driver that binds one row at a time then never holds them all."""
+        text = self.render(statement)
+        with self.translating(text), self.cursor() as cursor:
+            cursor.executemany(text, rows)
 
     def copy_from(self, statement: Statement, stream: IO[bytes]) -> None:
         """``COPY ... FROM STDIN`` fed from a binary file object, streamed (never all in memory).

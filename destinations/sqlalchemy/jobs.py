@@ -200,7 +200,7 @@ class ParquetExecutemanyJob(LoadJob):
                                 f"{where(self)} column {column.name!r}, row {first_row + exc.row + 1}: {exc}") from exc
                         except pa.ArrowInvalid as exc:  # a cast that would lose data: a uint64 past int64, say
                             raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {exc}") from exc
-                    sql.execute_many_params(insert, list(zip(*values)))
+                    sql.execute_many_params(insert, zip(*values))  # a tuple at a time, reused by zip
                     first_row += batch.num_rows
 
 
