@@ -88,6 +88,7 @@ class RelationalNormalizer:
                  contract: SchemaContract | None = None, known_tables: Iterable[str] | None = None) -> None:
         self.schema = schema
         self.max_length = capabilities.max_identifier_length
+        self.max_table_length = min(self.max_length, naming.MAX_TABLE_NAME_BYTES)
         self.max_decimal_precision = capabilities.max_decimal_precision
         self.decimal_precision = capabilities.decimal_precision
         self.nan_infinity = capabilities.supports_nan_infinity
@@ -112,7 +113,7 @@ class RelationalNormalizer:
     # -- tables and hints -------------------------------------------------------------------------
 
     def table_name(self, raw: str) -> str:
-        return naming.normalize_identifier(raw, self.max_length)
+        return naming.normalize_identifier(raw, self.max_table_length)
 
     def column_name(self, raw: str) -> str:
         return naming.normalize_identifier(raw, self.max_length)
@@ -311,7 +312,7 @@ class RelationalNormalizer:
                   root_id: str, out: Rows) -> None:
         child_name = parent.child_tables.get(field)
         if child_name is None:
-            child_name = parent.child_tables[field] = naming.join_path(parent.table.name, field, self.max_length)
+            child_name = parent.child_tables[field] = naming.join_path(parent.table.name, field, self.max_table_length)
         state = self._states.get(child_name) or self._state(child_name, parent=parent.table.name)
         rows = out.setdefault(child_name, [])
         ids, prefix, passthrough = self._ids, self._id_prefix, state.passthrough

@@ -169,7 +169,7 @@ class _Walker:
             return
         child_name = state.child_tables.get(field_name)
         if child_name is None:
-            child_name = naming.join_path(state.table.name, field_name, norm.max_length)
+            child_name = naming.join_path(state.table.name, field_name, norm.max_table_length)
             state.child_tables[field_name] = child_name
         is_new = child_name not in norm.schema.tables
         try:

@@ -41,6 +41,12 @@ def snake_case(name: str) -> str:
     return out
 
 
+MAX_TABLE_NAME_BYTES = 200
+"""The longest table name whatever the destination allows: a table's name starts the names of its load
+files (``<table>.<file>.<retry>.<format>``, and scratch files beside them), and file systems take 255 bytes
+a name. A longer one (a deeply nested child table, say) is shortened like any identifier."""
+
+
 @lru_cache(maxsize=65536)
 def shorten(name: str, max_length: int) -> str:
     """Fit ``name`` into ``max_length`` UTF-8 bytes, keeping a readable prefix and a hash tag.

@@ -178,6 +178,25 @@ def test_long_names_are_shortened_and_stay_distinct(make_pipeline):
     assert count(p, "t") == 2
 
 
+def test_a_document_nested_sixty_levels_deep_loads_every_level(make_pipeline):
+    """Each level is a child table whose name joins every level above it: names are shortened to the
+    destination's limit and, whatever that is, to what a load file's name can hold (it starts with the table's)."""
+    p = make_pipeline()
+    doc: dict = {"id": 1}
+    level = doc
+    for depth in range(60):
+        level[f"child_level_{depth}"] = [{"depth": depth}]
+        level = level[f"child_level_{depth}"][0]
+    run_ok(p, [doc], table_name="docs")
+    tables = sorted((t for t in p.schema.data_tables() if t.name != "docs"), key=lambda t: len(t.name))
+    assert len(tables) == 60
+    limit = min(p.capabilities.max_identifier_length, 200)
+    assert all(len(t.name.encode()) <= limit for t in tables)
+    assert len({t.name for t in tables}) == 60  # shortened names stay distinct
+    depths = sorted(as_int(select(p, t.name, "depth")[0][0]) for t in tables)
+    assert depths == list(range(60))
+
+
 def test_reserved_words_as_table_and_column_names(make_pipeline):
     p = make_pipeline()
     run_ok(p, [{"select": 1, "from": "f", "where": True, "group": [1, 2]}], table_name="order")
