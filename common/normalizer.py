@@ -66,9 +66,9 @@ class _TableState:
     """Per-table caches: raw key → column name per nesting prefix, and converters per column."""
 
     __slots__ = ("table", "names", "converters", "json_columns", "sources", "is_new", "passthrough",
-                 "child_tables")
+                 "child_tables", "depth", "max_nesting", "list_levels")
 
-    def __init__(self, table: Table, is_new: bool) -> None:
+    def __init__(self, table: Table, is_new: bool, depth: int = 0, max_nesting: int | None = None) -> None:
         self.table = table
         self.names: dict[str, dict[str, str]] = {}
         self.converters: dict[str, dict[type, Any]] = {}
@@ -79,14 +79,24 @@ class _TableState:
         # a row made only of such values skips the walk (the fast path for flat, clean data)
         self.passthrough: dict[str, set[type]] = {}
         self.child_tables: dict[str, str] = {}  # list field (its column-style path) → child table name
+        self.depth = depth  # nesting level of the table's rows: 0 at the root, one more per dict or list above
+        self.max_nesting = max_nesting  # levels a dict or list may open below the root; deeper: a json column
+        self.list_levels: dict[str, int] = {}  # list field → nesting level of the rows it sits in
 
 
 class RelationalNormalizer:
     """Turns items of one or more root tables into rows per table, evolving ``schema`` as it goes."""
 
     def __init__(self, schema: Schema, capabilities: DestinationCapabilities, load_id: str,
-                 contract: SchemaContract | None = None, known_tables: Iterable[str] | None = None) -> None:
+                 contract: SchemaContract | None = None, known_tables: Iterable[str] | None = None,
+                 max_table_nesting: int | None = None) -> None:
         self.schema = schema
+        if max_table_nesting is not None and max_table_nesting < 0:
+            raise SchemaError(f"max_table_nesting must be 0 or more, not {max_table_nesting}")
+        self.max_table_nesting = max_table_nesting
+        """Default of every root table: nesting levels (flattened dicts, child tables) below the root; deeper
+        dicts and lists stay json (``apply_hints(max_table_nesting=...)`` sets one root's)."""
+        self._max_nesting: dict[str, int | None] = {}  # root table → its limit
         self.max_length = capabilities.max_identifier_length
         self.max_table_length = min(self.max_length, naming.MAX_TABLE_NAME_BYTES)
         self.max_decimal_precision = capabilities.max_decimal_precision
@@ -121,7 +131,8 @@ class RelationalNormalizer:
     def apply_hints(self, raw_table: str, *, write_disposition: str | None = None,
                     strategy: str | None = None, primary_key: str | list[str] | None = None,
                     merge_key: str | list[str] | None = None,
-                    columns: dict[str, dict[str, Any]] | None = None) -> Table | None:
+                    columns: dict[str, dict[str, Any]] | None = None,
+                    max_table_nesting: int | None = None) -> Table | None:
         """Create or update a root table with user hints; hints win over inference.
 
         Returns None when the schema contract keeps a new table out (``tables="discard_row"``).
@@ -131,6 +142,12 @@ class RelationalNormalizer:
             table = self._table(name, parent=None)
         except _DiscardRow:  # a new table the contract keeps out
             return None
+        if max_table_nesting is not None:
+            if max_table_nesting < 0:
+                raise SchemaError(f"table {name!r}: max_table_nesting must be 0 or more, not {max_table_nesting}")
+            self._max_nesting[name] = max_table_nesting
+            if name in self._states:
+                self._states[name].max_nesting = max_table_nesting
         if write_disposition:
             for t in (table, *self.schema.children_of(table.name)):  # children load like their root
                 t.write_disposition = write_disposition
@@ -179,11 +196,17 @@ class RelationalNormalizer:
             self.schema.tables[name] = table
         return table
 
-    def _state(self, name: str, parent: str | None = None) -> _TableState:
+    def _state(self, name: str, parent: _TableState | None = None, field: str = "") -> _TableState:
+        """The caches of table ``name``: a root table, or the child table of ``parent``'s list ``field``."""
         state = self._states.get(name)
         if state is None:
             is_new = name not in self._known
-            state = self._states[name] = _TableState(self._table(name, parent), is_new)
+            if parent is None:
+                depth, limit = 0, self._max_nesting.get(name, self.max_table_nesting)
+            else:
+                depth, limit = parent.list_levels.get(field, parent.depth) + 1, parent.max_nesting
+            table = self._table(name, None if parent is None else parent.table.name)
+            state = self._states[name] = _TableState(table, is_new, depth, limit)
             self._add_system_columns(state, root=state.table.parent is None)
         return state
 
@@ -247,7 +270,7 @@ class RelationalNormalizer:
                 row = {LOAD_ID: load_id, ROW_ID: row_id}
                 children: list[tuple[str, list[Any]]] = []
                 try:
-                    self._walk(state, item, "", row, children)
+                    self._walk(state, item, "", row, children, state.depth)
                     if children:
                         child_rows: Rows = {}  # kept apart until the whole item passed its contract
                         for child_name, values in children:
@@ -313,7 +336,7 @@ class RelationalNormalizer:
         child_name = parent.child_tables.get(field)
         if child_name is None:
             child_name = parent.child_tables[field] = naming.join_path(parent.table.name, field, self.max_table_length)
-        state = self._states.get(child_name) or self._state(child_name, parent=parent.table.name)
+        state = self._states.get(child_name) or self._state(child_name, parent, field)
         rows = out.setdefault(child_name, [])
         ids, prefix, passthrough = self._ids, self._id_prefix, state.passthrough
         for idx, value in enumerate(values):
@@ -326,7 +349,7 @@ class RelationalNormalizer:
                     rows.append(row)
                     continue
                 grandchildren: list[tuple[str, list[Any]]] = []
-                self._walk(state, value, "", row, grandchildren)
+                self._walk(state, value, "", row, grandchildren, state.depth)
                 rows.append(row)
                 for gname, gvalues in grandchildren:
                     self._children(state, gname, gvalues, row_id, root_id, out)
@@ -344,7 +367,9 @@ class RelationalNormalizer:
         return {t: dict(cols) for t, cols in self._pending.items() if cols}
 
     def _walk(self, state: _TableState, item: dict[str, Any], prefix: str, row: dict[str, Any],
-              children: list[tuple[str, list[Any]]]) -> None:
+              children: list[tuple[str, list[Any]]], level: int) -> None:
+        """Columns of ``item`` (its keys at nesting ``level``) into ``row``, dicts flattened under ``prefix``,
+        lists noted in ``children``; a dict or list at the table's ``max_nesting`` is a json value."""
         names = state.names.get(prefix)
         if names is None:
             names = state.names[prefix] = {}
@@ -361,11 +386,16 @@ class RelationalNormalizer:
                 continue
             t = type(value)
             if (t is dict or t is list) and name not in state.json_columns:
-                if t is dict:
-                    self._walk(state, value, name, row, children)
-                elif value:
-                    children.append((name, value))
-                continue
+                if state.max_nesting is not None and level >= state.max_nesting:
+                    state.json_columns.add(name)  # for good: every later value of the column too
+                elif t is dict:
+                    self._walk(state, value, name, row, children, level + 1)
+                    continue
+                else:
+                    if value:
+                        state.list_levels.setdefault(name, level)
+                        children.append((name, value))
+                    continue
             convs = converters.get(name)
             if convs is not None and t is not int and convs.get(t) is IDENTITY:  # inlined common case
                 row[name] = value

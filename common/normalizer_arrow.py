@@ -106,7 +106,7 @@ class _Walker:
 
     def root(self, state: _TableState, fields: Fields) -> _Level:
         level = _Level(state, len(self.origin))
-        self.walk(level, fields, "")
+        self.walk(level, fields, "", state.depth)
         self.children(level)
         self.order_new_columns()
         return level
@@ -122,8 +122,9 @@ class _Walker:
         for _, (name, _row) in sorted(enumerate(self.created_tables), key=lambda item: (item[1][1], item[0])):
             tables[name] = tables.pop(name)
 
-    def walk(self, level: _Level, fields: Fields, prefix: str) -> None:
-        """Scalar columns of ``fields`` into ``level`` (structs flattened under ``prefix``), list fields noted."""
+    def walk(self, level: _Level, fields: Fields, prefix: str, depth: int) -> None:
+        """Scalar columns of ``fields`` (at nesting ``depth``) into ``level``, structs flattened under
+        ``prefix``, list fields noted; a struct or list at the table's ``max_nesting`` is json, as in the dict path."""
         state = level.state
         self.check_unique(level, fields, prefix)
         names = state.names.get(prefix)
@@ -137,9 +138,13 @@ class _Walker:
             if array.null_count == len(array):  # no value: nothing to store, no column to make
                 continue
             kind = kind_of(array.type)
+            if kind in ("struct", "list") and name not in state.json_columns and state.max_nesting is not None \
+                    and depth >= state.max_nesting:
+                state.json_columns.add(name)
             if kind == "struct" and name not in state.json_columns:
-                self.walk(level, _struct_fields(array), name)
+                self.walk(level, _struct_fields(array), name, depth + 1)
             elif kind == "list" and name not in state.json_columns:
+                state.list_levels.setdefault(name, depth)
                 level.lists.append((name, array))
             else:
                 self.put(level, name, *_scalar_kind(array, kind))
@@ -173,7 +178,7 @@ class _Walker:
             state.child_tables[field_name] = child_name
         is_new = child_name not in norm.schema.tables
         try:
-            child_state = norm.known_state(child_name) or norm._state(child_name, parent=state.table.name)
+            child_state = norm.known_state(child_name) or norm._state(child_name, state, field_name)
         except _DiscardRow:  # a new child table the contract keeps out: its rows' items go
             self.discard_rows(parent, lengths > 0)
             return
@@ -186,7 +191,7 @@ class _Walker:
         values = plain(pc.list_flatten(array))
         kind = kind_of(values.type)
         if kind == "struct":
-            self.walk(level, _struct_fields(values), "")
+            self.walk(level, _struct_fields(values), "", child_state.depth)
         elif values.null_count < len(values):  # scalars (a list in a list too: json, as in the dict path)
             self.put(level, "value", *_scalar_kind(values, "json" if kind == "list" else kind))
         parent.children.append(level)

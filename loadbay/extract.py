@@ -28,6 +28,9 @@ class Resource:
     merge_key: str | list[str] | None = None
     columns: dict[str, dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    max_table_nesting: int | None = None
+    """Nesting levels (flattened dicts, child tables) below the root table; deeper dicts and lists load as
+    json columns. None: the pipeline's ``max_table_nesting`` setting (unlimited by default)."""
 
     def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Any]:
         """Lists of items or Arrow record batches of at most ``batch_size`` rows; a source error names
@@ -40,12 +43,13 @@ class Resource:
 
 def resource(data: Any, name: str | None = None, *, write_disposition: str | dict[str, str] | None = None,
              primary_key: str | list[str] | None = None, merge_key: str | list[str] | None = None,
-             columns: dict[str, dict[str, Any]] | None = None) -> Resource:
+             columns: dict[str, dict[str, Any]] | None = None, max_table_nesting: int | None = None) -> Resource:
     """Name data and give it table hints; several resources load in one package."""
     resolved = name or _name_of(data)
     if not resolved:
         raise LoadbayError("resource needs a name: pass name=... (it becomes the table name)")
-    return Resource(data, resolved, write_disposition, primary_key, merge_key, columns)
+    return Resource(data, resolved, write_disposition, primary_key, merge_key, columns,
+                    max_table_nesting=max_table_nesting)
 
 
 def _name_of(data: Any) -> str | None:

@@ -88,7 +88,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
               batch_size: int, file_max_items: int | None, follower: PackageFollower | None = None,
               stop: threading.Event | None = None, atomic_appends: bool = False,
-              columnar: bool = True) -> tuple[LoadPackage, Schema]:
+              columnar: bool = True, max_table_nesting: int | None = None) -> tuple[LoadPackage, Schema]:
     """Write a committed package for ``resources``; returns it and the evolved schema.
 
     A ``follower`` is told of each file as it closes, and is finished before the package is
@@ -99,7 +99,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
     package = storage.create(load_id)
     try:
         normalizer = RelationalNormalizer(evolved, capabilities, load_id, contract,
-                                          known_tables=set(schema.tables))
+                                          known_tables=set(schema.tables), max_table_nesting=max_table_nesting)
         on_file_closed = None
         if follower is not None:
             follower.begin(package, normalizer.id_prefix)
@@ -114,7 +114,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                 disposition, strategy = "append", ATOMIC_APPEND
             table = normalizer.apply_hints(res.name, write_disposition=disposition, strategy=strategy,
                                            primary_key=res.primary_key, merge_key=res.merge_key,
-                                           columns=res.columns)
+                                           columns=res.columns, max_table_nesting=res.max_table_nesting)
             if table is None:
                 continue
             roots.append(table.name)

@@ -48,6 +48,7 @@ class PipelineSettings:
     load_while_normalizing: bool = True  # where the destination can (capabilities.load_while_normalizing)
     archive_completed_packages: bool = False
     atomic_appends: bool = False  # append packages all or nothing: through staging, moved in at the end
+    max_table_nesting: int | None = None  # nesting levels below a root made columns and child tables; deeper: json
 
 
 def pipeline(pipeline_name: str, destination: str | Destination | type[Destination] = "duckdb",
@@ -262,7 +263,8 @@ class Pipeline:
                     resources, self.schema, self.capabilities, self.storage, file_format=file_format,
                     contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
                     file_max_items=self.settings.file_max_items, follower=feed, stop=stop,
-                    atomic_appends=self.settings.atomic_appends, columnar=loader_file_format in (None, "parquet"))
+                    atomic_appends=self.settings.atomic_appends, columnar=loader_file_format in (None, "parquet"),
+                    max_table_nesting=self.settings.max_table_nesting)
             except BaseException as exc:
                 if feed is not None and feed.definitions:  # the tables it created stay known
                     self._save_schema(with_tables(self.schema, list(feed.definitions.values())))

@@ -9,7 +9,7 @@ import pytest
 import loadbay
 
 from loadbay.common.exceptions import SchemaContractViolation
-from loadbay.destinations.testing.conformance.helpers import (as_int, count, ident, query, run_ok, select,
+from loadbay.destinations.testing.conformance.helpers import (as_int, as_json, count, ident, query, run_ok, select,
                                                               table_columns, wide_int_type)
 
 
@@ -195,6 +195,45 @@ def test_a_document_nested_sixty_levels_deep_loads_every_level(make_pipeline):
     assert len({t.name for t in tables}) == 60  # shortened names stay distinct
     depths = sorted(as_int(select(p, t.name, "depth")[0][0]) for t in tables)
     assert depths == list(range(60))
+
+
+def _deep(depth: int) -> dict:
+    """``{"id": 1, "level_0": [{"depth": 0, "level_1": [...]}]}``, ``depth`` lists deep."""
+    doc: dict = {"id": 1}
+    level = doc
+    for n in range(depth):
+        level[f"level_{n}"] = [{"depth": n, "meta": {"n": n}}]
+        level = level[f"level_{n}"][0]
+    return doc
+
+
+def test_max_table_nesting_keeps_deeper_data_as_json(make_pipeline):
+    """Dicts and lists open one nesting level each (flattened columns, child tables) up to the limit; a
+    dict or list beyond it is a json column holding the whole value. A resource's limit wins over the
+    pipeline's; dict rows and Arrow data make the same tables."""
+    import pyarrow as pa
+
+    p = make_pipeline(max_table_nesting=2)
+    run_ok(p, [_deep(12)], table_name="docs")  # MariaDB checks JSON only 32 levels deep
+    tables = {t.name: t for t in p.schema.data_tables()}
+    assert set(tables) == {"docs", "docs__level_0", "docs__level_0__level_1"}
+    deepest = tables["docs__level_0__level_1"].columns
+    assert deepest["meta"].data_type == "json" and deepest["level_2"].data_type == "json"
+    assert tables["docs__level_0"].columns["meta__n"].data_type == "bigint"  # level 2: still flattened
+    kept = as_json(select(p, "docs__level_0__level_1", "level_2", order_by=["depth"])[0][0])
+    assert kept[0]["depth"] == 2 and kept[0]["level_3"][0]["level_4"][0]["depth"] == 4  # nothing lost
+    assert select(p, "docs__level_0", "depth", "meta__n") == [(0, 0)]
+
+    flat = make_pipeline(name="flat", max_table_nesting=5)
+    run_ok(flat, loadbay.resource([_deep(3)], "docs", max_table_nesting=0))
+    assert [t.name for t in flat.schema.data_tables()] == ["docs"]
+    assert as_json(select(flat, "docs", "level_0", order_by=["id"])[0][0])[0]["level_1"][0]["depth"] == 1
+
+    arrow = make_pipeline(name="arrow", max_table_nesting=2)
+    run_ok(arrow, pa.Table.from_pylist([_deep(4)]), table_name="docs")
+    assert {t.name: {c.name: c.data_type for c in t.columns.values()} for t in arrow.schema.data_tables()} == \
+        {t.name: {c.name: c.data_type for c in t.columns.values()} for t in p.schema.data_tables()}
+    assert as_json(select(arrow, "docs__level_0__level_1", "level_2", order_by=["depth"])[0][0])[0]["level_3"][0]["depth"] == 3
 
 
 def test_reserved_words_as_table_and_column_names(make_pipeline):
