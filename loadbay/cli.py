@@ -4,8 +4,10 @@
         --destination duckdb --dataset airflow_events --write-disposition merge --primary-key id
     loadbay load 'exports/*.csv.gz' --pipeline shop --table orders
     zcat events.jsonl.gz | loadbay load - --pipeline gh --table events
-    loadbay tables github_events --destination duckdb --dataset airflow_events
-    loadbay pipeline github_events pending|resume|retry-failed|drop-pending
+    loadbay tables github_events
+    loadbay pipeline github_events info|schema|tables|pending|resume|retry-failed|drop-pending
+    loadbay pipeline github_events schema --format ddl
+    loadbay pipeline github_events query "SELECT count(*) FROM events" --format csv
 
 Exit codes: 0 loaded, 1 a job failed (its package stays on disk), 2 an error, 128 + the signal's
 number when SIGINT/SIGTERM stopped the run at a safe point (130, 143).
@@ -29,25 +31,24 @@ def _pipeline(args: argparse.Namespace) -> loadbay.Pipeline:
                             pipelines_dir=args.pipelines_dir)
 
 
-def table_counts(pipeline: loadbay.Pipeline) -> list[tuple[str, int]]:
-    """Every data table the pipeline's schema knows, with its row count in the destination."""
-    from sqlglot import exp  # only here: `loadbay --help` and a load's start stay free of sqlglot's import
+def _attached(args: argparse.Namespace) -> loadbay.Pipeline:
+    """The pipeline as its last run left it (``pipeline.json``); flags given win. Creates nothing."""
+    from loadbay.inspection import attach
 
-    out = []
-    with pipeline.sql_client() as client:
-        for table in pipeline.schema.data_tables():
-            count = exp.select(exp.func("count", exp.Star())).from_(client.qualified(table.name))
-            rows = client.execute_sql(count)
-            out.append((table.name, int(rows[0][0]) if rows else 0))
-    return out
+    return attach(args.pipeline, args.pipelines_dir, destination=args.destination, credentials=args.credentials,
+                  dataset_name=args.dataset)
 
 
 def print_tables(pipeline: loadbay.Pipeline) -> None:
+    from loadbay.inspection import table_counts
+
     counts = table_counts(pipeline)
     width = max((len(name) for name, _ in counts), default=5)
     print(f"\nTables in dataset {pipeline.dataset_name}:")
     for name, count in counts:
         print(f"  {name:<{width}}  {count:>8} rows")
+    if not counts:
+        print("  (none yet)")
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -60,48 +61,130 @@ def cmd_load(args: argparse.Namespace) -> int:
     info = pipeline.run(source, table_name=table, write_disposition=args.write_disposition,
                         primary_key=primary_key, loader_file_format=args.loader_file_format)
     print(info)
-    print_tables(pipeline)
+    try:
+        print_tables(pipeline)
+    except LoadbayError as exc:  # the load is done: a failing summary must not look like a failed load
+        print(f"(row counts unavailable: {exc})", file=sys.stderr)
     return 1 if info.has_failed_jobs else 0
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
-    print_tables(_pipeline(args))
+    print_tables(_attached(args))
     return 0
 
 
+def _print_info(pipeline: loadbay.Pipeline) -> None:
+    from loadbay.inspection import info
+
+    facts = info(pipeline)
+    for key in ("pipeline", "destination", "dataset", "location", "pipelines_dir"):
+        print(f"{key + ':':<15}{facts[key]}")
+    print("last loads:" if facts["last_loads"] else "last loads:    none")
+    for load in facts["last_loads"]:
+        print(f"  {load.load_id}  status {load.status}  at {load.inserted_at}  schema {load.schema_version_hash}")
+    _print_pending(facts["pending"])
+
+
+def _print_pending(packages: list[dict]) -> None:
+    print("pending:" if packages else "pending:       none")
+    for package in packages:
+        print(f"  {package['load_id']}  " + "  ".join(f"{k}: {v}" for k, v in package["jobs"].items()))
+        for failed in package["failed"]:
+            print(f"    FAILED {failed['file']} (table {failed['table']}): {failed['error']}")
+
+
+def _print_schema(pipeline: loadbay.Pipeline, form: str) -> None:
+    import json
+
+    from loadbay.inspection import schema_ddl
+
+    tables = pipeline.schema.data_tables()
+    if form == "ddl":
+        for statement in schema_ddl(pipeline):
+            print(statement + ";")
+        return
+    if form == "json":
+        print(json.dumps([t.to_dict() for t in tables], indent=1))
+        return
+    flags = ("primary_key", "merge_key", "unique", "partition", "cluster", "sort", "hard_delete", "root_key")
+    for table in tables:
+        parent = f", child of {table.parent}" if table.parent else ""
+        print(f"{table.name} ({table.write_disposition or 'append'}{parent})")
+        width = max(len(c) for c in table.columns)
+        for column in table.columns.values():
+            hints = [f for f in flags if getattr(column, f)] + ([] if column.nullable else ["not null"])
+            if column.precision is not None:
+                hints.append(f"precision {column.precision}" + (f", scale {column.scale}" if column.scale else ""))
+            if column.variant_of:
+                hints.append(f"variant of {column.variant_of}")
+            print(f"  {column.name:<{width}}  {column.data_type:<9}  {' '.join(hints)}".rstrip())
+
+
+def _print_query(pipeline: loadbay.Pipeline, sql: str, form: str) -> None:
+    import csv
+    import json
+
+    from loadbay.inspection import query
+
+    names, rows = query(pipeline, sql)
+    if form == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(rows)
+        return
+    if form == "json":
+        print(json.dumps([dict(zip(names, row)) for row in rows], default=str, indent=1))
+        return
+    text = [names] + [["NULL" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in text) for i in range(len(names))]
+    for n, row in enumerate(text):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+
+
 def cmd_pipeline(args: argparse.Namespace) -> int:
-    """Package operations on an existing pipeline: list, resume, retry or drop pending packages."""
-    pipeline = _pipeline(args)
-    if args.action == "pending":
-        packages = pipeline.storage.pending()
-        for package in packages:
-            jobs = {state: len(package.jobs(state)) for state in ("new_jobs", "started_jobs", "completed_jobs",
-                                                                   "failed_jobs")}
-            print(f"{package.load_id}  " + "  ".join(f"{k.removesuffix('_jobs')}: {v}" for k, v in jobs.items()))
-            for job in package.jobs("failed_jobs"):
-                error = (package.job_error(job) or "").strip().splitlines()
-                print(f"  FAILED {job.path.name}: {error[0] if error else ''}")
-        if not packages:
-            print(f"pipeline {args.pipeline}: no pending packages")
-        return 0
-    if args.action == "retry-failed":
+    """Inspect or operate an existing pipeline: the same functions as ``loadbay.inspection`` and ``Pipeline``."""
+    from loadbay.inspection import pending
+
+    pipeline = _attached(args)
+    action = args.action
+    if (args.sql is not None) != (action == "query"):
+        raise LoadbayError("query takes one SQL statement: loadbay pipeline NAME query \"SELECT ...\""
+                           if action == "query" else f"{action} takes no further argument (got {args.sql!r})")
+    if action == "info":
+        _print_info(pipeline)
+    elif action == "schema":
+        _print_schema(pipeline, args.format or "text")
+    elif action == "tables":
+        print_tables(pipeline)
+    elif action == "query":
+        _print_query(pipeline, args.sql, args.format or "table")
+    elif action == "pending":
+        _print_pending(pending(pipeline))
+    elif action == "retry-failed":
         print(f"{pipeline.retry_failed_jobs()} failed job(s) will load on the next run")
-        return 0
-    if args.action == "drop-pending":
+    elif action == "drop-pending":
         dropped = pipeline.drop_pending_packages()
         print(f"dropped {len(dropped)} package(s): {', '.join(dropped) or '-'}")
-        return 0
-    info = pipeline.run()  # resume
-    print(info)
-    return 1 if info.has_failed_jobs else 0
+    else:  # resume
+        info = pipeline.run()
+        print(info)
+        return 1 if info.has_failed_jobs else 0
+    return 0
+
+
+ACTIONS = ["info", "schema", "tables", "query", "pending", "resume", "retry-failed", "drop-pending"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loadbay", description="Load rows into SQL databases.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--destination", default="duckdb", help="name or module:Factory (default duckdb)")
+    def common(p: argparse.ArgumentParser, destination: str | None = "duckdb") -> None:
+        p.add_argument("--destination", default=destination,
+                       help="name or module:Factory (default " + (destination or "the pipeline's last run's") + ")")
         p.add_argument("--credentials", default=None, help="connection string or DuckDB file path")
         p.add_argument("--dataset", default=None, help="dataset (schema) name; default <pipeline>_dataset")
         p.add_argument("--pipelines-dir", default=None, help="where packages live (default ~/.loadbay/pipelines)")
@@ -124,16 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     common(load)
     load.set_defaults(func=cmd_load)
 
-    tables = sub.add_parser("tables", help="list a pipeline's tables with row counts")
+    tables = sub.add_parser("tables", help="list a pipeline's tables with row counts (loadbay pipeline NAME tables)")
     tables.add_argument("pipeline")
-    common(tables)
+    common(tables, destination=None)
     tables.set_defaults(func=cmd_tables)
 
-    packages = sub.add_parser("pipeline", help="pending packages of a pipeline: list, resume, retry, drop")
-    packages.add_argument("pipeline")
-    packages.add_argument("action", choices=["pending", "resume", "retry-failed", "drop-pending"])
-    common(packages)
-    packages.set_defaults(func=cmd_pipeline)
+    inspect = sub.add_parser("pipeline", help="inspect or operate a pipeline that has run: info, schema, tables, "
+                                              "query, pending, resume, retry-failed, drop-pending",
+                             description="The destination, dataset and credentials (without the password) of "
+                                         "the pipeline's last run are used unless flags say otherwise.")
+    inspect.add_argument("pipeline")
+    inspect.add_argument("action", choices=ACTIONS)
+    inspect.add_argument("sql", nargs="?", default=None, help="the statement of query")
+    inspect.add_argument("--format", default=None, choices=["text", "ddl", "json", "table", "csv"],
+                         help="schema: text (default), ddl or json; query: table (default), csv or json")
+    common(inspect, destination=None)
+    inspect.set_defaults(func=cmd_pipeline)
     return parser
 
 

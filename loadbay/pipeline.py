@@ -27,6 +27,7 @@ from loadbay.destinations import resolve_destination
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped, stop_on_signals
+from loadbay.inspection import remember
 from loadbay.load import (LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, SharedClient, created_tables,
                           with_tables)
 from loadbay.normalize import fewer_gc_passes, normalize
@@ -177,6 +178,7 @@ class Pipeline:
         with self.storage.lock(f"pipeline {self.pipeline_name!r}"), stop_on_signals(stop, received), \
                 self._one_connection():
             try:
+                remember(self)  # what ``loadbay pipeline NAME ...`` reopens it with
                 self._load_pending(info, stop)
                 if data is not None and not stop.is_set():
                     resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns)

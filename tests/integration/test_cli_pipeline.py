@@ -1,0 +1,161 @@
+"""``loadbay pipeline NAME <command>`` and ``loadbay tables`` run as subprocesses of the installed command, on a
+DuckDB file and on PostgreSQL: a pipeline is reopened from what its last run remembered (no flags), every
+command prints what the destination and the package folders hold, a password never shows, and a pipeline
+that never ran is an error (exit 2) that creates nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+import loadbay
+from loadbay.destinations.testing.setups import POSTGRES_URL, require_server
+from loadbay.inspection import PIPELINE_FILE, PipelineNotFound, attach, table_counts
+from tests.conftest import REPO
+from tests.integration.test_cli_inputs import loadbay_command
+
+ROWS = [{"id": i, "name": f"n{i}", "tags": [f"t{i}"] * (i % 3)} for i in range(6)]
+
+
+def run_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The command with only a pipelines_dir: everything else comes from the pipeline's last run."""
+    return subprocess.run([*loadbay_command(), *args, "--pipelines-dir", str(cwd / "pipes")], capture_output=True,
+                          text=True, check=False, cwd=cwd, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+
+
+@pytest.fixture
+def duck(isolated_env: Path) -> Path:
+    """A pipeline ``gh`` that loaded ROWS into a DuckDB file, from Python."""
+    p = loadbay.pipeline("gh", destination=loadbay.destination("duckdb", credentials=str(isolated_env / "lake.duckdb")),
+                         dataset_name="raw", pipelines_dir=isolated_env / "pipes")
+    p.run(ROWS, table_name="events", write_disposition="merge", primary_key="id").raise_on_failed_jobs()
+    return isolated_env
+
+
+def test_info_names_destination_dataset_loads_and_pending(duck: Path) -> None:
+    out = run_cli(duck, "pipeline", "gh", "info")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "destination:   duckdb (duckdb)" in lines and "dataset:       raw" in lines
+    assert f"location:      {duck / 'lake.duckdb'}" in lines
+    import duckdb
+
+    with duckdb.connect(str(duck / "lake.duckdb"), read_only=True) as con:
+        loaded = con.execute("SELECT load_id FROM raw._lb_loads").fetchall()
+    assert [line.split()[0] for line in lines if "status 0" in line] == [loaded[0][0]]
+    assert "pending:       none" in lines
+
+
+def test_schema_as_text_ddl_and_json(duck: Path) -> None:
+    text = run_cli(duck, "pipeline", "gh", "schema").stdout
+    assert "events (merge)" in text and "events__tags (merge, child of events)" in text
+    assert any(line.split()[:3] == ["id", "bigint", "primary_key"] for line in text.splitlines())
+    ddl = run_cli(duck, "pipeline", "gh", "schema", "--format", "ddl").stdout
+    statements = [s for s in ddl.split(";\n") if s.strip()]
+    assert len(statements) == 2 and all(s.startswith("CREATE TABLE IF NOT EXISTS") for s in statements)
+    import duckdb  # the DDL runs as printed, in a fresh database with the dataset's name
+
+    con = duckdb.connect(str(duck / "copy.duckdb"))
+    con.execute("CREATE SCHEMA raw")
+    for statement in statements:
+        con.execute(statement.replace('"lake".', '"copy".'))
+    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw'").fetchone() == (2,)
+    tables = json.loads(run_cli(duck, "pipeline", "gh", "schema", "--format", "json").stdout)
+    assert [t["name"] for t in tables] == ["events", "events__tags"]
+
+
+def test_tables_and_query_in_three_formats(duck: Path) -> None:
+    out = run_cli(duck, "tables", "gh")
+    assert out.returncode == 0, out.stderr
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.stdout.splitlines() if line.endswith(" rows")}
+    assert counts == {"events": 6, "events__tags": sum(i % 3 for i in range(6))}
+    assert run_cli(duck, "pipeline", "gh", "tables").stdout == out.stdout
+    sql = "SELECT id, name FROM events WHERE id < 3 ORDER BY id"
+    as_csv = run_cli(duck, "pipeline", "gh", "query", sql, "--format", "csv").stdout
+    assert list(csv.reader(io.StringIO(as_csv))) == [["id", "name"], ["0", "n0"], ["1", "n1"], ["2", "n2"]]
+    as_json = json.loads(run_cli(duck, "pipeline", "gh", "query", sql, "--format", "json").stdout)
+    assert as_json == [{"id": i, "name": f"n{i}"} for i in range(3)]
+    table = run_cli(duck, "pipeline", "gh", "query", sql).stdout.splitlines()
+    assert table[0].split() == ["id", "name"] and table[2].split() == ["0", "n0"] and table[-1] == "(3 rows)"
+    bad = run_cli(duck, "pipeline", "gh", "query", "SELECT nope FROM events")
+    assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_pending_shows_a_failed_job_and_retry_failed_loads_it(duck: Path) -> None:
+    p = attach("gh", duck / "pipes")
+    with p.sql_client() as client:
+        client.execute_sql("CREATE TABLE raw.later (id BIGINT CHECK (id < 100))")
+    info = p.run([{"id": 500}], table_name="later")
+    assert info.has_failed_jobs
+    out = run_cli(duck, "pipeline", "gh", "pending")
+    assert out.returncode == 0
+    assert "failed: 1" in out.stdout and "FAILED later." in out.stdout and "(table later)" in out.stdout
+    with p.sql_client() as client:
+        client.execute_sql("DROP TABLE raw.later")
+    assert "1 failed job(s)" in run_cli(duck, "pipeline", "gh", "retry-failed").stdout
+    resumed = run_cli(duck, "pipeline", "gh", "resume")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert dict(table_counts(p))["later"] == 1
+    assert "pending:       none" in run_cli(duck, "pipeline", "gh", "info").stdout
+
+
+def test_a_pipeline_that_never_ran_is_an_error_that_creates_nothing(duck: Path) -> None:
+    before = sorted(p.name for p in duck.rglob("*"))
+    for args in (["tables", "hg"], ["pipeline", "hg", "info"], ["pipeline", "hg", "schema"]):
+        out = run_cli(duck, *args)
+        assert out.returncode == 2
+        assert "pipeline 'hg' not found" in out.stderr and "pipelines there: gh" in out.stderr
+    assert sorted(p.name for p in duck.rglob("*")) == before
+    with pytest.raises(PipelineNotFound):
+        attach("hg", duck / "pipes")
+
+
+def test_a_second_dataset_counts_only_its_own_tables_and_load_exits_0(duck: Path) -> None:
+    """The same pipeline loaded into another dataset: ``tables`` and the load's summary count the tables
+    that dataset has (the schema also knows the first dataset's)."""
+    (duck / "more.jsonl").write_text(json.dumps({"id": 1}) + "\n")
+    out = subprocess.run([*loadbay_command(), "load", str(duck / "more.jsonl"), "--pipeline", "gh", "--table", "more",
+                          "--dataset", "second", "--credentials", str(duck / "lake.duckdb"), "--pipelines-dir",
+                          str(duck / "pipes")], capture_output=True, text=True, cwd=duck, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert "more " in out.stdout and "events " not in out.stdout.split("Tables in dataset second:")[1]
+    counts = run_cli(duck, "tables", "gh").stdout  # the last run's dataset: second
+    assert "Tables in dataset second:" in counts and "events" not in counts and "more" in counts
+    first = run_cli(duck, "tables", "gh", "--dataset", "raw").stdout
+    assert "events " in first and "more" not in first
+
+
+def test_postgres_pipeline_reopens_with_the_password_from_the_environment_never_shown(isolated_env: Path) -> None:
+    require_server("postgres")
+    url = POSTGRES_URL.replace("postgresql://postgres@", "postgresql://postgres:hunter2-secret@")
+    dataset = f"cli_{uuid.uuid4().hex[:8]}"
+    env = {"DESTINATION__POSTGRES__CREDENTIALS__PASSWORD": "hunter2-secret"}
+    p = loadbay.pipeline("pg", destination=loadbay.destination("postgres", credentials=url), dataset_name=dataset,
+                         pipelines_dir=isolated_env / "pipes")
+    try:
+        p.run(ROWS, table_name="events").raise_on_failed_jobs()
+        remembered = (isolated_env / "pipes" / "pg" / PIPELINE_FILE).read_text()
+        assert "hunter2" not in remembered and '"host"' in remembered
+        for args in (["pipeline", "pg", "info"], ["tables", "pg"], ["pipeline", "pg", "schema", "--format", "ddl"],
+                     ["pipeline", "pg", "query", "SELECT count(*) AS n FROM events"]):
+            out = run_cli(isolated_env, *args, env=env)
+            assert out.returncode == 0, out.stderr
+            assert "hunter2" not in out.stdout + out.stderr
+        info = run_cli(isolated_env, "pipeline", "pg", "info", env=env).stdout
+        assert "destination:   postgres (postgres)" in info and ":***@" in info and f"dataset:       {dataset}" in info
+        assert run_cli(isolated_env, "pipeline", "pg", "query", "SELECT count(*) AS n FROM events",
+                       "--format", "csv", env=env).stdout.splitlines() == ["n", "6"]
+    finally:
+        from tests.integration.pg_helpers import drop_schemas
+
+        drop_schemas(dataset, dataset + "_staging")
