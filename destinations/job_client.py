@@ -254,6 +254,29 @@ class SqlJobClient(JobClient):
         except DestinationUndefinedRelation:  # nothing of the package ever reached the dataset
             pass
 
+    def drop_tables(self, table_names: list[str], schema: Schema | None) -> list[str]:
+        """Drop ``table_names`` (and their twins in the staging dataset), then store ``schema`` (the
+        pipeline's schema without them) as the newest version, so a new machine does not restore them;
+        ``schema`` None: the pipeline is dropped whole, its stored schemas and state go too. One
+        transaction where the database has transactional DDL. Returns the SQL run."""
+        staging = self.sql_client.has_dataset(self.config.staging_dataset_name)
+        drops = [sql.drop_tables([self.sql_client.qualified(name)]) for name in table_names]
+        if staging:
+            drops += [sql.drop_tables([self.sql_client.qualified(name, staging=True)]) for name in table_names]
+        system = set(self.sql_client.table_columns([VERSION_TABLE, STATE_TABLE]))  # none before a first load
+        with self.sql_client.begin_transaction():
+            run = self.sql_client.execute_many(drops)
+            if schema is not None:
+                if VERSION_TABLE in system:
+                    self._store_schema(schema)
+                return run
+            for table, column in ((VERSION_TABLE, "schema_name"), (STATE_TABLE, "pipeline_name")):
+                if table in system:
+                    delete = sql.delete_rows(self.sql_client.qualified(table), [column])
+                    self.sql_client.execute_sql(delete, self.config.pipeline_name)
+                    run.append(self.sql_client.render(delete))
+        return run
+
     def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
         table = schema.tables[job_file.table_name]
         job_class = self.load_jobs.get(job_file.file_format)

@@ -7,6 +7,8 @@
     loadbay tables github_events
     loadbay pipeline github_events info|schema|tables|pending|resume|retry-failed|drop-pending
     loadbay pipeline github_events schema --format ddl
+    loadbay pipeline github_events drop --tables events --yes
+    loadbay pipeline github_events sync --destination postgres --dataset raw   # on a new machine
     loadbay pipeline github_events query "SELECT count(*) FROM events" --format csv
 
 Exit codes: 0 loaded, 1 a job failed (its package stays on disk), 2 an error, 128 + the signal's
@@ -144,12 +146,36 @@ def _print_query(pipeline: loadbay.Pipeline, sql: str, form: str) -> None:
     print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
+def _drop(pipeline: loadbay.Pipeline, args: argparse.Namespace) -> int:
+    from loadbay.inspection import drop, plan_drop
+
+    tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
+    plan = plan_drop(pipeline, tables)
+    print(plan.describe())
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise LoadbayError("drop asks for confirmation on a terminal: pass --yes to drop without asking")
+        if input("Drop? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing dropped")
+            return 1
+    for statement in drop(plan):
+        print(f"  {statement}")
+    print(f"dropped {len(plan.tables)} table(s)")
+    return 0
+
+
 def cmd_pipeline(args: argparse.Namespace) -> int:
     """Inspect or operate an existing pipeline: the same functions as ``loadbay.inspection`` and ``Pipeline``."""
-    from loadbay.inspection import pending
+    from loadbay.inspection import pending, sync
 
-    pipeline = _attached(args)
     action = args.action
+    if action == "sync":
+        pipeline = sync(args.pipeline, args.pipelines_dir, destination=args.destination or "duckdb",
+                        credentials=args.credentials, dataset_name=args.dataset)
+        print(f"pipeline {args.pipeline!r} restored from dataset {pipeline.dataset_name!r}: "
+              f"{len(pipeline.schema.data_tables())} table(s) in its schema")
+        return 0
+    pipeline = _attached(args)
     if (args.sql is not None) != (action == "query"):
         raise LoadbayError("query takes one SQL statement: loadbay pipeline NAME query \"SELECT ...\""
                            if action == "query" else f"{action} takes no further argument (got {args.sql!r})")
@@ -165,6 +191,8 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
         _print_pending(pending(pipeline))
     elif action == "retry-failed":
         print(f"{pipeline.retry_failed_jobs()} failed job(s) will load on the next run")
+    elif action == "drop":
+        return _drop(pipeline, args)
     elif action == "drop-pending":
         dropped = pipeline.drop_pending_packages()
         print(f"dropped {len(dropped)} package(s): {', '.join(dropped) or '-'}")
@@ -175,7 +203,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-ACTIONS = ["info", "schema", "tables", "query", "pending", "resume", "retry-failed", "drop-pending"]
+ACTIONS = ["info", "schema", "tables", "query", "pending", "resume", "retry-failed", "drop-pending", "drop", "sync"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     tables.set_defaults(func=cmd_tables)
 
     inspect = sub.add_parser("pipeline", help="inspect or operate a pipeline that has run: info, schema, tables, "
-                                              "query, pending, resume, retry-failed, drop-pending",
+                                              "query, pending, resume, retry-failed, drop-pending, drop, sync",
                              description="The destination, dataset and credentials (without the password) of "
                                          "the pipeline's last run are used unless flags say otherwise.")
     inspect.add_argument("pipeline")
@@ -221,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("sql", nargs="?", default=None, help="the statement of query")
     inspect.add_argument("--format", default=None, choices=["text", "ddl", "json", "table", "csv"],
                          help="schema: text (default), ddl or json; query: table (default), csv or json")
+    inspect.add_argument("--tables", default=None, help="drop: these tables (comma-separated) and their child "
+                                                        "tables only; default every table of the pipeline")
+    inspect.add_argument("--yes", action="store_true", help="drop: without asking")
     common(inspect, destination=None)
     inspect.set_defaults(func=cmd_pipeline)
     return parser

@@ -172,3 +172,91 @@ def query(p: Pipeline, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         if cursor.description is None:
             return [], []
         return [d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class DropPlan:
+    """What ``drop`` removes: ``tables`` (children after their parents) and, when ``whole``, the pipeline's
+    stored schemas and state in the destination and its local schema and pending packages."""
+
+    pipeline: Pipeline
+    tables: list[str]
+    whole: bool
+    pending: list[str]
+
+    def describe(self) -> str:
+        p = self.pipeline
+        lines = [f"pipeline {p.pipeline_name!r}, dataset {p.dataset_name!r} on {p.destination.destination_name}: "
+                 f"drop {len(self.tables)} table(s): {', '.join(self.tables) or '-'}"]
+        if self.whole:
+            lines.append("and its stored schemas and state (_lb_version, _lb_pipeline_state; _lb_loads keeps its "
+                         "history), its local schema" + (f" and pending package(s) {', '.join(self.pending)}"
+                                                         if self.pending else ""))
+        return "\n".join(lines)
+
+
+def plan_drop(p: Pipeline, tables: list[str] | None = None) -> DropPlan:
+    """The tables ``drop`` would remove: ``tables`` with every child table of theirs, or every table of
+    the pipeline (None). A table the schema does not know is an error naming the known ones; dropping
+    tables while packages are pending is refused (they may hold rows of them)."""
+    schema = p.schema
+    pending_ids = p.pending_packages()
+    if tables is None:
+        return DropPlan(p, [t.name for t in schema.data_tables()], True, pending_ids)
+    if pending_ids:
+        raise LoadbayError(f"pipeline {p.pipeline_name!r} has pending package(s) {', '.join(pending_ids)} that may "
+                           "hold rows of these tables: load them (resume) or drop them (drop-pending) first")
+    known = {t.name for t in schema.data_tables()}
+    unknown = [t for t in tables if t not in known]
+    if unknown:
+        raise LoadbayError(f"pipeline {p.pipeline_name!r} has no table(s) {', '.join(map(repr, unknown))}; "
+                           f"its tables: {', '.join(sorted(known)) or '-'}")
+    names: list[str] = []
+    for name in tables:
+        for table in (schema.tables[name], *schema.children_of(name)):
+            if table.name not in names:
+                names.append(table.name)
+    return DropPlan(p, names, False, [])
+
+
+def drop(plan: DropPlan) -> list[str]:
+    """Carry out ``plan``: the tables go from the destination (in one transaction where the database has
+    transactional DDL), then from the pipeline's schema here. Returns the SQL run."""
+    p = plan.pipeline
+    schema = p.schema
+    remaining = None
+    if not plan.whole:
+        remaining = schema
+        for name in plan.tables:
+            remaining.tables.pop(name, None)
+    with p.destination.client(p.config) as client:
+        run = client.drop_tables(list(reversed(plan.tables)), remaining)  # children before their parents
+    if remaining is not None:
+        p._save_schema(remaining)
+    else:
+        p.drop_pending_packages()
+        p.schema_path.unlink(missing_ok=True)
+    return run
+
+
+def sync(pipeline_name: str, pipelines_dir: str | Path | None = None, *, destination: Any = "duckdb",
+         credentials: Any = None, dataset_name: str | None = None) -> Pipeline:
+    """Restore a pipeline's local state (its schema, and what ``attach`` needs) from the destination, on a
+    machine where it never ran; raises when the destination holds no schema of that pipeline."""
+    import loadbay
+
+    if credentials is not None:
+        destination = loadbay.destination(destination, credentials=credentials)
+    p = loadbay.pipeline(pipeline_name, destination=destination, dataset_name=dataset_name, pipelines_dir=pipelines_dir)
+    with p.destination.client(p.config) as client:
+        try:
+            stored = client.stored_schema(pipeline_name)
+        except DestinationUndefinedRelation:
+            stored = None
+    if stored is None:
+        raise PipelineNotFound(f"dataset {p.dataset_name!r} on {p.destination.destination_name} holds no schema of "
+                               f"pipeline {pipeline_name!r}: nothing to sync (is the dataset right?)")
+    p.pipeline_dir.mkdir(parents=True, exist_ok=True)
+    p._save_schema(stored)
+    remember(p)
+    return p

@@ -155,7 +155,101 @@ def test_postgres_pipeline_reopens_with_the_password_from_the_environment_never_
         assert "destination:   postgres (postgres)" in info and ":***@" in info and f"dataset:       {dataset}" in info
         assert run_cli(isolated_env, "pipeline", "pg", "query", "SELECT count(*) AS n FROM events",
                        "--format", "csv", env=env).stdout.splitlines() == ["n", "6"]
+        dropped = run_cli(isolated_env, "pipeline", "pg", "drop", "--tables", "events", "--yes", env=env)
+        assert dropped.returncode == 0, dropped.stderr
+        import psycopg2
+
+        with psycopg2.connect(POSTGRES_URL) as conn, conn.cursor() as cur:
+            cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (dataset,))
+            assert {r[0] for r in cur.fetchall()} & {"events", "events__tags"} == set()
     finally:
         from tests.integration.pg_helpers import drop_schemas
 
         drop_schemas(dataset, dataset + "_staging")
+
+
+def _duck_tables(path: Path, dataset: str = "raw") -> set[str]:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+                                          [dataset]).fetchall()}
+
+
+def _stored_tables(path: Path) -> set[str]:
+    """Data tables of the newest schema stored in the destination (what a new machine restores)."""
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute("SELECT schema FROM raw._lb_version WHERE schema_name = 'gh' "
+                           "ORDER BY inserted_at DESC LIMIT 1").fetchall()
+    if not rows:
+        return set()
+    tables = json.loads(rows[0][0])["tables"]
+    names = [t["name"] for t in tables] if isinstance(tables, list) else list(tables)
+    return {name for name in names if not name.startswith("_lb_")}
+
+
+def test_drop_tables_takes_their_children_and_leaves_the_rest(duck: Path) -> None:
+    p = attach("gh", duck / "pipes")
+    p.run([{"id": 1}], table_name="other").raise_on_failed_jobs()
+    refused = run_cli(duck, "pipeline", "gh", "drop", "--tables", "events")  # stdin is no terminal: asks for --yes
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert {"events", "events__tags"} <= _duck_tables(duck / "lake.duckdb")
+    unknown = run_cli(duck, "pipeline", "gh", "drop", "--tables", "evnets", "--yes")
+    assert unknown.returncode == 2 and "'evnets'" in unknown.stderr and "events" in unknown.stderr
+    out = run_cli(duck, "pipeline", "gh", "drop", "--tables", "events", "--yes")
+    assert out.returncode == 0, out.stderr
+    assert "drop 2 table(s): events, events__tags" in out.stdout
+    assert _duck_tables(duck / "lake.duckdb") & {"events", "events__tags"} == set()
+    assert "other" in _duck_tables(duck / "lake.duckdb")
+    assert {t.name for t in attach("gh", duck / "pipes").schema.data_tables()} == {"other"}
+    assert _stored_tables(duck / "lake.duckdb") == {"other"}  # a new machine does not bring them back
+    again = attach("gh", duck / "pipes")  # the table can be loaded afresh, with new types even
+    again.run([{"id": "text now"}], table_name="events").raise_on_failed_jobs()
+    assert dict(table_counts(again)) == {"other": 1, "events": 1}
+
+
+def test_drop_of_the_whole_pipeline_removes_its_tables_schemas_and_state(duck: Path) -> None:
+    out = run_cli(duck, "pipeline", "gh", "drop", "--yes")
+    assert out.returncode == 0, out.stderr
+    left = _duck_tables(duck / "lake.duckdb")
+    assert left & {"events", "events__tags"} == set() and "_lb_loads" in left
+    assert _stored_tables(duck / "lake.duckdb") == set()
+    import duckdb
+
+    with duckdb.connect(str(duck / "lake.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw._lb_pipeline_state WHERE pipeline_name = 'gh'").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM raw._lb_loads").fetchone() == (1,)  # the history stays
+    assert not (duck / "pipes" / "gh" / "schema.json").exists()
+    p = attach("gh", duck / "pipes")
+    p.run(ROWS[:2], table_name="events").raise_on_failed_jobs()
+    assert dict(table_counts(p)) == {"events": 2, "events__tags": 1}
+
+
+def test_drop_of_tables_waits_for_pending_packages(duck: Path) -> None:
+    p = attach("gh", duck / "pipes")
+    with p.sql_client() as client:
+        client.execute_sql("CREATE TABLE raw.later (id BIGINT CHECK (id < 100))")
+    assert p.run([{"id": 500}], table_name="later").has_failed_jobs
+    out = run_cli(duck, "pipeline", "gh", "drop", "--tables", "events", "--yes")
+    assert out.returncode == 2 and "pending package" in out.stderr
+    assert "events" in _duck_tables(duck / "lake.duckdb")
+
+
+def test_sync_restores_a_pipeline_on_a_new_machine(duck: Path) -> None:
+    fresh = duck / "elsewhere"
+    fresh.mkdir()
+    args = ["--credentials", str(duck / "lake.duckdb"), "--dataset", "raw"]
+    missing = run_cli(fresh, "pipeline", "nope", "sync", *args)
+    assert missing.returncode == 2 and "holds no schema of pipeline 'nope'" in missing.stderr
+    out = run_cli(fresh, "pipeline", "gh", "sync", *args)
+    assert out.returncode == 0, out.stderr
+    assert "2 table(s)" in out.stdout
+    assert (fresh / "pipes" / "gh" / PIPELINE_FILE).exists()
+    counts = run_cli(fresh, "tables", "gh").stdout  # no flags: the synced pipeline remembers
+    assert "events " in counts and "events__tags" in counts
+    p = attach("gh", fresh / "pipes")
+    assert p.schema.tables["events"].columns["id"].primary_key  # the hints came back too
+    p.run([{"id": 0, "name": "changed", "tags": []}], table_name="events").raise_on_failed_jobs()  # merges
+    assert dict(table_counts(p))["events"] == 6
