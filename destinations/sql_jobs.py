@@ -149,7 +149,7 @@ def merge_delete_insert(root: Table, children: Sequence[Table], target: TableRef
                         capabilities: DestinationCapabilities) -> list[exp.Expression]:
     """``delete-insert`` merge of a root table and its nested children (see module docstring)."""
     root_target, root_staging = target(root.name), staging(root.name)
-    statements: list[exp.Expression] = []
+    statements: list[exp.Expression] = [*merge_lookup_indexes(root, root_target, root_staging, capabilities)]
     replaced = _rows_to_replace(root, root_target, root_staging)
     if replaced is not None:
         replaced_ids = exp.select(_col(ROW_ID)).from_(root_target.copy()).where(replaced.copy())
@@ -181,7 +181,7 @@ def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, stagi
     if not primary:
         raise SchemaError(f"table {root.name!r}: the upsert strategy needs a primary_key")
     root_target, root_staging = target(root.name), staging(root.name)
-    statements: list[exp.Expression] = []
+    statements: list[exp.Expression] = [*merge_lookup_indexes(root, root_target, root_staging, capabilities)]
     if syntax in ("on_conflict", "on_duplicate_key"):
         statements.append(unique_index(root, primary, root_target, capabilities))
     replaced = _key_match(primary, root_target, root_staging)
@@ -209,6 +209,29 @@ def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, stagi
     else:
         raise ValueError(f"upsert syntax must be 'merge', 'on_conflict' or 'on_duplicate_key', not {syntax!r}")
     return statements
+
+
+INDEXED_ID_PREFIX = 64
+"""Characters of ``_lb_id`` a lookup index holds (ids are 24): MySQL indexes a LONGTEXT column by a prefix."""
+
+
+def merge_lookup_indexes(root: Table, root_target: exp.Table, root_staging: exp.Table,
+                         capabilities: DestinationCapabilities) -> list[exp.Create]:
+    """``CREATE INDEX IF NOT EXISTS`` on what a merge looks rows up by, where the engine needs it
+    (``capabilities.merge_lookup_indexes``): the target root's ``_lb_id`` (child rows are found through
+    it) and the staging root's primary and merge keys (the target's rows to replace are)."""
+    from loadbay.common.schema.naming import shorten
+
+    if not capabilities.merge_lookup_indexes:
+        return []
+    keys = [c.name for c in (*root.columns_with("primary_key"), *root.columns_with("merge_key"))]
+    prefix = exp.Anonymous(this=_ident(ROW_ID), expressions=[exp.Literal.number(INDEXED_ID_PREFIX)])
+    wanted = [(root_target, "__lb_id_lookup", [prefix])]
+    if keys:
+        wanted.append((root_staging, "__lb_key_lookup", [_col(c) for c in dict.fromkeys(keys)]))
+    return [exp.Create(kind="INDEX", exists=True, this=exp.Index(
+        this=_ident(shorten(f"{root.name}{suffix}", capabilities.max_identifier_length)), table=table.copy(),
+        params=exp.IndexParameters(columns=columns))) for table, suffix, columns in wanted]
 
 
 def unique_index(root: Table, primary: Sequence[str], root_target: exp.Table,

@@ -24,7 +24,7 @@ ENGINE: dict[str, Any] = dict(
     merge_strategies=("delete-insert", "upsert"), max_decimal_precision=65,
     string_literal_escape="backslash", is_dataset_a_schema=False,
     naive_timestamps=True, supports_nan_infinity=False, max_table_columns=INNODB_MAX_COLUMNS, csv_null="NULL",
-    max_query_length=MAX_ALLOWED_PACKET - (1 << 20),
+    max_query_length=MAX_ALLOWED_PACKET - (1 << 20), merge_lookup_indexes=True,
 )
 """MySQL and MariaDB themselves: a dataset is a database; DDL commits implicitly (only the DML of a
 merge is atomic); DATETIME has no time zone (timestamps are stored as UTC wall time); DOUBLE has no NaN

@@ -430,3 +430,35 @@ def test_a_lost_connection_during_load_data_is_transient_not_pymysqls_attribute_
     with pytest.raises(AttributeError):  # an AttributeError of loadbay's own is a bug, shown as it is
         with client.translating("SELECT 1"):
             raise AttributeError("bug")
+
+
+@pytest.mark.parametrize("strategy", ["delete-insert", "upsert"])
+def test_merges_index_the_keys_they_look_up(my, strategy, monkeypatch):
+    """MariaDB runs ``DELETE ... WHERE x IN (SELECT ...)`` as a probe of the subquery per row: without an
+    index on the target root's ``_lb_id`` and the staging root's key, a merge is quadratic (30,000 roots
+    with children took minutes). The merge indexes both first, and the rows are right."""
+    from loadbay.destinations.mysql.job_client import MysqlJobClient
+
+    p = my()
+    merge = {"disposition": "merge", "strategy": strategy}
+    rows = [{"id": i, "name": f"n{i}", "tags": ["a", "b"]} for i in range(3000)]
+    run_ok(p, rows, table_name="events", write_disposition=merge, primary_key="id")
+    staged: list[str] = []
+    clean_up = MysqlJobClient.clean_up_package  # the staging table is dropped there: look just before
+
+    def look(self: MysqlJobClient, schema: Any, table_names: list[str], load_id: str, **kwargs: Any) -> None:
+        staging = self.staging_table("events", load_id)
+        staged.extend(r[0] for r in self.sql_client.execute_sql(
+            "SELECT index_name FROM information_schema.statistics WHERE table_schema = %s AND table_name = %s",
+            staging.db, staging.name) or [])
+        clean_up(self, schema, table_names, load_id, **kwargs)
+
+    monkeypatch.setattr(MysqlJobClient, "clean_up_package", look)
+    changed = [{"id": i, "name": f"changed {i}", "tags": ["c"]} for i in range(0, 3000, 2)]
+    run_ok(p, changed, table_name="events", write_disposition=merge, primary_key="id")
+    indexes = {r[0] for r in query(p, "SELECT index_name FROM information_schema.statistics "
+                                      "WHERE table_schema = DATABASE() AND table_name = 'events'")}
+    assert "events__lb_id_lookup" in indexes
+    assert "events__lb_key_lookup" in staged
+    assert query(p, "SELECT count(*), sum(name LIKE 'changed%') FROM events") == [(3000, 1500)]
+    assert query(p, "SELECT count(*), sum(value = 'c') FROM events__tags") == [(4500, 1500)]

@@ -1,3 +1,5 @@
+CREATE INDEX IF NOT EXISTS `events__lb_id_lookup` ON `ds`.`events`(`_LB_ID`(64));
+CREATE INDEX IF NOT EXISTS `events__lb_key_lookup` ON `ds_staging`.`events`(`id`);
 DELETE FROM `ds`.`events__tags` WHERE `_lb_root_id` IN (SELECT `_lb_id` FROM `ds`.`events` WHERE `id` IN (SELECT `id` FROM `ds_staging`.`events`));
 DELETE FROM `ds`.`events__tags__x` WHERE `_lb_root_id` IN (SELECT `_lb_id` FROM `ds`.`events` WHERE `id` IN (SELECT `id` FROM `ds_staging`.`events`));
 DELETE FROM `ds`.`events` WHERE `id` IN (SELECT `id` FROM `ds_staging`.`events`);

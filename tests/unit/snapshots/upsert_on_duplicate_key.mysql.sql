@@ -1,3 +1,5 @@
+CREATE INDEX IF NOT EXISTS `events__lb_id_lookup` ON `ds`.`events`(`_LB_ID`(64));
+CREATE INDEX IF NOT EXISTS `events__lb_key_lookup` ON `ds_staging`.`events`(`shop`, `id`);
 CREATE UNIQUE INDEX IF NOT EXISTS `events__lb_upsert_key` ON `ds`.`events`(`shop`, `id`);
 DELETE FROM `ds`.`events__tags` WHERE `_lb_root_id` IN (SELECT `_lb_id` FROM `ds`.`events` WHERE (`shop`, `id`) IN (SELECT `shop`, `id` FROM `ds_staging`.`events`));
 INSERT INTO `ds`.`events__tags` (`_lb_parent_id`, `_lb_list_idx`, `_lb_root_id`, `_lb_id`, `value`) SELECT `_lb_parent_id`, `_lb_list_idx`, `_lb_root_id`, `_lb_id`, `value` FROM `ds_staging`.`events__tags` WHERE `_lb_root_id` IN (SELECT `_lb_id` FROM (SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY `shop`, `id` ORDER BY `updated_at` DESC, `_lb_id` DESC) AS `_lb_dedup_rank` FROM `ds_staging`.`events`) AS _lb_ranked WHERE `_lb_dedup_rank` = 1 AND (`deleted` IS NULL OR `deleted` = FALSE)) AS _lb_kept);
