@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.destination import APPEND_STRATEGIES, ATOMIC_APPEND
-from loadbay.common.exceptions import SchemaError
+from loadbay.common.exceptions import ConfigurationError, SchemaError
 from loadbay.common.normalizer import RelationalNormalizer
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.types import Schema, Table
@@ -117,6 +117,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                                            columns=res.columns, max_table_nesting=res.max_table_nesting)
             if table is None:
                 continue
+            _check_upsert_key(normalizer, table)
             roots.append(table.name)
             for batch in res.batches(batch_size):
                 if stop is not None and stop.is_set():
@@ -183,6 +184,17 @@ def _check_strategy(name: str, disposition: str | None, strategy: str | None,
     if strategy not in allowed:
         raise ValueError(f"resource {name!r}: {disposition} strategy {strategy!r} is not supported by this "
                          f"destination; supported: {tuple(allowed)}")
+
+
+def _check_upsert_key(normalizer: RelationalNormalizer, table: Table) -> None:
+    """An upsert finds rows by primary key: without one it is refused now, before any row is
+    normalized, rather than by the loader (the package would then wait, holding back newer ones)."""
+    if table.write_disposition != "merge" or table.strategy != "upsert" or table.columns_with("primary_key"):
+        return
+    if any(h.get("primary_key") for h in normalizer.untyped_hinted_columns().get(table.name, {}).values()):
+        return
+    raise ConfigurationError(f"pipeline {normalizer.schema.name!r}: table {table.name!r}: the upsert strategy needs a primary_key (primary_key=... in "
+                             "run() or loadbay.resource(), or a column hint); nothing was loaded")
 
 
 def _check_keys(normalizer: RelationalNormalizer, writer: PackageWriter, roots: list[str]) -> None:

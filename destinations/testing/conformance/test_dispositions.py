@@ -97,6 +97,23 @@ def merge_wd(request, destination_name, destination_capabilities):
     return {"disposition": "merge", "strategy": request.param}
 
 
+def test_upsert_without_a_primary_key_is_refused_before_anything_is_written(make_pipeline, destination_capabilities):
+    """Checked at run(), not by the loader: a package that could never load would wait on disk and hold
+    back every newer one."""
+    if "upsert" not in destination_capabilities.merge_strategies:
+        pytest.skip("the destination has no upsert strategy")
+    p = make_pipeline()
+    upsert = {"disposition": "merge", "strategy": "upsert"}
+    with pytest.raises(loadbay.common.exceptions.ConfigurationError,
+                       match="pipeline 'test_pipeline': table 'm': the upsert strategy needs a primary_key"):
+        p.run([{"id": 1, "v": "a"}], table_name="m", write_disposition=upsert)
+    assert p.pending_packages() == []
+    assert not p.schema.tables.get("m")  # nothing of the run was kept
+    run_ok(p, [{"id": 1, "v": "a"}], table_name="m", write_disposition=upsert, primary_key="id")
+    run_ok(p, [{"id": 1, "v": "b"}], table_name="m", write_disposition=upsert)  # the key is in the schema now
+    assert select(p, "m", "id", "v") == [(1, "b")]
+
+
 def test_merge_updates_and_inserts(make_pipeline, merge_wd):
     p = make_pipeline()
     run_ok(p, [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 3, "v": "c"}], table_name="m",
