@@ -326,8 +326,7 @@ class Pipeline:
         if blocked or package.jobs("failed_jobs"):
             result = loader.describe(package, "pending" if blocked else "failed")
             if blocked:
-                logger.error("package %s is held back: an older package has failed jobs; fix them and call "
-                             "retry_failed_jobs(), or drop_pending_packages()", package.load_id)
+                logger.error("package %s is held back by %s", package.load_id, self._blocker(info))
         else:
             try:
                 result = loader.load(package)
@@ -341,6 +340,20 @@ class Pipeline:
                 raise PipelineStepFailed(self.pipeline_name, "load", package.load_id, exc) from exc
         info.load_packages.append(result)
         return result
+
+    def _blocker(self, info: LoadInfo) -> str:
+        """The older package that holds newer ones back: its failed job, the cause, the two ways out."""
+        for older in info.load_packages:
+            failed = [job for job in older.jobs if job.state == "failed"]
+            if older.state in ("failed", "pending"):
+                first = failed[0] if failed else None
+                cause = ((first.error or "").strip().splitlines() or ["(no error recorded)"])[0] if first else ""
+                what = (f"package {older.load_id}, whose job {Path(first.file_path).name} (table {first.table_name}) "
+                        f"failed: {cause}" if first else f"package {older.load_id}, which did not load completely")
+                return (f"{what}. Packages apply in order. Fix the cause and run p.retry_failed_jobs() (loadbay "
+                        f"pipeline {self.pipeline_name} retry-failed), or give the packages up with "
+                        f"p.drop_pending_packages() (loadbay pipeline {self.pipeline_name} drop-pending)")
+        return "an older package"
 
     def _new_info(self) -> LoadInfo:
         return LoadInfo(pipeline_name=self.pipeline_name, destination_name=self.destination.destination_name,

@@ -329,3 +329,20 @@ def test_failed_merge_retried_after_another_pipeline_replaced_the_shared_staging
 def _literal(text: str) -> str:
     assert text.replace("_", "").isalnum()
     return f"'{text}'"
+
+
+def test_a_package_held_back_names_what_holds_it_and_the_two_ways_out(make_pipeline, caplog):
+    p = make_pipeline()
+    run_ok(p, [{"id": 1, "n": 1}], table_name="bad", columns={"n": {"data_type": "bigint"}})
+    package = normalize_only(p, [{"id": 2, "n": MARKER}], "bad")
+    bad_file = file_holding(package, "n", MARKER)
+    replace_value(bad_file.path, bad_file.file_format, "n", MARKER, BAD)
+    assert p.run().has_failed_jobs
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="loadbay.pipeline"):
+        info = p.run([{"id": 3, "n": 3}], table_name="bad")
+    assert [x.state for x in info.load_packages] == ["failed", "pending"]  # the new one waits its turn
+    [held] = [r.getMessage() for r in caplog.records if "is held back" in r.getMessage()]
+    assert package.load_id in held and bad_file.path.name in held and "(table bad)" in held
+    assert "retry-failed" in held and "drop-pending" in held and "retry_failed_jobs" in held
+    assert select(p, "bad", "id") == [(1,)]
