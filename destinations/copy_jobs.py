@@ -33,6 +33,8 @@ class Psycopg2CopyClient(SqlClient):
     def copy_from(self, statement: Statement, stream: IO[bytes]) -> None:
         """``COPY ... FROM STDIN`` fed from a file object, streamed in chunks (never all in memory)."""
         text = self.render(statement)
+        if self._only_recorded(text):
+            return
         with self.translating(text), self.cursor() as cursor:
             cursor.copy_expert(text, stream, size=COPY_CHUNK)
 

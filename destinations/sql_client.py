@@ -40,8 +40,19 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"loadbay:{name}".encode()).digest()[:8], "big", signed=True)
 
 
+DRY_RUN_READS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "PRAGMA", "EXPLAIN", "ATTACH"})
+"""Statements a dry run runs: reads of the catalog and the rows (and SQLite's ATTACH, to read a dataset file)."""
+DRY_RUN_CONTROL = frozenset({"BEGIN", "START", "COMMIT", "ROLLBACK"})
+"""Statements a dry run runs and lists: the transactions the load would make."""
+DRY_RUN_SESSION = frozenset({"SET", "RESET", "USE"})
+"""Statements a dry run neither runs nor lists: session settings (a dataset a run would create is not there)."""
+
+
 class SqlClient(ABC):
     """Wraps one dbapi connection to one dataset (and its staging twin)."""
+
+    recorder: list[str] | None = None
+    """A dry run's list: statements that would change the destination are appended, not run."""
 
     dbapi_paramstyle: str = "qmark"
     """How ``execute_sql`` params are written in SQL text: the driver's own paramstyle."""
@@ -123,6 +134,8 @@ class SqlClient(ABC):
 
     def execute_text(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
         """The driver call for one rendered statement, inside the translation boundary."""
+        if self._only_recorded(text):
+            return None
         with self.translating(text), self.cursor() as cursor:
             cursor.execute(text, tuple(params)) if params else cursor.execute(text)
             if cursor.description is None:
@@ -135,6 +148,20 @@ class SqlClient(ABC):
         for text in texts:
             self.execute_text(text)
         return texts
+
+    def _only_recorded(self, text: str) -> bool:
+        """In a dry run (``recorder`` set): note ``text`` and say whether to skip it. Reads, session settings
+        and transaction control run (the plan needs the live catalog); whatever would change the destination
+        is only noted."""
+        if self.recorder is None:
+            return False
+        keyword = text.lstrip("( \n").split(None, 1)[0].upper() if text.strip() else ""
+        if keyword in DRY_RUN_READS:
+            return False
+        if keyword in DRY_RUN_SESSION:
+            return True
+        self.recorder.append(text)
+        return keyword not in DRY_RUN_CONTROL
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
@@ -150,6 +177,8 @@ class SqlClient(ABC):
         """One statement, many parameter tuples: the dbapi ``executemany``. ``rows`` may be an iterator
         (``zip`` over columns): a driver that binds one row at a time then never holds them all."""
         text = self.render(statement)
+        if self._only_recorded(text):
+            return
         with self.translating(text), self.cursor() as cursor:
             cursor.executemany(text, rows)
 
@@ -158,9 +187,10 @@ class SqlClient(ABC):
         Only drivers with a COPY protocol have it (psycopg2); load jobs that call it belong to them."""
         raise NotImplementedError(f"{type(self).__name__}: the driver has no COPY FROM STDIN")
 
-    def load_data_local(self, statement: Statement) -> None:
-        """``LOAD DATA LOCAL INFILE``: the driver streams the file the statement names (never all in memory).
-        Only drivers that can (pymysql opened with ``local_infile``); load jobs that call it belong to them."""
+    def load_data_local(self, statement: Statement) -> bool:
+        """``LOAD DATA LOCAL INFILE``: the driver streams the file the statement names (never all in memory);
+        False when it did not run (a dry run: no warnings to read). Only drivers that can (pymysql opened
+        with ``local_infile``); load jobs that call it belong to them."""
         raise NotImplementedError(f"{type(self).__name__}: the driver has no LOAD DATA LOCAL INFILE")
 
     def bulk_load_refusal(self) -> str | None:

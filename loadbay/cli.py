@@ -61,8 +61,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     primary_key = args.primary_key.split(",") if args.primary_key and "," in args.primary_key else args.primary_key
     info = pipeline.run(source, table_name=table, write_disposition=args.write_disposition,
-                        primary_key=primary_key, loader_file_format=args.loader_file_format)
+                        primary_key=primary_key, loader_file_format=args.loader_file_format, dry_run=args.dry_run)
     print(info)
+    if args.dry_run:
+        return 0
     try:
         print_tables(pipeline)
     except LoadbayError as exc:  # the load is done: a failing summary must not look like a failed load
@@ -230,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--format", default=None, choices=list(FORMATS),
                       help="input format of every file (default: from each file's name; jsonl for stdin)")
     load.add_argument("--csv-delimiter", default=",", help="field delimiter of csv input (default ,)")
+    load.add_argument("--dry-run", action="store_true",
+                      help="normalize and print every statement the load would run; change nothing")
     load.add_argument("--loader-file-format", default=None, choices=list(FILE_FORMATS),
                       help="format of the load files loadbay writes; default the destination's preferred one")
     common(load)

@@ -44,6 +44,10 @@ class LoadInfo:
     location: str  # password masked
     load_packages: list[LoadPackageInfo] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    dry_run: bool = False
+    statements: list[str] = field(default_factory=list)
+    """A dry run's: every statement the load would run that changes the destination, in order (transaction
+    control included); the catalog reads it made to plan them are not listed."""
 
     @property
     def has_failed_jobs(self) -> bool:
@@ -70,6 +74,12 @@ class LoadInfo:
                                 f"terminally; their packages stay on disk to fix and retry:\n{lines}")
 
     def __str__(self) -> str:
+        if self.dry_run:
+            rows = ", ".join(f"{t}: {n}" for t, n in sorted(self.row_counts.items())) or "none"
+            return "\n".join([f"Pipeline {self.pipeline_name} dry run: nothing was loaded to destination "
+                              f"{self.destination_name} ({self.destination_type}), dataset {self.dataset_name}, at "
+                              f"{self.location}. Rows normalized per table: {rows}. A run would execute:",
+                              *(f"  {s.strip()};" for s in self.statements)])
         loaded = [p for p in self.load_packages if p.state == "loaded"]
         lines = [f"Pipeline {self.pipeline_name} load step completed in "
                  f"{self.timings.get('load', 0.0):.2f} seconds",

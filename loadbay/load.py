@@ -127,14 +127,21 @@ class SharedClient:
     """
 
     def __init__(self, destination: Destination, config: DestinationConfig, retry: RetryPolicy,
-                 what: str = "connect") -> None:
+                 what: str = "connect", recorder: list[str] | None = None) -> None:
         self.destination, self.config, self.retry, self.what = destination, config, retry, what
+        self.recorder = recorder
+        """A dry run's list: the client's SQL client notes what would change the destination instead of running it."""
         self._client: JobClient | None = None
 
     def get(self, stop: threading.Event | None = None) -> JobClient:
         """The open client; connects (with retries) the first time."""
         if self._client is None:
             client = self.destination.client(self.config)
+            if self.recorder is not None:
+                sql_client = getattr(client, "sql_client", None)
+                if sql_client is None:
+                    raise LoadbayError(f"{self.destination.destination_type} has no SQL client: no dry run")
+                sql_client.recorder = self.recorder
             with_retries(self.retry, client.open, self.what, client.reconnect, stop)
             self._client = client
         return self._client

@@ -164,14 +164,23 @@ class Pipeline:
     def run(self, data: Any = None, *, table_name: str | None = None,
             write_disposition: str | dict[str, str] | None = None, primary_key: str | list[str] | None = None,
             merge_key: str | list[str] | None = None, columns: dict[str, dict[str, Any]] | None = None,
-            loader_file_format: str | None = None, schema_contract: str | dict[str, str] | None = None) -> LoadInfo:
+            loader_file_format: str | None = None, schema_contract: str | dict[str, str] | None = None,
+            dry_run: bool = False) -> LoadInfo:
         """Finish pending packages, then extract, normalize and load ``data`` (if any).
+
+        ``dry_run``: normalize ``data`` and return (in ``LoadInfo.statements``) every statement its load
+        would run, DDL, COPY or insert, merge or replace, without changing the destination or the
+        pipeline (its schema, its packages); pending packages are left for a real run.
 
         One run of a pipeline at a time (a second process waits). SIGINT/SIGTERM stop the run at
         a safe point and raise ``PipelineInterrupted``; the next run resumes (loadbay.interrupts).
         """
         info = self._new_info()
         started = time.monotonic()
+        if dry_run:
+            resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns)
+                         for res in as_resources(data if data is not None else [], table_name)]
+            return self._dry_run(resources, loader_file_format, schema_contract, info)
         stop = self._stop = threading.Event()
         received: list[int] = []
         normalized = data is None
@@ -196,6 +205,54 @@ class Pipeline:
                     return info
                 raise self._interrupted(received[0] if received else 0, info, normalized)
         return info
+
+    def _dry_run(self, resources: list[Resource], loader_file_format: str | None, schema_contract: Any,
+                 info: LoadInfo) -> LoadInfo:
+        """Normalize into a scratch folder and load through a client that notes, not runs, what would change
+        the destination (``SqlClient.recorder``); catalog reads run, so the plan is what a run would do now."""
+        import tempfile
+
+        info.dry_run = True
+        file_format = self._file_format(loader_file_format)
+        shared = SharedClient(self.destination, self.config, self._retry_policy(),
+                              f"pipeline {self.pipeline_name!r}: connect", recorder=info.statements)
+        stop = threading.Event()
+        try:
+            schema = self.schema
+            if not self.schema_path.exists():  # as a run would restore it, without saving it here
+                try:
+                    schema = getattr(shared.get(stop), "stored_schema", lambda _: None)(self.pipeline_name) or schema
+                except DestinationUndefinedRelation:
+                    pass
+            with tempfile.TemporaryDirectory(prefix="loadbay-dry-run-") as scratch:
+                storage = PackageStorage(Path(scratch))
+                started = time.monotonic()
+                package, _ = normalize(resources, schema, self.capabilities, storage, file_format=file_format,
+                                       contract=SchemaContract.parse(schema_contract),
+                                       batch_size=self.settings.batch_size, file_max_items=self.settings.file_max_items,
+                                       stop=stop, atomic_appends=self.settings.atomic_appends,
+                                       columnar=loader_file_format in (None, "parquet"),
+                                       max_table_nesting=self.settings.max_table_nesting)
+                info.timings["normalize"] = time.monotonic() - started
+                loader = Loader(self.destination, self.config, storage, capabilities=self.capabilities,
+                                retry=self._retry_policy(), workers=1, stop=stop, shared_client=shared,
+                                state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
+                                       "destination": self.destination.destination_name})
+                result = loader.load(package)
+                info.load_packages.append(dataclasses.replace(result, state="dry run"))
+        finally:
+            shared.close()
+        return info
+
+    def _file_format(self, loader_file_format: str | None) -> str:
+        file_format = loader_file_format or self.capabilities.preferred_loader_file_format
+        if file_format not in self.capabilities.supported_loader_file_formats:
+            raise ConfigurationError(
+                f"loader_file_format {file_format!r} is not supported by {self.destination.destination_type}; "
+                f"supported: {self.capabilities.supported_loader_file_formats} (all formats: {FILE_FORMATS})")
+        if file_format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise ConfigurationError("loader_file_format 'parquet' needs pyarrow: pip install 'loadbay[parquet]'")
+        return file_format
 
     def _shared_client(self) -> SharedClient:
         return SharedClient(self.destination, self.config, self._retry_policy(),
@@ -246,13 +303,7 @@ class Pipeline:
 
     def _normalize(self, resources: list[Resource], loader_file_format: str | None,
                    schema_contract: Any, info: LoadInfo, stop: threading.Event) -> LoadPackage:
-        file_format = loader_file_format or self.capabilities.preferred_loader_file_format
-        if file_format not in self.capabilities.supported_loader_file_formats:
-            raise ConfigurationError(
-                f"loader_file_format {file_format!r} is not supported by {self.destination.destination_type}; "
-                f"supported: {self.capabilities.supported_loader_file_formats} (all formats: {FILE_FORMATS})")
-        if file_format == "parquet" and importlib.util.find_spec("pyarrow") is None:
-            raise ConfigurationError("loader_file_format 'parquet' needs pyarrow: pip install 'loadbay[parquet]'")
+        file_format = self._file_format(loader_file_format)
         try:
             self._restore_schema()
         except (DestinationError, LoadRetriesExhausted) as exc:  # cannot tell what the destination holds

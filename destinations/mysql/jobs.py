@@ -80,7 +80,8 @@ def load_data(job: LoadJob, client: SqlJobClient, path: Path, columns: list[Colu
     statement = sql.load_data_local_infile(str(path), job.target, columns)
     with sql_client.begin_transaction():  # joins the job's own (its rows and its done-record)
         try:
-            sql_client.load_data_local(statement)
+            if not sql_client.load_data_local(statement):
+                return  # a dry run: nothing ran, no warnings to read
         except DestinationTerminalError as exc:
             if mysql_code(exc.orig) in LOCAL_INFILE_REFUSED:
                 raise DestinationTerminalError(

@@ -37,7 +37,7 @@ class LocalInfileClient(SqlClient):
     """``load_data_local`` on a pymysql connection opened with ``local_infile``: the mysql destination's client
     and the SQLAlchemy destination's MySQL family (whose engine opens pymysql connections so) share it."""
 
-    def load_data_local(self, statement: Statement) -> None:
+    def load_data_local(self, statement: Statement) -> bool:
         """``LOAD DATA LOCAL INFILE``: a plain statement, whose file pymysql streams in chunks.
 
         pymysql sends whatever file the server asks for, in answer to any statement: a connection that always
@@ -45,12 +45,15 @@ class LocalInfileClient(SqlClient):
         capability is negotiated at connect, but pymysql checks its ``_local_infile`` flag at each request:
         loadbay's connections keep it off (``refuse_local_files``) but inside this call.
         """
+        if self._only_recorded(self.render(statement)):
+            return False
         driver = self.local_files_connection()
         driver._local_infile = True
         try:
             self.execute_sql(statement)
         finally:
             driver._local_infile = False
+        return True
 
     def local_files_connection(self) -> Any:
         """The pymysql connection (hook: the SQLAlchemy family's is under its pool's wrapper)."""

@@ -103,6 +103,8 @@ class SqlalchemySqlClient(SqlClient):
 
     # -- statements --------------------------------------------------------------------------
     def execute_text(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
+        if self._only_recorded(text):
+            return None
         with self.translating(text):
             conn = self.native_connection
             if params:

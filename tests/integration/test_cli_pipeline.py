@@ -253,3 +253,23 @@ def test_sync_restores_a_pipeline_on_a_new_machine(duck: Path) -> None:
     assert p.schema.tables["events"].columns["id"].primary_key  # the hints came back too
     p.run([{"id": 0, "name": "changed", "tags": []}], table_name="events").raise_on_failed_jobs()  # merges
     assert dict(table_counts(p))["events"] == 6
+
+
+def test_load_dry_run_prints_the_statements_and_loads_nothing(isolated_env: Path) -> None:
+    (isolated_env / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    out = subprocess.run([*loadbay_command(), "load", "events.jsonl", "--pipeline", "dry", "--dry-run",
+                          "--write-disposition", "merge", "--primary-key", "id", "--credentials",
+                          str(isolated_env / "lake.duckdb"), "--pipelines-dir", str(isolated_env / "pipes")],
+                         capture_output=True, text=True, cwd=isolated_env, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert "dry run: nothing was loaded" in out.stdout and "Rows normalized per table: events: 6, events__tags: 6" \
+        in out.stdout
+    assert 'CREATE TABLE IF NOT EXISTS "lake"."dry_dataset"."events__tags"' in out.stdout
+    assert "READ_JSON(" in out.stdout or "read_parquet(" in out.stdout.lower()
+    assert 'DELETE FROM "lake"."dry_dataset"."events__tags"' in out.stdout  # the merge
+    import duckdb
+
+    with duckdb.connect(str(isolated_env / "lake.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM information_schema.tables").fetchone() == (0,)
+    assert run_cli(isolated_env, "tables", "dry").returncode == 2  # it never ran
