@@ -61,7 +61,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     primary_key = args.primary_key.split(",") if args.primary_key and "," in args.primary_key else args.primary_key
     info = pipeline.run(source, table_name=table, write_disposition=args.write_disposition,
-                        primary_key=primary_key, loader_file_format=args.loader_file_format, dry_run=args.dry_run)
+                        primary_key=primary_key, loader_file_format=args.loader_file_format, dry_run=args.dry_run,
+                        progress=False if args.quiet else None)
     print(info)
     if args.dry_run:
         return 0
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--format", default=None, choices=list(FORMATS),
                       help="input format of every file (default: from each file's name; jsonl for stdin)")
     load.add_argument("--csv-delimiter", default=",", help="field delimiter of csv input (default ,)")
+    load.add_argument("--quiet", action="store_true", help="no progress bars (there are none unless stderr is a terminal)")
     load.add_argument("--dry-run", action="store_true",
                       help="normalize and print every statement the load would run; change nothing")
     load.add_argument("--loader-file-format", default=None, choices=list(FILE_FORMATS),

@@ -81,8 +81,9 @@ class LoadInfo:
                               f"{self.location}. Rows normalized per table: {rows}. A run would execute:",
                               *(f"  {s.strip()};" for s in self.statements)])
         loaded = [p for p in self.load_packages if p.state == "loaded"]
-        lines = [f"Pipeline {self.pipeline_name} load step completed in "
-                 f"{self.timings.get('load', 0.0):.2f} seconds",
+        steps = ("extract", "normalize", "load")
+        lines = [f"Pipeline {self.pipeline_name} completed in {sum(self.timings.get(s, 0.0) for s in steps):.2f} "
+                 "seconds (" + ", ".join(f"{s} {self.timings.get(s, 0.0):.2f} s" for s in steps) + ")",
                  f"{len(loaded)} load package(s) were loaded to destination {self.destination_name} "
                  f"({self.destination_type}) and into dataset {self.dataset_name}",
                  f"The {self.destination_type} destination used {self.location} location to store data"]

@@ -41,6 +41,7 @@ from loadbay.common.schema.types import Schema, Table
 from loadbay.common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage
 from loadbay.info import JobInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped
+from loadbay.progress import RunProgress
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -156,8 +157,11 @@ class Loader:
     def __init__(self, destination: Destination, config: DestinationConfig, storage: PackageStorage,
                  *, capabilities: DestinationCapabilities, retry: RetryPolicy, workers: int | None = None,
                  archive_completed: bool = False, state: dict[str, Any] | None = None,
-                 stop: threading.Event | None = None, shared_client: SharedClient | None = None) -> None:
+                 stop: threading.Event | None = None, shared_client: SharedClient | None = None,
+                 progress: RunProgress | None = None) -> None:
         self.destination = destination
+        self.progress = progress
+        """Counts jobs to load and jobs done, for the run's progress display."""
         self.config = config
         self.storage = storage
         self.retry = retry
@@ -195,6 +199,8 @@ class Loader:
                 self.storage.complete(package, self.archive_completed)
                 return info
             tables = self._tables(package, schema, meta)
+            if self.progress is not None:
+                self.progress.add_jobs([job.job_id for state in ("new_jobs", "started_jobs") for job in package.jobs(state)])
             self._with_retries(client, lambda: self._prepare(client, package, schema, tables), "prepare")
             if package.jobs("failed_jobs"):
                 return self.describe(package, "failed")
@@ -340,6 +346,8 @@ class Loader:
             package.return_job(started)
             raise
         package.complete_job(started)
+        if self.progress is not None:
+            self.progress.job_done()
         return True
 
     def feed(self) -> LoadFeed:

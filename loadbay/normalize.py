@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from loadbay.common.storage.package_writer import PackageWriter
 from loadbay.extract import Resource
 from loadbay.faults import crash_point
 from loadbay.interrupts import RunStopped
+from loadbay.progress import RunProgress
 
 GC_THRESHOLD = 100_000
 
@@ -88,11 +90,13 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
               batch_size: int, file_max_items: int | None, follower: PackageFollower | None = None,
               stop: threading.Event | None = None, atomic_appends: bool = False,
-              columnar: bool = True, max_table_nesting: int | None = None) -> tuple[LoadPackage, Schema]:
+              columnar: bool = True, max_table_nesting: int | None = None, progress: RunProgress | None = None,
+              timings: dict[str, float] | None = None) -> tuple[LoadPackage, Schema]:
     """Write a committed package for ``resources``; returns it and the evolved schema.
 
     A ``follower`` is told of each file as it closes, and is finished before the package is
-    committed (or abandoned before it is discarded).
+    committed (or abandoned before it is discarded). ``progress`` counts rows and files; ``timings["extract"]``
+    grows by the time spent waiting for the resources' data.
     """
     evolved = Schema.from_dict(schema.to_dict())  # the pipeline's schema changes only on success
     load_id = storage.new_load_id()
@@ -104,6 +108,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         if follower is not None:
             follower.begin(package, normalizer.id_prefix)
             on_file_closed = _telling(follower, evolved)
+        if progress is not None:
+            on_file_closed = _counting(progress, on_file_closed)
         writer = PackageWriter(package, evolved, file_format, capabilities, file_max_items,
                                on_file_closed=on_file_closed, columnar=columnar)
         roots: list[str] = []
@@ -119,7 +125,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                 continue
             _check_upsert_key(normalizer, table)
             roots.append(table.name)
-            for batch in res.batches(batch_size):
+            for batch in _timed(res.batches(batch_size), timings):
                 if stop is not None and stop.is_set():
                     raise RunStopped(f"normalizing of package {load_id} stopped by a signal")
                 if _is_arrow_batch(batch):  # columnar: Arrow tables per table, no Python per row
@@ -128,10 +134,14 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                     for table_name, data in normalize_arrow(normalizer, res.name, batch).items():
                         if data.num_rows:
                             writer.write_arrow(table_name, data)
+                            if progress is not None:
+                                progress.normalized(table_name, data.num_rows)
                 else:
                     for table_name, rows in normalizer.normalize(res.name, batch).items():
                         if rows:
                             writer.write(table_name, rows)
+                            if progress is not None:
+                                progress.normalized(table_name, len(rows))
                 crash_point("normalize.batch")
         writer.close()
         _check_keys(normalizer, writer, roots)
@@ -147,6 +157,33 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         if follower is None or follower.abandon():
             storage.discard(package)
         raise
+
+
+def _counting(progress: RunProgress, then: Callable[[JobFile], None] | None) -> Callable[[JobFile], None]:
+    """The writer's file-closed callback: counts the file, then calls ``then``."""
+    def closed(job: JobFile) -> None:
+        progress.file_written(job.job_id, job.path.stat().st_size)
+        if then is not None:
+            then(job)
+
+    return closed
+
+
+def _timed(batches: Iterator[Any], timings: dict[str, float] | None) -> Iterator[Any]:
+    """``batches``, adding the time spent getting each (the user's generator, a file read) to ``timings["extract"]``."""
+    if timings is None:
+        yield from batches
+        return
+    clock = time.monotonic
+    while True:
+        started = clock()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            timings["extract"] = timings.get("extract", 0.0) + clock() - started
+            return
+        timings["extract"] = timings.get("extract", 0.0) + clock() - started
+        yield batch
 
 
 def _telling(follower: PackageFollower, schema: Schema) -> Callable[[JobFile], None]:

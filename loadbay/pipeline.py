@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from loadbay.inspection import remember
 from loadbay.load import (LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, SharedClient, created_tables,
                           with_tables)
 from loadbay.normalize import fewer_gc_passes, normalize
+from loadbay.progress import RunProgress, resolve_mode
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class PipelineSettings:
     archive_completed_packages: bool = False
     atomic_appends: bool = False  # append packages all or nothing: through staging, moved in at the end
     max_table_nesting: int | None = None  # nesting levels below a root made columns and child tables; deeper: json
+    progress: str = "auto"  # "auto" (bars on a terminal), "bar", "log" (counters to logging), "off"
 
 
 def pipeline(pipeline_name: str, destination: str | Destination | type[Destination] = "duckdb",
@@ -78,6 +80,7 @@ class Pipeline:
         self._capabilities: DestinationCapabilities | None = None
         self._kept_client: SharedClient | None = None  # a ``with pipeline:`` block's, across runs
         self._run_client: SharedClient | None = None  # the current run's: restore schema, load packages
+        self._progress: RunProgress | None = None  # the current run's counters
 
     def __enter__(self) -> Pipeline:
         """Keep one connection to the destination open across the runs of this block.
@@ -165,12 +168,13 @@ class Pipeline:
             write_disposition: str | dict[str, str] | None = None, primary_key: str | list[str] | None = None,
             merge_key: str | list[str] | None = None, columns: dict[str, dict[str, Any]] | None = None,
             loader_file_format: str | None = None, schema_contract: str | dict[str, str] | None = None,
-            dry_run: bool = False) -> LoadInfo:
+            dry_run: bool = False, progress: bool | str | None = None) -> LoadInfo:
         """Finish pending packages, then extract, normalize and load ``data`` (if any).
 
         ``dry_run``: normalize ``data`` and return (in ``LoadInfo.statements``) every statement its load
         would run, DDL, COPY or insert, merge or replace, without changing the destination or the
-        pipeline (its schema, its packages); pending packages are left for a real run.
+        pipeline (its schema, its packages); pending packages are left for a real run. ``progress``:
+        ``"auto"`` (the ``progress`` setting's default: bars on a terminal), ``"bar"``/True, ``"log"``, ``"off"``/False.
 
         One run of a pipeline at a time (a second process waits). SIGINT/SIGTERM stop the run at
         a safe point and raise ``PipelineInterrupted``; the next run resumes (loadbay.interrupts).
@@ -184,8 +188,10 @@ class Pipeline:
         stop = self._stop = threading.Event()
         received: list[int] = []
         normalized = data is None
+        self._progress = RunProgress(self.pipeline_name,
+                                     resolve_mode(self.settings.progress if progress is None else progress))
         with self.storage.lock(f"pipeline {self.pipeline_name!r}"), stop_on_signals(stop, received), \
-                self._one_connection():
+                self._one_connection(), closing(self._progress):
             try:
                 remember(self)  # what ``loadbay pipeline NAME ...`` reopens it with
                 self._load_pending(info, stop)
@@ -197,7 +203,9 @@ class Pipeline:
                     self._load_one(package, info, stop)
             except RunStopped:
                 pass  # stopped at a safe point; reported below
-            info.timings["load"] = time.monotonic() - started - info.timings.get("normalize", 0.0)
+            # extract (waiting for the data) + normalize + load (pending packages, this run's, the rest) = wall time
+            info.timings["load"] = max(0.0, time.monotonic() - started - info.timings.get("normalize", 0.0)
+                                       - info.timings.get("extract", 0.0))
             if stop.is_set():
                 if normalized and not self.storage.pending():  # the signal came after the last commit
                     logger.warning("pipeline %r: the signal came when everything was loaded already",
@@ -317,7 +325,7 @@ class Pipeline:
                     contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
                     file_max_items=self.settings.file_max_items, follower=feed, stop=stop,
                     atomic_appends=self.settings.atomic_appends, columnar=loader_file_format in (None, "parquet"),
-                    max_table_nesting=self.settings.max_table_nesting)
+                    max_table_nesting=self.settings.max_table_nesting, progress=self._progress, timings=info.timings)
             except BaseException as exc:
                 if feed is not None and feed.definitions:  # the tables it created stay known
                     self._save_schema(with_tables(self.schema, list(feed.definitions.values())))
@@ -325,7 +333,7 @@ class Pipeline:
                     raise exc.within(pipeline_name=self.pipeline_name) from exc
                 raise
         self._save_schema(schema)
-        info.timings["normalize"] = time.monotonic() - started
+        info.timings["normalize"] = time.monotonic() - started - info.timings.get("extract", 0.0)
         return package
 
     def _feed(self, stop: threading.Event) -> LoadFeed | None:
@@ -343,7 +351,7 @@ class Pipeline:
                       archive_completed=self.settings.archive_completed_packages,
                       state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
                              "destination": self.destination.destination_name}, stop=stop,
-                      shared_client=self._run_client)
+                      shared_client=self._run_client, progress=self._progress)
 
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds,
