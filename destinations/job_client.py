@@ -209,6 +209,14 @@ class SqlJobClient(JobClient):
         rows = self.sql_client.execute_sql(newest, schema_name)
         return Schema.from_dict(json.loads(rows[0][0])) if rows else None
 
+    def stored_state(self, pipeline_name: str) -> dict[str, Any] | None:
+        """The pipeline state stored with the newest load of ``pipeline_name`` (its incremental cursors), to
+        resume on a new machine."""
+        newest = sql.select_rows(self.sql_client.qualified(STATE_TABLE), ["state"], ["pipeline_name"],
+                                 newest_first="created_at")
+        rows = self.sql_client.execute_sql(newest, pipeline_name)
+        return json.loads(rows[0][0]) if rows else None
+
     def _insert_row(self, table_name: str, row: dict[str, Any]) -> None:
         self.sql_client.execute_sql(sql.insert_row(self.sql_client.qualified(table_name), list(row)), *row.values())
 

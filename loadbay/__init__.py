@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadbay.common.destination import Destination
+from loadbay.cursor import Incremental, incremental
 from loadbay.destinations import resolve_destination
 from loadbay.extract import Resource, resource
 from loadbay.info import JobInfo, LoadInfo, LoadPackageInfo
@@ -25,5 +26,5 @@ def destination(reference: str | type[Destination], *, credentials: Any = None,
     return resolve_destination(reference, credentials=credentials, destination_name=destination_name, **config)
 
 
-__all__ = ["Destination", "Files", "JobInfo", "LoadInfo", "LoadPackageInfo", "Pipeline", "Resource", "destination",
-           "files", "pipeline", "resource"]
+__all__ = ["Destination", "Files", "Incremental", "JobInfo", "LoadInfo", "LoadPackageInfo", "Pipeline", "Resource",
+           "destination", "files", "incremental", "pipeline", "resource"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loadbay.common.exceptions import LoadbayError, SourceError
+from loadbay.cursor import Incremental
 from loadbay.sources import iter_batches, source_name
 
 DEFAULT_BATCH_SIZE = 5000
@@ -31,25 +32,34 @@ class Resource:
     max_table_nesting: int | None = None
     """Nesting levels (flattened dicts, child tables) below the root table; deeper dicts and lists load as
     json columns. None: the pipeline's ``max_table_nesting`` setting (unlimited by default)."""
+    incremental: Incremental | None = None
+    """A cursor: only rows newer than the last run's load (``loadbay.incremental``)."""
 
     def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Any]:
         """Lists of items or Arrow record batches of at most ``batch_size`` rows; a source error names
         this resource's table too."""
         try:
-            yield from iter_batches(self.data, batch_size)
+            if self.incremental is None:
+                yield from iter_batches(self.data, batch_size)
+                return
+            for batch in iter_batches(self.data, batch_size):
+                kept = self.incremental.filter(batch, self.name)
+                if len(kept) if isinstance(kept, list) else kept.num_rows:
+                    yield kept
         except SourceError as exc:
             raise exc.within(table=self.name) from exc
 
 
 def resource(data: Any, name: str | None = None, *, write_disposition: str | dict[str, str] | None = None,
              primary_key: str | list[str] | None = None, merge_key: str | list[str] | None = None,
-             columns: dict[str, dict[str, Any]] | None = None, max_table_nesting: int | None = None) -> Resource:
+             columns: dict[str, dict[str, Any]] | None = None, max_table_nesting: int | None = None,
+             incremental: Incremental | None = None) -> Resource:
     """Name data and give it table hints; several resources load in one package."""
     resolved = name or _name_of(data)
     if not resolved:
         raise LoadbayError("resource needs a name: pass name=... (it becomes the table name)")
     return Resource(data, resolved, write_disposition, primary_key, merge_key, columns,
-                    max_table_nesting=max_table_nesting)
+                    max_table_nesting=max_table_nesting, incremental=incremental)
 
 
 def _name_of(data: Any) -> str | None:

@@ -236,6 +236,7 @@ def drop(plan: DropPlan) -> list[str]:
     else:
         p.drop_pending_packages()
         p.schema_path.unlink(missing_ok=True)
+        p.state_path.unlink(missing_ok=True)  # incremental cursors start over with the tables
     return run
 
 

@@ -209,7 +209,8 @@ class Loader:
                 return self.describe(package, "failed")
             if package.jobs("new_jobs"):  # stopped by a signal before every job ran
                 return self.describe(package, "pending")
-            self._with_retries(client, lambda: client.complete_load(package.load_id, schema, tables, self.state),
+            state = with_package_state(self.state, meta)
+            self._with_retries(client, lambda: client.complete_load(package.load_id, schema, tables, state),
                                f"complete package {package.load_id}")
             self._clean_up(client, package, schema)
         finally:
@@ -559,6 +560,17 @@ def _file_size(job: JobFile) -> int:
 
 class LoadFeedFailed(LoadbayError):
     """Moving a file loaded while normalizing between job folders failed: the package cannot say which rows it holds."""
+
+
+def with_package_state(state: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """``state`` (the pipeline's, as of the packages loaded before) with the cursors ``meta`` (a package's)
+    moved on: what ``_lb_pipeline_state`` holds once that package is loaded."""
+    from loadbay.cursor import CURSORS_KEY, STATE_KEY
+
+    moved = meta.get(CURSORS_KEY)
+    if state is None or not moved:
+        return state
+    return {**state, STATE_KEY: {**state.get(STATE_KEY, {}), **moved}}
 
 
 def created_tables(package: LoadPackage) -> list[Table]:

@@ -23,6 +23,7 @@ from loadbay.common.storage.package import JobFile, LoadPackage, PackageStorage
 from loadbay.common.storage.package_writer import PackageWriter
 from loadbay.extract import Resource
 from loadbay.faults import crash_point
+from loadbay.cursor import CURSORS_KEY
 from loadbay.interrupts import RunStopped
 from loadbay.progress import RunProgress
 
@@ -148,8 +149,9 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         if follower is not None:
             follower.finish()
         package.save_schema(evolved)
+        cursors = {res.name: res.incremental.state() for res in resources if res.incremental is not None}
         package.write_meta(root_tables=roots, file_format=file_format, rows=writer.rows_per_file,
-                           schema_name=evolved.name)
+                           schema_name=evolved.name, **({CURSORS_KEY: cursors} if cursors else {}))
         committed = storage.commit(package)
         crash_point("normalize.committed")
         return committed, evolved

@@ -27,9 +27,10 @@ from loadbay.destinations import resolve_destination
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped, stop_on_signals
+from loadbay.cursor import CURSORS_KEY, STATE_KEY, Incremental
 from loadbay.inspection import remember
 from loadbay.load import (LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, SharedClient, created_tables,
-                          with_tables)
+                          with_package_state, with_tables)
 from loadbay.normalize import fewer_gc_passes, normalize
 from loadbay.progress import RunProgress, resolve_mode
 
@@ -168,13 +169,15 @@ class Pipeline:
             write_disposition: str | dict[str, str] | None = None, primary_key: str | list[str] | None = None,
             merge_key: str | list[str] | None = None, columns: dict[str, dict[str, Any]] | None = None,
             loader_file_format: str | None = None, schema_contract: str | dict[str, str] | None = None,
-            dry_run: bool = False, progress: bool | str | None = None) -> LoadInfo:
+            dry_run: bool = False, progress: bool | str | None = None,
+            incremental: Incremental | None = None) -> LoadInfo:
         """Finish pending packages, then extract, normalize and load ``data`` (if any).
 
         ``dry_run``: normalize ``data`` and return (in ``LoadInfo.statements``) every statement its load
         would run, DDL, COPY or insert, merge or replace, without changing the destination or the
         pipeline (its schema, its packages); pending packages are left for a real run. ``progress``:
         ``"auto"`` (the ``progress`` setting's default: bars on a terminal), ``"bar"``/True, ``"log"``, ``"off"``/False.
+        ``incremental``: a cursor (``loadbay.incremental``) for resources that have none of their own.
 
         One run of a pipeline at a time (a second process waits). SIGINT/SIGTERM stop the run at
         a safe point and raise ``PipelineInterrupted``; the next run resumes (loadbay.interrupts).
@@ -182,7 +185,7 @@ class Pipeline:
         info = self._new_info()
         started = time.monotonic()
         if dry_run:
-            resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns)
+            resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns, incremental)
                          for res in as_resources(data if data is not None else [], table_name)]
             return self._dry_run(resources, loader_file_format, schema_contract, info)
         stop = self._stop = threading.Event()
@@ -196,8 +199,9 @@ class Pipeline:
                 remember(self)  # what ``loadbay pipeline NAME ...`` reopens it with
                 self._load_pending(info, stop)
                 if data is not None and not stop.is_set():
-                    resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns)
-                                 for res in as_resources(data, table_name)]
+                    resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns,
+                                                      incremental) for res in as_resources(data, table_name)]
+                    self._bind_cursors(resources)
                     package = self._normalize(resources, loader_file_format, schema_contract, info, stop)
                     normalized = True
                     self._load_one(package, info, stop)
@@ -302,12 +306,58 @@ class Pipeline:
 
     @staticmethod
     def _with_run_hints(res: Resource, write_disposition: Any, primary_key: Any, merge_key: Any,
-                        columns: Any) -> Resource:
+                        columns: Any, incremental: Incremental | None = None) -> Resource:
         """A copy of ``res`` where run()'s arguments fill in what the resource did not say itself."""
         return dataclasses.replace(
             res, write_disposition=res.write_disposition or write_disposition,
             primary_key=res.primary_key or primary_key, merge_key=res.merge_key or merge_key,
-            columns={**(columns or {}), **(res.columns or {})} or None)
+            columns={**(columns or {}), **(res.columns or {})} or None,
+            incremental=res.incremental or incremental)
+
+    # -- incremental state ---------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.pipeline_dir / "state.json"
+
+    def state(self) -> dict[str, Any]:
+        """The pipeline state as the next run starts from it: the last loaded package's (``state.json``, or
+        on a new machine the destination's ``_lb_pipeline_state``), moved on by every pending package."""
+        if not self.state_path.exists():
+            stored = self._stored_state()
+            if stored and stored.get(STATE_KEY):  # kept here as the restored schema is
+                self._save_state({STATE_KEY: stored[STATE_KEY]})
+        state = self._loaded_state()
+        for package in self.storage.pending():
+            state = with_package_state(state, package.read_meta()) or state
+        return state
+
+    def _stored_state(self) -> dict[str, Any] | None:
+        shared = self._run_client or self._shared_client()
+        try:
+            stored_state = getattr(shared.get(self._stop), "stored_state", None)
+            return stored_state(self.pipeline_name) if stored_state is not None else None
+        except DestinationUndefinedRelation:  # a new dataset
+            return None
+        finally:
+            if shared is not self._run_client:
+                shared.close()
+
+    def _bind_cursors(self, resources: list[Resource]) -> None:
+        """Give each resource with a cursor the value its last run left."""
+        if not any(res.incremental is not None for res in resources):
+            return
+        try:
+            cursors = self.state().get(STATE_KEY, {})
+        except (DestinationError, LoadRetriesExhausted) as exc:  # cannot tell where the cursors are
+            raise PipelineStepFailed(self.pipeline_name, "restore state", None, exc) from exc
+        for res in resources:
+            if res.incremental is not None:
+                res.incremental.bind(cursors.get(res.name))
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+        tmp.replace(self.state_path)
 
     def _normalize(self, resources: list[Resource], loader_file_format: str | None,
                    schema_contract: Any, info: LoadInfo, stop: threading.Event) -> LoadPackage:
@@ -350,7 +400,7 @@ class Pipeline:
                       retry=self._retry_policy(), workers=self.settings.workers or None,
                       archive_completed=self.settings.archive_completed_packages,
                       state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
-                             "destination": self.destination.destination_name}, stop=stop,
+                             "destination": self.destination.destination_name, **self._loaded_state()}, stop=stop,
                       shared_client=self._run_client, progress=self._progress)
 
     def _retry_policy(self) -> RetryPolicy:
@@ -387,8 +437,11 @@ class Pipeline:
             if blocked:
                 logger.error("package %s is held back by %s", package.load_id, self._blocker(info))
         else:
+            meta = package.read_meta()
             try:
                 result = loader.load(package)
+                if result.state == "loaded" and CURSORS_KEY in meta:  # its cursors are the destination's now
+                    self._save_state(with_package_state(self._loaded_state(), meta) or {})
             except DamagedPackageError as exc:
                 hint = DamagedPackageError(
                     f"{exc}. It holds back every newer package. Give it up with p.drop_pending_packages() "
@@ -399,6 +452,12 @@ class Pipeline:
                 raise PipelineStepFailed(self.pipeline_name, "load", package.load_id, exc) from exc
         info.load_packages.append(result)
         return result
+
+    def _loaded_state(self) -> dict[str, Any]:
+        """The cursors of the packages loaded so far (not moved on by pending ones), as kept here."""
+        if self.state_path.exists():
+            return json.loads(self.state_path.read_text())  # type: ignore[no-any-return]
+        return {}
 
     def _blocker(self, info: LoadInfo) -> str:
         """The older package that holds newer ones back: its failed job, the cause, the two ways out."""

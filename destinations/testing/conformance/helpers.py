@@ -201,6 +201,7 @@ def normalize_resources(p: loadbay.Pipeline, resources: list[loadbay.Resource], 
     and settings, and the evolved schema saved as the pipeline's own.
     """
     file_format = loader_file_format or p.capabilities.preferred_loader_file_format
+    p._bind_cursors(resources)  # incremental cursors start where the pipeline's state says
     package, schema = normalize(resources, p.schema, p.capabilities, p.storage, file_format=file_format,
                                 contract=SchemaContract(), batch_size=p.settings.batch_size,
                                 file_max_items=p.settings.file_max_items, atomic_appends=p.settings.atomic_appends)

@@ -1,0 +1,157 @@
+"""Incremental loading: a cursor per resource, so a run loads only the rows newer than the last run's.
+
+``loadbay.resource(rows, "events", incremental=loadbay.incremental("updated_at", initial_value=...))``: the
+pipeline gives the resource its last cursor value before the run (``start_value``, which a generator may
+use to ask its API for less), drops the rows at or below it, and records the new highest value with the
+package. Rows whose cursor equals the last value are told apart by a hash of the whole row, so a row
+that arrives again at the boundary is not loaded twice and a new one with the same timestamp is.
+
+Where the cursor lives: in the package's meta until the package loads, then in ``_lb_pipeline_state``,
+written in the same transaction as the package's ``_lb_loads`` row, and in the pipeline's local
+``state.json``. A run that dies before its package is complete leaves the cursor where it was; a new
+machine (no local state) reads it back from the destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+
+from loadbay.common.exceptions import LoadbayError
+
+STATE_KEY = "incremental"
+"""Key of the cursors in the pipeline state: resource name → ``Incremental.state()``."""
+CURSORS_KEY = "cursors"
+"""Package meta: the cursors of the package's resources once it is loaded (resource name → ``state()``)."""
+
+
+@dataclass
+class Incremental:
+    """A cursor on ``cursor_path`` (a key, or ``a.b`` into nested dicts); ``initial_value`` bounds the first run."""
+
+    cursor_path: str
+    initial_value: Any = None
+    last_value: Any = None
+    """The highest cursor value loaded (or normalized into a pending package) so far; None before the first run."""
+    boundary: set[str] = field(default_factory=set)
+    """Hashes of the rows whose cursor equals ``last_value``."""
+
+    @property
+    def start_value(self) -> Any:
+        """Where this run starts: the last value, or ``initial_value`` on the first run."""
+        return self.initial_value if self.last_value is None else self.last_value
+
+    def bind(self, state: dict[str, Any] | None) -> None:
+        """Take the cursor a resource's earlier runs left (``state()`` of then); a changed cursor path starts over."""
+        if not state or state.get("cursor_path") != self.cursor_path:
+            self.last_value, self.boundary = None, set()
+            return
+        self.last_value = _decode(state.get("last_value"))
+        self.boundary = set(state.get("boundary", []))
+
+    def state(self) -> dict[str, Any]:
+        return {"cursor_path": self.cursor_path, "last_value": _encode(self.last_value),
+                "boundary": sorted(self.boundary)}
+
+    # -- filtering -------------------------------------------------------------------------------
+    def filter(self, batch: Any, resource: str) -> Any:
+        """The rows of ``batch`` (dicts, or an Arrow table or record batch) newer than the cursor; the
+        cursor moves to the highest value kept."""
+        if hasattr(batch, "schema") and hasattr(batch, "num_rows"):
+            return self._filter_arrow(batch, resource)
+        return [row for position, row in enumerate(batch) if self._keep(row, self._value(row, resource, position))]
+
+    def _value(self, row: Any, resource: str, position: int) -> Any:
+        value = row
+        for key in self.cursor_path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is None:
+            raise LoadbayError(f"resource {resource!r}: row {position + 1} of a batch has no value at incremental "
+                               f"cursor {self.cursor_path!r}; every row needs one (or load it without incremental)")
+        return value
+
+    def _keep(self, row: Any, value: Any) -> bool:
+        start, last = self.initial_value, self.last_value
+        try:
+            if last is None:
+                if start is not None and value < start:
+                    return False
+            elif value < last or (value == last and _row_hash(row) in self.boundary):
+                return False
+        except TypeError as exc:
+            raise LoadbayError(f"incremental cursor {self.cursor_path!r}: {value!r} cannot be compared with "
+                               f"{last if last is not None else start!r} ({exc})") from exc
+        self._advance(value, row)
+        return True
+
+    def _advance(self, value: Any, row: Any) -> None:
+        if self.last_value is None or value > self.last_value:
+            self.last_value, self.boundary = value, {_row_hash(row)}
+        elif value == self.last_value:
+            self.boundary.add(_row_hash(row))
+
+    def _filter_arrow(self, batch: Any, resource: str) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = batch.column(self.cursor_path) if "." not in self.cursor_path else None
+        if column is None or column.null_count:
+            where = "no column" if column is None else "nulls in column"
+            raise LoadbayError(f"resource {resource!r}: Arrow data with {where} {self.cursor_path!r}, the "
+                               "incremental cursor (a top-level column without nulls)")
+        bound = self.start_value
+        if bound is None:
+            keep = pa.array([True] * batch.num_rows)
+        else:
+            keep = pc.greater(column, pa.scalar(bound, type=column.type))
+            at_bound = pc.equal(column, pa.scalar(bound, type=column.type))
+            if self.last_value is not None and pc.any(at_bound).as_py():  # the boundary rows: as dicts, by hash
+                rows = batch.filter(at_bound).to_pylist()
+                fresh = iter([_row_hash(r) not in self.boundary for r in rows])
+                mask = [next(fresh) if eq else False for eq in at_bound.to_pylist()]
+                keep = pc.or_(keep, pa.array(mask))
+            elif self.last_value is None:
+                keep = pc.or_(keep, at_bound)  # the first run keeps initial_value itself
+        kept = batch.filter(keep)
+        if kept.num_rows:
+            top = pc.max(kept.column(self.cursor_path)).as_py()
+            for row in kept.filter(pc.equal(kept.column(self.cursor_path), pa.scalar(top, type=column.type))).to_pylist():
+                self._advance(top, row)
+        return kept
+
+
+def incremental(cursor_path: str, initial_value: Any = None) -> Incremental:
+    """A cursor for ``loadbay.resource(..., incremental=...)`` (or ``p.run(..., incremental=...)``)."""
+    if not cursor_path or not isinstance(cursor_path, str):
+        raise LoadbayError("incremental needs the name of the cursor column, e.g. incremental('updated_at')")
+    return Incremental(cursor_path, initial_value)
+
+
+def _row_hash(row: Any) -> str:
+    return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                                       default=str)).hexdigest()[:20]
+
+
+def _encode(value: Any) -> Any:
+    """A cursor value as JSON (datetimes and dates tagged, so they come back as themselves)."""
+    if isinstance(value, datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise LoadbayError(f"an incremental cursor of type {type(value).__name__} cannot be stored; use a number, "
+                       "a string, a date or a datetime")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "datetime" in value:
+            return datetime.fromisoformat(value["datetime"])
+        if "date" in value:
+            return date.fromisoformat(value["date"])
+    return value
