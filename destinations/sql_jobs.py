@@ -169,6 +169,30 @@ def merge_delete_insert(root: Table, children: Sequence[Table], target: TableRef
 
 
 
+def merge_insert_only(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
+                      capabilities: DestinationCapabilities) -> list[exp.Expression]:
+    """``insert-only`` merge: staging root rows whose primary key the target does not have yet are
+    inserted (one per key, as in ``delete-insert``, hard deletes skipped), with their child rows; rows
+    whose key exists are left as they are, and nothing is deleted."""
+    primary = [c.name for c in root.columns_with("primary_key")]
+    if not primary:
+        raise SchemaError(f"table {root.name!r}: the insert-only strategy needs a primary_key")
+    root_target, root_staging = target(root.name), staging(root.name)
+    statements: list[exp.Expression] = [
+        *merge_lookup_indexes(root, root_target, root_staging, capabilities, target_keys=True)]
+    keys = [_col(c) for c in primary]
+    lhs: exp.Expression = keys[0] if len(keys) == 1 else exp.Tuple(expressions=keys)
+    existing = exp.select(*[_col(c) for c in primary]).from_(root_target.copy())
+    new_rows = exp.select("*").from_(_surviving_rows(root, root_staging)).where(
+        exp.Not(this=exp.In(this=lhs, query=existing.subquery()))).subquery("_lb_new")
+    for child in children:  # first: which roots are new is read from the target before they go in
+        new_ids = exp.select(_col(ROW_ID)).from_(new_rows.copy())
+        statements.append(insert_select(target(child.name), _columns(child), staging(child.name),
+                                        exp.In(this=_col(ROOT_ID), query=new_ids.subquery())))
+    statements.append(insert_select(root_target, _columns(root), new_rows))
+    return statements
+
+
 def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
                  capabilities: DestinationCapabilities, syntax: str = "merge") -> list[exp.Expression]:
     """``upsert`` merge: update rows whose primary key exists, insert the rest, delete hard deletes.
@@ -216,10 +240,11 @@ INDEXED_ID_PREFIX = 64
 
 
 def merge_lookup_indexes(root: Table, root_target: exp.Table, root_staging: exp.Table,
-                         capabilities: DestinationCapabilities) -> list[exp.Create]:
+                         capabilities: DestinationCapabilities, *, target_keys: bool = False) -> list[exp.Create]:
     """``CREATE INDEX IF NOT EXISTS`` on what a merge looks rows up by, where the engine needs it
     (``capabilities.merge_lookup_indexes``): the target root's ``_lb_id`` (child rows are found through
-    it) and the staging root's primary and merge keys (the target's rows to replace are)."""
+    it) and the staging root's primary and merge keys (the target's rows to replace are); ``target_keys``:
+    the target root's keys too (``insert-only`` looks each staging key up there)."""
     from loadbay.common.schema.naming import shorten
 
     if not capabilities.merge_lookup_indexes:
@@ -229,6 +254,8 @@ def merge_lookup_indexes(root: Table, root_target: exp.Table, root_staging: exp.
     wanted = [(root_target, "__lb_id_lookup", [prefix])]
     if keys:
         wanted.append((root_staging, "__lb_key_lookup", [_col(c) for c in dict.fromkeys(keys)]))
+    if keys and target_keys:
+        wanted.append((root_target, "__lb_key_lookup", [_col(c) for c in dict.fromkeys(keys)]))
     return [exp.Create(kind="INDEX", exists=True, this=exp.Index(
         this=_ident(shorten(f"{root.name}{suffix}", capabilities.max_identifier_length)), table=table.copy(),
         params=exp.IndexParameters(columns=columns))) for table, suffix, columns in wanted]
@@ -323,6 +350,7 @@ STAGED_SQL: dict[tuple[str, str], StagedSql] = {
     ("replace", "insert-from-staging"): replace_from_staging,
     ("replace", "staging-optimized"): replace_staging_optimized,
     ("merge", "delete-insert"): merge_delete_insert,
+    ("merge", "insert-only"): merge_insert_only,
 }
 """The SQL that applies a staged root table, by (write disposition, strategy). ``upsert`` is
 ``merge_upsert``, which also takes the database's upsert syntax. A strategy without an entry has no

@@ -225,15 +225,20 @@ def _check_strategy(name: str, disposition: str | None, strategy: str | None,
                          f"destination; supported: {tuple(allowed)}")
 
 
+KEYED_STRATEGIES = ("upsert", "insert-only")
+"""Merge strategies that find rows by primary key alone."""
+
+
 def _check_upsert_key(normalizer: RelationalNormalizer, table: Table) -> None:
-    """An upsert finds rows by primary key: without one it is refused now, before any row is
-    normalized, rather than by the loader (the package would then wait, holding back newer ones)."""
-    if table.write_disposition != "merge" or table.strategy != "upsert" or table.columns_with("primary_key"):
+    """An upsert (or insert-only merge) finds rows by primary key: without one it is refused now, before any
+    row is normalized, rather than by the loader (the package would then wait, holding back newer ones)."""
+    if table.write_disposition != "merge" or table.strategy not in KEYED_STRATEGIES or table.columns_with("primary_key"):
         return
     if any(h.get("primary_key") for h in normalizer.untyped_hinted_columns().get(table.name, {}).values()):
         return
-    raise ConfigurationError(f"pipeline {normalizer.schema.name!r}: table {table.name!r}: the upsert strategy needs a primary_key (primary_key=... in "
-                             "run() or loadbay.resource(), or a column hint); nothing was loaded")
+    raise ConfigurationError(f"pipeline {normalizer.schema.name!r}: table {table.name!r}: the {table.strategy} strategy "
+                             "needs a primary_key (primary_key=... in run() or loadbay.resource(), or a column hint); "
+                             "nothing was loaded")
 
 
 def _check_keys(normalizer: RelationalNormalizer, writer: PackageWriter, roots: list[str]) -> None:

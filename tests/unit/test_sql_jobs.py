@@ -51,6 +51,7 @@ CASES = {
         _table("days", Column("day", "date", merge_key=True), Column("v", "double")), [], TARGET, STAGING, caps),
     "replace_from_staging": lambda caps: sql_jobs.replace_from_staging(ROOT, [CHILD], TARGET, STAGING, caps),
     "truncate_and_insert": lambda caps: sql_jobs.truncate_tables([ROOT, CHILD], TARGET, caps),
+    "merge_insert_only": lambda caps: sql_jobs.merge_insert_only(HARD_DELETE_ROOT, [CHILD], TARGET, STAGING, caps),
     "upsert_merge": lambda caps: sql_jobs.merge_upsert(HARD_DELETE_ROOT, [CHILD], TARGET, STAGING, caps, "merge"),
     "upsert_on_conflict": lambda caps: sql_jobs.merge_upsert(HARD_DELETE_ROOT, [CHILD], TARGET, STAGING, caps,
                                                              "on_conflict"),
@@ -263,10 +264,12 @@ def _duckdb_job_client(tmp_path: Path, **capabilities: object):
     ("append", "upsert", "append strategy 'upsert' is not supported by this destination"),
 ])
 def test_followup_sql_never_runs_another_strategys_sql(tmp_path: Path, disposition: str, strategy: str,
-                                                       message: str) -> None:
+                                                       message: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A staged table whose strategy has no SQL, or is not in the capabilities, fails naming it: it is
     never sent to delete-insert (or any other strategy's SQL) instead."""
     from loadbay.common.exceptions import DestinationTerminalError
+
+    monkeypatch.delitem(sql_jobs.STAGED_SQL, ("merge", "insert-only"))  # a known strategy without SQL
 
     client = _duckdb_job_client(tmp_path, merge_strategies=("delete-insert", "insert-only"))
     table = _table("events", Column("id", "bigint", primary_key=True), disposition=disposition)

@@ -291,3 +291,35 @@ def test_list_field_named_like_another_resource(make_pipeline):
                loadbay.resource([{"id": 1, "tags": ["a", "b"]}], name="posts")])
     assert select(p, "tags", "name") == [("t1",)]
     assert select(p, "posts__tags", "value") == [("a",), ("b",)]
+
+
+def _insert_only_model(batches: list[list[dict]]) -> dict[int, dict]:
+    """What insert-only must leave: per batch the last row of each key (rows load in order), inserted only
+    when the key is new, with its tags; nothing is ever updated or deleted."""
+    table: dict[int, dict] = {}
+    for batch in batches:
+        last = {row["id"]: row for row in batch}
+        for key, row in last.items():
+            table.setdefault(key, row)
+    return table
+
+
+def test_insert_only_keeps_existing_rows_and_adds_new_keys_with_their_children(make_pipeline,
+                                                                              destination_capabilities):
+    if "insert-only" not in destination_capabilities.merge_strategies:
+        pytest.skip("the destination has no insert-only strategy")
+    p = make_pipeline()
+    insert_only = {"disposition": "merge", "strategy": "insert-only"}
+    batches = [
+        [{"id": 1, "v": "a", "tags": ["x"]}, {"id": 2, "v": "b", "tags": []}],
+        [{"id": 2, "v": "b2", "tags": ["changed"]}, {"id": 3, "v": "c", "tags": ["y", "z"]},
+         {"id": 3, "v": "c-last", "tags": ["last"]}],  # a duplicate key in one batch: the last row counts
+        [{"id": 1, "v": "a2", "tags": []}, {"id": 4, "v": "d", "tags": ["w"]}],
+    ]
+    for batch in batches:
+        run_ok(p, batch, table_name="m", write_disposition=insert_only, primary_key="id")
+    model = _insert_only_model(batches)
+    assert select(p, "m", "id", "v") == [(k, model[k]["v"]) for k in sorted(model)]
+    tags = query(p, "SELECT m.id, t.value FROM m JOIN m__tags t ON t._lb_root_id = m._lb_id ORDER BY m.id, t.value")
+    assert [(int(i), v) for i, v in tags] == sorted((k, t) for k, row in model.items() for t in row["tags"])
+    assert count(p, "m__tags") == sum(len(row["tags"]) for row in model.values())  # no orphans, none doubled
