@@ -273,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     except LoadbayError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # ``loadbay pipeline x query ... | head``: the reader left, nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":
