@@ -236,6 +236,7 @@ class Pipeline:
                     schema = getattr(shared.get(stop), "stored_schema", lambda _: None)(self.pipeline_name) or schema
                 except DestinationUndefinedRelation:
                     pass
+            self._bind_cursors(resources, keep=False)  # the rows a run would load now
             with tempfile.TemporaryDirectory(prefix="loadbay-dry-run-") as scratch:
                 storage = PackageStorage(Path(scratch))
                 started = time.monotonic()
@@ -319,14 +320,17 @@ class Pipeline:
     def state_path(self) -> Path:
         return self.pipeline_dir / "state.json"
 
-    def state(self) -> dict[str, Any]:
+    def state(self, *, keep: bool = True) -> dict[str, Any]:
         """The pipeline state as the next run starts from it: the last loaded package's (``state.json``, or
-        on a new machine the destination's ``_lb_pipeline_state``), moved on by every pending package."""
+        on a new machine the destination's ``_lb_pipeline_state``, kept here unless not ``keep``), moved on
+        by every pending package."""
+        state = self._loaded_state()
         if not self.state_path.exists():
             stored = self._stored_state()
-            if stored and stored.get(STATE_KEY):  # kept here as the restored schema is
-                self._save_state({STATE_KEY: stored[STATE_KEY]})
-        state = self._loaded_state()
+            if stored and stored.get(STATE_KEY):
+                state = {STATE_KEY: stored[STATE_KEY]}
+                if keep:  # kept here as the restored schema is
+                    self._save_state(state)
         for package in self.storage.pending():
             state = with_package_state(state, package.read_meta()) or state
         return state
@@ -342,12 +346,12 @@ class Pipeline:
             if shared is not self._run_client:
                 shared.close()
 
-    def _bind_cursors(self, resources: list[Resource]) -> None:
+    def _bind_cursors(self, resources: list[Resource], *, keep: bool = True) -> None:
         """Give each resource with a cursor the value its last run left."""
         if not any(res.incremental is not None for res in resources):
             return
         try:
-            cursors = self.state().get(STATE_KEY, {})
+            cursors = self.state(keep=keep).get(STATE_KEY, {})
         except (DestinationError, LoadRetriesExhausted) as exc:  # cannot tell where the cursors are
             raise PipelineStepFailed(self.pipeline_name, "restore state", None, exc) from exc
         for res in resources:

@@ -99,3 +99,14 @@ def test_arrow_data_is_filtered_by_the_same_cursor(make_pipeline):
     table = pa.Table.from_pylist(_rows(0, 10))
     run_ok(p, loadbay.resource(table, "events", incremental=loadbay.incremental("updated_at")))
     assert _ids(p) == list(range(10))
+
+
+def test_a_dry_run_filters_by_the_cursor_and_leaves_it(make_pipeline):
+    p = make_pipeline()
+    run_ok(p, _events(_rows(0, 6)))
+    before = p.state()
+    info = p.run(_events(_rows(0, 9)), dry_run=True)
+    assert info.row_counts == {"events": 3}  # only what a run would load now
+    assert p.state() == before
+    run_ok(p, _events(_rows(0, 9)))
+    assert _ids(p) == list(range(9))
