@@ -210,11 +210,15 @@ class SqlJobClient(JobClient):
         return Schema.from_dict(json.loads(rows[0][0])) if rows else None
 
     def stored_state(self, pipeline_name: str) -> dict[str, Any] | None:
-        """The pipeline state stored with the newest load of ``pipeline_name`` (its incremental cursors), to
-        resume on a new machine."""
+        """The pipeline state stored with the newest load of ``pipeline_name`` that knew its incremental
+        cursors, to resume on a new machine (a load from a machine that had none, before it restored them,
+        does not count)."""
+        from loadbay.cursor import STATE_KEY
+
         newest = sql.select_rows(self.sql_client.qualified(STATE_TABLE), ["state"], ["pipeline_name"],
                                  newest_first="created_at")
-        rows = self.sql_client.execute_sql(newest, pipeline_name)
+        newest = newest.where(exp.Like(this=exp.column("state", quoted=True), expression=exp.Placeholder()))
+        rows = self.sql_client.execute_sql(newest, pipeline_name, f'%"{STATE_KEY}"%')  # bound: % is a paramstyle mark
         return json.loads(rows[0][0]) if rows else None
 
     def _insert_row(self, table_name: str, row: dict[str, Any]) -> None:
@@ -262,11 +266,13 @@ class SqlJobClient(JobClient):
         except DestinationUndefinedRelation:  # nothing of the package ever reached the dataset
             pass
 
-    def drop_tables(self, table_names: list[str], schema: Schema | None) -> list[str]:
+    def drop_tables(self, table_names: list[str], schema: Schema | None,
+                    state: dict[str, Any] | None = None) -> list[str]:
         """Drop ``table_names`` (and their twins in the staging dataset), then store ``schema`` (the
         pipeline's schema without them) as the newest version, so a new machine does not restore them;
         ``schema`` None: the pipeline is dropped whole, its stored schemas and state go too. One
-        transaction where the database has transactional DDL. Returns the SQL run."""
+        transaction where the database has transactional DDL. ``state``: the pipeline state without the
+        dropped tables' incremental cursors, stored as the newest. Returns the SQL run."""
         staging = self.sql_client.has_dataset(self.config.staging_dataset_name)
         drops = [sql.drop_tables([self.sql_client.qualified(name)]) for name in table_names]
         if staging:
@@ -277,6 +283,10 @@ class SqlJobClient(JobClient):
             if schema is not None:
                 if VERSION_TABLE in system:
                     self._store_schema(schema)
+                if state is not None and STATE_TABLE in system:
+                    self._insert_row(STATE_TABLE, {"pipeline_name": self.config.pipeline_name,
+                                                   "state": json.dumps(state, sort_keys=True),
+                                                   "created_at": datetime.now(timezone.utc), "_lb_load_id": "drop"})
                 return run
             for table, column in ((VERSION_TABLE, "schema_name"), (STATE_TABLE, "pipeline_name")):
                 if table in system:

@@ -249,13 +249,15 @@ def merge_lookup_indexes(root: Table, root_target: exp.Table, root_staging: exp.
 
     if not capabilities.merge_lookup_indexes:
         return []
-    keys = [c.name for c in (*root.columns_with("primary_key"), *root.columns_with("merge_key"))]
+    key_sets = [(suffix, [c.name for c in root.columns_with(hint)])
+                for suffix, hint in (("__lb_key_lookup", "primary_key"), ("__lb_merge_key_lookup", "merge_key"))]
     prefix = exp.Anonymous(this=_ident(ROW_ID), expressions=[exp.Literal.number(INDEXED_ID_PREFIX)])
     wanted = [(root_target, "__lb_id_lookup", [prefix])]
-    if keys:
-        wanted.append((root_staging, "__lb_key_lookup", [_col(c) for c in dict.fromkeys(keys)]))
-    if keys and target_keys:
-        wanted.append((root_target, "__lb_key_lookup", [_col(c) for c in dict.fromkeys(keys)]))
+    for suffix, keys in key_sets:  # each key set is looked up on its own (pk IN ... OR mk IN ...)
+        if keys:
+            wanted.append((root_staging, suffix, [_col(c) for c in keys]))
+            if target_keys:
+                wanted.append((root_target, suffix, [_col(c) for c in keys]))
     return [exp.Create(kind="INDEX", exists=True, this=exp.Index(
         this=_ident(shorten(f"{root.name}{suffix}", capabilities.max_identifier_length)), table=table.copy(),
         params=exp.IndexParameters(columns=columns))) for table, suffix, columns in wanted]

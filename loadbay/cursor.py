@@ -31,14 +31,21 @@ CURSORS_KEY = "cursors"
 
 @dataclass
 class Incremental:
-    """A cursor on ``cursor_path`` (a key, or ``a.b`` into nested dicts); ``initial_value`` bounds the first run."""
+    """A cursor on ``cursor_path`` (a key, or ``a.b`` into nested dicts); ``initial_value`` bounds the first run.
+
+    ``bind`` fixes where a run starts (``start_value`` and the rows already loaded at it); filtering compares
+    every row with that, whatever order the rows come in, and keeps the highest value kept separately, for
+    ``state()`` at the end of the run.
+    """
 
     cursor_path: str
     initial_value: Any = None
     last_value: Any = None
-    """The highest cursor value loaded (or normalized into a pending package) so far; None before the first run."""
+    """The highest cursor value loaded (or normalized into a pending package) before this run; None at first."""
     boundary: set[str] = field(default_factory=set)
-    """Hashes of the rows whose cursor equals ``last_value``."""
+    """Hashes of the rows at ``last_value`` loaded before this run."""
+    _top: Any = field(default=None, repr=False)
+    _top_rows: set[str] = field(default_factory=set, repr=False)
 
     @property
     def start_value(self) -> Any:
@@ -49,21 +56,23 @@ class Incremental:
         """Take the cursor a resource's earlier runs left (``state()`` of then); a changed cursor path starts over."""
         if not state or state.get("cursor_path") != self.cursor_path:
             self.last_value, self.boundary = None, set()
-            return
-        self.last_value = _decode(state.get("last_value"))
-        self.boundary = set(state.get("boundary", []))
+        else:
+            self.last_value = _decode(state.get("last_value"))
+            self.boundary = set(state.get("boundary", []))
+        self._top, self._top_rows = self.last_value, set(self.boundary)
 
     def state(self) -> dict[str, Any]:
-        return {"cursor_path": self.cursor_path, "last_value": _encode(self.last_value),
-                "boundary": sorted(self.boundary)}
+        """The cursor after this run: the highest value kept (or the start), with the rows at it."""
+        return {"cursor_path": self.cursor_path, "last_value": _encode(self._top),
+                "boundary": sorted(self._top_rows)}
 
     # -- filtering -------------------------------------------------------------------------------
     def filter(self, batch: Any, resource: str) -> Any:
-        """The rows of ``batch`` (dicts, or an Arrow table or record batch) newer than the cursor; the
-        cursor moves to the highest value kept."""
+        """The rows of ``batch`` (dicts, pages of dicts, or an Arrow table or record batch) past the start."""
         if hasattr(batch, "schema") and hasattr(batch, "num_rows"):
             return self._filter_arrow(batch, resource)
-        return [row for position, row in enumerate(batch) if self._keep(row, self._value(row, resource, position))]
+        rows = [row for item in batch for row in (item if isinstance(item, list) else [item])]  # pages: their rows
+        return [row for position, row in enumerate(rows) if self._keep(row, self._value(row, resource, position))]
 
     def _value(self, row: Any, resource: str, position: int) -> Any:
         value = row
@@ -82,17 +91,17 @@ class Incremental:
                     return False
             elif value < last or (value == last and _row_hash(row) in self.boundary):
                 return False
+            self._advance(value, row)
         except TypeError as exc:
             raise LoadbayError(f"incremental cursor {self.cursor_path!r}: {value!r} cannot be compared with "
                                f"{last if last is not None else start!r} ({exc})") from exc
-        self._advance(value, row)
         return True
 
     def _advance(self, value: Any, row: Any) -> None:
-        if self.last_value is None or value > self.last_value:
-            self.last_value, self.boundary = value, {_row_hash(row)}
-        elif value == self.last_value:
-            self.boundary.add(_row_hash(row))
+        if self._top is None or value > self._top:
+            self._top, self._top_rows = value, {_row_hash(row)}
+        elif value == self._top:
+            self._top_rows.add(_row_hash(row))
 
     def _filter_arrow(self, batch: Any, resource: str) -> Any:
         import pyarrow as pa
@@ -119,8 +128,10 @@ class Incremental:
         kept = batch.filter(keep)
         if kept.num_rows:
             top = pc.max(kept.column(self.cursor_path)).as_py()
-            for row in kept.filter(pc.equal(kept.column(self.cursor_path), pa.scalar(top, type=column.type))).to_pylist():
-                self._advance(top, row)
+            if self._top is None or top >= self._top:
+                for row in kept.filter(pc.equal(kept.column(self.cursor_path),
+                                                pa.scalar(top, type=column.type))).to_pylist():
+                    self._advance(top, row)
         return kept
 
 

@@ -9,6 +9,7 @@ this machine is an error that creates nothing: no folder, no database file.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from loadbay.pipeline import Pipeline
 
 PIPELINE_FILE = "pipeline.json"
+SECRET_NAME = re.compile(r"pass|secret|token|key|cred", re.IGNORECASE)
+"""Query options never written to pipeline.json (``sslpassword``, ``api_key``, ...): config supplies them again."""
 LAST_LOADS = 10
 """Loads ``info`` lists, newest first."""
 
@@ -58,10 +61,11 @@ def _without_secrets(credentials: Any) -> dict[str, Any] | None:
         value = getattr(credentials, f.name)
         if f.name in credentials.SECRET_FIELDS or value in (None, "", {}):
             continue
-        out[f.name] = {k: v for k, v in value.items() if k not in credentials.SECRET_FIELDS} \
+        out[f.name] = {k: v for k, v in value.items() if k not in credentials.SECRET_FIELDS and not SECRET_NAME.search(k)} \
             if isinstance(value, dict) else value
-    if out.get("database") and isinstance(out["database"], str) and "drivername" not in out:
-        out["database"] = str(Path(out["database"]).expanduser().absolute())  # a file: found from any folder
+    database = out.get("database")
+    if isinstance(database, str) and database != ":memory:" and out.get("drivername", "sqlite").startswith("sqlite"):
+        out["database"] = str(Path(database).expanduser().absolute())  # a file: found from any folder
     return out
 
 
@@ -222,18 +226,30 @@ def plan_drop(p: Pipeline, tables: list[str] | None = None) -> DropPlan:
 def drop(plan: DropPlan) -> list[str]:
     """Carry out ``plan``: the tables go from the destination (in one transaction where the database has
     transactional DDL), then from the pipeline's schema here. Returns the SQL run."""
+    from loadbay.common.schema import naming
+    from loadbay.cursor import STATE_KEY
+
     p = plan.pipeline
-    schema = p.schema
-    remaining = None
-    if not plan.whole:
-        remaining = schema
-        for name in plan.tables:
-            remaining.tables.pop(name, None)
-    with p.destination.client(p.config) as client:
-        run = client.drop_tables(list(reversed(plan.tables)), remaining)  # children before their parents
-    if remaining is not None:
-        p._save_schema(remaining)
-    else:
+    with p.storage.lock(f"pipeline {p.pipeline_name!r}"):  # no run of it meanwhile
+        schema = p.schema
+        remaining = None
+        state = None
+        if not plan.whole:
+            remaining = schema
+            for name in plan.tables:
+                remaining.tables.pop(name, None)
+            cursors = p._loaded_state().get(STATE_KEY, {})
+            kept = {res: c for res, c in cursors.items()
+                    if naming.normalize_identifier(res, p.capabilities.max_identifier_length) not in plan.tables}
+            if kept != cursors:  # a dropped table's rows load again from the start
+                state = {STATE_KEY: kept}
+        with p.destination.client(p.config) as client:
+            run = client.drop_tables(list(reversed(plan.tables)), remaining, state)  # children before parents
+        if state is not None:
+            p._save_state(state)
+        if remaining is not None:
+            p._save_schema(remaining)
+    if remaining is None:
         p.drop_pending_packages()
         p.schema_path.unlink(missing_ok=True)
         p.state_path.unlink(missing_ok=True)  # incremental cursors start over with the tables
@@ -259,5 +275,6 @@ def sync(pipeline_name: str, pipelines_dir: str | Path | None = None, *, destina
                                f"pipeline {pipeline_name!r}: nothing to sync (is the dataset right?)")
     p.pipeline_dir.mkdir(parents=True, exist_ok=True)
     p._save_schema(stored)
+    p.state()  # the incremental cursors, kept in state.json
     remember(p)
     return p

@@ -158,8 +158,12 @@ class Loader:
                  *, capabilities: DestinationCapabilities, retry: RetryPolicy, workers: int | None = None,
                  archive_completed: bool = False, state: dict[str, Any] | None = None,
                  stop: threading.Event | None = None, shared_client: SharedClient | None = None,
-                 progress: RunProgress | None = None) -> None:
+                 progress: RunProgress | None = None,
+                 on_committed: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.destination = destination
+        self.on_committed = on_committed
+        """Told (with the package's meta) once a package is committed in the destination, before it leaves the
+        pending packages: what is kept beside the packages (the incremental cursors) moves on first."""
         self.progress = progress
         """Counts jobs to load and jobs done, for the run's progress display."""
         self.config = config
@@ -196,11 +200,14 @@ class Loader:
             if completed:  # crashed after commit, before cleanup
                 self._clean_up(client, package, schema)
                 info = self.describe(package, "loaded")
+                if self.on_committed is not None:
+                    self.on_committed(meta)
                 self.storage.complete(package, self.archive_completed)
                 return info
             tables = self._tables(package, schema, meta)
             if self.progress is not None:
-                self.progress.add_jobs([job.job_id for state in ("new_jobs", "started_jobs") for job in package.jobs(state)])
+                self.progress.add_jobs([f"{package.load_id}/{job.job_id}"
+                                        for state in ("new_jobs", "started_jobs") for job in package.jobs(state)])
             self._with_retries(client, lambda: self._prepare(client, package, schema, tables), "prepare")
             if package.jobs("failed_jobs"):
                 return self.describe(package, "failed")
@@ -217,6 +224,8 @@ class Loader:
             if self.shared_client is None:
                 client.close()
         info = self.describe(package, "loaded")
+        if self.on_committed is not None:
+            self.on_committed(meta)
         self.storage.complete(package, self.archive_completed)
         return info
 

@@ -164,7 +164,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
 def _counting(progress: RunProgress, then: Callable[[JobFile], None] | None) -> Callable[[JobFile], None]:
     """The writer's file-closed callback: counts the file, then calls ``then``."""
     def closed(job: JobFile) -> None:
-        progress.file_written(job.job_id, job.path.stat().st_size)
+        progress.file_written(f"{job.path.parent.parent.name}/{job.job_id}", job.path.stat().st_size)
         if then is not None:
             then(job)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import json
@@ -150,6 +151,8 @@ class Pipeline:
             if stored_schema is None:
                 return
             stored = stored_schema(self.pipeline_name)
+            if stored is not None and not self.state_path.exists():  # the cursors come back with the schema
+                self.state()
         except DestinationUndefinedRelation:  # a new dataset
             return
         finally:
@@ -185,8 +188,11 @@ class Pipeline:
         info = self._new_info()
         started = time.monotonic()
         if dry_run:
+            if data is None:
+                raise ConfigurationError(f"pipeline {self.pipeline_name!r}: a dry run plans the load of data given to "
+                                         "it; pending packages load only in a real run (p.run())")
             resources = [self._with_run_hints(res, write_disposition, primary_key, merge_key, columns, incremental)
-                         for res in as_resources(data if data is not None else [], table_name)]
+                         for res in as_resources(data, table_name)]
             return self._dry_run(resources, loader_file_format, schema_contract, info)
         stop = self._stop = threading.Event()
         received: list[int] = []
@@ -313,7 +319,7 @@ class Pipeline:
             res, write_disposition=res.write_disposition or write_disposition,
             primary_key=res.primary_key or primary_key, merge_key=res.merge_key or merge_key,
             columns={**(columns or {}), **(res.columns or {})} or None,
-            incremental=res.incremental or incremental)
+            incremental=res.incremental or (copy.deepcopy(incremental) if incremental is not None else None))
 
     # -- incremental state ---------------------------------------------------------------------------
     @property
@@ -350,6 +356,12 @@ class Pipeline:
         """Give each resource with a cursor the value its last run left."""
         if not any(res.incremental is not None for res in resources):
             return
+        owners: dict[int, str] = {}
+        for res in resources:
+            if res.incremental is not None and owners.setdefault(id(res.incremental), res.name) != res.name:
+                raise ConfigurationError(
+                    f"pipeline {self.pipeline_name!r}: resources {owners[id(res.incremental)]!r} and {res.name!r} "
+                    "share one loadbay.incremental(...) object; give each resource its own cursor")
         try:
             cursors = self.state(keep=keep).get(STATE_KEY, {})
         except (DestinationError, LoadRetriesExhausted) as exc:  # cannot tell where the cursors are
@@ -405,7 +417,13 @@ class Pipeline:
                       archive_completed=self.settings.archive_completed_packages,
                       state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
                              "destination": self.destination.destination_name, **self._loaded_state()}, stop=stop,
-                      shared_client=self._run_client, progress=self._progress)
+                      shared_client=self._run_client, progress=self._progress, on_committed=self._package_committed)
+
+    def _package_committed(self, meta: dict[str, Any]) -> None:
+        """A package is in the destination: its cursors are the loaded state now (before it leaves the
+        pending packages, so a crash in between cannot leave an older cursor here than there)."""
+        if CURSORS_KEY in meta:
+            self._save_state(with_package_state(self._loaded_state(), meta) or {})
 
     def _retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.settings.max_retries, self.settings.retry_backoff_seconds,
@@ -441,11 +459,8 @@ class Pipeline:
             if blocked:
                 logger.error("package %s is held back by %s", package.load_id, self._blocker(info))
         else:
-            meta = package.read_meta()
             try:
                 result = loader.load(package)
-                if result.state == "loaded" and CURSORS_KEY in meta:  # its cursors are the destination's now
-                    self._save_state(with_package_state(self._loaded_state(), meta) or {})
             except DamagedPackageError as exc:
                 hint = DamagedPackageError(
                     f"{exc}. It holds back every newer package. Give it up with p.drop_pending_packages() "

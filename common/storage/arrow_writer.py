@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from loadbay.common.storage.text_repair import ESCAPED_NUL, NUL, repair_text
-from loadbay.common.storage.writers import LoadFileWriter, arrow_type, dumps_json, rows_to_batch
+from loadbay.common.storage.writers import LoadFileWriter, arrow_type, dumps_json, rows_to_table
 
 ROW_GROUP_ROWS = 64 * 1024
 """Rows gathered before a row group is written (a batch larger than this is one row group of its own)."""
@@ -167,4 +167,4 @@ def _without_nul(value: Any) -> Any:
 def _from_rows(rows: Sequence[dict[str, Any]], schema: pa.Schema, json_columns: list[str]) -> pa.Table:
     if json_columns:
         rows = [{**row, **{c: dumps_json(row[c]) for c in json_columns if row.get(c) is not None}} for row in rows]
-    return pa.Table.from_batches([rows_to_batch(pa, rows, pa.struct(list(schema)))], schema=schema)
+    return rows_to_table(pa, rows, pa.struct(list(schema)))

@@ -273,3 +273,21 @@ def test_load_dry_run_prints_the_statements_and_loads_nothing(isolated_env: Path
     with duckdb.connect(str(isolated_env / "lake.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM information_schema.tables").fetchone() == (0,)
     assert run_cli(isolated_env, "tables", "dry").returncode == 2  # it never ran
+
+
+def test_dropping_a_table_forgets_its_incremental_cursor(duck: Path) -> None:
+    p = attach("gh", duck / "pipes")
+    rows = [{"id": i, "t": i} for i in range(5)]
+    p.run(loadbay.resource(rows, "ev", incremental=loadbay.incremental("t"))).raise_on_failed_jobs()
+    assert run_cli(duck, "pipeline", "gh", "drop", "--tables", "ev", "--yes").returncode == 0
+    again = attach("gh", duck / "pipes")
+    assert "ev" not in again.state().get("incremental", {})
+    again.run(loadbay.resource(rows, "ev", incremental=loadbay.incremental("t"))).raise_on_failed_jobs()
+    assert dict(table_counts(again))["ev"] == 5  # loaded again from the start, once
+    import shutil
+
+    shutil.rmtree(duck / "pipes" / "gh")  # a new machine: the stored state forgot it too
+    fresh = loadbay.pipeline("gh", destination=loadbay.destination("duckdb", credentials=str(duck / "lake.duckdb")),
+                             dataset_name="raw", pipelines_dir=duck / "pipes")
+    fresh.run(loadbay.resource(rows, "ev", incremental=loadbay.incremental("t"))).raise_on_failed_jobs()
+    assert dict(table_counts(fresh))["ev"] == 5

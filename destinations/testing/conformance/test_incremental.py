@@ -110,3 +110,38 @@ def test_a_dry_run_filters_by_the_cursor_and_leaves_it(make_pipeline):
     assert p.state() == before
     run_ok(p, _events(_rows(0, 9)))
     assert _ids(p) == list(range(9))
+
+
+def test_rows_in_any_order_and_in_pages_are_compared_with_the_start_not_with_each_other(make_pipeline):
+    p = make_pipeline()
+    newest_first = list(reversed(_rows(0, 10)))  # as many APIs return them
+    run_ok(p, _events([newest_first[:5], newest_first[5:]]))  # two pages of rows
+    assert _ids(p) == list(range(10))
+    run_ok(p, _events(list(reversed(_rows(0, 14)))))
+    assert _ids(p) == list(range(14))
+
+
+def test_one_run_level_cursor_serves_each_resource_apart(make_pipeline):
+    p = make_pipeline()
+    late = [{"id": i, "updated_at": BASE + timedelta(days=100, hours=i)} for i in range(5)]
+    early = [{"id": i, "updated_at": BASE + timedelta(hours=i)} for i in range(5)]
+    run_ok(p, [loadbay.resource(late, "late"), loadbay.resource(early, "early")],
+           incremental=loadbay.incremental("updated_at"))
+    assert count(p, "late") == 5 and count(p, "early") == 5
+    shared = loadbay.incremental("updated_at")
+    with pytest.raises(loadbay.common.exceptions.ConfigurationError, match="share one loadbay.incremental"):
+        p.run([loadbay.resource(late, "late", incremental=shared), loadbay.resource(early, "early", incremental=shared)])
+
+
+def test_a_new_machine_keeps_the_cursors_through_a_run_without_one(make_pipeline):
+    first = make_pipeline()
+    run_ok(first, _events(_rows(0, 6)))
+    shutil.rmtree(first.pipeline_dir)
+    other = loadbay.pipeline(first.pipeline_name, destination=first.destination, dataset_name=first.dataset_name,
+                             pipelines_dir=first.pipeline_dir.parent)
+    run_ok(other, [{"id": 1}], table_name="plain")  # no cursor in this run
+    shutil.rmtree(other.pipeline_dir)
+    third = loadbay.pipeline(first.pipeline_name, destination=first.destination, dataset_name=first.dataset_name,
+                             pipelines_dir=first.pipeline_dir.parent)
+    run_ok(third, _events(_rows(0, 8)))
+    assert _ids(third) == list(range(8))
