@@ -23,7 +23,22 @@ variables):
   ``LOADBAY_CONCURRENT_FILE_MAX_ITEMS`` the same for the concurrency trials (3,000 and 300);
 - ``LOADBAY_CRASH_PARALLEL`` scenarios at once (default 1 beside other tests, 2 in a session of crash
   tests only); ``LOADBAY_CRASH_WORKER_NICE`` how much lower than the session the workers run (default 10);
-- ``LOADBAY_CRASH_REPORT=path.json`` writes every case; ``LOADBAY_CRASH_KEEP=1`` keeps every dataset and work folder (failed cases keep their folder anyway).
+- ``LOADBAY_CRASH_REPORT=path.json`` writes every case; ``LOADBAY_CRASH_KEEP=1`` keeps every dataset and work folder (failed cases keep their folder anyway);
+- ``LOADBAY_CRASH_MYSQL``: the dispositions the ``mysql`` scenarios (crash and concurrency) run in,
+  comma-separated, or ``all``; default: all in a session of crash tests only, ``merge`` alone beside
+  other tests.
+
+Which scenarios run: every destination and disposition the selected tests name (``-k`` narrows
+them), except that beside other tests (``make test``) the ``mysql`` destination runs one
+disposition, ``merge`` (``BESIDE_SUITE``); its append and replace scenarios are deselected (pytest
+counts them, and the summary names them). A crash scenario costs 20 to 45 s (mysql merge ~65 s),
+a concurrency one 5 to 15 s, and the pool runs one at a time beside other tests: all six mysql
+scenarios would add ~2.5 minutes of pool time to ``make test``, merge alone ~80 s. Merge is the one
+kept, though the dearest: it goes through everything the others do (load jobs, staging tables,
+the final transaction, ``package.merged``) plus the DDL a merge runs first on MySQL (its lookup
+indexes, committed on their own). Deselecting, rather than parametrizing fewer scenarios, keeps
+every id there for ``-k``, so a session of crash tests only (``make crash``, ``pytest tests/crash
+-k mysql``) runs every disposition, with nothing to set.
 """
 
 from __future__ import annotations
@@ -49,6 +64,18 @@ PARALLEL_ENV = "LOADBAY_CRASH_PARALLEL"
 Key = tuple[str, str, str]
 """(kind, destination, disposition); kind is "crash" or "concurrent"."""
 KINDS = {"crash_results": "crash", "concurrent_results": "concurrent"}
+MYSQL_ENV = "LOADBAY_CRASH_MYSQL"
+BESIDE_SUITE = {"mysql": ("merge",)}
+"""The only dispositions a destination's scenarios run in beside other tests (``make test``): those
+whose every disposition costs too much there. A session of crash tests only runs them all."""
+
+
+def selected_dispositions(destination: str, *, alone: bool) -> tuple[str, ...] | None:
+    """The dispositions ``destination``'s scenarios run in this session; None: every one."""
+    spec = os.environ.get(MYSQL_ENV, "").strip() if destination == "mysql" else ""
+    if spec:
+        return None if spec == "all" else tuple(d.strip() for d in spec.split(",") if d.strip())
+    return None if alone else BESIDE_SUITE.get(destination)
 
 
 def crash_points() -> list[str]:
@@ -72,6 +99,8 @@ class Scheduler:
         self.finished: float | None = None
         self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="crash")
         self.futures: dict[Key, Future[list[CaseResult]]] = {}
+        self.seconds: dict[Key, float] = {}
+        """How long each scenario that ran took, start to end."""
         reachable: dict[str, bool] = {}
         for key in keys:
             destination = key[1]
@@ -83,6 +112,7 @@ class Scheduler:
 
     def _run(self, key: Key) -> list[CaseResult]:
         kind, destination, disposition = key
+        started = time.monotonic()
         target = TARGETS[destination]
         folder = self.root / f"{kind}-{destination}-{disposition}"
         if kind == "crash":
@@ -93,6 +123,7 @@ class Scheduler:
             results = [trial(target, disposition, folder, n) for n in range(1, TRIALS + 1)]
         report.record(results)
         self.finished = time.monotonic()
+        self.seconds[key] = self.finished - started
         return results
 
     def results(self, key: Key) -> list[CaseResult]:
@@ -133,10 +164,24 @@ def _start(session: pytest.Session) -> Scheduler:
     return scheduler
 
 
+_DESELECTED = pytest.StashKey["list[str]"]()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Crash and concurrency tests last (their order kept): they only wait for the pool, which runs
-    from the start, so every other test runs in the meantime instead of after it."""
+    """Scenarios not selected for this session deselected (``selected_dispositions``); crash and
+    concurrency tests last (their order kept): they only wait for the pool, which runs from the
+    start, so every other test runs in the meantime instead of after it."""
+    alone = all(_key(item) is not None for item in items)
+    kept, dropped = [], []
+    for item in items:
+        key = _key(item)
+        wanted = None if key is None else selected_dispositions(key[1], alone=alone)
+        (dropped if key is not None and wanted is not None and key[2] not in wanted else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        config.stash[_DESELECTED] = [item.name for item in dropped]
+        items[:] = kept
     waiting = [item for item in items if _key(item) is not None]
     if waiting and len(waiting) < len(items):
         items[:] = [item for item in items if _key(item) is None] + waiting
@@ -182,11 +227,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("loadbay crash summary")
     terminalreporter.write_line(report.table(results))
+    deselected = terminalreporter.config.stash.get(_DESELECTED, [])
+    if deselected:
+        terminalreporter.write_line(f"{len(deselected)} scenarios deselected ({', '.join(deselected)}): "
+                                    f"{MYSQL_ENV}=all runs them")
     scheduler = terminalreporter.config.stash.get(_SCHEDULER, None)
     if scheduler is not None and scheduler.finished is not None:
         n = len(scheduler.futures)
         terminalreporter.write_line(f"{n} scenario{'s' if n != 1 else ''}, {scheduler.parallel} at a time, "
                                     f"done {scheduler.finished - scheduler.started:.0f} s after collection")
+        terminalreporter.write_line("seconds per scenario: " + ", ".join(
+            f"{kind} {destination} {disposition} {seconds:.0f}"
+            for (kind, destination, disposition), seconds in scheduler.seconds.items()))
     seeds_used = [f"{r.destination} {r.scenario} {r.seed}" for r in results if r.seed is not None]
     if 0 < len(seeds_used) <= 40:
         terminalreporter.write_line("random kill seeds: " + ", ".join(seeds_used))

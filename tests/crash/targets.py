@@ -1,9 +1,15 @@
 """The destinations the crash harness runs against, each read back with its own driver.
 
 The harness checks what loadbay wrote with the database's plain driver (duckdb, psycopg2,
-sqlite3), not with loadbay's SQL client: a checker sharing code with what it checks could
+sqlite3, pymysql), not with loadbay's SQL client: a checker sharing code with what it checks could
 share its bugs. Every connection is closed before the next worker starts (a DuckDB file
 takes one writing process at a time).
+
+Each destination is a ``Target`` subclass; what differs between their SQL dialects is one method
+each (``quote`` for identifiers, ``tables_sql``, ``is_missing`` for "no such table" errors,
+``drop_datasets``), so the checks build their SQL through the target and hold no dialect branches.
+``mysql`` is the native mysql destination on the MariaDB server of ``MYSQL_URL`` (user root,
+database ``test``): there a dataset is a database of its own, and ``<dataset>_staging`` another.
 """
 
 from __future__ import annotations
@@ -11,15 +17,14 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from loadbay.common.destination import STAGING_SUFFIX
-from loadbay.destinations.testing.setups import POSTGRES_URL, SETUPS
-
-DESTINATIONS = ("duckdb", "postgres", "sqlite")
+from loadbay.destinations.testing.setups import MYSQL_URL, POSTGRES_URL, SETUPS
 
 
 class TableMissing(Exception):
@@ -42,47 +47,34 @@ class Target:
         return SETUPS[self.name].probe is not None
 
     def credentials(self, workdir: Path) -> str:
-        if self.name == "duckdb":
-            return str(workdir / "crash.duckdb")
-        if self.name == "sqlite":
-            return f"sqlite:///{(workdir / 'main.db').as_posix()}"
-        return POSTGRES_URL
+        raise NotImplementedError
 
-    # -- reading -----------------------------------------------------------------------------------
-    @contextmanager
-    def _connect(self, credentials: str, dataset: str) -> Iterator[Any]:
-        if self.name == "duckdb":
-            import duckdb
-
-            if not Path(credentials).exists():
-                raise TableMissing(f"no database file {credentials}")
-            conn = duckdb.connect(credentials, read_only=True)
-        elif self.name == "sqlite":
-            import sqlite3
-
-            path = self._sqlite_file(credentials, dataset)
-            if not path.exists():
-                raise TableMissing(f"no dataset file {path}")
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        else:
-            import psycopg2
-
-            conn = psycopg2.connect(credentials)
-            conn.autocommit = True
-        try:
-            yield conn
-        finally:
-            conn.close()
-
-    @staticmethod
-    def _sqlite_file(credentials: str, dataset: str) -> Path:
-        """Where the SQLAlchemy destination keeps a dataset on SQLite: ``main.db`` → ``main__<dataset>.db``."""
-        main = Path(credentials.removeprefix("sqlite:///"))
-        return main.with_name(f"{main.stem}__{dataset}{main.suffix or '.db'}")
+    # -- the dialect -------------------------------------------------------------------------------
+    def quote(self, identifier: str) -> str:
+        """An identifier quoted for this database (standard SQL: double quotes)."""
+        return f'"{identifier}"'
 
     def qualified(self, dataset: str, table: str) -> str:
-        return f'"{table}"' if self.name == "sqlite" else f'"{dataset}"."{table}"'
+        """``table`` of ``dataset``, quoted, for the SQL given to ``query``."""
+        return f"{self.quote(dataset)}.{self.quote(table)}"
 
+    def tables_sql(self, dataset: str) -> str:
+        """SQL listing the table names of ``dataset`` (a name per row)."""
+        return f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{dataset}'"
+
+    def is_missing(self, exc: Exception) -> bool:
+        """Whether a driver's error says the table (or the dataset) does not exist."""
+        text = str(exc).lower()
+        return any(s in text for s in ("does not exist", "no such table", "not found"))
+
+    def _connect(self, credentials: str, dataset: str) -> AbstractContextManager[Any]:
+        """A connection for reading ``dataset``, closed on leaving; raises ``TableMissing`` when it cannot be there."""
+        raise NotImplementedError
+
+    def drop_datasets(self, credentials: str, dataset: str) -> None:
+        """Drop ``dataset`` and its staging twin, where they live on a server (files go with the work folder)."""
+
+    # -- reading -----------------------------------------------------------------------------------
     def query(self, credentials: str, dataset: str, sql: str) -> list[tuple[Any, ...]]:
         """Rows of ``sql``; ``{dataset}.{table}`` style names must come from ``qualified``."""
         with self._connect(credentials, dataset) as conn:
@@ -90,8 +82,7 @@ class Target:
             try:
                 cur.execute(sql)
             except Exception as exc:  # noqa: BLE001 - each driver has its own "no such table" class
-                text = str(exc).lower()
-                if any(s in text for s in ("does not exist", "no such table", "not found")):
+                if self.is_missing(exc):
                     raise TableMissing(str(exc).strip().splitlines()[0]) from exc
                 raise
             return [tuple(r) for r in cur.fetchall()]
@@ -99,11 +90,7 @@ class Target:
     def tables(self, credentials: str, dataset: str) -> set[str]:
         """Table names in ``dataset`` (empty when the dataset is not there)."""
         try:
-            if self.name == "sqlite":
-                rows = self.query(credentials, dataset, "SELECT name FROM sqlite_master WHERE type = 'table'")
-            else:
-                rows = self.query(credentials, dataset, "SELECT table_name FROM information_schema.tables "
-                                                        f"WHERE table_schema = '{dataset}'")
+            rows = self.query(credentials, dataset, self.tables_sql(dataset))
         except TableMissing:
             return set()
         return {r[0] for r in rows}
@@ -114,12 +101,125 @@ class Target:
         pipeline folder, database files) unless ``keep_files``. ``LOADBAY_CRASH_KEEP=1`` keeps all."""
         if os.environ.get("LOADBAY_CRASH_KEEP") == "1":
             return
-        if self.name == "postgres":
-            from tests.integration.pg_helpers import drop_schemas
-
-            drop_schemas(dataset, dataset + STAGING_SUFFIX)
+        self.drop_datasets(credentials, dataset)
         if not keep_files:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-TARGETS = {name: Target(name) for name in DESTINATIONS}
+class DuckdbTarget(Target):
+    """A DuckDB file per work folder; a dataset is a schema in it."""
+
+    def credentials(self, workdir: Path) -> str:
+        return str(workdir / "crash.duckdb")
+
+    @contextmanager
+    def _connect(self, credentials: str, dataset: str) -> Iterator[Any]:
+        import duckdb
+
+        if not Path(credentials).exists():
+            raise TableMissing(f"no database file {credentials}")
+        conn = duckdb.connect(credentials, read_only=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+class SqliteTarget(Target):
+    """The SQLAlchemy destination on SQLite: a database file per dataset beside ``main.db``."""
+
+    def credentials(self, workdir: Path) -> str:
+        return f"sqlite:///{(workdir / 'main.db').as_posix()}"
+
+    @staticmethod
+    def _sqlite_file(credentials: str, dataset: str) -> Path:
+        """Where the SQLAlchemy destination keeps a dataset on SQLite: ``main.db`` → ``main__<dataset>.db``."""
+        main = Path(credentials.removeprefix("sqlite:///"))
+        return main.with_name(f"{main.stem}__{dataset}{main.suffix or '.db'}")
+
+    def qualified(self, dataset: str, table: str) -> str:
+        return self.quote(table)  # the connection is to the dataset's own file
+
+    def tables_sql(self, dataset: str) -> str:
+        return "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+    @contextmanager
+    def _connect(self, credentials: str, dataset: str) -> Iterator[Any]:
+        import sqlite3
+
+        path = self._sqlite_file(credentials, dataset)
+        if not path.exists():
+            raise TableMissing(f"no dataset file {path}")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+class PostgresTarget(Target):
+    """The PostgreSQL server of ``POSTGRES_URL``; a dataset is a schema."""
+
+    def credentials(self, workdir: Path) -> str:
+        return POSTGRES_URL
+
+    @contextmanager
+    def _connect(self, credentials: str, dataset: str) -> Iterator[Any]:
+        import psycopg2
+
+        conn = psycopg2.connect(credentials)
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def drop_datasets(self, credentials: str, dataset: str) -> None:
+        from tests.integration.pg_helpers import drop_schemas
+
+        drop_schemas(dataset, dataset + STAGING_SUFFIX)
+
+
+class MysqlTarget(Target):
+    """The native mysql destination on the MariaDB server of ``MYSQL_URL``; a dataset is a database."""
+
+    MISSING_CODES = (1146, 1049)
+    """ER_NO_SUCH_TABLE ("Table 'd.t' doesn't exist"), ER_BAD_DB_ERROR ("Unknown database")."""
+
+    def credentials(self, workdir: Path) -> str:
+        return MYSQL_URL
+
+    def quote(self, identifier: str) -> str:
+        return "`" + identifier.replace("`", "``") + "`"
+
+    def is_missing(self, exc: Exception) -> bool:
+        import pymysql
+
+        return isinstance(exc, pymysql.err.MySQLError) and bool(exc.args) and exc.args[0] in self.MISSING_CODES
+
+    @contextmanager
+    def _connect(self, credentials: str, dataset: str) -> Iterator[Any]:
+        """A connection to the credentials' database (``test``): every name read is qualified by its
+        dataset's database, so a dataset not (yet) there is a missing table, not a failed login."""
+        import pymysql
+
+        url = urlsplit(credentials)
+        conn = pymysql.connect(host=url.hostname, port=url.port or 3306, user=unquote(url.username or "root"),
+                               password=unquote(url.password or ""), database=url.path.lstrip("/") or None,
+                               charset="utf8mb4", autocommit=True, connect_timeout=10)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def drop_datasets(self, credentials: str, dataset: str) -> None:
+        with self._connect(credentials, dataset) as conn:
+            cur = conn.cursor()
+            for name in (dataset, dataset + STAGING_SUFFIX):
+                cur.execute(f"DROP DATABASE IF EXISTS {self.quote(name)}")
+
+
+TARGETS: dict[str, Target] = {target.name: target for target in (
+    DuckdbTarget("duckdb"), PostgresTarget("postgres"), SqliteTarget("sqlite"), MysqlTarget("mysql"))}
+DESTINATIONS = tuple(TARGETS)
+"""The names the scenarios are parametrized with (a setup's name in ``SETUPS``, and the worker's ``--destination``)."""

@@ -3,7 +3,7 @@ the same moment both succeed, and the table holds exactly what both sent: merge,
 their keys; append, both batches once; replace, one batch whole, never a mix.
 
 ``LOADBAY_CONCURRENT_TRIALS`` trials per scenario, each with a fresh dataset; see
-tests/crash/concurrent.py.
+tests/crash/concurrent.py. Beside other tests, mysql runs merge only (tests/crash/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from tests.crash.harness import CaseResult
 from tests.crash.targets import TARGETS
 
 SCENARIOS = [pytest.param(d, w, id=f"{d}-{w}", marks=[pytest.mark.server] if TARGETS[d].needs_server else [])
-             for d in ("duckdb", "postgres") for w in ("merge", "append", "replace")]
+             for d in ("duckdb", "postgres", "mysql") for w in ("merge", "append", "replace")]
 
 
 @pytest.mark.parametrize(("destination", "disposition"), SCENARIOS)

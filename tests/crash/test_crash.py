@@ -3,7 +3,8 @@ exactly once: no row lost, none doubled, no stale version, children linked to th
 
 Per destination and write disposition: one kill at each named crash point, and
 ``LOADBAY_CRASH_KILLS`` kills at random moments (each prints its seed; ``LOADBAY_CRASH_SEED``
-replays it). See tests/crash/harness.py for the cases and conftest.py for the settings.
+replays it). See tests/crash/harness.py for the cases and conftest.py for the settings (beside
+other tests, mysql runs merge only).
 """
 
 from __future__ import annotations
