@@ -299,7 +299,7 @@ def report(bench: Bench, rounds: int, versions: dict[str, str], elapsed: float) 
     res = bench.results
     print(f"\nloadbay vs the databases' own loads: {bench.rows:,} flat rows from an iterator of dicts, median of "
           f"{rounds} round(s); " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "\n")
-    print("| target | load | seconds | ratio to baseline | ratio per round | loadbay normalize + load s | peak MiB |")
+    print("| target | load | seconds | ratio to baseline | ratio per round | loadbay extract + normalize + load s | peak MiB |")
     print("|---|---|---:|---:|---|---|---:|")
     groups = {"mysql": "mysql: LOAD DATA baseline", "sqlite": "sqlite: executemany baseline"}
     for group, baseline in groups.items():
@@ -314,9 +314,8 @@ def report(bench: Bench, rounds: int, versions: dict[str, str], elapsed: float) 
                 if case != baseline else ""
             split = ""
             if runs and runs[0].get("timings"):
-                norm = median([r["timings"].get("normalize", 0.0) for r in runs])
-                load = median([r["timings"].get("load", 0.0) for r in runs])
-                split = f"{norm:.2f} + {load:.2f}"
+                steps = [median([r["timings"].get(step, 0.0) for r in runs]) for step in ("extract", "normalize", "load")]
+                split = " + ".join(f"{step:.2f}" for step in steps)
             peak = median([r["peak_mib"] for r in runs])
             target = {"mysql": "MariaDB", "sqlite": "SQLite"}[group]
             what = case.split(": ", 1)[1]
