@@ -135,6 +135,15 @@ class Incremental:
         return kept
 
 
+def with_package_state(state: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """``state`` (the pipeline's, as of the packages loaded before) with the cursors ``meta`` (a package's)
+    moved on: what ``_lb_pipeline_state`` holds once that package is loaded."""
+    moved = meta.get(CURSORS_KEY)
+    if state is None or not moved:
+        return state
+    return {**state, STATE_KEY: {**state.get(STATE_KEY, {}), **moved}}
+
+
 def incremental(cursor_path: str, initial_value: Any = None) -> Incremental:
     """A cursor for ``loadbay.resource(..., incremental=...)`` (or ``p.run(..., incremental=...)``)."""
     if not cursor_path or not isinstance(cursor_path, str):

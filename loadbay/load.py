@@ -41,6 +41,7 @@ from loadbay.common.schema.types import Schema, Table
 from loadbay.common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage
 from loadbay.info import JobInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped
+from loadbay.cursor import with_package_state
 from loadbay.progress import RunProgress
 
 logger = logging.getLogger(__name__)
@@ -569,17 +570,6 @@ def _file_size(job: JobFile) -> int:
 
 class LoadFeedFailed(LoadbayError):
     """Moving a file loaded while normalizing between job folders failed: the package cannot say which rows it holds."""
-
-
-def with_package_state(state: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any] | None:
-    """``state`` (the pipeline's, as of the packages loaded before) with the cursors ``meta`` (a package's)
-    moved on: what ``_lb_pipeline_state`` holds once that package is loaded."""
-    from loadbay.cursor import CURSORS_KEY, STATE_KEY
-
-    moved = meta.get(CURSORS_KEY)
-    if state is None or not moved:
-        return state
-    return {**state, STATE_KEY: {**state.get(STATE_KEY, {}), **moved}}
 
 
 def created_tables(package: LoadPackage) -> list[Table]:

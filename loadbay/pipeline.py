@@ -28,10 +28,10 @@ from loadbay.destinations import resolve_destination
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped, stop_on_signals
-from loadbay.cursor import CURSORS_KEY, STATE_KEY, Incremental
+from loadbay.cursor import CURSORS_KEY, STATE_KEY, Incremental, with_package_state
 from loadbay.inspection import remember
 from loadbay.load import (LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, SharedClient, created_tables,
-                          with_package_state, with_tables)
+                          with_tables)
 from loadbay.normalize import fewer_gc_passes, normalize
 from loadbay.progress import RunProgress, resolve_mode
 
