@@ -10,6 +10,7 @@ streams the file the statement names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -18,7 +19,7 @@ from sqlglot import exp
 
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.destination import STAGING_SUFFIX, DestinationConfig
-from loadbay.common.exceptions import ConfigurationError, DestinationError
+from loadbay.common.exceptions import ConfigurationError, DestinationError, DestinationTerminalError
 from loadbay.common.schema.naming import TAG_LENGTH, shorten
 from loadbay.destinations import statements as sql
 from loadbay.destinations.sql_client import SqlClient
@@ -29,6 +30,9 @@ MARIADB = "MariaDB"
 """In the server's version text of MariaDB (``5.5.5-10.11.19-MariaDB-...``), not of MySQL."""
 
 
+INDEX_IF_NOT_EXISTS = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+)IF\s+NOT\s+EXISTS\s+", re.IGNORECASE)
+DUPLICATE_KEY_NAME = 1061
+"""ER_DUP_KEYNAME: the index exists already."""
 ACCESS_DENIED = {1044, 1142}
 """ER_DBACCESS_DENIED_ERROR (creating or using a database), ER_TABLEACCESS_DENIED_ERROR (its tables)."""
 
@@ -58,6 +62,23 @@ class LocalInfileClient(SqlClient):
     def local_files_connection(self) -> Any:
         """The pymysql connection (hook: the SQLAlchemy family's is under its pool's wrapper)."""
         return self.native_connection
+
+    def execute_text(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
+        """The base's, except ``CREATE [UNIQUE] INDEX IF NOT EXISTS`` (the merge's lookup and upsert indexes) on
+        MySQL, which has no IF NOT EXISTS for indexes (MariaDB has): sent without it, an index of that name
+        already there (error 1061) counts as done."""
+        if not INDEX_IF_NOT_EXISTS.match(text) or self.server_creates_index_if_not_exists():
+            return super().execute_text(text, params)
+        try:
+            return super().execute_text(INDEX_IF_NOT_EXISTS.sub(r"\1", text, count=1), params)
+        except DestinationTerminalError as exc:
+            if mysql_code(exc.orig) == DUPLICATE_KEY_NAME:
+                return None
+            raise
+
+    def server_creates_index_if_not_exists(self) -> bool:
+        """MariaDB takes ``CREATE INDEX IF NOT EXISTS``; MySQL (8.4 included) does not."""
+        return MARIADB in str(self.local_files_connection().get_server_info())
 
     @staticmethod
     def refuse_local_files(connection: Any) -> Any:

@@ -462,3 +462,33 @@ def test_merges_index_the_keys_they_look_up(my, strategy, monkeypatch):
     assert "events__lb_key_lookup" in staged
     assert query(p, "SELECT count(*), sum(name LIKE 'changed%') FROM events") == [(3000, 1500)]
     assert query(p, "SELECT count(*), sum(value = 'c') FROM events__tags") == [(4500, 1500)]
+
+
+@pytest.mark.parametrize("strategy", ["delete-insert", "upsert", "insert-only"])
+def test_merges_on_a_server_without_create_index_if_not_exists(my, strategy, monkeypatch):
+    """MySQL (8.4 included) has no CREATE INDEX IF NOT EXISTS: the statement goes without it and an index
+    that exists already (error 1061) counts as done. Checked on MariaDB by taking it for MySQL."""
+    from loadbay.destinations.mysql.sql_client import LocalInfileClient
+    from loadbay.destinations.sql_client import SqlClient
+
+    sent: list[str] = []
+    execute = SqlClient.execute_text  # what reaches the driver
+
+    def recording(self: SqlClient, text: str, params: Any = ()) -> Any:
+        if " INDEX " in text:
+            sent.append(text)
+        return execute(self, text, params)
+
+    monkeypatch.setattr(LocalInfileClient, "server_creates_index_if_not_exists", lambda self: False)
+    monkeypatch.setattr(SqlClient, "execute_text", recording)
+    p = my()
+    merge = {"disposition": "merge", "strategy": strategy}
+    for n in range(3):  # the second and third merges meet the indexes of the first
+        run_ok(p, [{"id": i, "v": n, "tags": [n]} for i in range(5)], table_name="events", write_disposition=merge,
+               primary_key="id")
+    assert sent and not [s for s in sent if "IF NOT EXISTS" in s.upper()]
+    target_index = [s for s in sent if "events__lb_id_lookup" in s]
+    assert len(target_index) == 3  # sent each merge: the second and third got 1061, taken as done
+    expected = 0 if strategy == "insert-only" else 2
+    assert query(p, "SELECT count(*), min(v), max(v) FROM events") == [(5, expected, expected)]
+    assert query(p, "SELECT count(*) FROM events__tags") == [(5,)]
