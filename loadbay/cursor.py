@@ -45,7 +45,8 @@ class Incremental:
     boundary: set[str] = field(default_factory=set)
     """Hashes of the rows at ``last_value`` loaded before this run."""
     _top: Any = field(default=None, repr=False)
-    _top_rows: set[str] = field(default_factory=set, repr=False)
+    _top_rows: set[str] = field(default_factory=set, repr=False)  # hashes at _top from before this run
+    _top_new: list[Any] = field(default_factory=list, repr=False)  # rows at _top kept now: hashed by state()
 
     @property
     def start_value(self) -> Any:
@@ -59,12 +60,12 @@ class Incremental:
         else:
             self.last_value = _decode(state.get("last_value"))
             self.boundary = set(state.get("boundary", []))
-        self._top, self._top_rows = self.last_value, set(self.boundary)
+        self._top, self._top_rows, self._top_new = self.last_value, set(self.boundary), []
 
     def state(self) -> dict[str, Any]:
         """The cursor after this run: the highest value kept (or the start), with the rows at it."""
-        return {"cursor_path": self.cursor_path, "last_value": _encode(self._top),
-                "boundary": sorted(self._top_rows)}
+        boundary = self._top_rows | {_row_hash(row) for row in self._top_new}
+        return {"cursor_path": self.cursor_path, "last_value": _encode(self._top), "boundary": sorted(boundary)}
 
     # -- filtering -------------------------------------------------------------------------------
     def filter(self, batch: Any, resource: str) -> Any:
@@ -98,10 +99,12 @@ class Incremental:
         return True
 
     def _advance(self, value: Any, row: Any) -> None:
+        """Note ``row`` if its value is the highest so far; rows are hashed only once the run's top is known
+        (``state()``), not each time a new top comes along."""
         if self._top is None or value > self._top:
-            self._top, self._top_rows = value, {_row_hash(row)}
+            self._top, self._top_rows, self._top_new = value, set(), [row]
         elif value == self._top:
-            self._top_rows.add(_row_hash(row))
+            self._top_new.append(row)
 
     def _filter_arrow(self, batch: Any, resource: str) -> Any:
         import pyarrow as pa

@@ -142,25 +142,35 @@ class Pipeline:
 
     def _restore_schema(self) -> None:
         """On a machine without local state, continue from the schema stored in the destination,
-        so names, types and variant columns stay what earlier loads made them."""
+        so names, types and variant columns stay what earlier loads made them; the incremental cursors
+        come back with it."""
         if self.schema_path.exists():
             return
-        shared = self._run_client or self._shared_client()
-        try:
-            stored_schema = getattr(shared.get(self._stop), "stored_schema", None)
-            if stored_schema is None:
-                return
-            stored = stored_schema(self.pipeline_name)
-            if stored is not None and not self.state_path.exists():  # the cursors come back with the schema
-                self.state()
-        except DestinationUndefinedRelation:  # a new dataset
-            return
-        finally:
-            if shared is not self._run_client:
-                shared.close()
+        stored, state = self._from_destination("stored_schema", "stored_state")
+        if state and state.get(STATE_KEY) and not self.state_path.exists():
+            self._save_state({STATE_KEY: state[STATE_KEY]})
         if stored is not None:
             logger.info("restored schema %s from the destination", stored.version_hash)
             self._save_schema(stored)
+
+    def _from_destination(self, *methods: str) -> list[Any]:
+        """What the job client's ``methods`` (``stored_schema``, ``stored_state``) say of this pipeline, on the
+        run's connection (or one of its own); None for each where the destination keeps no such thing or
+        the dataset does not exist yet."""
+        shared = self._run_client or self._shared_client()
+        try:
+            client = shared.get(self._stop)
+            out = []
+            for method in methods:
+                ask = getattr(client, method, None)
+                try:
+                    out.append(ask(self.pipeline_name) if ask is not None else None)
+                except DestinationUndefinedRelation:  # a new dataset
+                    out.append(None)
+            return out
+        finally:
+            if shared is not self._run_client:
+                shared.close()
 
     def _save_schema(self, schema: Schema) -> None:
         tmp = self.schema_path.with_suffix(".tmp")
@@ -342,15 +352,7 @@ class Pipeline:
         return state
 
     def _stored_state(self) -> dict[str, Any] | None:
-        shared = self._run_client or self._shared_client()
-        try:
-            stored_state = getattr(shared.get(self._stop), "stored_state", None)
-            return stored_state(self.pipeline_name) if stored_state is not None else None
-        except DestinationUndefinedRelation:  # a new dataset
-            return None
-        finally:
-            if shared is not self._run_client:
-                shared.close()
+        return self._from_destination("stored_state")[0]  # type: ignore[no-any-return]
 
     def _bind_cursors(self, resources: list[Resource], *, keep: bool = True) -> None:
         """Give each resource with a cursor the value its last run left."""
