@@ -145,6 +145,36 @@ def test_a_writer_that_waits_too_long_gives_up_naming_the_lock(isolated_env: Pat
     assert "stayed locked by another process" in done.stderr and "lock_wait_seconds" in done.stderr
 
 
+def test_a_child_forked_while_the_duckdb_lock_is_open_never_locks_this_process_out(isolated_env: Path) -> None:
+    """A thread that starts a subprocess while another lets the DuckDB lock go and takes it again (the
+    crash harness beside the tests did, once in a few thousand connections) must not make this process
+    refuse its own file: the forked child inherits the lock file's descriptor, not the lock."""
+    from loadbay.destinations.duckdb import file_lock
+
+    database = str(isolated_env / "lake.duckdb")
+    file_lock.acquire(database)
+    child = os.fork()
+    if child == 0:  # the child of a fork that has not yet exec'd: holds every descriptor, does nothing
+        time.sleep(30)
+        os._exit(0)
+    try:
+        file_lock.release(database)
+        file_lock.acquire(database)  # the child still has the old descriptor open
+        other = subprocess.run([sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1], 'a+'); "
+                                "fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)", file_lock.lock_path(database) or ""],
+                               capture_output=True, text=True, check=False)
+        assert other.returncode != 0 and ("temporarily unavailable" in other.stderr  # still exclusive
+                                          or "Permission denied" in other.stderr), other.stderr
+        file_lock.release(database)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    p = loadbay.pipeline("gh", destination=loadbay.destination("duckdb", credentials=database),
+                         dataset_name="ds", pipelines_dir=isolated_env / "pipes")
+    p.run(_events(isolated_env / "e.jsonl", count=10), table_name="events")
+    assert _count(isolated_env) == 10
+
+
 def test_two_runs_of_one_pipeline_take_turns(isolated_env: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A second process running the same pipeline (an overlapping cron job) waits for the first."""
     p = loadbay.pipeline("gh", destination=loadbay.destination("duckdb", credentials=str(isolated_env / "l.duckdb")),
