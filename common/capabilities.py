@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 
 FILE_FORMATS = ("jsonl", "csv", "insert_values", "parquet")
-MERGE_STRATEGIES = ("delete-insert", "upsert", "insert-only")
+MERGE_STRATEGIES = ("delete-insert", "upsert", "insert-only", "scd2")
 REPLACE_STRATEGIES = ("insert-from-staging", "truncate-and-insert", "staging-optimized")
 
 

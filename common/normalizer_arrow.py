@@ -33,6 +33,7 @@ from loadbay.common.arrow_convert import Rules, convert, sample, variant_types
 from loadbay.common.arrow_types import kind_of, new_column_type, plain
 from loadbay.common.exceptions import SchemaContractViolation, SchemaError
 from loadbay.common.normalizer import _column, _DiscardRow, _TooManyColumns
+from loadbay.common.row_hash import row_hash
 from loadbay.common.schema import naming
 from loadbay.common.schema.values import UnloadableValue
 from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Table
@@ -60,6 +61,8 @@ def normalize_arrow(norm: RelationalNormalizer, raw_table: str,
     first = norm._items_seen.get(name, 0)
     norm._items_seen[name] = first + batch.num_rows
     fields: Fields = [(key, batch.column(i)) for i, key in enumerate(batch.schema.names)]
+    if state.row_hash is not None:  # scd2: a hash per row, as the dict path makes it (one Python call a row)
+        fields.append((state.row_hash, pa.array([row_hash(r) for r in batch.to_pylist()], pa.string())))
     origin = np.arange(first, first + batch.num_rows)  # each row's place in the resource, for messages
     while True:
         walker = _Walker(norm, raw_table, origin)

@@ -22,7 +22,7 @@ from loadbay.common.destination import (DestinationConfig, JobClient, LoadJob, e
 from loadbay.common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
 from loadbay.common.schema.naming import shorten
 from loadbay.common.schema.types import Column, Schema, Table
-from loadbay.common.storage.package import JobFile
+from loadbay.common.storage.package import JobFile, PackageStorage
 from loadbay.faults import crash_point
 from loadbay.destinations import sql_jobs
 from loadbay.destinations import statements as sql
@@ -352,7 +352,7 @@ class SqlJobClient(JobClient):
         disposition = root.write_disposition
         strategy = effective_strategy(root, self.config.replace_strategy)
         problem = strategy_problem(disposition, strategy, self.capabilities)
-        if problem is None and (disposition, strategy) not in sql_jobs.STAGED_SQL and strategy != "upsert":
+        if problem is None and (disposition, strategy) not in sql_jobs.STAGED_SQL and strategy not in ("upsert", "scd2"):
             problem = f"{disposition} strategy {strategy!r} has no staged SQL in loadbay"
         if problem is not None:
             raise DestinationTerminalError(f"table {root.name!r}: {problem}")
@@ -361,7 +361,19 @@ class SqlJobClient(JobClient):
         if strategy == "upsert":  # merge only: strategy_problem refused it for other dispositions
             return sql_jobs.merge_upsert(root, children, target, staging, self.capabilities,
                                          syntax=self.upsert_syntax())
+        if strategy == "scd2":
+            valid_from = root.columns[sql_jobs.version_columns(root)[0]]
+            boundary = self.timestamp_literal(valid_from, PackageStorage.created_at(load_id))
+            return sql_jobs.merge_scd2(root, children, target, staging, self.capabilities, boundary)
         return list(sql_jobs.STAGED_SQL[disposition, strategy](root, children, target, staging, self.capabilities))
+
+    def timestamp_literal(self, column: Column, value: datetime) -> exp.Expression:
+        """``value`` (aware, UTC) as a literal of ``column``'s type, for SQL that writes a time the database
+        did not choose (scd2's validity columns): ``CAST('… +00:00' AS <type>)``, or the UTC wall time where
+        timestamps have no zone (``naive_timestamps``)."""
+        text = (value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+                if self.capabilities.naive_timestamps else value.isoformat(sep=" ", timespec="microseconds"))
+        return exp.Cast(this=exp.Literal.string(text), to=self.type_mapper.to_db_type(column))
 
     def upsert_syntax(self) -> str:
         """"merge", "on_conflict" or "on_duplicate_key": the configured ``upsert_syntax`` if the

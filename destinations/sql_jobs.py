@@ -13,6 +13,12 @@ Merge ``delete-insert``, for a root table R with staging twin S and child tables
 3. insert child rows that belong to the surviving staging root rows;
 4. insert the staging root rows, one per primary key (the last one loaded, or the first by
    ``dedup_sort``), skipping rows flagged by a ``hard_delete`` column.
+
+Merge ``scd2`` keeps every version of a record, told apart by the content hash the normalizer gives
+each item (``_lb_row_hash``, children included): current versions of the target whose hash the package
+does not have are retired (``valid_to`` = the package's time; with a merge key only those whose key the
+package has), the package's versions the target has no current row of are inserted with ``valid_from``
+= that time, and their child rows with them. Nothing is deleted or updated but ``valid_to``.
 """
 
 from __future__ import annotations
@@ -193,6 +199,63 @@ def merge_insert_only(root: Table, children: Sequence[Table], target: TableRef, 
     return statements
 
 
+def version_columns(root: Table) -> tuple[str, str, str]:
+    """The ``valid_from``, ``valid_to`` and ``row_hash`` columns of an scd2 table (the normalizer adds them)."""
+    names = [next((c.name for c in root.columns.values() if getattr(c, hint)), None)
+             for hint in ("valid_from", "valid_to", "row_hash")]
+    if not all(names):
+        raise SchemaError(f"table {root.name!r} has no scd2 columns (valid_from, valid_to, row_hash hints); "
+                          "load it with the scd2 strategy so the normalizer adds them")
+    return names[0], names[1], names[2]  # type: ignore[return-value]
+
+
+def merge_scd2(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
+               capabilities: DestinationCapabilities, boundary: exp.Expression) -> list[exp.Expression]:
+    """``scd2`` merge (see the module docstring): retire the current versions the package does not have,
+    insert the versions the target has no current row of, children first. ``boundary`` is the package's
+    time as a literal of the validity columns' type (the job client makes it)."""
+    valid_from, valid_to, row_hash = version_columns(root)
+    root_target, root_staging = target(root.name), staging(root.name)
+    statements: list[exp.Expression] = [
+        *merge_lookup_indexes(root, root_target, root_staging, capabilities, row_hash=row_hash)]
+    hard_delete = _hard_delete_column(root)
+    current = exp.Is(this=_col(valid_to), expression=exp.Null())
+    kept = exp.select(_col(row_hash)).from_(root_staging.copy())  # the versions the package holds
+    if hard_delete is not None:  # a row flagged deleted is a version no longer held
+        kept = kept.where(_not_deleted(hard_delete))
+    # a row without a hash was loaded before the table was scd2: its content is unknown, so it retires too
+    unknown_or_gone = exp.or_(exp.Is(this=_col(row_hash), expression=exp.Null()),
+                              exp.Not(this=exp.In(this=_col(row_hash), query=kept.subquery())))
+    retired = exp.and_(current.copy(), exp.Paren(this=unknown_or_gone))
+    merge = [c.name for c in root.columns_with("merge_key")]
+    if merge:  # a partial load: only records whose merge key it holds can have gone
+        retired = exp.and_(retired, _key_match(merge, root_target, root_staging))
+    statements.append(exp.Update(this=root_target.copy(), expressions=[
+        exp.EQ(this=_col(valid_to), expression=boundary.copy())], where=exp.Where(this=retired)))
+
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[_col(row_hash)],
+                      order=exp.Order(expressions=[exp.Ordered(this=_col(ROW_ID), desc=True)]))
+    ranked = exp.select(exp.Star(), exp.alias_(rank, DEDUP_RANK, quoted=True)).from_(root_staging.copy())
+    current_hashes = exp.select(_col(row_hash)).from_(root_target.copy()).where(current)
+    new_where = exp.and_(exp.EQ(this=_col(DEDUP_RANK), expression=exp.Literal.number(1)),
+                         exp.Not(this=exp.In(this=_col(row_hash), query=current_hashes.subquery())))
+    if hard_delete is not None:
+        new_where = exp.and_(new_where, _not_deleted(hard_delete))
+    new_versions = exp.select("*").from_(ranked.subquery("_lb_ranked")).where(new_where).subquery("_lb_new")
+    for child in children:  # first: which versions are new is read from the target before they go in
+        if ROOT_ID not in child.columns:
+            raise SchemaError(f"child table {child.name!r} of {root.name!r} has no {ROOT_ID} column")
+        new_ids = exp.select(_col(ROW_ID)).from_(new_versions.copy())
+        statements.append(insert_select(target(child.name), _columns(child), staging(child.name),
+                                        exp.In(this=_col(ROOT_ID), query=new_ids.subquery())))
+    columns = _columns(root)
+    # valid_to is NULL in every staging row (the normalizer never writes it): selected as it is, typed
+    values = [exp.alias_(boundary.copy(), c, quoted=True) if c == valid_from else _col(c) for c in columns]
+    schema = exp.Schema(this=root_target.copy(), expressions=[_ident(c) for c in columns])
+    statements.append(exp.Insert(this=schema, expression=exp.select(*values).from_(new_versions)))
+    return statements
+
+
 def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
                  capabilities: DestinationCapabilities, syntax: str = "merge") -> list[exp.Expression]:
     """``upsert`` merge: update rows whose primary key exists, insert the rest, delete hard deletes.
@@ -240,11 +303,13 @@ INDEXED_ID_PREFIX = 64
 
 
 def merge_lookup_indexes(root: Table, root_target: exp.Table, root_staging: exp.Table,
-                         capabilities: DestinationCapabilities, *, target_keys: bool = False) -> list[exp.Create]:
+                         capabilities: DestinationCapabilities, *, target_keys: bool = False,
+                         row_hash: str | None = None) -> list[exp.Create]:
     """``CREATE INDEX IF NOT EXISTS`` on what a merge looks rows up by, where the engine needs it
     (``capabilities.merge_lookup_indexes``): the target root's ``_lb_id`` (child rows are found through
     it) and the staging root's primary and merge keys (the target's rows to replace are); ``target_keys``:
-    the target root's keys too (``insert-only`` looks each staging key up there)."""
+    the target root's keys too (``insert-only`` looks each staging key up there); ``row_hash``: that
+    column on both sides (``scd2`` looks each version up in the other table)."""
     from loadbay.common.schema.naming import shorten
 
     if not capabilities.merge_lookup_indexes:
@@ -253,6 +318,9 @@ def merge_lookup_indexes(root: Table, root_target: exp.Table, root_staging: exp.
                 for suffix, hint in (("__lb_key_lookup", "primary_key"), ("__lb_merge_key_lookup", "merge_key"))]
     prefix = exp.Anonymous(this=_ident(ROW_ID), expressions=[exp.Literal.number(INDEXED_ID_PREFIX)])
     wanted = [(root_target, "__lb_id_lookup", [prefix])]
+    if row_hash is not None:
+        hashed = exp.Anonymous(this=_ident(row_hash), expressions=[exp.Literal.number(INDEXED_ID_PREFIX)])
+        wanted += [(root_target, "__lb_hash_lookup", [hashed]), (root_staging, "__lb_hash_lookup", [hashed.copy()])]
     for suffix, keys in key_sets:  # each key set is looked up on its own (pk IN ... OR mk IN ...)
         if keys:
             wanted.append((root_staging, suffix, [_col(c) for c in keys]))
@@ -355,5 +423,6 @@ STAGED_SQL: dict[tuple[str, str], StagedSql] = {
     ("merge", "insert-only"): merge_insert_only,
 }
 """The SQL that applies a staged root table, by (write disposition, strategy). ``upsert`` is
-``merge_upsert``, which also takes the database's upsert syntax. A strategy without an entry has no
+``merge_upsert``, which also takes the database's upsert syntax, and ``scd2`` is ``merge_scd2``, which
+also takes the package's time. A strategy without an entry has no
 SQL: the job client fails the table rather than run another strategy's SQL."""

@@ -23,6 +23,7 @@ import sys
 import loadbay
 from loadbay.common.capabilities import FILE_FORMATS
 from loadbay.common.exceptions import LoadbayError, PipelineInterrupted
+from loadbay.common.schema.types import HINTS
 from loadbay.sources.files import FORMATS
 
 
@@ -111,10 +112,11 @@ def _print_schema(pipeline: loadbay.Pipeline, form: str) -> None:
     if form == "json":
         print(json.dumps([t.to_dict() for t in tables], indent=1))
         return
-    flags = ("primary_key", "merge_key", "unique", "partition", "cluster", "sort", "hard_delete", "root_key")
+    flags = tuple(h for h in HINTS if h != "dedup_sort")
     for table in tables:
         parent = f", child of {table.parent}" if table.parent else ""
-        print(f"{table.name} ({table.write_disposition or 'append'}{parent})")
+        strategy = f" {table.strategy}" if table.strategy else ""
+        print(f"{table.name} ({table.write_disposition or 'append'}{strategy}{parent})")
         width = max(len(c) for c in table.columns)
         for column in table.columns.values():
             hints = [f for f in flags if getattr(column, f)] + ([] if column.nullable else ["not null"])

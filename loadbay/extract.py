@@ -24,7 +24,7 @@ class Resource:
 
     data: Any
     name: str
-    write_disposition: str | dict[str, str] | None = None
+    write_disposition: str | dict[str, Any] | None = None
     primary_key: str | list[str] | None = None
     merge_key: str | list[str] | None = None
     columns: dict[str, dict[str, Any]] | None = None
@@ -50,7 +50,7 @@ class Resource:
             raise exc.within(table=self.name) from exc
 
 
-def resource(data: Any, name: str | None = None, *, write_disposition: str | dict[str, str] | None = None,
+def resource(data: Any, name: str | None = None, *, write_disposition: str | dict[str, Any] | None = None,
              primary_key: str | list[str] | None = None, merge_key: str | list[str] | None = None,
              columns: dict[str, dict[str, Any]] | None = None, max_table_nesting: int | None = None,
              incremental: Incremental | None = None) -> Resource:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from loadbay.common.capabilities import DestinationCapabilities
-from loadbay.common.destination import APPEND_STRATEGIES, ATOMIC_APPEND
+from loadbay.common.destination import ATOMIC_APPEND, strategy_problem
 from loadbay.common.exceptions import ConfigurationError, SchemaError
 from loadbay.common.normalizer import RelationalNormalizer
 from loadbay.common.schema.contracts import SchemaContract
@@ -32,16 +32,33 @@ GC_THRESHOLD = 100_000
 WRITE_DISPOSITIONS = ("append", "replace", "merge")
 
 
-def parse_disposition(value: str | dict[str, str] | None) -> tuple[str | None, str | None]:
+DISPOSITION_KEYS = ("disposition", "strategy", "validity_columns")
+"""What a ``write_disposition`` dict may say; ``validity_columns`` names scd2's two timestamp columns."""
+
+
+def parse_disposition(value: str | dict[str, Any] | None) -> tuple[str | None, str | None]:
     if value is None:
         return None, None
     if isinstance(value, str):
         disposition, strategy = value, None
     else:
+        unknown = sorted(set(value) - set(DISPOSITION_KEYS))
+        if unknown:
+            raise ValueError(f"write_disposition has unknown key(s) {unknown}; known: {DISPOSITION_KEYS}")
         disposition, strategy = value.get("disposition"), value.get("strategy")
     if disposition not in WRITE_DISPOSITIONS:
         raise ValueError(f"write_disposition must be one of {WRITE_DISPOSITIONS}, not {disposition!r}")
     return disposition, strategy
+
+
+def parse_validity_columns(value: str | dict[str, Any] | None) -> tuple[str, str] | None:
+    """The ``validity_columns`` of a ``write_disposition`` dict (two names), None when not given."""
+    names = value.get("validity_columns") if isinstance(value, dict) else None
+    if names is None:
+        return None
+    if isinstance(names, str) or len(names) != 2 or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"validity_columns must be two column names (valid from, valid to), not {names!r}")
+    return names[0], names[1]
 
 
 @contextmanager
@@ -121,7 +138,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                 disposition, strategy = "append", ATOMIC_APPEND
             table = normalizer.apply_hints(res.name, write_disposition=disposition, strategy=strategy,
                                            primary_key=res.primary_key, merge_key=res.merge_key,
-                                           columns=res.columns, max_table_nesting=res.max_table_nesting)
+                                           columns=res.columns, max_table_nesting=res.max_table_nesting,
+                                           validity_columns=parse_validity_columns(res.write_disposition))
             if table is None:
                 continue
             _check_upsert_key(normalizer, table)
@@ -218,14 +236,13 @@ def _disposition(normalizer: RelationalNormalizer, res: Resource, asked: str | N
 
 def _check_strategy(name: str, disposition: str | None, strategy: str | None,
                     capabilities: DestinationCapabilities) -> None:
+    """A strategy the destination does not have stops the run before anything is written
+    (``strategy_problem``, the one check, which the job client makes again before running a table's SQL)."""
     if strategy is None:
         return
-    allowed: Sequence[str] = (capabilities.merge_strategies if disposition == "merge"
-                              else capabilities.replace_strategies if disposition == "replace"
-                              else APPEND_STRATEGIES)
-    if strategy not in allowed:
-        raise ValueError(f"resource {name!r}: {disposition} strategy {strategy!r} is not supported by this "
-                         f"destination; supported: {tuple(allowed)}")
+    problem = strategy_problem(disposition, strategy, capabilities)
+    if problem is not None:
+        raise ValueError(f"resource {name!r}: {problem}")
 
 
 KEYED_STRATEGIES = ("upsert", "insert-only")

@@ -179,7 +179,7 @@ class Pipeline:
 
     # -- run -------------------------------------------------------------------------------------
     def run(self, data: Any = None, *, table_name: str | None = None,
-            write_disposition: str | dict[str, str] | None = None, primary_key: str | list[str] | None = None,
+            write_disposition: str | dict[str, Any] | None = None, primary_key: str | list[str] | None = None,
             merge_key: str | list[str] | None = None, columns: dict[str, dict[str, Any]] | None = None,
             loader_file_format: str | None = None, schema_contract: str | dict[str, str] | None = None,
             dry_run: bool = False, progress: bool | str | None = None,

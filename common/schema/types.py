@@ -13,7 +13,7 @@ from typing import Any
 
 DATA_TYPES = ("text", "bigint", "double", "bool", "timestamp", "date", "time", "decimal", "json", "binary")
 HINTS = ("primary_key", "merge_key", "unique", "partition", "cluster", "sort", "dedup_sort",
-         "hard_delete", "root_key")
+         "hard_delete", "root_key", "valid_from", "valid_to", "row_hash")
 WRITE_DISPOSITIONS = ("append", "replace", "merge")
 
 # Columns loadbay adds itself.
@@ -22,6 +22,9 @@ ROW_ID = "_lb_id"
 PARENT_ID = "_lb_parent_id"
 LIST_IDX = "_lb_list_idx"
 ROOT_ID = "_lb_root_id"
+ROW_HASH = "_lb_row_hash"  # scd2: a hash of the whole item, children included
+VALID_FROM = "_lb_valid_from"  # scd2: default names of the validity columns
+VALID_TO = "_lb_valid_to"
 SYSTEM_PREFIX = "_lb_"
 
 
@@ -44,6 +47,9 @@ class Column:
     dedup_sort: str | None = None  # "asc" | "desc"
     hard_delete: bool = False
     root_key: bool = False
+    valid_from: bool = False  # scd2: when the row's version became current
+    valid_to: bool = False  # scd2: when it stopped being current (NULL while it is)
+    row_hash: bool = False  # scd2: the version's content hash, what versions are compared by
     variant_of: str | None = None  # set on `<col>__v_<type>` columns
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -242,6 +242,12 @@ class PackageStorage:
             now = max(time.time_ns() // 1000, cls._last_load_id + 1)
             cls._last_load_id = now
         return f"{now}_{secrets.token_hex(3)}"
+
+    @staticmethod
+    def created_at(load_id: str) -> datetime:
+        """When the package ``load_id`` was created (its id's microseconds), in UTC: the time an scd2
+        merge of the package opens and closes versions at, the same on every retry."""
+        return datetime.fromtimestamp(0, timezone.utc) + timedelta(microseconds=int(load_id.split("_", 1)[0]))
 
     def create(self, load_id: str) -> LoadPackage:
         root = self.pipeline_dir / "normalizing" / load_id

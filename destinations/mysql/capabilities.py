@@ -21,7 +21,7 @@ fails (1153). loadbay's statements stay a megabyte under it."""
 ENGINE: dict[str, Any] = dict(
     sqlglot_dialect="mysql", max_identifier_length=64, max_parameters_per_statement=65535,
     supports_ddl_transactions=False, supports_multi_column_alter=True,
-    merge_strategies=("delete-insert", "upsert", "insert-only"), max_decimal_precision=65,
+    merge_strategies=("delete-insert", "upsert", "insert-only", "scd2"), max_decimal_precision=65,
     string_literal_escape="backslash", is_dataset_a_schema=False,
     naive_timestamps=True, supports_nan_infinity=False, max_table_columns=INNODB_MAX_COLUMNS, csv_null="NULL",
     max_query_length=MAX_ALLOWED_PACKET - (1 << 20), merge_lookup_indexes=True,

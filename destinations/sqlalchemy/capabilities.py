@@ -39,7 +39,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         # (1M flat rows 5.3 -> 4.95 s); one connection writes at a time, as SQLite needs
         supported_loader_file_formats=("jsonl", "parquet"), preferred_loader_file_format="parquet",
         sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES, supports_truncate=False,
-        merge_strategies=("delete-insert", "upsert", "insert-only"), max_decimal_precision=15, decimal_precision=(15, 6),
+        merge_strategies=("delete-insert", "upsert", "insert-only", "scd2"), max_decimal_precision=15, decimal_precision=(15, 6),
         is_dataset_a_schema=False, max_table_columns=SQLITE_MAX_COLUMN, load_while_normalizing=True,
     ),
     # the database's own limits, shared with the mysql destination; loads as the mysql destination's do
@@ -48,7 +48,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
     "postgresql": dict(
         sqlglot_dialect="postgres", max_parameters_per_statement=65535,
         max_parallel_load_jobs=2, load_while_normalizing=True,  # COPY, as the postgres destination's
-        supports_multi_column_alter=True, merge_strategies=("delete-insert", "upsert", "insert-only"), max_decimal_precision=78,
+        supports_multi_column_alter=True, merge_strategies=("delete-insert", "upsert", "insert-only", "scd2"), max_decimal_precision=78,
         binary_literal_template="'\\x{hex}'::bytea", max_table_columns=1600,
     ),
 }

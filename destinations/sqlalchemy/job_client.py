@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ from loadbay.destinations.job_client import SqlJobClient
 from loadbay.destinations.load_jobs import InsertValuesJob
 from loadbay.destinations.copy_jobs import JsonlCopyJob, ParquetCopyJob
 from loadbay.destinations.mysql.jobs import JsonlLoadDataJob, ParquetLoadDataJob
-from loadbay.destinations.sqlalchemy.jobs import EXECUTEMANY_JOBS, BulkJob
+from loadbay.destinations.sqlalchemy.jobs import EXECUTEMANY_JOBS, BulkJob, param_converter
 from loadbay.destinations.sqlalchemy.sql_client import SqlalchemySqlClient
 from loadbay.destinations.type_mapping import TypeMapper
 
@@ -117,6 +118,14 @@ class SqlalchemyJobClient(SqlJobClient):
     def make_type_mapper(self) -> TypeMapper:
         mapper_class = TYPE_MAPPERS.get(self.sql_client.family, SqlalchemyTypeMapper)
         return mapper_class(self.capabilities, self.sql_client.engine.dialect)
+
+    def timestamp_literal(self, column: Column, value: datetime) -> exp.Expression:
+        """Where the family keeps timestamps as text (SQLite), the text its jobs bind; else a typed literal."""
+        convert = param_converter(column, self.sql_client.family)
+        bound = convert(value) if convert is not None else value
+        if isinstance(bound, str):
+            return exp.Literal.string(bound)
+        return super().timestamp_literal(column, value)
 
 
 class MysqlJobClient(SqlalchemyJobClient):

@@ -505,3 +505,32 @@ def test_json_text_and_unions_load_as_json_and_go_to_a_json_variant_elsewhere():
     run_arrow(norm, pa.table({"s": ["text"]}))
     out = run_arrow(norm, pa.table({"s": pa.array(['{"b": 2}'], pa.json_())}))["t"]
     assert out[0]["s__v_json"] == {"b": 2} and out[0].get("s") is None
+
+
+def test_scd2_row_hashes_are_the_same_from_dicts_in_any_batch_and_from_arrow():
+    """A version is found by its hash: the dict path (the walk, then the column-at-a-time batch path) and
+    the Arrow path must hash the same item alike, a missing key and a null one included."""
+    rows = [{"id": i, "user": {"login": f"u{i}", "address": None} if i % 3 else None, "tags": ["x"] * (i % 2),
+             "score": None if i % 4 == 0 else i / 2} for i in range(12)]
+    sparse = [{k: v for k, v in row.items() if v is not None} for row in rows]  # the same items, keys left out
+    scd2 = {"write_disposition": "merge", "strategy": "scd2"}
+    hashes = []
+    for data, batch_size, by in ((rows, 5, run_dicts), (sparse, 4, run_dicts), (arrow_of(rows), 5, run_arrow)):
+        out = by(normalizer(**scd2), data, batch_size)
+        hashes.append({row["id"]: row["_lb_row_hash"] for row in out["t"]})
+    assert hashes[0] == hashes[1] == hashes[2] and len(set(hashes[0].values())) == 12
+    norm = normalizer(**scd2)
+    assert [c.name for c in norm.schema.tables["t"].columns.values() if c.valid_from or c.valid_to or c.row_hash] == [
+        "_lb_valid_from", "_lb_valid_to", "_lb_row_hash"]
+    changed = run_dicts(norm, [{**rows[1], "tags": ["y"]}])["t"][0]["_lb_row_hash"]
+    assert changed != hashes[0][1]  # a change in a nested list is a change of the record
+
+
+def test_a_key_of_the_data_named_like_a_validity_column_gets_a_column_of_its_own(caplog):
+    norm = normalizer(write_disposition="merge", strategy="scd2")
+    row = run_dicts(norm, [{"id": 1, "_lb_valid_to": "tomorrow"}])["t"][0]
+    assert row.get("_lb_valid_to") is None and "tomorrow" in row.values()
+    with pytest.raises(SchemaError, match="two distinct names"):
+        normalizer(write_disposition="merge", strategy="scd2", validity_columns=("a", "A"))
+    with pytest.raises(SchemaError, match="scd2 merge strategy only"):
+        normalizer(write_disposition="merge", validity_columns=("a", "b"))

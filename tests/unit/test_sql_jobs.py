@@ -41,6 +41,11 @@ HARD_DELETE_ROOT = _table("events", Column("shop", "text", primary_key=True), Co
                           Column("updated_at", "timestamp", dedup_sort="desc"), Column("deleted", "bool", hard_delete=True))
 GRANDCHILD = _table("events__tags__x", Column("value", "text"), parent="events__tags")
 
+SCD2_ROOT = _table("events", Column("id", "bigint", merge_key=True), Column("name", "text"),
+                   Column("deleted", "bool", hard_delete=True), Column("_lb_valid_from", "timestamp", valid_from=True),
+                   Column("_lb_valid_to", "timestamp", valid_to=True), Column("_lb_row_hash", "text", row_hash=True))
+BOUNDARY = exp.Cast(this=exp.Literal.string("2024-01-02 03:04:05.678901+00:00"), to=exp.DataType.build("timestamptz"))
+
 CASES = {
     "merge_pk_children": lambda caps: sql_jobs.merge_delete_insert(ROOT, [CHILD, GRANDCHILD], TARGET, STAGING, caps),
     "merge_compound_dedup_sort_hard_delete": lambda caps: sql_jobs.merge_delete_insert(
@@ -59,6 +64,7 @@ CASES = {
                                                                   "on_duplicate_key"),
     "replace_staging_optimized": lambda caps: sql_jobs.replace_staging_optimized(ROOT, [CHILD], TARGET, STAGING, caps),
     "append_from_staging": lambda caps: sql_jobs.append_from_staging(ROOT, [CHILD], TARGET, STAGING, caps),
+    "merge_scd2": lambda caps: sql_jobs.merge_scd2(SCD2_ROOT, [CHILD], TARGET, STAGING, caps, BOUNDARY),
 }
 # statements some dialects do not have are rendered only where a destination uses them
 DIALECTS_OF = {"upsert_merge": ["duckdb", "postgres"], "upsert_on_conflict": ["postgres", "sqlite"],
