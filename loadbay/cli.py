@@ -21,7 +21,7 @@ import argparse
 import sys
 
 import loadbay
-from loadbay.common.capabilities import FILE_FORMATS
+from loadbay.common.capabilities import FILE_FORMATS, MERGE_STRATEGIES, REPLACE_STRATEGIES
 from loadbay.common.exceptions import LoadbayError, PipelineInterrupted
 from loadbay.common.schema.types import HINTS
 from loadbay.sources.files import FORMATS
@@ -54,15 +54,23 @@ def print_tables(pipeline: loadbay.Pipeline) -> None:
         print("  (none yet)")
 
 
+def _names(value: str | None) -> str | list[str] | None:
+    """A column, or comma-separated columns, of a flag."""
+    return value.split(",") if value and "," in value else value
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     source = loadbay.files(*args.files, format=args.format, csv_delimiter=args.csv_delimiter)
     table = args.table or source.name
     if not table:
         raise LoadbayError("--table is required: stdin, and sources whose names differ, suggest no table name")
     pipeline = _pipeline(args)
-    primary_key = args.primary_key.split(",") if args.primary_key and "," in args.primary_key else args.primary_key
-    info = pipeline.run(source, table_name=table, write_disposition=args.write_disposition,
-                        primary_key=primary_key, loader_file_format=args.loader_file_format, dry_run=args.dry_run,
+    disposition: str | dict[str, str] = args.write_disposition
+    if args.strategy:
+        disposition = {"disposition": args.write_disposition, "strategy": args.strategy}
+    info = pipeline.run(source, table_name=table, write_disposition=disposition,
+                        primary_key=_names(args.primary_key), merge_key=_names(args.merge_key),
+                        loader_file_format=args.loader_file_format, dry_run=args.dry_run,
                         progress=False if args.quiet else None)
     print(info)
     if args.dry_run:
@@ -231,7 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--pipeline", required=True)
     load.add_argument("--table", default=None, help="table name; default the file's or folder's name")
     load.add_argument("--write-disposition", default="append", choices=["append", "replace", "merge"])
+    load.add_argument("--strategy", default=None, choices=sorted({*MERGE_STRATEGIES, *REPLACE_STRATEGIES}),
+                      help="merge or replace strategy (merge: delete-insert by default; replace: the destination's "
+                           "replace_strategy setting)")
     load.add_argument("--primary-key", default=None, help="column or comma-separated columns")
+    load.add_argument("--merge-key", default=None, help="column or comma-separated columns (merge: rows whose key "
+                                                        "the new data holds are replaced; scd2: may be closed)")
     load.add_argument("--format", default=None, choices=list(FORMATS),
                       help="input format of every file (default: from each file's name; jsonl for stdin)")
     load.add_argument("--csv-delimiter", default=",", help="field delimiter of csv input (default ,)")

@@ -291,3 +291,28 @@ def test_dropping_a_table_forgets_its_incremental_cursor(duck: Path) -> None:
                              dataset_name="raw", pipelines_dir=duck / "pipes")
     fresh.run(loadbay.resource(rows, "ev", incremental=loadbay.incremental("t"))).raise_on_failed_jobs()
     assert dict(table_counts(fresh))["ev"] == 5
+
+
+def test_load_with_a_strategy_and_merge_key_keeps_history(isolated_env: Path) -> None:
+    """``loadbay load --write-disposition merge --strategy scd2 --merge-key id``: a changed record is a closed
+    row and a new one; a record the second file does not hold stays current (a partial extract)."""
+    first, second = isolated_env / "a.jsonl", isolated_env / "b.jsonl"
+    first.write_text('{"id": 1, "name": "a"}\n{"id": 2, "name": "b"}\n')
+    second.write_text('{"id": 1, "name": "a2"}\n')
+    for path in (first, second):
+        done = subprocess.run([*loadbay_command(), "load", str(path), "--pipeline", "hist", "--table", "people",
+                               "--write-disposition", "merge", "--strategy", "scd2", "--merge-key", "id",
+                               "--dataset", "raw", "--credentials", str(isolated_env / "h.duckdb"),
+                               "--pipelines-dir", str(isolated_env / "pipes")],
+                              capture_output=True, text=True, check=False, cwd=isolated_env, timeout=120,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr
+    out = run_cli(isolated_env, "pipeline", "hist", "query",
+                  "SELECT id, name, _lb_valid_to IS NULL AS current FROM people ORDER BY id, name", "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    assert list(csv.reader(io.StringIO(out.stdout)))[1:] == [["1", "a", "False"], ["1", "a2", "True"], ["2", "b", "True"]]
+    schema = run_cli(isolated_env, "pipeline", "hist", "schema").stdout
+    assert "people (merge scd2)" in schema and "_lb_valid_from" in schema and "valid_from" in schema
+    bad = subprocess.run([*loadbay_command(), "load", str(first), "--pipeline", "x", "--strategy", "nope"],
+                         capture_output=True, text=True, check=False, cwd=isolated_env, timeout=120)
+    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr
