@@ -9,7 +9,6 @@ Regenerate after an intended change with ``UPDATE_SNAPSHOTS=1 pytest tests/unit/
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ from loadbay.common.exceptions import DestinationKeyViolation, DestinationTermin
 from loadbay.common.schema.types import LOAD_ID, ROW_ID, Column, Table
 from loadbay.destinations.mysql.job_client import key_problem
 from loadbay.destinations.sqlstate import classify_duckdb, classify_mysql, classify_sqlite
+from tests.unit.snapshot import assert_snapshot
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 DESTINATIONS = {
     "duckdb": ("duckdb", "{tmp}/x.duckdb"),
     "postgres": ("postgres", "postgresql://loader@localhost:5432/dwh"),
@@ -55,13 +54,7 @@ def ddl(client: Any, table: Table = TABLE) -> str:
 def test_snapshot(name: str, tmp_path: Path) -> None:
     """A compound primary key is one constraint, a unique column one each (not ``_lb_id``: loadbay's own),
     the cluster index only on PostgreSQL; the staging table (last) has none of them."""
-    sql = ddl(job_client(name, tmp_path, create_indexes=True))
-    path = SNAPSHOTS / f"ddl_hints.{name}.sql"
-    if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
-        path.write_text(sql)
-        if not os.environ.get("UPDATE_SNAPSHOTS"):
-            pytest.fail(f"snapshot {path.name} was missing and has been written; review it and run again")
-    assert sql == path.read_text()
+    assert_snapshot(f"ddl_hints.{name}.sql", ddl(job_client(name, tmp_path, create_indexes=True)))
 
 
 @pytest.mark.parametrize("name", sorted(DESTINATIONS))

@@ -12,7 +12,8 @@ from sqlglot import exp
 import loadbay
 from loadbay.common.exceptions import LoadJobFailed, PipelineStepFailed
 from loadbay.destinations.sql_destination import SqlDestination
-from loadbay.destinations.testing.conformance.helpers import children, count, ident, query, run_ok, select
+from loadbay.destinations.testing.conformance.helpers import (children, count, ident, query, require_replace_strategy,
+                                                              run_ok, select)
 from loadbay.inspection import schema_ddl
 
 KEYS_ON = {"create_indexes": True}
@@ -163,8 +164,7 @@ def test_staging_tables_have_no_keys(make_pipeline):
 @pytest.mark.parametrize("strategy", ["insert-from-staging", "truncate-and-insert", "staging-optimized"])
 def test_replaced_tables_keep_their_keys(make_pipeline, strategy):
     p = keyed(make_pipeline)
-    if strategy not in p.capabilities.replace_strategies:
-        pytest.skip(f"{p.destination.destination_type} has no replace strategy {strategy!r}")
+    require_replace_strategy(p, strategy)
     replace = {"disposition": "replace", "strategy": strategy}
     hints = {**HINTS, "columns": {"email": {"unique": True}, "v": {"cluster": True}}}
     run_ok(p, _rows("1")[:2], table_name="t", write_disposition=replace, **hints)
