@@ -100,7 +100,8 @@ DUCKDB_REFINED: dict[str, tuple[re.Pattern[str], type[DestinationError]]] = {
     "CatalogException": (re.compile(r"\b(Table|Schema|View|Catalog) with name .* does not exist"),
                          DestinationUndefinedRelation),
     "IOException": (re.compile(r"Could not set lock on file"), DestinationLockedError),
-    "ConstraintException": (re.compile(r"violates (primary key|unique) constraint"), DestinationKeyViolation),
+    "ConstraintException": (re.compile(r"violates (primary key|unique) constraint|PRIMARY KEY or UNIQUE constraint "
+                                       r"violation"), DestinationKeyViolation),
 }
 """Message texts that refine a class: a missing table or schema is an undefined relation (a missing
 function or type stays terminal); another process holding the database file is a lock to wait for; a

@@ -114,6 +114,7 @@ def test_duckdb_tells_a_repeated_key_from_a_null() -> None:
     con.execute("INSERT INTO t VALUES (1, 1, 1)")
     for statement, expected in (("INSERT INTO t VALUES (1, 2, 1)", DestinationKeyViolation),
                                 ("INSERT INTO t VALUES (2, 1, 1)", DestinationKeyViolation),
+                                ("INSERT INTO t VALUES (5, 5, 1), (5, 6, 1)", DestinationKeyViolation),  # in one statement
                                 ("INSERT INTO t VALUES (3, 3, NULL)", DestinationTerminalError)):
         with pytest.raises(duckdb.Error) as raised:
             con.execute(statement)
