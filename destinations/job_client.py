@@ -371,11 +371,13 @@ class SqlJobClient(JobClient):
         keys = "; ".join(f"{kind.replace('_', ' ')} ({', '.join(c.name for c in cols)})"
                          for kind, cols in (ddl_hints.hinted_keys(table) if table is not None else []))
         where = f"table {table.name!r}" if table is not None else "a table of the package"
+        name = self.config.pipeline_name
         return DestinationKeyViolation(
-            f"{where}: a row repeats a key that a constraint of the table forbids ({keys or 'not one of its hints'}); "
-            f"nothing of it was loaded and the package stays on disk. Remove the repeated keys from the data, or "
-            f"drop the constraint from the table (loadbay declares primary_key and unique hints in the tables it "
-            f"creates while the destination's create_indexes setting is on), then {retry}. {exc}",
+            f"{where}: a row repeats a key that a constraint of the table forbids (its key hints: {keys or 'none'}); "
+            f"nothing of it was loaded and the package stays on disk. Drop the constraint from the table (loadbay "
+            f"declares primary_key and unique hints in the tables it creates while the destination's create_indexes "
+            f"setting is on), then {retry}; or give the package up (p.drop_pending_packages(), loadbay pipeline "
+            f"{name} drop-pending) and load the data again without the repeated keys. {exc}",
             orig=exc.orig, statement=exc.statement)
 
     def loaded_jobs(self, load_id: str) -> set[str]:
