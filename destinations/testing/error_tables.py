@@ -121,7 +121,7 @@ PG_SQLSTATES: dict[str, Any] = {
     "40001": "transient", "40P01": "transient", "55P03": "transient", "57P01": "transient", "57P02": "transient",
     "57P03": "transient", "08006": "transient", "08001": "transient", "08003": "transient", "53100": "transient",
     "53200": "transient", "53300": "transient",
-    "22012": "terminal", "22003": "terminal", "22P02": "terminal", "23505": "terminal", "23502": "terminal",
+    "22012": "terminal", "22003": "terminal", "22P02": "terminal", "23505": "key_violation", "23502": "terminal",
     "23503": "terminal", "42601": "terminal", "42501": "terminal", "42703": "terminal", "42P07": "terminal",
     "P0001": "terminal", "XX000": "terminal", "55000": "terminal", "25P02": "terminal",
 }
