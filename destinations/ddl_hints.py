@@ -20,6 +20,9 @@ from loadbay.common.schema.types import SYSTEM_PREFIX, Column, Table
 from loadbay.destinations.statements import Statement, raw
 
 KEY_HINTS = ("primary_key", "unique")
+VERSIONED_STRATEGIES = ("scd2",)
+"""Merge strategies that keep a row per version of a record: their tables hold a key many times, so they
+declare no keys (a table made with keys and given such a strategy later fails its second version of a key)."""
 CLUSTER_INDEX_SUFFIX = "__lb_cluster"
 """The cluster index is named ``<table>__lb_cluster`` (shortened to the identifier limit)."""
 
@@ -34,6 +37,7 @@ def hinted(table: Table, hint: str) -> list[Column]:
 def hinted_keys(table: Table, hints: Sequence[str] = KEY_HINTS) -> list[tuple[str, list[Column]]]:
     """The keys ``hints`` ask of ``table``: ``("primary_key", its columns)`` once, then ``("unique", [column])``
     per unique column, except a column that is the whole primary key already (its constraint is unique).
+    None for a table of a ``VERSIONED_STRATEGIES`` merge.
 
     >>> t = Table("t", {c.name: c for c in [Column("a", "bigint", primary_key=True, unique=True),
     ...                                     Column("b", "text", unique=True), Column("_lb_id", "text", unique=True)]})
@@ -41,6 +45,8 @@ def hinted_keys(table: Table, hints: Sequence[str] = KEY_HINTS) -> list[tuple[st
     [('primary_key', ['a']), ('unique', ['b'])]
     """
     keys: list[tuple[str, list[Column]]] = []
+    if table.write_disposition == "merge" and table.strategy in VERSIONED_STRATEGIES:
+        return keys
     primary = hinted(table, "primary_key") if "primary_key" in hints else []
     if primary:
         keys.append(("primary_key", primary))

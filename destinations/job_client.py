@@ -407,6 +407,9 @@ class SqlJobClient(JobClient):
             if root.parent is None and self.uses_staging(root):
                 children = [c for c in schema.children_of(root.name) if c.name in table_names]
                 statements.extend(self.followup_sql(root, children, load_id))
+                if effective_strategy(root, self.config.replace_strategy) == "staging-optimized":
+                    # the tables moved in are new ones: they get the keys new tables get
+                    statements.extend(s for table in (root, *children) for s in self.redeclare_sql(table))
         return statements
 
     def followup_sql(self, root: Table, children: list[Table], load_id: str) -> list[Statement]:
@@ -425,10 +428,7 @@ class SqlJobClient(JobClient):
         if strategy == "upsert":  # merge only: strategy_problem refused it for other dispositions
             return sql_jobs.merge_upsert(root, children, target, staging, self.capabilities,
                                          syntax=self.upsert_syntax())
-        statements = list(sql_jobs.STAGED_SQL[disposition, strategy](root, children, target, staging, self.capabilities))
-        if strategy == "staging-optimized":  # the tables moved in are new ones: they get their keys as new ones do
-            statements.extend(s for table in (root, *children) for s in self.redeclare_sql(table))
-        return statements
+        return list(sql_jobs.STAGED_SQL[disposition, strategy](root, children, target, staging, self.capabilities))
 
     def upsert_syntax(self) -> str:
         """"merge", "on_conflict" or "on_duplicate_key": the configured ``upsert_syntax`` if the

@@ -69,6 +69,12 @@ def test_a_unique_column_that_is_the_whole_primary_key_is_declared_once(tmp_path
     assert sql.count("PRIMARY KEY") == 1 and "UNIQUE" not in sql
 
 
+def test_a_table_that_keeps_versions_of_a_key_declares_no_keys(tmp_path: Path) -> None:
+    versioned = Table("t", TABLE.columns, write_disposition="merge", strategy="scd2")
+    sql = ddl(job_client("postgres", tmp_path, create_indexes=True), versioned)
+    assert "PRIMARY KEY" not in sql and "UNIQUE" not in sql
+
+
 def test_the_hints_a_destination_declares_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown DDL hints"):
         DEFAULTS.with_(ddl_hints=("primary_key", "sort"))

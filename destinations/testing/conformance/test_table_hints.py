@@ -80,6 +80,7 @@ def _rows(version: str) -> list[dict[str, Any]]:
 
 
 HINTS = {"primary_key": ["id", "region"], "columns": {"email": {"unique": True}}}
+HINTS_ONE = {"primary_key": "id", "columns": {"email": {"unique": True}}}
 
 
 def test_keys_are_declared_in_the_tables_loadbay_creates(make_pipeline):
@@ -144,6 +145,17 @@ def test_merges_load_exactly_with_the_keys_declared(make_pipeline, strategy):
         (1, "eu", "a@x", kept), (2, "eu", "b@x", f"{kept}-last"), (3, "eu", "c@x", "2")]
     assert children(p, "t__tags") == {1: ["a"], 2: ["b2", "b3"]}
     assert keys_of(p, "t") == {PK, EMAIL}
+
+
+def test_a_table_that_keeps_versions_of_a_key_declares_no_keys(make_pipeline):
+    p = keyed(make_pipeline)
+    if "scd2" not in p.capabilities.merge_strategies:
+        pytest.skip(f"{p.destination.destination_type} has no merge strategy 'scd2'")
+    scd2 = {"disposition": "merge", "strategy": "scd2"}
+    run_ok(p, [{"id": 1, "email": "a@x", "v": "a"}], table_name="t", write_disposition=scd2, **HINTS_ONE)
+    run_ok(p, [{"id": 1, "email": "a@x", "v": "b"}], table_name="t", write_disposition=scd2, **HINTS_ONE)
+    assert select(p, "t", "id", "v") == [(1, "a"), (1, "b")]  # one key, two versions
+    assert keys_of(p, "t") == set()
 
 
 def test_staging_tables_have_no_keys(make_pipeline):
