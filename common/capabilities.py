@@ -13,6 +13,7 @@ from dataclasses import dataclass
 FILE_FORMATS = ("jsonl", "csv", "insert_values", "parquet")
 MERGE_STRATEGIES = ("delete-insert", "upsert", "insert-only", "scd2")
 REPLACE_STRATEGIES = ("insert-from-staging", "truncate-and-insert", "staging-optimized")
+DDL_HINTS = ("primary_key", "unique", "cluster")
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,16 @@ class DestinationCapabilities:
     loads one 1M-row file in 40% of the time of ten 100k-row files (a transaction each), and writing
     Arrow costs no memory per row, so it takes bigger files than the dict path's."""
 
+    ddl_hints: tuple[str, ...] = ()
+    """Column hints declared when loadbay creates a table, if the destination's ``create_indexes`` setting is
+    on: "primary_key" (one ``PRIMARY KEY (...)`` over every column so hinted), "unique" (a ``UNIQUE``
+    constraint per column), "cluster" (PostgreSQL: an index over the cluster columns, marked for ``CLUSTER``).
+    Never on staging tables (a package may hold keys twice: merges dedupe them), never added to a table that
+    exists. ``nullable=False`` is declared everywhere, whatever this says."""
+
     def __post_init__(self) -> None:
         for what, listed, known in (("loader file formats", self.supported_loader_file_formats, FILE_FORMATS),
+                                    ("DDL hints", self.ddl_hints, DDL_HINTS),
                                     ("merge strategies", self.merge_strategies, MERGE_STRATEGIES),
                                     ("replace strategies", self.replace_strategies, REPLACE_STRATEGIES)):
             unknown = set(listed) - set(known)

@@ -82,6 +82,10 @@ class DestinationConfig:
     credentials: Credentials
     replace_strategy: str = "insert-from-staging"
     """Replace strategy for tables that do not name one in their write_disposition."""
+    create_indexes: bool = False
+    """Declare ``primary_key`` and ``unique`` hints as constraints (PostgreSQL: ``cluster`` as an index) in the
+    tables loadbay creates from now on, where the destination can (``capabilities.ddl_hints``). Off by default:
+    with it, an append that repeats a key fails (merges dedupe their keys and load as before)."""
     dataset_name: str = ""
     pipeline_name: str = ""
 

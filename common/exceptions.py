@@ -111,6 +111,11 @@ class DestinationUndefinedRelation(DestinationTerminalError):
     """A table, schema or database does not exist (callers may create it and try again)."""
 
 
+class DestinationKeyViolation(DestinationTerminalError):
+    """A row repeats a key that a primary key or unique constraint of the table forbids: loading it again
+    cannot help (``SqlJobClient`` names the table and what to do)."""
+
+
 class LoadJobFailed(LoadbayError):
     """A load job failed terminally; its file stays in failed_jobs of its package."""
 

@@ -19,12 +19,12 @@ from sqlglot import exp
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.destination import (DestinationConfig, JobClient, LoadJob, effective_strategy, strategy_problem,
                                         uses_staging)
-from loadbay.common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
+from loadbay.common.exceptions import DestinationKeyViolation, DestinationTerminalError, DestinationUndefinedRelation
 from loadbay.common.schema.naming import shorten
 from loadbay.common.schema.types import Column, Schema, Table
 from loadbay.common.storage.package import JobFile, PackageStorage
 from loadbay.faults import crash_point
-from loadbay.destinations import sql_jobs
+from loadbay.destinations import ddl_hints, sql_jobs
 from loadbay.destinations import statements as sql
 from loadbay.destinations.load_jobs import InsertValuesJob
 from loadbay.destinations.sql_client import SqlClient
@@ -141,7 +141,7 @@ class SqlJobClient(JobClient):
         for table in tables:
             existing = live.get(table.name)
             if existing is None:
-                statements.append(self.create_table_sql(table))
+                statements.extend(self.create_table_statements(table))
                 if created is not None:
                     created.add(table.name)
                 continue
@@ -178,10 +178,55 @@ class SqlJobClient(JobClient):
                              kind=self.type_mapper.to_db_type(column), constraints=constraints)
 
     def create_table_sql(self, table: Table, target: exp.Table | None = None) -> exp.Expression:
-        """``CREATE TABLE IF NOT EXISTS`` for ``table`` in the dataset, or at ``target`` (staging)."""
+        """``CREATE TABLE IF NOT EXISTS`` for ``table`` in the dataset, with its keys (``key_constraints``), or
+        at ``target``: a staging table, which never has keys (a package may repeat a key; merges dedupe it)."""
         where = target.copy() if target is not None else self.sql_client.qualified(table.name)
-        columns = [self.column_sql(c) for c in table.columns.values()]
+        columns: list[exp.Expression] = [self.column_sql(c) for c in table.columns.values()]
+        if target is None:
+            columns.extend(ddl_hints.key_constraint(kind, cols, self.sql_client.identifier)
+                           for kind, cols in self.key_constraints(table))
         return exp.Create(kind="TABLE", this=exp.Schema(this=where, expressions=columns), exists=True)
+
+    def create_table_statements(self, table: Table) -> list[Statement]:
+        """What makes a new table in the dataset: ``create_table_sql`` and its indexes (``index_sql``)."""
+        return [self.create_table_sql(table), *self.index_sql(table)]
+
+    def declared_hints(self) -> tuple[str, ...]:
+        """The hints this client declares in DDL: the destination's ``ddl_hints`` when ``create_indexes`` is on."""
+        return self.capabilities.ddl_hints if self.config.create_indexes else ()
+
+    def key_constraints(self, table: Table) -> list[tuple[str, list[Column]]]:
+        """The keys ``table`` declares (``ddl_hints.hinted_keys`` of ``declared_hints``), less those the
+        database cannot index (``key_problem``: logged as a warning naming the table and columns)."""
+        keys = []
+        for kind, columns in ddl_hints.hinted_keys(table, self.declared_hints()):
+            problem = self.key_problem(columns)
+            if problem is None:
+                keys.append((kind, columns))
+            else:
+                logger.warning("table %r: its %s (%s) is not declared: %s", table.name, kind.replace("_", " "),
+                               ", ".join(c.name for c in columns), problem)
+        return keys
+
+    def key_problem(self, columns: list[Column]) -> str | None:
+        """Hook: why this database cannot declare a key over ``columns`` (None: it can). MySQL indexes no
+        LONGTEXT or LONGBLOB without a prefix length, and no key past 3072 bytes."""
+        return None
+
+    def index_sql(self, table: Table, target: exp.Table | None = None) -> list[Statement]:
+        """Indexes a new ``table`` (at ``target``, default its place in the dataset) gets after its CREATE
+        TABLE: the cluster index where the destination declares ``cluster`` (``ddl_hints.cluster_index``)."""
+        if "cluster" not in self.declared_hints():
+            return []
+        where = target if target is not None else self.sql_client.qualified(table.name)
+        return ddl_hints.cluster_index(table, where, self.sql_client.identifier, self.capabilities.max_identifier_length)
+
+    def redeclare_sql(self, table: Table) -> list[Statement]:
+        """A table that ``staging-optimized`` moved in from staging (a new table, without keys) gets the keys
+        and indexes ``create_table_statements`` would have given it."""
+        target = self.sql_client.qualified(table.name)
+        return [*(ddl_hints.add_constraint(target, ddl_hints.key_constraint(kind, cols, self.sql_client.identifier))
+                  for kind, cols in self.key_constraints(table)), *self.index_sql(table, target)]
 
     def add_columns_sql(self, table: Table, columns: list[Column]) -> list[exp.Expression]:
         if not columns:
@@ -309,12 +354,31 @@ class SqlJobClient(JobClient):
 
     def run_job(self, job: LoadJob, load_id: str) -> None:
         """The job's rows and its done-record in one transaction."""
-        with self.sql_client.begin_transaction():
-            job.run(self)
-            crash_point("job.loaded")
-            self._insert_row(JOBS_TABLE, {"load_id": load_id, "job_id": job.job_file.job_id,
-                                          "table_name": job.table.name, "inserted_at": datetime.now(timezone.utc)})
+        try:
+            with self.sql_client.begin_transaction():
+                job.run(self)
+                crash_point("job.loaded")
+                self._insert_row(JOBS_TABLE, {"load_id": load_id, "job_id": job.job_file.job_id,
+                                              "table_name": job.table.name, "inserted_at": datetime.now(timezone.utc)})
+        except DestinationKeyViolation as exc:
+            retry = f"p.retry_failed_jobs() (loadbay pipeline {self.config.pipeline_name} retry-failed) and run again"
+            raise self.key_violation(exc, job.table, retry) from exc
         crash_point("job.committed")
+
+    def key_violation(self, exc: DestinationKeyViolation, table: Table | None, retry: str) -> DestinationKeyViolation:
+        """``exc`` (a row repeats a key) naming the table, its declared keys and the ways out; ``retry`` says
+        how the package is tried again."""
+        keys = "; ".join(f"{kind.replace('_', ' ')} ({', '.join(c.name for c in cols)})"
+                         for kind, cols in (ddl_hints.hinted_keys(table) if table is not None else []))
+        where = f"table {table.name!r}" if table is not None else "a table of the package"
+        name = self.config.pipeline_name
+        return DestinationKeyViolation(
+            f"{where}: a row repeats a key that a constraint of the table forbids (its key hints: {keys or 'none'}); "
+            f"nothing of it was loaded and the package stays on disk. Drop the constraint from the table (loadbay "
+            f"declares primary_key and unique hints in the tables it creates while the destination's create_indexes "
+            f"setting is on), then {retry}; or give the package up (p.drop_pending_packages(), loadbay pipeline "
+            f"{name} drop-pending) and load the data again without the repeated keys. {exc}",
+            orig=exc.orig, statement=exc.statement)
 
     def loaded_jobs(self, load_id: str) -> set[str]:
         try:
@@ -343,6 +407,9 @@ class SqlJobClient(JobClient):
             if root.parent is None and self.uses_staging(root):
                 children = [c for c in schema.children_of(root.name) if c.name in table_names]
                 statements.extend(self.followup_sql(root, children, load_id))
+                if effective_strategy(root, self.config.replace_strategy) == "staging-optimized":
+                    # the tables moved in are new ones: they get the keys new tables get
+                    statements.extend(s for table in (root, *children) for s in self.redeclare_sql(table))
         return statements
 
     def followup_sql(self, root: Table, children: list[Table], load_id: str) -> list[Statement]:
@@ -402,17 +469,22 @@ class SqlJobClient(JobClient):
         its staging tables afterwards (``clean_up_package``).
         """
         statements = self.followup_statements(schema, table_names, load_id)
-        # idempotent DDL (unique indexes for upserts) first: on MySQL it would commit the transaction
+        # idempotent DDL (IF NOT EXISTS: lookup and upsert indexes) first: on MySQL it would commit the
+        # transaction; an index of a table the transaction makes (staging-optimized) is made after it
+        def is_idempotent(statement: Statement) -> bool:
+            return isinstance(statement, exp.Create) and bool(statement.args.get("exists"))
+
+        idempotent = [s for s in statements if is_idempotent(s)]
         ddl: list[str] = []
-        if creates := [s for s in statements if isinstance(s, exp.Create)]:
+        if idempotent:
             with self.sql_client.schema_change_lock():
-                ddl = self.sql_client.execute_many(creates)
+                ddl = self.sql_client.execute_many(idempotent)
         now = datetime.now(timezone.utc)
         with self.sql_client.begin_transaction():
             self.lock_tables_for_merge([n for n in table_names if self.uses_staging(schema.tables[n])])
             if self.is_load_completed(load_id):
                 return []
-            rendered = self.sql_client.execute_many([s for s in statements if not isinstance(s, exp.Create)])
+            rendered = self._execute_naming_tables([s for s in statements if not is_idempotent(s)], schema, table_names)
             crash_point("package.merged")
             self._forget_jobs(load_id)
             if state is not None:
@@ -423,6 +495,20 @@ class SqlJobClient(JobClient):
                                            "inserted_at": now, "schema_version_hash": schema.version_hash})
         crash_point("package.committed")
         return ddl + rendered
+
+    def _execute_naming_tables(self, statements: list[Statement], schema: Schema, table_names: list[str]) -> list[str]:
+        """``execute_many``, with a key violation named by the table its statement writes (``key_violation``)."""
+        rendered: list[str] = []
+        for statement in statements:
+            try:
+                rendered.extend(self.sql_client.execute_many([statement]))
+            except DestinationKeyViolation as exc:
+                written = statement.this if isinstance(statement, exp.Expression) else None
+                written = written.this if isinstance(written, exp.Schema) else written
+                names = {self.sql_client.qualified(n).name: n for n in table_names}
+                table = schema.tables.get(names.get(written.name, "")) if isinstance(written, exp.Table) else None
+                raise self.key_violation(exc, table, "run the pipeline again (the package is applied again)") from exc
+        return rendered
 
     def lock_tables_for_merge(self, table_names: list[str]) -> None:
         """Make concurrent merges into the same tables wait for each other (inside the final

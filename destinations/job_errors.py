@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from loadbay.common.destination import LoadJob
-from loadbay.common.exceptions import DestinationTerminalError
+from loadbay.common.exceptions import DestinationKeyViolation, DestinationTerminalError
 from loadbay.common.schema.types import Column
 
 
@@ -28,7 +28,8 @@ def naming_file(job: LoadJob) -> Iterator[None]:
     except DestinationTerminalError as exc:
         if str(exc).startswith(prefix):
             raise
-        raise DestinationTerminalError(f"{prefix}: {exc}", orig=exc.orig, statement=exc.statement) from exc
+        kind = DestinationKeyViolation if isinstance(exc, DestinationKeyViolation) else DestinationTerminalError
+        raise kind(f"{prefix}: {exc}", orig=exc.orig, statement=exc.statement) from exc
     except pa.ArrowException as exc:  # not a parquet file, or one whose bytes are damaged
         raise DestinationTerminalError(f"{prefix}: cannot read the file: {type(exc).__name__}: {exc}") from exc
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 
-from loadbay.common.exceptions import (DestinationError, DestinationLockedError, DestinationTerminalError,
-                                       DestinationTransientError, DestinationUndefinedRelation)
+from loadbay.common.exceptions import (DestinationError, DestinationKeyViolation, DestinationLockedError,
+                                       DestinationTerminalError, DestinationTransientError,
+                                       DestinationUndefinedRelation)
 
 SQLSTATE_EXACT: dict[str, type[DestinationError]] = {
     "42P01": DestinationUndefinedRelation,  # undefined_table
     "3F000": DestinationUndefinedRelation,  # invalid_schema_name
+    "23505": DestinationKeyViolation,       # unique_violation (a primary key or unique constraint)
     "40001": DestinationTransientError,     # serialization_failure
     "40P01": DestinationTransientError,     # deadlock_detected
     "55P03": DestinationTransientError,     # lock_not_available
@@ -52,11 +54,15 @@ MYSQL_CODES: dict[int, type[DestinationError]] = {
     2003: DestinationTransientError,     # CR_CONN_HOST_ERROR
     2006: DestinationTransientError,     # CR_SERVER_GONE_ERROR
     2013: DestinationTransientError,     # CR_SERVER_LOST
+    1062: DestinationKeyViolation,       # ER_DUP_ENTRY (a primary key or unique index)
+    1586: DestinationKeyViolation,       # ER_DUP_ENTRY_WITH_KEY_NAME
 }
 """MySQL/MariaDB error codes (``orig.args[0]``); any other code is terminal: 1064 syntax, 1054 unknown
-column, 1048 null, 1062 duplicate, 1264/1406 out of range / too long, 1045 access denied, ..."""
+column, 1048 null, 1264/1406 out of range / too long, 1045 access denied, ..."""
 
 SQLITE_UNDEFINED = re.compile(r"^(no such table|unknown database)")
+SQLITE_KEY_VIOLATION = re.compile(r"^UNIQUE constraint failed")
+"""A primary key (of a table with one that is not its rowid) or unique constraint: SQLite says UNIQUE for both."""
 SQLITE_TRANSIENT_NAMES = ("SQLITE_BUSY", "SQLITE_LOCKED")
 SQLITE_TRANSIENT = re.compile(r"database is locked|database table is locked")
 """SQLite has no codes before Python 3.11's ``sqlite_errorname``; these messages are tested verbatim."""
@@ -94,10 +100,13 @@ DUCKDB_REFINED: dict[str, tuple[re.Pattern[str], type[DestinationError]]] = {
     "CatalogException": (re.compile(r"\b(Table|Schema|View|Catalog) with name .* does not exist"),
                          DestinationUndefinedRelation),
     "IOException": (re.compile(r"Could not set lock on file"), DestinationLockedError),
+    "ConstraintException": (re.compile(r"violates (primary key|unique) constraint|PRIMARY KEY or UNIQUE constraint "
+                                       r"violation"), DestinationKeyViolation),
 }
 """Message texts that refine a class: a missing table or schema is an undefined relation (a missing
-function or type stays terminal); another process holding the database file is a lock to wait for.
-Tested against DuckDB's real messages."""
+function or type stays terminal); another process holding the database file is a lock to wait for; a
+repeated key is a key violation (a NOT NULL or CHECK failure stays terminal). Tested against DuckDB's real
+messages."""
 
 
 def classify_duckdb(exc: BaseException) -> type[DestinationError] | None:
@@ -159,6 +168,8 @@ def classify_sqlite(exc: BaseException) -> type[DestinationError]:
     message = str(exc)
     if SQLITE_UNDEFINED.search(message):
         return DestinationUndefinedRelation
+    if SQLITE_KEY_VIOLATION.search(message):
+        return DestinationKeyViolation
     if getattr(exc, "sqlite_errorname", None) in SQLITE_TRANSIENT_NAMES or SQLITE_TRANSIENT.search(message):
         return DestinationTransientError
     return DestinationTerminalError

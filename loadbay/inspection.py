@@ -164,9 +164,9 @@ def table_counts(p: Pipeline) -> list[tuple[str, int]]:
 
 def schema_ddl(p: Pipeline) -> list[str]:
     """``CREATE TABLE`` statements of the pipeline's tables in the destination's dialect, as a first
-    load would run them (nothing runs)."""
+    load would run them (nothing runs): with their keys and indexes when ``create_indexes`` is on."""
     client = p.destination.client(p.config)
-    return [client.sql_client.render(client.create_table_sql(t)) for t in p.schema.data_tables()]
+    return [client.sql_client.render(s) for t in p.schema.data_tables() for s in client.create_table_statements(t)]
 
 
 def query(p: Pipeline, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:

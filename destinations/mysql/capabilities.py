@@ -25,11 +25,14 @@ ENGINE: dict[str, Any] = dict(
     string_literal_escape="backslash", is_dataset_a_schema=False,
     naive_timestamps=True, supports_nan_infinity=False, max_table_columns=INNODB_MAX_COLUMNS, csv_null="NULL",
     max_query_length=MAX_ALLOWED_PACKET - (1 << 20), merge_lookup_indexes=True,
+    ddl_hints=("primary_key", "unique"),
 )
 """MySQL and MariaDB themselves: a dataset is a database; DDL commits implicitly (only the DML of a
 merge is atomic); DATETIME has no time zone (timestamps are stored as UTC wall time); DOUBLE has no NaN
 or infinities (they go to the text variant); string literals take backslash escapes; LOAD DATA reads an empty
-csv field as '' (or 0), so NULL is the unquoted word."""
+csv field as '' (or 0), so NULL is the unquoted word. Keys are declared: a text key column is a VARCHAR(255)
+(the upsert's unique index needs that too); a key over a LONG column or past 3072 bytes is not
+(``job_client.key_problem``)."""
 
 capabilities = DEFAULTS.with_(
     **ENGINE,

@@ -15,6 +15,30 @@ from loadbay.destinations.mysql.sql_client import MysqlSqlClient
 from loadbay.destinations.type_mapping import DType, TypeMapper
 
 
+INNODB_MAX_KEY_BYTES = 3072
+"""InnoDB's longest index key (DYNAMIC rows on 16 KB pages): a primary key over four VARCHAR(255) columns of
+utf8mb4 (four bytes a character) does not fit."""
+
+
+def key_problem(columns: list[Column], key_varchar_length: int) -> str | None:
+    """Why MySQL/MariaDB cannot declare a key over ``columns`` (None: it can): a binary or json column is a
+    LONGBLOB or LONGTEXT, which InnoDB indexes by a prefix only (a prefix key would refuse two values that
+    share their first characters); or the key passes ``INNODB_MAX_KEY_BYTES``. A text key column is a
+    ``VARCHAR(key_varchar_length)`` (or of its ``precision``) and fits alone."""
+    size = 0
+    for column in columns:
+        if column.data_type in ("binary", "json"):
+            return (f"column {column.name!r} is {column.data_type}, a LONG column that MySQL indexes only by a "
+                    "prefix of its values")
+        if column.data_type == "text":
+            size += 4 * int(column.precision or key_varchar_length)
+        else:
+            size += 32 if column.data_type == "decimal" else 8
+    if size > INNODB_MAX_KEY_BYTES:
+        return f"the key takes up to {size} bytes (utf8mb4 text four a character), past InnoDB's {INNODB_MAX_KEY_BYTES}"
+    return None
+
+
 class MysqlTypeMapper(TypeMapper):
     """LONGTEXT and LONGBLOB, microsecond DATETIME (UTC wall time: MySQL keeps no zone) and TIME, and VARCHAR
     keys (MySQL cannot index TEXT without a prefix length)."""
@@ -56,6 +80,9 @@ class MysqlJobClient(SqlJobClient):
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
         "jsonl": JsonlLoadDataJob, "csv": CsvLoadDataJob, "parquet": ParquetLoadDataJob, "insert_values": InsertValuesJob,
     }
+
+    def key_problem(self, columns: list[Column]) -> str | None:
+        return key_problem(columns, MysqlTypeMapper.KEY_VARCHAR_LENGTH)
 
     def create_table_sql(self, table: Table, target: exp.Table | None = None) -> exp.Expression:
         """InnoDB (transactional) and utf8mb4 (any Unicode character, whatever the server's default), compared

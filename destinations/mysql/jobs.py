@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loadbay.common.destination import LoadJob
-from loadbay.common.exceptions import DestinationTerminalError
+from loadbay.common.exceptions import DestinationKeyViolation, DestinationTerminalError
 from loadbay.common.schema.types import Column
 from loadbay.destinations import statements as sql
 from loadbay.destinations.job_errors import columns_for, naming_file, where
-from loadbay.destinations.sqlstate import mysql_code
+from loadbay.destinations.sqlstate import MYSQL_CODES, mysql_code
 from loadbay.destinations.transcode import arrow_batches, transcoded_csv
 
 if TYPE_CHECKING:
@@ -92,8 +92,11 @@ def load_data(job: LoadJob, client: SqlJobClient, path: Path, columns: list[Colu
         counted = sql_client.execute_sql(sql.warning_count()) or [(0,)]
         warnings = (sql_client.execute_sql(sql.show_warnings()) or []) if counted[0][0] else []
     if counted[0][0]:  # the count decides (SHOW WARNINGS stops at max_error_count), the list explains
-        raise DestinationTerminalError(warning_error(job, warnings, path, [c.name for c in columns], line_of,
-                                                     count=int(counted[0][0])))
+        # LOAD DATA LOCAL skips a row that repeats a key with a warning (1062): a key violation as an INSERT's
+        first = next((w for w in warnings if w[0] != "Note"), None)
+        kind = DestinationKeyViolation if first is not None and MYSQL_CODES.get(first[1]) is DestinationKeyViolation \
+            else DestinationTerminalError
+        raise kind(warning_error(job, warnings, path, [c.name for c in columns], line_of, count=int(counted[0][0])))
 
 
 def warning_error(job: LoadJob, warnings: list[tuple[Any, ...]], path: Path, names: list[str],

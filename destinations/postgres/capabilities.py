@@ -18,4 +18,5 @@ capabilities = DEFAULTS.with_(
     load_while_normalizing=True,
     binary_literal_template="'\\x{hex}'::bytea",
     max_table_columns=1600,  # MaxHeapAttributeNumber; columns dropped by ALTER TABLE still count
+    ddl_hints=("primary_key", "unique", "cluster"),
 )

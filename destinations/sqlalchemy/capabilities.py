@@ -41,6 +41,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES, supports_truncate=False,
         merge_strategies=("delete-insert", "upsert", "insert-only", "scd2"), max_decimal_precision=15, decimal_precision=(15, 6),
         is_dataset_a_schema=False, max_table_columns=SQLITE_MAX_COLUMN, load_while_normalizing=True,
+        ddl_hints=("primary_key", "unique"),
     ),
     # the database's own limits, shared with the mysql destination; loads as the mysql destination's do
     # (LOAD DATA LOCAL, the server doing the work): two at once, while normalizing
@@ -50,6 +51,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         max_parallel_load_jobs=2, load_while_normalizing=True,  # COPY, as the postgres destination's
         supports_multi_column_alter=True, merge_strategies=("delete-insert", "upsert", "insert-only", "scd2"), max_decimal_precision=78,
         binary_literal_template="'\\x{hex}'::bytea", max_table_columns=1600,
+        ddl_hints=("primary_key", "unique", "cluster"),
     ),
 }
 DIALECTS["mariadb"] = DIALECTS["mysql"]

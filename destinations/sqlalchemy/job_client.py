@@ -16,6 +16,7 @@ from loadbay.common.schema.types import Column
 from loadbay.destinations.job_client import SqlJobClient
 from loadbay.destinations.load_jobs import InsertValuesJob
 from loadbay.destinations.copy_jobs import JsonlCopyJob, ParquetCopyJob
+from loadbay.destinations.mysql.job_client import key_problem as mysql_key_problem
 from loadbay.destinations.mysql.jobs import JsonlLoadDataJob, ParquetLoadDataJob
 from loadbay.destinations.sqlalchemy.jobs import EXECUTEMANY_JOBS, BulkJob, param_converter
 from loadbay.destinations.sqlalchemy.sql_client import SqlalchemySqlClient
@@ -129,10 +130,14 @@ class SqlalchemyJobClient(SqlJobClient):
 
 
 class MysqlJobClient(SqlalchemyJobClient):
-    """MySQL/MariaDB: the mysql destination's LOAD DATA LOCAL INFILE jobs, executemany where refused."""
+    """MySQL/MariaDB: the mysql destination's LOAD DATA LOCAL INFILE jobs, executemany where refused; keys as
+    the mysql destination declares them."""
 
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {**SqlalchemyJobClient.load_jobs, "jsonl": BulkJob, "parquet": BulkJob}
     bulk_jobs: ClassVar[dict[str, type[LoadJob]]] = {"jsonl": JsonlLoadDataJob, "parquet": ParquetLoadDataJob}
+
+    def key_problem(self, columns: list[Column]) -> str | None:
+        return mysql_key_problem(columns, MysqlTypeMapper.KEY_VARCHAR_LENGTH)
 
 
 class PostgresqlJobClient(SqlalchemyJobClient):

@@ -222,17 +222,19 @@ def destination_capabilities(destination_setup: DestinationSetup, tmp_path: Path
 @pytest.fixture
 def make_pipeline(destination_name: str, destination_setup: DestinationSetup,
                   tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
-    """``make_pipeline(name="p", dataset_name=None, **settings)``: a pipeline on the destination under test,
-    with its own dataset (unique per test) and pipelines_dir under tmp_path."""
+    """``make_pipeline(name="p", dataset_name=None, destination_settings=None, **settings)``: a pipeline on the
+    destination under test, with its own dataset (unique per test) and pipelines_dir under tmp_path;
+    ``destination_settings`` (``{"create_indexes": True}``) over the setup's own."""
     import loadbay
     from loadbay.destinations.testing.conformance.helpers import drop_datasets
 
     made: list[loadbay.Pipeline] = []
     require_server(destination_name)
 
-    def make(name: str = "test_pipeline", dataset_name: str | None = None, **settings: Any) -> loadbay.Pipeline:
+    def make(name: str = "test_pipeline", dataset_name: str | None = None,
+             destination_settings: dict[str, Any] | None = None, **settings: Any) -> loadbay.Pipeline:
         dataset = dataset_name or f"ds_{uuid.uuid4().hex[:10]}"
-        destination = destination_setup.destination(tmp_path, name)
+        destination = destination_setup.destination(tmp_path, name, **(destination_settings or {}))
         settings.setdefault("retry_backoff_seconds", 0.01)
         p = loadbay.pipeline(name, destination=destination, dataset_name=dataset,
                              pipelines_dir=tmp_path / "pipelines", **settings)

@@ -3,7 +3,7 @@
 
 An ``ErrorTable`` is a ``CREATE TABLE`` for the test table and a tuple of ``RealError`` cases. Each case runs
 for real on a fresh dataset whose test table holds two rows, and names the class ``SqlClient.classify`` must
-give: ``"terminal"``, ``"transient"`` or ``"undefined_relation"``. Most cases are statements; a case that
+give: ``"terminal"``, ``"transient"``, ``"undefined_relation"`` or ``"key_violation"``. Most cases are statements; a case that
 needs more (a second connection killing the first, a deadlock, credentials that cannot log in) has a
 ``provoke`` function. The built-in destinations' tables are in ``error_tables``; a third-party destination
 passes its own with ``--lb-errors pkg.module:TABLE``, and without one its error test is skipped.
@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from loadbay.destinations.sql_client import SqlClient
 
-Kind = Literal["terminal", "transient", "undefined_relation"]
-"""``DestinationTerminalError``, ``DestinationTransientError`` or ``DestinationUndefinedRelation``."""
+Kind = Literal["terminal", "transient", "undefined_relation", "key_violation"]
+"""``DestinationTerminalError``, ``DestinationTransientError``, ``DestinationUndefinedRelation`` or
+``DestinationKeyViolation`` (a repeated primary or unique key)."""
 
 
 @dataclass

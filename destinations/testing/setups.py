@@ -113,12 +113,12 @@ class DestinationSetup:
         """Whether each test gets its own database (under tmp_path): nothing to drop afterwards."""
         return callable(self.credentials)
 
-    def destination(self, tmp_path: Path, pipeline_name: str) -> Destination:
-        """The destination, configured (no connection is opened)."""
+    def destination(self, tmp_path: Path, pipeline_name: str, **settings: Any) -> Destination:
+        """The destination, configured (no connection is opened); ``settings`` over the setup's ``config``."""
         import loadbay
 
         credentials = self.credentials(tmp_path, pipeline_name) if callable(self.credentials) else self.credentials
-        return loadbay.destination(self.reference, credentials=credentials, **self.config)
+        return loadbay.destination(self.reference, credentials=credentials, **{**self.config, **settings})
 
 
 SETUPS: dict[str, DestinationSetup] = {

@@ -73,6 +73,14 @@ def test_schema_as_text_ddl_and_json(duck: Path) -> None:
     assert [t["name"] for t in tables] == ["events", "events__tags"]
 
 
+def test_schema_ddl_shows_the_keys_create_indexes_declares(duck: Path) -> None:
+    env = {"DESTINATION__DUCKDB__CREATE_INDEXES": "true"}
+    ddl = run_cli(duck, "pipeline", "gh", "schema", "--format", "ddl", env=env).stdout
+    root, child = [s for s in ddl.split(";\n") if s.strip()]
+    assert root.endswith('"name" TEXT, PRIMARY KEY ("id"))') and "PRIMARY KEY" not in child and "UNIQUE" not in ddl
+    assert "PRIMARY KEY" not in run_cli(duck, "pipeline", "gh", "schema", "--format", "ddl").stdout
+
+
 def test_tables_and_query_in_three_formats(duck: Path) -> None:
     out = run_cli(duck, "tables", "gh")
     assert out.returncode == 0, out.stderr

@@ -356,3 +356,30 @@ def test_a_connection_lost_inside_a_with_block_is_reconnected(pg, caplog):
             run_ok(p, [{"id": 2}], table_name="t")
     assert query(p, "SELECT id FROM t ORDER BY id") == [(1,), (2,)]
     assert any("transient error" in r.getMessage() for r in caplog.records)
+
+
+# -- partitioned tables: made by the user, loaded by loadbay ---------------------------------------------
+
+def test_a_partitioned_table_made_beforehand_is_extended_and_merged_into(pg):
+    """loadbay declares no partitioning (the partitions are the user's to know): a partitioned table the user
+    made before the first load is found, gets new columns and takes appends and merges, rows in their partitions."""
+    from datetime import date
+
+    p = pg()
+    table = f'"{p.dataset_name}"."events"'
+    with p.sql_client() as client:
+        client.create_dataset()
+        client.execute_sql(f"CREATE TABLE {table} (day date NOT NULL, id bigint NOT NULL, PRIMARY KEY (day, id)) "
+                           "PARTITION BY RANGE (day)")
+        for year in (2024, 2025):
+            client.execute_sql(f'CREATE TABLE "{p.dataset_name}"."events_{year}" PARTITION OF {table} '
+                               f"FOR VALUES FROM ('{year}-01-01') TO ('{year + 1}-01-01')")
+    hints = {"write_disposition": "merge", "primary_key": ["day", "id"],
+             "columns": {"day": {"data_type": "date", "partition": True}}}
+    run_ok(p, [{"day": "2024-05-01", "id": 1, "v": "a"}, {"day": "2025-02-01", "id": 2, "v": "b"}],
+           table_name="events", **hints)
+    run_ok(p, [{"day": "2024-05-01", "id": 1, "v": "a2", "tags": ["x"]}], table_name="events", **hints)
+    assert query(p, f"SELECT day, id, v FROM {table} ORDER BY id") == [(date(2024, 5, 1), 1, "a2"),
+                                                                       (date(2025, 2, 1), 2, "b")]
+    assert query(p, f'SELECT id FROM "{p.dataset_name}"."events_2024"') == [(1,)]
+    assert query(p, f"SELECT relkind FROM pg_class WHERE oid = '{table}'::regclass") == [("p",)]

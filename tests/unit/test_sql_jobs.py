@@ -6,7 +6,6 @@ and review the diff: these files are the SQL every destination runs.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -18,8 +17,8 @@ from loadbay.common.capabilities import DEFAULTS
 from loadbay.common.exceptions import SchemaError
 from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Table
 from loadbay.destinations import sql_jobs
+from tests.unit.snapshot import assert_snapshot
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 DIALECTS = ["duckdb", "postgres", "mysql", "sqlite"]
 
 
@@ -81,13 +80,7 @@ def render(case: str, dialect: str) -> str:
 
 @pytest.mark.parametrize(("case", "dialect"), PAIRS)
 def test_snapshot(case: str, dialect: str) -> None:
-    sql = render(case, dialect)
-    path = SNAPSHOTS / f"{case}.{dialect}.sql"
-    if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
-        path.write_text(sql)
-        if not os.environ.get("UPDATE_SNAPSHOTS"):
-            pytest.fail(f"snapshot {path.name} was missing and has been written; review it and run again")
-    assert sql == path.read_text()
+    assert_snapshot(f"{case}.{dialect}.sql", render(case, dialect))
 
 
 MOVE_TO_SCHEMA = re.compile(r"ALTER TABLE (?P<table>.+) SET SCHEMA (?P<schema>[^ ]+)")

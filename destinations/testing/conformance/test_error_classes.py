@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 
 import loadbay
-from loadbay.common.exceptions import (DestinationError, DestinationTerminalError, DestinationTransientError,
-                                       DestinationUndefinedRelation)
+from loadbay.common.exceptions import (DestinationError, DestinationKeyViolation, DestinationTerminalError,
+                                       DestinationTransientError, DestinationUndefinedRelation)
 from loadbay.destinations.testing.real_errors import ErrorScene, RealError
 
 ERROR_CLASSES: dict[str, type[DestinationError]] = {
     "terminal": DestinationTerminalError,
     "transient": DestinationTransientError,
     "undefined_relation": DestinationUndefinedRelation,
+    "key_violation": DestinationKeyViolation,
 }
 
 

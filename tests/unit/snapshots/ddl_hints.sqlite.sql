@@ -1,0 +1,2 @@
+CREATE TABLE IF NOT EXISTS "ds"."events" ("_lb_load_id" TEXT NOT NULL, "_lb_id" TEXT NOT NULL, "shop" TEXT NOT NULL, "id" BIGINT NOT NULL, "email" TEXT, "created" DATETIME, PRIMARY KEY ("shop", "id"), UNIQUE ("email"));
+CREATE TABLE IF NOT EXISTS "ds_staging"."events__1234_ab" ("_lb_load_id" TEXT NOT NULL, "_lb_id" TEXT NOT NULL, "shop" TEXT NOT NULL, "id" BIGINT NOT NULL, "email" TEXT, "created" DATETIME);
