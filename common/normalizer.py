@@ -29,8 +29,8 @@ from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for, infer_data_type
 from loadbay.common.normalizer_batch import normalize_batch
 from loadbay.common.row_hash import with_row_hashes
-from loadbay.common.schema.types import (LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_HASH, ROW_ID, VALID_FROM,
-                                         VALID_TO, Column, Schema, Table)
+from loadbay.common.schema import scd2
+from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema, Table
 from loadbay.common.schema.values import UnloadableValue, is_null, plain_value, type_name
 
 logger = logging.getLogger(__name__)
@@ -83,14 +83,7 @@ class _TableState:
         self.depth = depth  # nesting level of the table's rows: 0 at the root, one more per dict or list above
         self.max_nesting = max_nesting  # levels a dict or list may open below the root; deeper: a json column
         self.list_levels: dict[str, int] = {}  # list field → nesting level of the rows it sits in
-        self.row_hash = scd2_hash_column(table)  # scd2 root tables: the column each item's hash goes to
-
-
-def scd2_hash_column(table: Table) -> str | None:
-    """The column an scd2 root table's item hashes go to; None for any other table."""
-    if table.parent is not None or table.write_disposition != "merge" or table.strategy != "scd2":
-        return None
-    return next((c.name for c in table.columns.values() if c.row_hash), None)
+        self.row_hash = scd2.hash_column(table)  # scd2 root tables: the column each item's hash goes to
 
 
 class RelationalNormalizer:
@@ -162,8 +155,11 @@ class RelationalNormalizer:
             for t in (table, *self.schema.children_of(table.name)):  # children load like their root
                 t.write_disposition = write_disposition
                 t.strategy = strategy
-        if table.write_disposition == "merge" and table.strategy == "scd2":
-            self._add_version_columns(table, validity_columns)
+        if scd2.is_scd2(table):
+            scd2.add_version_columns(table, validity_columns, self.column_name,
+                                     lambda column: self._check_room(table, column, hinted=True))
+            if table.name in self._states:
+                scd2.reserve_version_columns(self._states[table.name].sources, table)
         elif validity_columns is not None:
             raise SchemaError(f"table {name!r}: validity_columns are for the scd2 merge strategy only")
         pending = self._pending.setdefault(name, {})
@@ -190,49 +186,11 @@ class RelationalNormalizer:
             else:
                 pending.setdefault(col_name, {}).update(hints)
         state = self._state(name)
-        state.row_hash = scd2_hash_column(table)
+        state.row_hash = scd2.hash_column(table)
         state.json_columns = {c.name for c in table.columns.values() if c.data_type == "json"}
         state.converters.clear()
         state.passthrough.clear()
         return table
-
-    def _add_version_columns(self, table: Table, validity_columns: tuple[str, str] | None) -> None:
-        """The columns an scd2 table keeps its versions by: ``valid_from``/``valid_to`` timestamps (set by the
-        merge SQL, NULL in load files) and the content hash of each item (``common/row_hash.py``)."""
-        present = [next((c.name for c in table.columns.values() if getattr(c, hint)), None)
-                   for hint in ("valid_from", "valid_to")]
-        asked = [self.column_name(n) for n in validity_columns] if validity_columns else None
-        if asked is not None and len(set(asked)) != 2:
-            raise SchemaError(f"table {table.name!r}: validity_columns must be two distinct names, not {validity_columns}")
-        if all(present):
-            if asked is not None and asked != present:
-                raise SchemaError(f"table {table.name!r} keeps its versions in columns {present}, not {asked}: "
-                                  "validity columns cannot be renamed once the table exists")
-            names = present
-        else:
-            names = asked or [VALID_FROM, VALID_TO]
-        for column_name, hint in (*zip(names, ("valid_from", "valid_to"), strict=True), (ROW_HASH, "row_hash")):
-            existing = table.columns.get(column_name)
-            if existing is None:
-                self._check_room(table, column_name, hinted=True)
-            elif not getattr(existing, hint):
-                raise SchemaError(f"table {table.name!r}: column {column_name!r} holds data of the resource; choose "
-                                  "other validity_columns for the scd2 strategy")
-            table.columns[column_name] = Column(column_name, "text" if hint == "row_hash" else "timestamp",
-                                                **{hint: True})
-        state = self._states.get(table.name)
-        if state is not None:
-            self._reserve_version_columns(state)
-
-    @staticmethod
-    def _reserve_version_columns(state: _TableState) -> None:
-        """A key of the data named like a validity column goes to a tagged column of its own (as a key
-        named like ``_lb_id`` does): the merge SQL owns these columns."""
-        for column in state.table.columns.values():
-            if column.valid_from or column.valid_to:
-                state.sources[column.name] = ("", "<loadbay>")
-            elif column.row_hash:
-                state.sources[column.name] = ("", ROW_HASH)  # the key ``with_row_hashes`` adds to each item
 
     def _table(self, name: str, parent: str | None) -> Table:
         table = self.schema.tables.get(name)
@@ -261,7 +219,7 @@ class RelationalNormalizer:
             table = self._table(name, None if parent is None else parent.table.name)
             state = self._states[name] = _TableState(table, is_new, depth, limit)
             self._add_system_columns(state, root=state.table.parent is None)
-            self._reserve_version_columns(state)
+            scd2.reserve_version_columns(state.sources, table)
         return state
 
     def _add_system_columns(self, state: _TableState, root: bool) -> None:
