@@ -87,6 +87,7 @@ def _is_arrow_batch(batch: Any) -> bool:
     return type(batch).__module__.startswith("pyarrow") and hasattr(batch, "schema")
 
 
+@fewer_gc_passes()  # here, so every caller gets it: a run, a dry run
 def normalize(resources: Sequence[Resource], schema: Schema, capabilities: DestinationCapabilities,
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
               batch_size: int, file_max_items: int | None, follower: PackageFollower | None = None,
