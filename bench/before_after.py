@@ -24,13 +24,31 @@ import tempfile
 import time
 from pathlib import Path
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
 REPO = Path(__file__).resolve().parent.parent
 
 
 def worktree(rev: str, where: Path) -> Path:
     path = where / f"loadbay-{rev}"
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(path), rev], check=True)
+    link_mapped_packages(path)
     return path
+
+
+def link_mapped_packages(tree: Path) -> None:
+    """Link each folder that pyproject's package-dir installs inside ``loadbay`` (common/ as ``loadbay.common``)
+    where an import looks for it: else ``loadbay.common`` of the older commit is not found under its
+    ``loadbay`` and this tree's editable install supplies it, so "before" would run this tree's normalizer."""
+    text = (tree / "pyproject.toml").read_text()
+    mapping = tomllib.loads(text).get("tool", {}).get("setuptools", {}).get("package-dir", {})
+    for name, folder in mapping.items():
+        link = tree.joinpath(*name.split("."))
+        if "." in name and not link.exists():
+            link.symlink_to(tree / folder, target_is_directory=True)
 
 
 def environment(pythonpath: Path | None) -> dict[str, str]:
@@ -41,9 +59,11 @@ def environment(pythonpath: Path | None) -> dict[str, str]:
 
 
 def loadbay_of(pythonpath: Path | None) -> str:
-    """Where ``import loadbay`` comes from on that side: the check that the sides differ."""
-    return subprocess.run([sys.executable, "-c", "import loadbay; print(loadbay.__file__)"], capture_output=True,
-                          text=True, env=environment(pythonpath), cwd=pythonpath or REPO, check=True).stdout.strip()
+    """Where ``import loadbay`` and its normalizer come from on that side: the check that the sides differ."""
+    code = ("import sys, loadbay, loadbay.normalize as n; "
+            "print(loadbay.__file__, 'normalizer', sys.modules[n.RelationalNormalizer.__module__].__file__)")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment(pythonpath),
+                          cwd=pythonpath or REPO, check=True).stdout.strip()
 
 
 def run(script: list[str], pythonpath: Path | None) -> tuple[float, str]:

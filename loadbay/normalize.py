@@ -61,20 +61,47 @@ def parse_validity_columns(value: str | dict[str, Any] | None) -> tuple[str, str
     return names[0], names[1]
 
 
+class _RaisedThresholds:
+    """The collector's thresholds, raised while at least one normalize runs: threads of one process share
+    one collector, so the first normalize in raises them and the last one out restores what it found
+    (each restoring its own would leave them raised for good when two overlap)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved: tuple[int, int, int] = gc.get_threshold()
+
+    def enter(self) -> None:
+        with self._lock:
+            if not self._running:
+                self._saved = gc.get_threshold()
+                gc.set_threshold(max(self._saved[0], GC_THRESHOLD), *self._saved[1:])
+            self._running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if not self._running:
+                gc.set_threshold(*self._saved)
+
+
+_RAISED = _RaisedThresholds()
+
+
 @contextmanager
 def fewer_gc_passes() -> Iterator[None]:
     """Run the cyclic garbage collector less often while normalizing, and restore it afterwards.
 
     Normalizing allocates millions of short-lived, acyclic dicts; with the default threshold
     (700 allocations) the collector scans them hundreds of times per batch for no garbage, about
-    15% of the time of a nested run. Reference counting still frees them at once.
+    15% of the time of a nested run. Reference counting still frees them at once; the collector
+    still runs (every GC_THRESHOLD more allocations than frees), so cycles are still collected.
     """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(max(thresholds[0], GC_THRESHOLD), *thresholds[1:])
+    _RAISED.enter()
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
+        _RAISED.leave()
 
 
 class PackageFollower(Protocol):
@@ -104,6 +131,7 @@ def _is_arrow_batch(batch: Any) -> bool:
     return type(batch).__module__.startswith("pyarrow") and hasattr(batch, "schema")
 
 
+@fewer_gc_passes()  # here, so every caller gets it: a run, a dry run
 def normalize(resources: Sequence[Resource], schema: Schema, capabilities: DestinationCapabilities,
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
               batch_size: int, file_max_items: int | None, follower: PackageFollower | None = None,

@@ -32,7 +32,7 @@ from loadbay.cursor import CURSORS_KEY, STATE_KEY, Incremental, with_package_sta
 from loadbay.inspection import remember
 from loadbay.load import (LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, SharedClient, created_tables,
                           with_tables)
-from loadbay.normalize import fewer_gc_passes, normalize
+from loadbay.normalize import normalize
 from loadbay.progress import RunProgress, resolve_mode
 
 logger = logging.getLogger(__name__)
@@ -386,20 +386,19 @@ class Pipeline:
             raise PipelineStepFailed(self.pipeline_name, "restore schema", None, exc) from exc
         started = time.monotonic()
         feed = self._feed(stop)
-        with fewer_gc_passes():
-            try:
-                package, schema = normalize(
-                    resources, self.schema, self.capabilities, self.storage, file_format=file_format,
-                    contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
-                    file_max_items=self.settings.file_max_items, follower=feed, stop=stop,
-                    atomic_appends=self.settings.atomic_appends, columnar=loader_file_format in (None, "parquet"),
-                    max_table_nesting=self.settings.max_table_nesting, progress=self._progress, timings=info.timings)
-            except BaseException as exc:
-                if feed is not None and feed.definitions:  # the tables it created stay known
-                    self._save_schema(with_tables(self.schema, list(feed.definitions.values())))
-                if isinstance(exc, SourceError):  # a malformed file, a missing one: name the pipeline too
-                    raise exc.within(pipeline_name=self.pipeline_name) from exc
-                raise
+        try:
+            package, schema = normalize(
+                resources, self.schema, self.capabilities, self.storage, file_format=file_format,
+                contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
+                file_max_items=self.settings.file_max_items, follower=feed, stop=stop,
+                atomic_appends=self.settings.atomic_appends, columnar=loader_file_format in (None, "parquet"),
+                max_table_nesting=self.settings.max_table_nesting, progress=self._progress, timings=info.timings)
+        except BaseException as exc:
+            if feed is not None and feed.definitions:  # the tables it created stay known
+                self._save_schema(with_tables(self.schema, list(feed.definitions.values())))
+            if isinstance(exc, SourceError):  # a malformed file, a missing one: name the pipeline too
+                raise exc.within(pipeline_name=self.pipeline_name) from exc
+            raise
         self._save_schema(schema)
         drained = info.timings.pop("drain", 0.0)  # loading the last files before the commit counts as load
         info.timings["normalize"] = time.monotonic() - started - info.timings.get("extract", 0.0) - drained

@@ -41,6 +41,7 @@ class ArrowParquetWriter(LoadFileWriter):
     """Parquet from Arrow tables whose columns are named and typed as the table's (``write_table``)."""
 
     file_format = "parquet"
+    from_arrow = True
 
     def write_header(self) -> None:
         self._schema = pa.schema([pa.field(c.name, arrow_type(c, self.capabilities), nullable=True)

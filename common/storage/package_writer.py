@@ -117,9 +117,7 @@ class PackageWriter:
         return writer
 
     def _max_items(self, writer: LoadFileWriter) -> int:
-        from loadbay.common.storage.arrow_writer import ArrowParquetWriter
-
-        return self.columnar_file_max_items if isinstance(writer, ArrowParquetWriter) else self.file_max_items
+        return self.columnar_file_max_items if writer.from_arrow else self.file_max_items
 
     def _close(self, writer: LoadFileWriter) -> None:
         job_id = ".".join(writer.path.name.split(".")[:2])

@@ -92,6 +92,9 @@ class LoadFileWriter:
 
     file_format: ClassVar[str] = ""
     binary_mode: ClassVar[bool] = True
+    from_arrow: ClassVar[bool] = False
+    """Written from Arrow tables: its files take the destination's ``columnar_file_max_items`` rows. A flag
+    rather than an isinstance check, so writing dict rows never imports the Arrow writer (pyarrow, numpy)."""
 
     def __init__(self, path: Path | None, table: Table, capabilities: DestinationCapabilities,
                  stream: IO[Any] | None = None, *, repairs: TextRepairs | None = None) -> None:

@@ -79,6 +79,21 @@ def test_loading_every_destination_imports_no_top_level_common_or_destinations(t
     assert result == {"stray": [], "heavy_at_import": [], "count": 10}
 
 
+def test_dict_rows_into_jsonl_files_import_no_arrow(tmp_path: Path) -> None:
+    """Nested dict rows normalized into jsonl files, several batches per table (so open files are checked for
+    rotation), import neither pyarrow nor numpy: an import that size (0.2 s, ~40,000 objects the garbage
+    collector then examines) inside normalize would be paid by every first run of a process."""
+    code = """
+    import json, sys
+    import loadbay
+    rows = [{"id": i, "meta": {"k": i}, "tags": ["a", "b"]} for i in range(20)]
+    p = loadbay.pipeline("no_arrow", destination="noop", pipelines_dir="pipelines", batch_size=5)
+    p.run(rows, table_name="t").raise_on_failed_jobs()
+    print(json.dumps(sorted(m for m in ("pyarrow", "numpy") if m in sys.modules)))
+    """
+    assert run_python(code, tmp_path) == []
+
+
 @pytest.fixture(scope="module")
 def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with loadbay's wheel installed (no editable finder); its dependencies come from this
