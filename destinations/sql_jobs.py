@@ -233,10 +233,14 @@ def merge_scd2(root: Table, children: Sequence[Table], target: TableRef, staging
     statements.append(exp.Update(this=root_target.copy(), expressions=[
         exp.EQ(this=_col(valid_to), expression=boundary.copy())], where=exp.Where(this=retired)))
 
-    rank = exp.Window(this=exp.RowNumber(), partition_by=[_col(row_hash)],
+    # one new version per content, or per primary key where there is one (the last row loaded, as delete-insert)
+    primary = [c.name for c in root.columns_with("primary_key")]
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[_col(c) for c in (primary or [row_hash])],
                       order=exp.Order(expressions=[exp.Ordered(this=_col(ROW_ID), desc=True)]))
     ranked = exp.select(exp.Star(), exp.alias_(rank, DEDUP_RANK, quoted=True)).from_(root_staging.copy())
-    current_hashes = exp.select(_col(row_hash)).from_(root_target.copy()).where(current)
+    # rows without a hash (loaded before the table was scd2) must not make NOT IN unknown for every row
+    current_hashes = exp.select(_col(row_hash)).from_(root_target.copy()).where(
+        exp.and_(current, exp.Not(this=exp.Is(this=_col(row_hash), expression=exp.Null()))))
     new_where = exp.and_(exp.EQ(this=_col(DEDUP_RANK), expression=exp.Literal.number(1)),
                          exp.Not(this=exp.In(this=_col(row_hash), query=current_hashes.subquery())))
     if hard_delete is not None:

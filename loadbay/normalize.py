@@ -56,7 +56,7 @@ def parse_validity_columns(value: str | dict[str, Any] | None) -> tuple[str, str
     names = value.get("validity_columns") if isinstance(value, dict) else None
     if names is None:
         return None
-    if isinstance(names, str) or len(names) != 2 or not all(isinstance(n, str) and n for n in names):
+    if not isinstance(names, (list, tuple)) or len(names) != 2 or not all(isinstance(n, str) and n for n in names):
         raise ValueError(f"validity_columns must be two column names (valid from, valid to), not {names!r}")
     return names[0], names[1]
 
