@@ -4,7 +4,8 @@ The hash covers the whole item as the resource gave it, nested dicts and lists i
 record is its root row *and* its child rows, so a change in a nested list opens a new version too. It
 is made once per item in Python, before the item is flattened, so every database compares versions by
 one text column instead of by its own (unportable) row hashing in SQL; dicts and Arrow rows of the same
-data get the same hash (keys sorted, null values left out; values written as in json columns).
+data get the same hash (keys sorted, null values and empty lists left out; values written as in json
+columns).
 
 Two items that differ only in how a value is typed (``1`` and ``1.0``) hash differently: a resource
 that flips such a type opens a new version once.
@@ -36,11 +37,17 @@ def _lenient_default(value: Any) -> Any:
         return f"{type(value).__qualname__}:{value!s}"
 
 
+def _empty(value: Any) -> bool:
+    """An empty list or dict (by type: a numpy array would not say whether it equals ``[]``)."""
+    return (type(value) is list or type(value) is dict) and not value
+
+
 def _without_nulls(value: Any) -> Any:
-    """``value`` with its None dict values left out, at every depth: a missing key and a null one load the
-    same (an Arrow row has every field of its schema, a dict only those it was given)."""
+    """``value`` with its None, ``[]`` and ``{}`` dict values left out, at every depth: a missing key, a null
+    one and an empty list or dict load the same (an Arrow row has every field of its schema, a dict only
+    those it was given)."""
     if type(value) is dict:
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None and not _empty(v)}
     if type(value) is list:
         return [_without_nulls(v) for v in value]
     return value
