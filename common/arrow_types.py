@@ -40,6 +40,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loadbay.common import arrow_build
+from loadbay.common.arrow_build import first_true
 from loadbay.common.schema.inference import INT64_MAX, infer_data_type
 from loadbay.common.schema.types import Column
 
@@ -97,14 +99,15 @@ def _list_from_view(array: pa.Array) -> pa.Array:
     sizes do not match the next offset (a null view over values, a slice, out-of-order views: rows lost or
     an invalid array), so the list is rebuilt from the views' values in row order and their lengths."""
     large = pa.types.is_large_list_view(array.type)
-    lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = pc.list_value_length(array)
+    lengths = arrow_build.to_numpy(pc.fill_null(lengths, arrow_build.scalar(0, lengths.type))).astype(np.int64)
     offsets = np.zeros(len(array) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     value_field = array.type.value_field
     build, list_type, offset_type = ((pa.LargeListArray, pa.large_list(value_field), pa.int64()) if large
                                      else (pa.ListArray, pa.list_(value_field), pa.int32()))
     mask = array.is_null() if array.null_count else None
-    result = build.from_arrays(pa.array(offsets, offset_type), pc.list_flatten(array), type=list_type, mask=mask)
+    result = build.from_arrays(arrow_build.numbers(offsets, offset_type), pc.list_flatten(array), type=list_type, mask=mask)
     result.validate()
     return result
 
@@ -177,4 +180,4 @@ def new_column_type(array: pa.Array, kind: str, max_decimal_precision: int,
 
 def first_value(array: pa.Array) -> Any:
     """The first non-null value of ``array`` as a Python object (``array`` has one)."""
-    return array[pc.index(array.is_valid(), True).as_py()].as_py()
+    return array[first_true(array.is_valid())].as_py()

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loadbay.common import arrow_build
 from loadbay.common.arrow_convert import Rules, convert, sample, variant_types
 from loadbay.common.arrow_types import kind_of, new_column_type, plain
 from loadbay.common.exceptions import SchemaContractViolation, SchemaError
@@ -62,14 +63,14 @@ def normalize_arrow(norm: RelationalNormalizer, raw_table: str,
     norm._items_seen[name] = first + batch.num_rows
     fields: Fields = [(key, batch.column(i)) for i, key in enumerate(batch.schema.names)]
     if state.row_hash is not None:  # scd2: a hash per row, as the dict path makes it (one Python call a row)
-        fields.append((state.row_hash, pa.array([row_hash(r) for r in batch.to_pylist()], pa.string())))
+        fields.append((state.row_hash, arrow_build.texts([row_hash(r) for r in batch.to_pylist()])))
     origin = np.arange(first, first + batch.num_rows)  # each row's place in the resource, for messages
     while True:
         walker = _Walker(norm, raw_table, origin)
         root = walker.root(state, fields)
         if not walker.discard.any():
             return walker.tables(root) if root.n else {}
-        keep = pa.array(~walker.discard)
+        keep = arrow_build.bools(~walker.discard)
         fields = [(key, plain(array).filter(keep)) for key, array in fields]
         origin = origin[~walker.discard]
 
@@ -171,7 +172,8 @@ class _Walker:
     def child(self, parent: _Level, field_name: str, array: pa.Array) -> None:
         """The child rows of list field ``field_name``: one per element, null elements too."""
         norm, state = self.norm, parent.state
-        lengths = pc.fill_null(pc.list_value_length(array), 0).to_numpy().astype(np.int64)
+        lengths = pc.list_value_length(array)
+        lengths = arrow_build.to_numpy(pc.fill_null(lengths, arrow_build.scalar(0, lengths.type))).astype(np.int64)
         total = int(lengths.sum())
         if not total:  # only empty and null lists: no child rows, no child table
             return
@@ -297,15 +299,15 @@ class _Walker:
     def tables(self, root: _Level) -> dict[str, pa.Table]:
         out: dict[str, pa.Table] = {}
         root_ids = new_ids(self.norm, root.n)
-        system = {LOAD_ID: pa.repeat(pa.scalar(self.norm.load_id, pa.string()), root.n), ROW_ID: root_ids}
+        system = {LOAD_ID: pa.repeat(arrow_build.scalar(self.norm.load_id, pa.string()), root.n), ROW_ID: root_ids}
         self.emit(root, system, out)
         pending = [(child, root_ids) for child in root.children]
         while pending:
             level, parent_ids = pending.pop(0)
             ids = new_ids(self.norm, level.n)
-            self.emit(level, {PARENT_ID: parent_ids.take(pa.array(level.parents)),
-                              LIST_IDX: pa.array(level.list_idx, pa.int64()),
-                              ROOT_ID: root_ids.take(pa.array(level.roots)), ROW_ID: ids}, out)
+            self.emit(level, {PARENT_ID: parent_ids.take(arrow_build.numbers(level.parents)),
+                              LIST_IDX: arrow_build.numbers(level.list_idx),
+                              ROOT_ID: root_ids.take(arrow_build.numbers(level.roots)), ROW_ID: ids}, out)
             pending.extend((child, ids) for child in level.children)
         return out
 
@@ -322,7 +324,7 @@ def new_ids(norm: RelationalNormalizer, n: int) -> pa.StringArray:
     """``n`` row ids from the normalizer's counter, the same strings ``n`` calls of ``_new_id`` give,
     formatted by numpy into one buffer."""
     if not n:
-        return pa.array([], pa.string())
+        return arrow_build.texts([])
     start = next(norm._ids)
     norm._ids = itertools.count(start + n)  # the dict path takes its next id after these
     return id_array(norm.id_prefix, start, n)
@@ -368,25 +370,25 @@ def uuid_text(array: pa.Array) -> pa.StringArray:
         text[:, at:at + end - start] = hexed[:, start:end]
     offsets = np.arange(0, (n + 1) * 36, 36, dtype=np.int32)
     text_array = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
-    return text_array if not storage.null_count else pc.if_else(storage.is_valid(), text_array, None)
+    return text_array if not storage.null_count else pc.if_else(storage.is_valid(), text_array, arrow_build.scalar(None, pa.string()))
 
 
 def _where(mask: pa.BooleanArray, array: pa.Array) -> pa.Array:
     """``array`` where ``mask`` is true, NULL elsewhere (a take for types ``if_else`` has no kernel for:
     extension types, unions)."""
     try:
-        return pc.if_else(mask, array, pa.scalar(None, array.type))
+        return pc.if_else(mask, array, arrow_build.scalar(None, array.type))
     except pa.ArrowNotImplementedError:
         keep = _numpy_mask(mask)
-        return array.take(pa.array(np.arange(len(array)), mask=~keep))
+        return array.take(arrow_build.numbers(np.arange(len(array)), valid=keep))
 
 
 def _first(mask: Any) -> int:
     """Index of the first true value of a boolean Arrow array (-1 when none is)."""
-    return int(pc.index(pc.fill_null(mask, False), True).as_py())
+    return arrow_build.first_true(mask)
 
 
 def _numpy_mask(mask: Any) -> np.ndarray:
     if isinstance(mask, np.ndarray):
         return mask
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    return arrow_build.to_numpy(pc.fill_null(mask, arrow_build.FALSE))

@@ -22,9 +22,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+
+from loadbay.common import arrow_build
 
 WRITE_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 QUEUED_CHUNKS = 2
@@ -33,10 +36,12 @@ QUEUED_CHUNKS = 2
 
 def _hex_pairs() -> pa.Array:
     """For each byte value, its two hex digits as one uint16 (in memory order): a lookup table."""
-    return pa.array([int.from_bytes(f"{b:02x}".encode(), sys.byteorder) for b in range(256)], pa.uint16())
+    return arrow_build.numbers(np.array([int.from_bytes(f"{b:02x}".encode(), sys.byteorder) for b in range(256)]),
+                               pa.uint16())
 
 
 HEX_PAIRS = _hex_pairs()
+_Z, _EMPTY = arrow_build.scalar("Z", pa.string()), arrow_build.scalar("", pa.string())
 
 
 def bytea_hex(array: pa.Array) -> pa.Array:
@@ -48,17 +53,19 @@ def bytea_hex(array: pa.Array) -> pa.Array:
     array = array.cast(pa.large_binary())  # 64-bit offsets: the text is twice the bytes
     n = len(array)
     if n == 0:
-        return pa.array([], pa.large_string())
+        return arrow_build.texts([], pa.large_string())
     _, offsets_buffer, data_buffer = array.buffers()
     offsets = pa.Array.from_buffers(pa.int64(), n + 1, [None, offsets_buffer], offset=array.offset)
     start, end = offsets[0].as_py(), offsets[-1].as_py()
     data = pa.Array.from_buffers(pa.uint8(), end - start, [None, data_buffer], offset=start)
     pairs = pc.take(HEX_PAIRS, data)
-    hex_offsets = pc.multiply(pc.subtract(offsets, start), 2)
+    hex_offsets = pc.multiply(pc.subtract(offsets, arrow_build.scalar(start, pa.int64())),
+                              arrow_build.scalar(2, pa.int64()))
     validity = array.is_valid().buffers()[1] if array.null_count else None
     digits = pa.Array.from_buffers(pa.large_string(), n, [validity, hex_offsets.buffers()[1], pairs.buffers()[1]],
                                    null_count=array.null_count)
-    return pc.binary_join_element_wise(pa.scalar("\\x", pa.large_string()), digits, pa.scalar("", pa.large_string()))
+    return pc.binary_join_element_wise(arrow_build.scalar("\\x", pa.large_string()), digits,
+                                       arrow_build.scalar("", pa.large_string()))
 
 
 def _is_binary(arrow_type: pa.DataType) -> bool:
@@ -70,7 +77,7 @@ def utc_text(array: pa.Array) -> pa.Array:
     """Aware timestamps as UTC text with a ``Z``: Arrow's csv writer converts each aware value through
     the time zone database (~1.4 s a million); the naive view of the same UTC instants is 10x cheaper."""
     wall = array.cast(pa.timestamp(array.type.unit)).cast(pa.string())
-    return pc.binary_join_element_wise(wall, pa.scalar("Z"), pa.scalar(""))  # NULL stays NULL
+    return pc.binary_join_element_wise(wall, _Z, _EMPTY)  # NULL stays NULL
 
 
 def copy_ready(batch: pa.RecordBatch) -> pa.RecordBatch:

@@ -21,7 +21,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loadbay.common import arrow_build
 from loadbay.common.schema.types import Column
+
+_UTC_OFFSET, _EMPTY = arrow_build.scalar("+00:00", pa.string()), arrow_build.scalar("", pa.string())
+
 
 def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
@@ -88,7 +92,7 @@ def _sqlite_timestamps(array: pa.Array) -> list[Any]:
     lengths = pc.min_max(pc.binary_length(text)).as_py()
     if lengths["min"] not in (None, ISO_MICROS_LENGTH) or lengths["max"] not in (None, ISO_MICROS_LENGTH):
         text = pc.strftime(_utc_wall(array), format="%Y-%m-%dT%H:%M:%S")  # %S carries the microseconds
-        return pc.binary_join_element_wise(text, pa.scalar("+00:00"), pa.scalar("")).to_pylist()  # type: ignore[no-any-return]
+        return pc.binary_join_element_wise(text, _UTC_OFFSET, _EMPTY).to_pylist()  # type: ignore[no-any-return]
     text = pc.binary_replace_slice(text, start=10, stop=11, replacement="T")
     return pc.binary_replace_slice(text, start=ISO_MICROS_LENGTH, stop=ISO_MICROS_LENGTH,  # type: ignore[no-any-return]
                                    replacement="+00:00").to_pylist()
