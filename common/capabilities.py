@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-FILE_FORMATS = ("jsonl", "csv", "insert_values", "parquet")
+FILE_FORMATS = ("jsonl", "csv", "insert_values", "parquet", "arrow")
+COLUMNAR_FORMATS = ("parquet", "arrow")
+"""Formats Arrow data is written in as it is (by Arrow, no Python per row); "arrow" is an Arrow IPC file."""
 MERGE_STRATEGIES = ("delete-insert", "upsert", "insert-only", "scd2")
 REPLACE_STRATEGIES = ("insert-from-staging", "truncate-and-insert", "staging-optimized")
 DDL_HINTS = ("primary_key", "unique", "cluster")
@@ -82,8 +84,14 @@ class DestinationCapabilities:
     max_table_columns: int | None = None
     """Most columns a table may have, loadbay's own ``_lb_`` columns included; the normalizer stops a
     run that would pass it before anything loads. None means no limit worth checking."""
+    columnar_file_format: str = "parquet"
+    """What Arrow data (Arrow tables, DataFrames, parquet and csv files) is written as when the run names no
+    ``loader_file_format``: a format of ``COLUMNAR_FORMATS`` the destination loads. DuckDB takes "arrow"
+    (Arrow IPC files, which it scans memory-mapped as it scans an Arrow table: a million rows written in a
+    fifth of parquet's time and inserted faster); a destination that loads neither gets rows of its
+    preferred format."""
     columnar_file_max_items: int | None = None
-    """Rows per parquet file written from Arrow data unless the pipeline sets ``file_max_items``
+    """Rows per columnar file written from Arrow data unless the pipeline sets ``file_max_items``
     (None: 100,000, as for rows). DuckDB
     loads one 1M-row file in 40% of the time of ten 100k-row files (a transaction each), and writing
     Arrow costs no memory per row, so it takes bigger files than the dict path's."""
@@ -106,11 +114,22 @@ class DestinationCapabilities:
         if self.max_table_columns is not None and self.max_table_columns < 5:
             raise ValueError(f"max_table_columns={self.max_table_columns} leaves no room for data: a child "
                              "table has four columns of loadbay's own")
+        if self.columnar_file_format not in COLUMNAR_FORMATS:
+            raise ValueError(f"columnar_file_format {self.columnar_file_format!r} is not one of {COLUMNAR_FORMATS}")
         if self.preferred_loader_file_format not in self.supported_loader_file_formats:
             raise ValueError(
                 f"preferred format {self.preferred_loader_file_format!r} is not among the supported "
                 f"{self.supported_loader_file_formats}"
             )
+
+    def columnar_format(self, loader_file_format: str | None) -> str | None:
+        """What a run writes Arrow data as: ``columnar_file_format`` when the run names no format, the named
+        format when it is columnar; None (rows of the run's format) otherwise or when the destination does
+        not load it."""
+        file_format = loader_file_format or self.columnar_file_format
+        if file_format in COLUMNAR_FORMATS and file_format in self.supported_loader_file_formats:
+            return file_format
+        return None
 
     def with_(self, **changes: object) -> DestinationCapabilities:
         """A copy with ``changes``; the original is never mutated."""

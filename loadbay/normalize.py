@@ -136,7 +136,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
               batch_size: int, file_max_items: int | None, follower: PackageFollower | None = None,
               stop: threading.Event | None = None, atomic_appends: bool = False,
-              columnar: bool = True, max_table_nesting: int | None = None, progress: RunProgress | None = None,
+              columnar_format: str | None = "parquet", max_table_nesting: int | None = None, progress: RunProgress | None = None,
               timings: dict[str, float] | None = None) -> tuple[LoadPackage, Schema]:
     """Write a committed package for ``resources``; returns it and the evolved schema.
 
@@ -157,7 +157,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         if progress is not None:
             on_file_closed = _counting(progress, on_file_closed)
         writer = PackageWriter(package, evolved, file_format, capabilities, file_max_items,
-                               on_file_closed=on_file_closed, columnar=columnar)
+                               on_file_closed=on_file_closed, columnar_format=columnar_format)
         roots: list[str] = []
         for res in resources:
             disposition, strategy = parse_disposition(res.write_disposition)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadbay.common.capabilities import FILE_FORMATS, DestinationCapabilities
+from loadbay.common.capabilities import COLUMNAR_FORMATS, FILE_FORMATS, DestinationCapabilities
 from loadbay.common.configuration import resolve
 from loadbay.common.destination import STAGING_SUFFIX, Destination, DestinationConfig
 from loadbay.common.exceptions import (ConfigurationError, DestinationError, DestinationUndefinedRelation, LoadbayError,
@@ -260,7 +260,7 @@ class Pipeline:
                                        contract=SchemaContract.parse(schema_contract),
                                        batch_size=self.settings.batch_size, file_max_items=self.settings.file_max_items,
                                        stop=stop, atomic_appends=self.settings.atomic_appends,
-                                       columnar=loader_file_format in (None, "parquet"),
+                                       columnar_format=self.capabilities.columnar_format(loader_file_format),
                                        max_table_nesting=self.settings.max_table_nesting)
                 info.timings["normalize"] = time.monotonic() - started
                 loader = Loader(self.destination, self.config, storage, capabilities=self.capabilities,
@@ -279,8 +279,8 @@ class Pipeline:
             raise ConfigurationError(
                 f"loader_file_format {file_format!r} is not supported by {self.destination.destination_type}; "
                 f"supported: {self.capabilities.supported_loader_file_formats} (all formats: {FILE_FORMATS})")
-        if file_format == "parquet" and importlib.util.find_spec("pyarrow") is None:
-            raise ConfigurationError("loader_file_format 'parquet' needs pyarrow: pip install 'loadbay[parquet]'")
+        if file_format in COLUMNAR_FORMATS and importlib.util.find_spec("pyarrow") is None:
+            raise ConfigurationError(f"loader_file_format {file_format!r} needs pyarrow: pip install 'loadbay[parquet]'")
         return file_format
 
     def _shared_client(self) -> SharedClient:
@@ -391,7 +391,7 @@ class Pipeline:
                 resources, self.schema, self.capabilities, self.storage, file_format=file_format,
                 contract=SchemaContract.parse(schema_contract), batch_size=self.settings.batch_size,
                 file_max_items=self.settings.file_max_items, follower=feed, stop=stop,
-                atomic_appends=self.settings.atomic_appends, columnar=loader_file_format in (None, "parquet"),
+                atomic_appends=self.settings.atomic_appends, columnar_format=self.capabilities.columnar_format(loader_file_format),
                 max_table_nesting=self.settings.max_table_nesting, progress=self._progress, timings=info.timings)
         except BaseException as exc:
             if feed is not None and feed.definitions:  # the tables it created stay known

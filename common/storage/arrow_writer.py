@@ -1,8 +1,9 @@
-"""Parquet load files written from Arrow tables (what ``normalizer_arrow`` makes), no Python per row.
+"""Load files written from Arrow tables (what ``normalizer_arrow`` makes), no Python per row: parquet, or
+Arrow IPC files for a destination that scans Arrow data itself (DuckDB).
 
 The file's columns are the table's columns when it opens, typed by ``arrow_type`` like every loadbay
 parquet file; a batch without some of them gets NULLs there. Small batches are gathered into row
-groups of ``ROW_GROUP_ROWS`` rows (a child table may get a handful of rows per batch, and thousands
+groups (IPC: record batches) of ``ROW_GROUP_ROWS`` rows (a child table may get a handful of rows per batch, and thousands
 of tiny row groups make a file slow to read). Text with NUL characters is repaired as the dict path's
 writers repair it (removed, with one warning per table), found by one numpy pass over each text column's
 bytes (JSON text: its backslashes), confirmed by an Arrow kernel.
@@ -17,6 +18,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc
 import pyarrow.parquet as pq
 
 from loadbay.common.storage.text_repair import ESCAPED_NUL, NUL, repair_text
@@ -37,20 +39,21 @@ DICTIONARY_COLUMNS = ("_lb_load_id",)
 writing time than they save in reading (unique ids, free text), so the encoder is not asked to try."""
 
 
-class ArrowParquetWriter(LoadFileWriter):
-    """Parquet from Arrow tables whose columns are named and typed as the table's (``write_table``)."""
+class ArrowFileWriter(LoadFileWriter):
+    """A file from Arrow tables whose columns are named and typed as the table's (``write_table``);
+    subclasses open the format's writer (``open_writer``), whose ``write_table`` and ``close`` are used."""
 
-    file_format = "parquet"
     from_arrow = True
+
+    def open_writer(self) -> Any:
+        raise NotImplementedError
 
     def write_header(self) -> None:
         self._schema = pa.schema([pa.field(c.name, arrow_type(c, self.capabilities), nullable=True)
                                   for c in self.columns])
         self._text = [c.name for c in self.columns if c.data_type == "text"]
         self._json = [c.name for c in self.columns if c.data_type == "json"]
-        dictionary = [name for name in DICTIONARY_COLUMNS if name in self._schema.names]
-        self._writer = pq.ParquetWriter(self._file, self._schema, compression=COMPRESSION,
-                                        use_dictionary=dictionary or False, write_statistics=False)
+        self._writer = self.open_writer()
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._pending_bytes = 0
@@ -79,8 +82,12 @@ class ArrowParquetWriter(LoadFileWriter):
         if not self._pending:
             return
         table = self._pending[0] if len(self._pending) == 1 else pa.concat_tables(self._pending)
-        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self.write_group(table)
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+
+    def write_group(self, table: pa.Table) -> None:
+        """Write gathered rows as one row group (parquet) or record batch (IPC)."""
+        raise NotImplementedError
 
     def _aligned(self, table: pa.Table) -> pa.Table:
         """``table`` with the file's columns in the file's order and types (NULLs where it has none)."""
@@ -122,6 +129,38 @@ class ArrowParquetWriter(LoadFileWriter):
         if found:
             self.repairs.report(self.table_name, "nul", found)
         return table
+
+
+class ArrowParquetWriter(ArrowFileWriter):
+    """Parquet: snappy, no statistics, the load id dictionary-encoded (see ``COMPRESSION``)."""
+
+    file_format = "parquet"
+
+    def open_writer(self) -> pq.ParquetWriter:
+        dictionary = [name for name in DICTIONARY_COLUMNS if name in self._schema.names]
+        return pq.ParquetWriter(self._file, self._schema, compression=COMPRESSION,
+                                use_dictionary=dictionary or False, write_statistics=False)
+
+    def write_group(self, table: pa.Table) -> None:
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+
+
+class ArrowIpcWriter(ArrowFileWriter):
+    """An Arrow IPC file (uncompressed, one record batch per gathered group): the reader maps it into memory
+    and hands it to the database as it is, no decoding. Measured on 1M rows of the bench columns plus
+    loadbay's: written in about a fifth of parquet's time, inserted into DuckDB ~15% faster; the file is
+    ~2.5x parquet's size (124 MB against 48 MB), which a load package holds only until it is loaded."""
+
+    file_format = "arrow"
+
+    def open_writer(self) -> pa.ipc.RecordBatchFileWriter:
+        return pa.ipc.new_file(self._file, self._schema)
+
+    def write_group(self, table: pa.Table) -> None:
+        self._writer.write_table(table, max_chunksize=max(table.num_rows, 1))
+
+
+ARROW_WRITERS: dict[str, type[ArrowFileWriter]] = {w.file_format: w for w in (ArrowParquetWriter, ArrowIpcWriter)}
 
 
 def _holds_byte(column: pa.ChunkedArray, byte: int) -> bool:

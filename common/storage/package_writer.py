@@ -2,9 +2,9 @@
 
 Files rotate when they reach ``file_max_items`` rows (bounded files load in parallel and retry
 cheaply) and, for formats with a header, when the table gained columns since the file opened.
-Arrow tables (``write_arrow``) go to parquet files of their own, written by Arrow, where the
-destination loads parquet: a package may then hold both kinds of file for a table, and the loader
-picks each file's job by its extension.
+Arrow tables (``write_arrow``) go to files of their own written by Arrow (parquet, or Arrow IPC where
+the destination takes those: ``columnar_format``): a package may then hold both kinds of file for a
+table, and the loader picks each file's job by its extension.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from loadbay.common.schema.types import Schema
 from loadbay.common.schema.values import UnloadableValue
 from loadbay.common.storage.package import JobFile, LoadPackage, job_file_name
 from loadbay.common.storage.text_repair import TextRepairs
-from loadbay.common.storage.writers import WRITERS, LoadFileWriter, unloadable_json_error
+from loadbay.common.storage.writers import LoadFileWriter, unloadable_json_error, writer_class
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -31,13 +31,14 @@ DEFAULT_FILE_MAX_ITEMS = 100_000
 class PackageWriter:
     def __init__(self, package: LoadPackage, schema: Schema, file_format: str,
                  capabilities: DestinationCapabilities, file_max_items: int | None = None,
-                 on_file_closed: Callable[[JobFile], None] | None = None, columnar: bool = True) -> None:
+                 on_file_closed: Callable[[JobFile], None] | None = None,
+                 columnar_format: str | None = "parquet") -> None:
         self.package = package
-        # Arrow data as parquet files where the destination loads them; else (or when a run names another
-        # loader_file_format) as rows of the package's format
-        self.columnar = columnar and "parquet" in capabilities.supported_loader_file_formats
+        # Arrow data as files of ``columnar_format`` where the destination loads them (a run's is
+        # ``DestinationCapabilities.columnar_format``); else as rows of the package's format
+        self.columnar_format = columnar_format if columnar_format in capabilities.supported_loader_file_formats else None
         self.schema = schema
-        self.writer_class = WRITERS[file_format]
+        self.writer_class = writer_class(file_format)
         self.capabilities = capabilities
         # a size the run names holds for every file; else Arrow data goes in files of the destination's size
         self.file_max_items = file_max_items or DEFAULT_FILE_MAX_ITEMS
@@ -56,7 +57,7 @@ class PackageWriter:
         start = 0
         while start < len(rows):
             writer = self._writer(table_name)
-            room = self.file_max_items - writer.row_count
+            room = self._max_items(writer) - writer.row_count
             chunk = rows[start:start + room]
             try:
                 writer.write_rows(chunk)
@@ -67,16 +68,17 @@ class PackageWriter:
 
     def write_arrow(self, table_name: str, table: pa.Table) -> None:
         """Rows of ``table_name`` as an Arrow table (columns named and typed as ``normalizer_arrow`` makes
-        them) into parquet files written by Arrow, with the same rotation as ``write``. A destination that
-        does not load parquet gets them as rows of its file format instead (slower: Python per row)."""
-        from loadbay.common.storage.arrow_writer import ArrowParquetWriter
+        them) into files of ``columnar_format`` written by Arrow, with the same rotation as ``write``. A
+        destination that loads no columnar format gets them as rows of its file format instead (slower:
+        Python per row)."""
+        from loadbay.common.storage.arrow_writer import ARROW_WRITERS
 
-        if not self.columnar:
+        if self.columnar_format is None:
             self._write_as_rows(table_name, table)
             return
         start = 0
         while start < table.num_rows:
-            writer = self._writer(table_name, ArrowParquetWriter)
+            writer = self._writer(table_name, ARROW_WRITERS[self.columnar_format])
             chunk = table.slice(start, self._max_items(writer) - writer.row_count)
             writer.write_table(chunk)  # type: ignore[attr-defined]
             start += chunk.num_rows
@@ -86,7 +88,8 @@ class PackageWriter:
         if not self._told_rows:
             self._told_rows = True
             logger.info("Arrow data is written as %s rows, one Python dict per row (slower than parquet files): "
-                        "the run asked for that loader_file_format, or the destination loads no parquet (it loads "
+                        "the run asked for that loader_file_format, or the destination loads no columnar format "
+                        "(it loads "
                         "%s)", self.writer_class.file_format, self.capabilities.supported_loader_file_formats)
         from loadbay.common.storage.arrow_rows import arrow_rows
 

@@ -542,3 +542,13 @@ def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:
 WRITERS: dict[str, type[LoadFileWriter]] = {
     w.file_format: w for w in (JsonlWriter, CsvWriter, InsertValuesWriter, ParquetWriter)
 }
+
+
+def writer_class(file_format: str) -> type[LoadFileWriter]:
+    """The writer of dict rows in ``file_format``; Arrow IPC's lives with the Arrow writers (importing it
+    imports pyarrow, which writing rows of the other formats never does)."""
+    if file_format == "arrow":
+        from loadbay.common.storage.arrow_writer import ArrowIpcWriter
+
+        return ArrowIpcWriter
+    return WRITERS[file_format]

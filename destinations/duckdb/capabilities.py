@@ -6,7 +6,8 @@ from loadbay.common.capabilities import DEFAULTS
 
 capabilities = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",
-    supported_loader_file_formats=("jsonl", "csv", "parquet", "insert_values"),
+    supported_loader_file_formats=("jsonl", "csv", "parquet", "arrow", "insert_values"),
+    columnar_file_format="arrow",
     escape_identifier_case="lower",
     max_identifier_length=65536,
     merge_strategies=("delete-insert", "upsert", "insert-only", "scd2"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from loadbay.common.destination import LoadJob
-from loadbay.destinations.duckdb.jobs import CsvJob, JsonlJob, ParquetJob
+from loadbay.destinations.duckdb.jobs import ArrowIpcJob, CsvJob, JsonlJob, ParquetJob
 from loadbay.destinations.job_client import SqlJobClient
 from loadbay.destinations.load_jobs import InsertValuesJob
 from loadbay.destinations.type_mapping import DType, TypeMapper
@@ -22,5 +22,5 @@ class DuckDbTypeMapper(TypeMapper):
 class DuckDbJobClient(SqlJobClient):
     type_mapper_class = DuckDbTypeMapper
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
-        "jsonl": JsonlJob, "csv": CsvJob, "parquet": ParquetJob, "insert_values": InsertValuesJob,
+        "jsonl": JsonlJob, "csv": CsvJob, "parquet": ParquetJob, "arrow": ArrowIpcJob, "insert_values": InsertValuesJob,
     }

@@ -1,9 +1,11 @@
-"""DuckDB load jobs: the engine's own bulk readers (read_json, read_csv, read_parquet)."""
+"""DuckDB load jobs: the engine's own bulk readers (read_json, read_csv, read_parquet) and its scan of
+Arrow data (Arrow IPC load files, memory-mapped)."""
 
 from __future__ import annotations
 
 import csv
-from typing import TYPE_CHECKING, ClassVar
+import uuid
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlglot import exp
 
@@ -99,6 +101,35 @@ class CsvJob(DuckDbReaderJob):
 DUCKDB_MAX_DECIMAL_DIGITS = 38
 
 
+def _unordered(job: LoadJob, client: SqlJobClient, insert: exp.Expression) -> None:
+    """Run ``insert`` with ``preserve_insertion_order`` off (see ``ParquetJob``), naming the file on failure."""
+    with naming_file(job):
+        sql_client = client.sql_client
+        sql_client.execute_sql(sql.set_variable("preserve_insertion_order", exp.false()))
+        sql_client.execute_sql(insert)
+        # not reached when the insert fails: the aborted transaction refuses any SET, and SET is
+        # not rolled back, so later inserts on this connection stay unordered (which is harmless)
+        sql_client.execute_sql(sql.raw("RESET preserve_insertion_order"))
+
+
+def _check_decimals(job: LoadJob, schema: Any) -> None:
+    import pyarrow as pa
+
+    for field in schema:
+        if pa.types.is_decimal(field.type) and field.type.precision > DUCKDB_MAX_DECIMAL_DIGITS:
+            raise DestinationTerminalError(
+                f"{where(job)} column {field.name!r}: {field.type} is wider than DuckDB's decimals "
+                f"({DUCKDB_MAX_DECIMAL_DIGITS} digits), which it would read as DOUBLE")
+
+
+def _typed_select(column: Column) -> exp.Expression:
+    """A columnar file's column as the table's: json arrives as text and is cast (which checks it)."""
+    ref = exp.column(column.name, quoted=True)
+    if column.data_type == "json":
+        return exp.Cast(this=ref, to=exp.DataType.build("JSON"))
+    return ref
+
+
 class ParquetJob(DuckDbReaderJob):
     """``read_parquet`` as it is: the file's columns are already typed as the table's (``arrow_type``),
     json as JSON text (cast, which checks it), binary as BLOB, decimals as DECIMAL, timestamps aware
@@ -113,29 +144,52 @@ class ParquetJob(DuckDbReaderJob):
     reader = "read_parquet"
 
     def run(self, client: SqlJobClient) -> None:
-        with naming_file(self):
-            insert, sql_client = self.insert(client), client.sql_client
-            sql_client.execute_sql(sql.set_variable("preserve_insertion_order", exp.false()))
-            sql_client.execute_sql(insert)
-            # not reached when the insert fails: the aborted transaction refuses any SET, and SET is
-            # not rolled back, so later inserts on this connection stay unordered (which is harmless)
-            sql_client.execute_sql(sql.raw("RESET preserve_insertion_order"))
+        with naming_file(self):  # reading the file's schema may fail too
+            _unordered(self, client, self.insert(client))
 
     def file_columns(self) -> list[Column]:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(self.job_file.path)
-        for field in schema:
-            if pa.types.is_decimal(field.type) and field.type.precision > DUCKDB_MAX_DECIMAL_DIGITS:
-                raise DestinationTerminalError(
-                    f"{where(self)} column {field.name!r}: {field.type} is wider than DuckDB's decimals "
-                    f"({DUCKDB_MAX_DECIMAL_DIGITS} digits), which read_parquet would read as DOUBLE")
+        _check_decimals(self, schema)
         return columns_for(self, schema.names)
 
     def select_expression(self, column: Column) -> exp.Expression:
-        ref = exp.column(column.name, quoted=True)
-        if column.data_type == "json":
-            return exp.Cast(this=ref, to=exp.DataType.build("JSON"))
-        return ref
+        return _typed_select(column)
+
+
+class ArrowIpcJob(LoadJob):
+    """An Arrow IPC file, memory-mapped and scanned by DuckDB as an Arrow table (as DuckDB scans any Arrow
+    table a Python program hands it: zero copy, in parallel), inserted without preserving order as
+    ``ParquetJob`` does. The scan is registered on the job's connection under a name of its own."""
+
+    def run(self, client: SqlJobClient) -> None:
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        with naming_file(self), pa.memory_map(str(self.job_file.path)) as source:
+            data = pa.ipc.open_file(source).read_all()
+            _check_decimals(self, data.schema)
+            columns = columns_for(self, data.schema.names)
+            view = f"_lb_scan_{uuid.uuid4().hex}"  # the connection's own name space: no table name in it
+            connection = client.sql_client.native_connection
+            select = exp.select(*[_typed_select(c) for c in columns]).from_(exp.to_identifier(view, quoted=True))
+            schema = exp.Schema(this=self.target.copy(),
+                                expressions=[exp.to_identifier(c.name, quoted=True) for c in columns])
+            connection.register(view, data)
+            try:
+                _unordered(self, client, exp.Insert(this=schema, expression=select))
+            finally:
+                _unregister(connection, view)
+
+
+def _unregister(connection: Any, view: str) -> None:
+    """Drop a registered scan; after a failed insert the transaction is aborted and refuses it, so the
+    name (unique, unused) stays on the connection until it closes, which a failed job soon makes happen."""
+    import duckdb
+
+    try:
+        connection.unregister(view)
+    except duckdb.Error:
+        pass
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import loadbay
-from loadbay.common.capabilities import FILE_FORMATS
+from loadbay.common.capabilities import COLUMNAR_FORMATS, FILE_FORMATS
 from loadbay.common.exceptions import DestinationUndefinedRelation
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.storage.package import JobFile, LoadPackage
@@ -204,7 +204,8 @@ def normalize_resources(p: loadbay.Pipeline, resources: list[loadbay.Resource], 
     p._bind_cursors(resources)  # incremental cursors start where the pipeline's state says
     package, schema = normalize(resources, p.schema, p.capabilities, p.storage, file_format=file_format,
                                 contract=SchemaContract(), batch_size=p.settings.batch_size,
-                                file_max_items=p.settings.file_max_items, atomic_appends=p.settings.atomic_appends)
+                                file_max_items=p.settings.file_max_items, atomic_appends=p.settings.atomic_appends,
+                                columnar_format=p.capabilities.columnar_format(loader_file_format))
     p._save_schema(schema)
     return package
 
@@ -218,14 +219,34 @@ def staging_tables(p: loadbay.Pipeline, load_id: str) -> set[str]:
         return {names[n] for n in client.sql_client.table_columns(list(names), staging=True)}
 
 
+def read_columnar(path: Path, file_format: str) -> Any:
+    """A parquet or Arrow IPC load file as a pyarrow Table (read whole: the file may be rewritten next)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if file_format == "parquet":
+        return pq.read_table(path)
+    with pa.OSFile(str(path), "rb") as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def write_columnar(table: Any, path: Path, file_format: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if file_format == "parquet":
+        pq.write_table(table, path)
+        return
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+
+
 def file_holding(package: LoadPackage, column: str, value: Any) -> JobFile:
     """The new job file of ``package`` whose ``column`` holds ``value``."""
     found = []
     for job in package.jobs("new_jobs"):
-        if job.file_format == "parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(job.path)
+        if job.file_format in COLUMNAR_FORMATS:
+            table = read_columnar(job.path, job.file_format)
             hit = column in table.column_names and value in table.column(column).to_pylist()
         else:
             hit = str(value) in job.path.read_bytes().decode("utf-8")
@@ -238,11 +259,10 @@ def file_holding(package: LoadPackage, column: str, value: Any) -> JobFile:
 def replace_value(path: Path, file_format: str, column: str, old: Any, new: Any) -> None:
     """Rewrite one value of ``column`` in a load file: ints and short text, kept the same length
     in text formats so insert_values' byte-length framing stays valid."""
-    if file_format == "parquet":
+    if file_format in COLUMNAR_FORMATS:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        table = pq.read_table(path)
+        table = read_columnar(path, file_format)
         values = [new if v == old else v for v in table.column(column).to_pylist()]
         arrow_type = pa.string() if isinstance(new, str) else table.schema.field(column).type
         if not isinstance(new, str) and arrow_type == pa.string():  # undoing a corruption: the column's own type
@@ -250,7 +270,7 @@ def replace_value(path: Path, file_format: str, column: str, old: Any, new: Any)
             values = [None if v is None else type(new)(v) for v in values]
         values = [str(v) if v is not None and arrow_type == pa.string() else v for v in values]
         idx = table.schema.get_field_index(column)
-        pq.write_table(table.set_column(idx, column, pa.array(values, arrow_type)), path)
+        write_columnar(table.set_column(idx, column, pa.array(values, arrow_type)), path, file_format)
         return
 
     def literal(value: Any) -> str:
