@@ -16,6 +16,7 @@ COLUMNAR_FORMATS = ("parquet", "arrow")
 MERGE_STRATEGIES = ("delete-insert", "upsert", "insert-only", "scd2")
 REPLACE_STRATEGIES = ("insert-from-staging", "truncate-and-insert", "staging-optimized")
 DDL_HINTS = ("primary_key", "unique", "cluster")
+STAGING = ("none", "optional", "required")
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,14 @@ class DestinationCapabilities:
     constraint per column), "cluster" (PostgreSQL: an index over the cluster columns, marked for ``CLUSTER``).
     Never on staging tables (a package may hold keys twice: merges dedupe them), never added to a table that
     exists. ``nullable=False`` is declared everywhere, whatever this says."""
+    staging: str = "none"
+    """Whether the engine reads load files itself from a stage (a folder or fsspec URL, the destination's
+    ``[destination.<name>.staging]``) instead of being sent them through the driver: "none" (the client
+    streams or names local files: DuckDB, PostgreSQL), "optional" (staged when ``bucket_url`` is set, jobs
+    take the local path otherwise), "required" (a distributed engine, Spark, that cannot read this
+    machine's disk: a run without ``bucket_url`` stops before anything is normalized). Not "none": the
+    configuration class has a ``staging: StagingConfig`` field (``loadbay.common.staging``), and each job
+    gets its file's staged URL as ``LoadJob.staged_url``."""
 
     def __post_init__(self) -> None:
         for what, listed, known in (("loader file formats", self.supported_loader_file_formats, FILE_FORMATS),
@@ -111,6 +120,8 @@ class DestinationCapabilities:
             unknown = set(listed) - set(known)
             if unknown:
                 raise ValueError(f"unknown {what} {sorted(unknown)}; known: {known}")
+        if self.staging not in STAGING:
+            raise ValueError(f"unknown staging {self.staging!r}; known: {STAGING}")
         if self.max_table_columns is not None and self.max_table_columns < 5:
             raise ValueError(f"max_table_columns={self.max_table_columns} leaves no room for data: a child "
                              "table has four columns of loadbay's own")

@@ -49,6 +49,9 @@ class Credentials:
 
     REQUIRED: ClassVar[tuple[str, ...]] = ()
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("password",)
+    OPEN: ClassVar[bool] = False
+    """Whether any key is taken, into the one field ``options``: a backend's own options (fsspec's storage
+    options) that no class can list. Every value of an open class is a secret (``StagingCredentials``)."""
 
     @classmethod
     def parse_string(cls, value: str) -> dict[str, Any]:
@@ -91,7 +94,7 @@ class ConnectionStringCredentials(Credentials):
             url = make_url(value)
         except Exception as exc:
             raise ConfigurationError(f"cannot parse connection string for {cls.__name__}: "
-                                     f"{_mask_url_text(value)}") from exc
+                                     f"{mask_url_text(value)}") from exc
         query = {k: v if isinstance(v, str) else v[0] for k, v in url.query.items()}
         password = url.password if url.password is not None else query.pop("password", None)  # libpq takes both
         parsed = {"drivername": url.drivername, "database": url.database, "username": url.username,
@@ -155,7 +158,7 @@ class ServerCredentials(ConnectionStringCredentials):
 _USERINFO = re.compile(r"(^|[\s/])([^\s:/@]*):(?!/)([^\s@]*)@")
 
 
-def _mask_url_text(value: str) -> str:
+def mask_url_text(value: str) -> str:
     """Hide whatever sits between ``user:`` and ``@`` in anything shaped like a URL, even a broken one."""
     return _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{MASK}@", value)
 
@@ -176,6 +179,12 @@ class EnvProvider:
 
     def get(self, path: Section) -> Any:
         return self.environ.get(self.key(path))
+
+    def names_under(self, path: Section) -> list[str]:
+        """The keys set one level below ``path`` (``..._CREDENTIALS__KEY`` is ``key``), lower case."""
+        prefix = self.key(path) + "__"
+        return sorted(k[len(prefix):].lower() for k in self.environ
+                      if k.startswith(prefix) and "__" not in k[len(prefix):])
 
     def describe(self, path: Section) -> str:
         return f"env {self.key(path)}"
@@ -227,7 +236,8 @@ def resolve(spec: type[T], sections: Sequence[Section], explicit: Mapping[str, A
 
     ``sections`` are searched in order (for example ``("destination", "warehouse")`` then
     ``("destination", "postgres")``). A field typed as a ``Credentials`` subclass is merged from
-    strings and tables across every place; a required field found nowhere raises
+    strings and tables across every place; a field typed as another dataclass is a subsection
+    (``[destination.<name>.staging]``), resolved the same way; a required field found nowhere raises
     ``ConfigFieldMissingError`` listing every place searched.
     """
     explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
@@ -239,6 +249,9 @@ def resolve(spec: type[T], sections: Sequence[Section], explicit: Mapping[str, A
         cred_cls = _credentials_class(hint)
         if cred_cls is not None:
             values[f.name] = _resolve_credentials(cred_cls, sections, f.name, explicit.get(f.name), providers)
+            continue
+        if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            values[f.name] = _resolve_section(hint, sections, f.name, explicit.get(f.name), providers)
             continue
         if f.name in explicit:
             values[f.name] = explicit[f.name]
@@ -256,6 +269,18 @@ def _type_hints(spec: type) -> dict[str, Any]:
     """The field types of a settings class, evaluated once per class: evaluating the annotation strings
     was half of what resolving cost, paid by every new pipeline object for its settings and its destination's."""
     return get_type_hints(spec)
+
+
+def _resolve_section(spec: type[T], sections: Sequence[Section], name: str, explicit: Any,
+                     providers: Sequence[Any]) -> T:
+    """A settings dataclass one level down: ``explicit`` as it is when it is one, else resolved from the
+    ``name`` subsection of every section, with ``explicit`` (a mapping) winning field by field."""
+    if isinstance(explicit, spec):
+        return explicit
+    if explicit is not None and not isinstance(explicit, Mapping):
+        raise ConfigurationError(f"setting {name!r}: give a {spec.__name__} or a dict of its fields, "
+                                 f"not {type(explicit).__name__}")
+    return resolve(spec, [s + (name,) for s in sections], explicit, providers)
 
 
 def _credentials_class(hint: Any) -> type[Credentials] | None:
@@ -278,9 +303,9 @@ def _resolve_credentials(cls: type[Credentials], sections: Sequence[Section], na
             if isinstance(whole, str):
                 merged.update(cls.parse_string(whole))
             elif isinstance(whole, dict):
-                merged.update({k: v for k, v in whole.items() if k in cred_fields})
+                merged.update({k: v for k, v in whole.items() if cls.OPEN or k in cred_fields})
             if isinstance(provider, EnvProvider):
-                for fname in cred_fields:
+                for fname in provider.names_under(section + (name,)) if cls.OPEN else cred_fields:
                     single = provider.get(section + (name, fname))
                     if single is not None:
                         merged[fname] = single
@@ -288,6 +313,8 @@ def _resolve_credentials(cls: type[Credentials], sections: Sequence[Section], na
         merged.update(cls.parse_string(explicit))
     elif isinstance(explicit, Mapping):
         merged.update(explicit)
+    if cls.OPEN:
+        return cls(options=merged)  # type: ignore[call-arg]
     hints = _type_hints(cls)
     merged = {k: _coerce(v, hints[k], k) for k, v in merged.items() if k in cred_fields}
     for required in cls.REQUIRED:

@@ -97,10 +97,19 @@ class DestinationConfig:
 class LoadJob(ABC):
     """Loads one file into one table; raises a DestinationError subclass when it fails."""
 
-    def __init__(self, job_file: JobFile, table: Table, target: Any) -> None:
+    def __init__(self, job_file: JobFile, table: Table, target: Any, *, staged_url: str | None = None) -> None:
         self.job_file = job_file
         self.table = table
         self.target = target  # what the client loads into: a qualified table expression
+        self.staged_url = staged_url
+        """Where the file's copy on the stage is, for an engine that reads it itself (``capabilities.staging``):
+        ``<bucket_url>/<dataset>/<load_id>/<table>.<file_id>.<format>``, a local path when ``bucket_url`` is
+        one, else a URL (``file://``, ``s3://``, ...). None when the package is not staged."""
+
+    @property
+    def file_url(self) -> str:
+        """What the engine reads: the staged URL when the package is staged, else the local file's path."""
+        return self.staged_url or str(self.job_file.path)
 
     @abstractmethod
     def run(self, client: Any) -> None:
@@ -159,8 +168,8 @@ class JobClient(ABC):
         and forget the done-records of the jobs of those tables (their files load again)."""
 
     @abstractmethod
-    def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
-        ...
+    def create_load_job(self, job_file: JobFile, schema: Schema, *, staged_url: str | None = None) -> LoadJob:
+        """The job loading ``job_file``; ``staged_url``: where the loader copied it (``LoadJob.staged_url``)."""
 
     def run_job(self, job: LoadJob, load_id: str) -> None:
         """Load one file. A destination that can should commit the job's rows together with a

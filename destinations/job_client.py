@@ -340,7 +340,7 @@ class SqlJobClient(JobClient):
                     run.append(self.sql_client.render(delete))
         return run
 
-    def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
+    def create_load_job(self, job_file: JobFile, schema: Schema, *, staged_url: str | None = None) -> LoadJob:
         table = schema.tables[job_file.table_name]
         job_class = self.load_jobs.get(job_file.file_format)
         if job_class is None:
@@ -350,7 +350,7 @@ class SqlJobClient(JobClient):
         load_id = job_file.path.parent.parent.name
         target = self.staging_table(table.name, load_id) if self.uses_staging(table) else \
             self.sql_client.qualified(table.name)
-        return job_class(job_file, table, target)
+        return job_class(job_file, table, target, staged_url=staged_url)
 
     def run_job(self, job: LoadJob, load_id: str) -> None:
         """The job's rows and its done-record in one transaction."""

@@ -2,8 +2,9 @@
 
 Order for one package: migrate tables → reset staging and truncated tables → every job (each
 file's rows and its done-record in ``_lb_jobs`` in one transaction; ``new → started → completed |
-failed``) → merge/replace and the ``_lb_loads`` marker in one transaction → archive or remove the
-package. A crash at any point resumes from the files on disk and the records in the destination:
+failed``; where the destination loads by reference, the file is copied to its stage first,
+``loadbay.common.storage.stage``) → merge/replace and the ``_lb_loads`` marker in one transaction →
+remove the package's staged files → archive or remove the package. A crash at any point resumes from the files on disk and the records in the destination:
 a job whose done-record exists is never loaded again. A package with a failed job stays on disk,
 unapplied.
 
@@ -39,6 +40,7 @@ from loadbay.common.exceptions import (DestinationError, DestinationLockedError,
                                        DestinationTransientError, LoadbayError)
 from loadbay.common.schema.types import Schema, Table
 from loadbay.common.storage.package import JOB_STATES, DamagedPackageError, JobFile, LoadPackage, PackageStorage
+from loadbay.common.storage.stage import Stage
 from loadbay.info import JobInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped
 from loadbay.cursor import with_package_state
@@ -160,8 +162,11 @@ class Loader:
                  archive_completed: bool = False, state: dict[str, Any] | None = None,
                  stop: threading.Event | None = None, shared_client: SharedClient | None = None,
                  progress: RunProgress | None = None,
-                 on_committed: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_committed: Callable[[dict[str, Any]], None] | None = None, stage: Stage | None = None) -> None:
         self.destination = destination
+        self.stage = stage
+        """Where each file is copied before its job runs, for a destination that loads by reference
+        (``capabilities.staging``); None: jobs read the package's own files."""
         self.on_committed = on_committed
         """Told (with the package's meta) once a package is committed in the destination, before it leaves the
         pending packages: what is kept beside the packages (the incremental cursors) moves on first."""
@@ -241,6 +246,20 @@ class Loader:
         except LoadbayError as exc:
             logger.error("package %s is loaded, but its staging tables (<table>__%s) or done-records could not "
                          "be removed: %s", package.load_id, package.load_id, exc)
+        self.remove_staged_files(package.load_id)
+
+    def remove_staged_files(self, load_id: str, *, force: bool = False) -> None:
+        """Remove the package's prefix on the stage (``force``: even with ``keep_staged_files``, the package
+        is given up). Never raises: the package is loaded or gone either way, the prefix is logged instead."""
+        stage = self.stage
+        if stage is None:
+            return
+        try:
+            with_retries(self.retry, lambda: stage.remove(load_id, force=force),
+                         f"remove the staged files of package {load_id}", None, self.stop)
+        except (LoadbayError, RunStopped) as exc:
+            logger.error("package %s: its staged files under %s could not be removed (remove them by hand): %s",
+                         load_id, stage.prefix(load_id), exc)
 
     def _tables(self, package: LoadPackage, schema: Schema, meta: dict[str, Any]) -> list[str]:
         """Tables with files, plus every table of each root in the package (replace clears them all)."""
@@ -342,7 +361,9 @@ class Loader:
             # after a lost connection the commit may have gone through: the done-record decides
             if attempts > 1 and started.job_id in client.loaded_jobs(package.load_id):
                 return
-            client.run_job(client.create_load_job(started, schema), package.load_id)
+            # a copy before each attempt: the stage holds this file whole before the job reads it
+            staged_url = self.stage.put(package.load_id, started) if self.stage is not None else None
+            client.run_job(client.create_load_job(started, schema, staged_url=staged_url), package.load_id)
 
         try:
             self._with_retries(client, attempt, f"job {started.path.name}")
@@ -374,6 +395,7 @@ class Loader:
             return
         with self.destination.client(self.config) as client:  # rare: a connection of its own
             client.delete_rows_by_id_prefix(tables, prefix, package.load_id)
+        self.remove_staged_files(package.load_id, force=True)
         logger.warning("removed the rows that package %s loaded while it was normalized, before it was "
                        "abandoned, from %s", package.load_id, tables)
 

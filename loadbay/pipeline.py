@@ -24,6 +24,7 @@ from loadbay.common.schema import naming
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.types import Schema
 from loadbay.common.storage.package import DamagedPackageError, LoadPackage, PackageStorage
+from loadbay.common.storage.stage import Stage, stage_for
 from loadbay.destinations import resolve_destination
 from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
@@ -80,6 +81,7 @@ class Pipeline:
         self._config: DestinationConfig | None = None
         self._stop = threading.Event()  # the current run's: set by SIGINT/SIGTERM
         self._capabilities: DestinationCapabilities | None = None
+        self._stage: tuple[Stage | None] | None = None  # made on first use, with the configuration
         self._kept_client: SharedClient | None = None  # a ``with pipeline:`` block's, across runs
         self._run_client: SharedClient | None = None  # the current run's: restore schema, load packages
         self._progress: RunProgress | None = None  # the current run's counters
@@ -127,6 +129,15 @@ class Pipeline:
     @property
     def dataset_name(self) -> str:
         return self.config.dataset_name
+
+    @property
+    def stage(self) -> Stage | None:
+        """Where load files are copied for a destination that loads by reference (``capabilities.staging``);
+        None for the others. Made on first use: a run makes it before anything else, so a stage that cannot
+        be used (no ``bucket_url`` where one is required, a filesystem not installed) stops it at once."""
+        if self._stage is None:
+            self._stage = (stage_for(self.destination, self.config, self.capabilities),)
+        return self._stage[0]
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -212,6 +223,7 @@ class Pipeline:
         with self.storage.lock(f"pipeline {self.pipeline_name!r}"), stop_on_signals(stop, received), \
                 self._one_connection(), closing(self._progress):
             try:
+                self.stage  # noqa: B018 - a misconfigured stage fails the run before it starts
                 remember(self)  # what ``loadbay pipeline NAME ...`` reopens it with
                 self._load_pending(info, stop)
                 if data is not None and not stop.is_set():
@@ -265,6 +277,7 @@ class Pipeline:
                 info.timings["normalize"] = time.monotonic() - started
                 loader = Loader(self.destination, self.config, storage, capabilities=self.capabilities,
                                 retry=self._retry_policy(), workers=1, stop=stop, shared_client=shared,
+                                stage=stage_for(self.destination, self.config, self.capabilities, dry_run=True),
                                 state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
                                        "destination": self.destination.destination_name})
                 result = loader.load(package)
@@ -419,7 +432,8 @@ class Pipeline:
                       archive_completed=self.settings.archive_completed_packages,
                       state={"pipeline_name": self.pipeline_name, "dataset_name": self.dataset_name,
                              "destination": self.destination.destination_name, **self._loaded_state()}, stop=stop,
-                      shared_client=self._run_client, progress=self._progress, on_committed=self._package_committed)
+                      shared_client=self._run_client, progress=self._progress, on_committed=self._package_committed,
+                      stage=self.stage)
 
     def _package_committed(self, meta: dict[str, Any]) -> None:
         """A package is in the destination: its cursors are the loaded state now (before it leaves the
@@ -516,11 +530,15 @@ class Pipeline:
     def drop_pending_packages(self) -> list[str]:
         """Give up on every package not yet loaded: files not yet loaded never will be (rows of
         append files that did load, while normalizing or in a job that completed, stay in the destination).
-        Their staging tables are dropped where the destination can be reached."""
+        Their staging tables are dropped where the destination can be reached, their staged files removed."""
         dropped = []
         with self.storage.lock(f"pipeline {self.pipeline_name!r}"):
             for package in self.storage.pending():
                 self._clean_up(package)
+                try:
+                    self._loader(threading.Event()).remove_staged_files(package.load_id, force=True)
+                except ConfigurationError as exc:  # the stage cannot be reached as configured now
+                    logger.warning("package %s: its staged files could not be removed: %s", package.load_id, exc)
                 self.storage.discard(package)
                 dropped.append(package.load_id)
         return dropped

@@ -20,8 +20,8 @@ class NoopJobClient(JobClient):
     def prepare_load(self, schema: Schema, table_names: list[str], load_id: str) -> None:
         """No staging."""
 
-    def create_load_job(self, job_file: JobFile, schema: Schema) -> LoadJob:
-        return NoopJob(job_file, schema.tables[job_file.table_name], None)
+    def create_load_job(self, job_file: JobFile, schema: Schema, *, staged_url: str | None = None) -> LoadJob:
+        return NoopJob(job_file, schema.tables[job_file.table_name], None, staged_url=staged_url)
 
     def is_load_completed(self, load_id: str) -> bool:
         return False
