@@ -88,11 +88,11 @@ class ConnectionStringCredentials(Credentials):
 
     @classmethod
     def parse_string(cls, value: str) -> dict[str, Any]:
-        from sqlalchemy.engine import make_url  # parses and unescapes URLs correctly
+        from loadbay.common.urls import parse_url
 
         try:
-            url = make_url(value)
-        except Exception as exc:
+            url = parse_url(value)
+        except ValueError as exc:
             raise ConfigurationError(f"cannot parse connection string for {cls.__name__}: "
                                      f"{mask_url_text(value)}") from exc
         query = {k: v if isinstance(v, str) else v[0] for k, v in url.query.items()}
@@ -102,11 +102,11 @@ class ConnectionStringCredentials(Credentials):
         return {k: v for k, v in parsed.items() if v not in (None, {}, "")}
 
     def to_url(self, masked: bool = True) -> str:
-        from sqlalchemy.engine import URL
+        from loadbay.common.urls import Url, render_url
 
-        url = URL.create(self.drivername, username=self.username, password=self.password,
-                         host=self.host, port=self.port, database=self.database, query=self.query)
-        return url.render_as_string(hide_password=masked)  # SQLAlchemy writes "***" for the password
+        url = Url(self.drivername, username=self.username, password=self.password,
+                  host=self.host, port=self.port, database=self.database, query=dict(self.query))
+        return render_url(url, hide_password=masked)
 
     def location(self) -> str:
         return self.to_url(masked=True)
