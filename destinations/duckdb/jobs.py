@@ -4,7 +4,7 @@ Arrow data (Arrow IPC load files, memory-mapped)."""
 from __future__ import annotations
 
 import csv
-import uuid
+import hashlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlglot import exp
@@ -171,7 +171,7 @@ class ArrowIpcJob(LoadJob):
             data = pa.ipc.open_file(source).read_all()
             _check_decimals(self, data.schema)
             columns = columns_for(self, data.schema.names)
-            view = f"_lb_scan_{uuid.uuid4().hex}"  # the connection's own name space: no table name in it
+            view = scan_name(self.job_file.path.name)
             connection = client.sql_client.native_connection
             select = exp.select(*[_typed_select(c) for c in columns]).from_(exp.to_identifier(view, quoted=True))
             schema = exp.Schema(this=self.target.copy(),
@@ -181,6 +181,12 @@ class ArrowIpcJob(LoadJob):
                 _unordered(self, client, exp.Insert(this=schema, expression=select))
             finally:
                 _unregister(connection, view)
+
+
+def scan_name(file_name: str) -> str:
+    """The name a file's scan is registered under: from a hash of its name (the same in a dry run's
+    statements every time), never the table name itself, which may hold any character."""
+    return f"_lb_scan_{hashlib.blake2b(file_name.encode(), digest_size=8).hexdigest()}"
 
 
 def _unregister(connection: Any, view: str) -> None:

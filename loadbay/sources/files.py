@@ -173,21 +173,26 @@ def name_of(source: Any) -> str | None:
 
 def read_file(item: InputFile, batch_size: int, *, csv_delimiter: str = ",",
               display: str | None = None) -> Iterator[pa.RecordBatch | list[Any]]:
-    """Batches of one file (or of stdin) in its format; ``display`` names it in errors."""
-    from loadbay.sources import csv_reader, json_reader
-
+    """Batches of one file (or of stdin) in its format; ``display`` names it in errors. Each reader is
+    imported when its format is met (the JSON reader imports DuckDB, which a parquet file does not need)."""
     if item.path is None:
         yield from _read_stream(item, batch_size, csv_delimiter)
         return
     if not item.path.exists():
         raise SourceError(f"file {item.path} does not exist", path=str(item.path))
     if item.format in ("jsonl", "ndjson", "json"):
+        from loadbay.sources import json_reader
+
         yield from json_reader.json_batches(item.path, batch_size, fmt=item.format, compression=item.compression,
                                             display=display)
     elif item.format == "csv":
+        from loadbay.sources import csv_reader
+
         yield from csv_reader.csv_batches(item.path, batch_size, compression=item.compression,
                                           delimiter=csv_delimiter, display=display)
     else:
+        from loadbay.sources import csv_reader
+
         yield from csv_reader.parquet_batches(item.path, batch_size, display=display)
 
 
