@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from loadbay.common.configuration import MASK, Credentials, mask_url_text
 
+
 @dataclass(repr=False)
 class StagingCredentials(Credentials):
     """The storage options of the stage's filesystem, passed to fsspec as they are (s3fs: ``key``,

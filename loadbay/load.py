@@ -4,7 +4,8 @@ Order for one package: migrate tables → reset staging and truncated tables →
 file's rows and its done-record in ``_lb_jobs`` in one transaction; ``new → started → completed |
 failed``; where the destination loads by reference, the file is copied to its stage first,
 ``loadbay.common.storage.stage``) → merge/replace and the ``_lb_loads`` marker in one transaction →
-remove the package's staged files → archive or remove the package. A crash at any point resumes from the files on disk and the records in the destination:
+remove the package's staged files → archive or remove the package. A crash at any point resumes
+from the files on disk and the records in the destination:
 a job whose done-record exists is never loaded again. A package with a failed job stays on disk,
 unapplied.
 
