@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from loadbay.common.destination import LoadJob
@@ -72,19 +73,23 @@ class ParquetCopyJob(LoadJob):
     """
 
     def run(self, client: SqlJobClient) -> None:
-        import pyarrow.parquet as pq
-
         from loadbay.destinations.arrow_csv import CsvStream
 
-        with naming_file(self):
-            parquet = pq.ParquetFile(self.job_file.path)
-            columns = columns_for(self, parquet.schema_arrow.names)
+        with naming_file(self), self.record_batches() as (names, batches):
+            columns = columns_for(self, names)
             statement = sql.copy_from_stdin(self.target, [c.name for c in columns], header=False)
-            batches = parquet.iter_batches(batch_size=parquet_batch_rows(parquet))
             if not client.capabilities.supports_nan_infinity:
                 batches = self.finite_doubles(batches, columns)
             with CsvStream(batches) as stream:
                 client.sql_client.copy_from(statement, stream)
+
+    @contextmanager
+    def record_batches(self) -> Iterator[tuple[list[str], Iterator[Any]]]:
+        """The file's column names and its record batches, a few MB each."""
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(self.job_file.path)
+        yield parquet.schema_arrow.names, parquet.iter_batches(batch_size=parquet_batch_rows(parquet))
 
     def finite_doubles(self, batches: Iterator[Any], columns: list[Column]) -> Iterator[Any]:
         """The batches, each double column checked first: where the destination declares no NaN or ±infinity
@@ -106,6 +111,21 @@ class ParquetCopyJob(LoadJob):
                                                        f"{first_row + exc.row + 1}: {exc}") from exc
             first_row += batch.num_rows
             yield batch
+
+
+class ArrowIpcCopyJob(ParquetCopyJob):
+    """An Arrow IPC file (what Arrow data is written as for PostgreSQL), memory-mapped: its record batches go
+    to Arrow's csv writer as they lie on disk, no parquet decoding (the normalizer, for its part, skips the
+    parquet encoding)."""
+
+    @contextmanager
+    def record_batches(self) -> Iterator[tuple[list[str], Iterator[Any]]]:
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        with pa.memory_map(str(self.job_file.path)) as source:
+            reader = pa.ipc.open_file(source)
+            yield reader.schema.names, (reader.get_batch(i) for i in range(reader.num_record_batches))
 
 
 class JsonlCopyJob(LoadJob):

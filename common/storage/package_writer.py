@@ -18,7 +18,7 @@ from loadbay.common.schema.types import Schema
 from loadbay.common.schema.values import UnloadableValue
 from loadbay.common.storage.package import JobFile, LoadPackage, job_file_name
 from loadbay.common.storage.text_repair import TextRepairs
-from loadbay.common.storage.writers import LoadFileWriter, unloadable_json_error, writer_class
+from loadbay.common.storage.writers import WRITERS, LoadFileWriter, unloadable_json_error
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,7 +38,7 @@ class PackageWriter:
         # ``DestinationCapabilities.columnar_format``); else as rows of the package's format
         self.columnar_format = columnar_format if columnar_format in capabilities.supported_loader_file_formats else None
         self.schema = schema
-        self.writer_class = writer_class(file_format)
+        self.writer_class = WRITERS[file_format]
         self.capabilities = capabilities
         # a size the run names holds for every file; else Arrow data goes in files of the destination's size
         self.file_max_items = file_max_items or DEFAULT_FILE_MAX_ITEMS

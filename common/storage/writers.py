@@ -1,4 +1,4 @@
-"""Load file writers: jsonl, csv, insert_values and parquet, each fed lists of normalized rows.
+"""Load file writers: jsonl, csv, insert_values, parquet and Arrow IPC, each fed lists of normalized rows.
 
 Writers do the per-row work in C where they can (orjson, the csv module, pyarrow) and convert
 only the columns whose type needs it (json and binary), decided once per file from the table.
@@ -474,7 +474,6 @@ class ParquetWriter(LoadFileWriter):
 
     def write_header(self) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         self._pa = pa
         self._schema = pa.schema([pa.field(c.name, arrow_type(c, self.capabilities), nullable=True)
@@ -485,12 +484,17 @@ class ParquetWriter(LoadFileWriter):
                 self._converters[c.name] = dumps_json
             elif c.data_type == "decimal" and pa.types.is_string(field.type):
                 self._converters[c.name] = str
+        self._struct = pa.struct(list(self._schema))
+        self._writer = self.open_writer()
+
+    def open_writer(self) -> Any:
+        import pyarrow.parquet as pq
+
         from loadbay.common.storage.arrow_writer import COMPRESSION, DICTIONARY_COLUMNS
 
-        self._struct = pa.struct(list(self._schema))
         dictionary = [name for name in DICTIONARY_COLUMNS if name in self._schema.names]
-        self._writer = pq.ParquetWriter(self._file, self._schema, compression=COMPRESSION,
-                                        use_dictionary=dictionary or False, write_statistics=False)
+        return pq.ParquetWriter(self._file, self._schema, compression=COMPRESSION,
+                                use_dictionary=dictionary or False, write_statistics=False)
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         if _needs_repair(rows):
@@ -502,6 +506,18 @@ class ParquetWriter(LoadFileWriter):
 
     def write_footer(self) -> None:
         self._writer.close()
+
+
+class ArrowIpcRowsWriter(ParquetWriter):
+    """Dict rows into an Arrow IPC file (``loader_file_format="arrow"``), converted as for parquet; one record
+    batch per batch of rows."""
+
+    file_format = "arrow"
+
+    def open_writer(self) -> Any:
+        import pyarrow.ipc
+
+        return pyarrow.ipc.new_file(self._file, self._schema)
 
 
 def rows_to_table(pa: Any, rows: Sequence[dict[str, Any]], struct: Any) -> Any:
@@ -540,15 +556,5 @@ def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:
 
 
 WRITERS: dict[str, type[LoadFileWriter]] = {
-    w.file_format: w for w in (JsonlWriter, CsvWriter, InsertValuesWriter, ParquetWriter)
+    w.file_format: w for w in (JsonlWriter, CsvWriter, InsertValuesWriter, ParquetWriter, ArrowIpcRowsWriter)
 }
-
-
-def writer_class(file_format: str) -> type[LoadFileWriter]:
-    """The writer of dict rows in ``file_format``; Arrow IPC's lives with the Arrow writers (importing it
-    imports pyarrow, which writing rows of the other formats never does)."""
-    if file_format == "arrow":
-        from loadbay.common.storage.arrow_writer import ArrowIpcWriter
-
-        return ArrowIpcWriter
-    return WRITERS[file_format]

@@ -6,7 +6,8 @@ from loadbay.common.capabilities import DEFAULTS
 
 capabilities = DEFAULTS.with_(
     preferred_loader_file_format="jsonl",
-    supported_loader_file_formats=("jsonl", "csv", "insert_values", "parquet"),
+    supported_loader_file_formats=("jsonl", "csv", "insert_values", "parquet", "arrow"),
+    columnar_file_format="arrow",  # Arrow IPC: no parquet encoding while normalizing nor decoding in the COPY job
     escape_identifier_case="lower",
     max_parameters_per_statement=65535,
     max_decimal_precision=78,

@@ -10,7 +10,7 @@ from loadbay.common.destination import LoadJob
 from loadbay.common.schema.types import Column
 from loadbay.destinations.job_client import SqlJobClient
 from loadbay.destinations.load_jobs import InsertValuesJob
-from loadbay.destinations.copy_jobs import CopyCsvJob, JsonlCopyJob, ParquetCopyJob
+from loadbay.destinations.copy_jobs import ArrowIpcCopyJob, CopyCsvJob, JsonlCopyJob, ParquetCopyJob
 from loadbay.destinations.type_mapping import DType, TypeMapper
 
 
@@ -41,5 +41,6 @@ class PostgresTypeMapper(TypeMapper):
 class PostgresJobClient(SqlJobClient):
     type_mapper_class = PostgresTypeMapper
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {
-        "jsonl": JsonlCopyJob, "csv": CopyCsvJob, "parquet": ParquetCopyJob, "insert_values": InsertValuesJob,
+        "jsonl": JsonlCopyJob, "csv": CopyCsvJob, "parquet": ParquetCopyJob, "arrow": ArrowIpcCopyJob,
+        "insert_values": InsertValuesJob,
     }

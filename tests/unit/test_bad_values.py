@@ -87,11 +87,16 @@ def _written(file_format: str, tmp_path: Path, rows: list[dict[str, Any]]) -> li
         import pyarrow.parquet as pq
 
         return [{**r, "j": json.loads(r["j"])} for r in pq.read_table(path).to_pylist()]
+    if file_format == "arrow":
+        import pyarrow as pa
+
+        with pa.OSFile(str(path), "rb") as source:
+            return [{**r, "j": json.loads(r["j"])} for r in pa.ipc.open_file(source).read_all().to_pylist()]
     _, bodies = read_insert_values(path)
     return [{"body": body} for body in bodies]
 
 
-@pytest.mark.parametrize("file_format", ["jsonl", "csv", "parquet", "insert_values"])
+@pytest.mark.parametrize("file_format", ["jsonl", "csv", "parquet", "arrow", "insert_values"])
 def test_every_writer_repairs_what_it_would_write(file_format: str, tmp_path: Path) -> None:
     rows = [{"id": 1, "s": "clean", "j": {"k": "\\u0000"}},
             {"id": 2, "s": "a\x00b\ud800", "j": {"k\x00": ["\ud83d\ude00", "\x00"]}}]

@@ -162,7 +162,7 @@ def test_parquet_round_trips_weird_rows(tmp_path: Path) -> None:
 
 def test_writers_registry_names_its_formats() -> None:
     assert {name: cls.file_format for name, cls in WRITERS.items()} == {
-        "jsonl": "jsonl", "csv": "csv", "insert_values": "insert_values", "parquet": "parquet"}
+        "jsonl": "jsonl", "csv": "csv", "insert_values": "insert_values", "parquet": "parquet", "arrow": "arrow"}
 
 
 # -- NULL versus empty string ------------------------------------------------------------------
