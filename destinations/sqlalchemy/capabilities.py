@@ -33,11 +33,13 @@ DIALECTS: dict[str, dict[str, Any]] = {
         # no insert_values or csv: type affinity stores any SQL literal in any column, so only the
         # executemany jobs can refuse a bad file: jsonl checks each value against its column type,
         # parquet is typed and its job checks each column's Arrow type (and NaN, decimal text, json).
-        # parquet is preferred: its job makes the parameters a column at a time with Arrow, several
-        # times faster than the jsonl job's converter per value (bench/mysql_sqlite.py). Files load while
+        # Arrow IPC is preferred (parquet as good, but slower to write and read): its job makes the parameters
+        # a column at a time with Arrow, several times faster than the jsonl job's converter per value
+        # (bench/mysql_sqlite.py). Files load while
         # normalizing: sqlite3 lets go of the GIL while SQLite writes a row, so the two overlap a little
         # (1M flat rows 5.3 -> 4.95 s); one connection writes at a time, as SQLite needs
-        supported_loader_file_formats=("jsonl", "parquet"), preferred_loader_file_format="parquet",
+        supported_loader_file_formats=("jsonl", "parquet", "arrow"), preferred_loader_file_format="arrow",
+        columnar_file_format="arrow",
         sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES, supports_truncate=False,
         merge_strategies=("delete-insert", "upsert", "insert-only", "scd2"), max_decimal_precision=15, decimal_precision=(15, 6),
         is_dataset_a_schema=False, max_table_columns=SQLITE_MAX_COLUMN, load_while_normalizing=True,

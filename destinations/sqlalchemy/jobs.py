@@ -8,6 +8,7 @@ import base64
 import itertools
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -175,14 +176,11 @@ class ParquetExecutemanyJob(LoadJob):
 
     def run(self, client: SqlalchemyJobClient) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         from loadbay.destinations.arrow_params import BadValue, check_type, column_values
 
         sql = client.sql_client
-        with naming_file(self):
-            parquet = pq.ParquetFile(self.job_file.path)
-            schema = parquet.schema_arrow
+        with naming_file(self), self.record_batches() as (schema, batches):
             columns = columns_for(self, schema.names)
             for field, column in zip(schema, columns):
                 if problem := check_type(field, column):
@@ -190,7 +188,7 @@ class ParquetExecutemanyJob(LoadJob):
             insert = statements.insert_row(self.target, schema.names)
             first_row = 0
             with sql.begin_transaction():
-                for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                for batch in batches:
                     values = []
                     for array, column in zip(batch.columns, columns):
                         try:
@@ -204,7 +202,31 @@ class ParquetExecutemanyJob(LoadJob):
                     first_row += batch.num_rows
 
 
-EXECUTEMANY_JOBS: dict[str, type[LoadJob]] = {"jsonl": ExecutemanyJob, "parquet": ParquetExecutemanyJob}
+    @contextmanager
+    def record_batches(self) -> Iterator[tuple[Any, Iterator[Any]]]:
+        """The file's Arrow schema and its record batches."""
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(self.job_file.path)
+        yield parquet.schema_arrow, parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+
+
+class ArrowIpcExecutemanyJob(ParquetExecutemanyJob):
+    """An Arrow IPC file, memory-mapped, bound as the parquet job binds (SQLite's preferred format: writing
+    and reading it cost a fraction of parquet's encoding and decoding)."""
+
+    @contextmanager
+    def record_batches(self) -> Iterator[tuple[Any, Iterator[Any]]]:
+        import pyarrow as pa
+        import pyarrow.ipc
+
+        with pa.memory_map(str(self.job_file.path)) as source:
+            reader = pa.ipc.open_file(source)
+            yield reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
+
+
+EXECUTEMANY_JOBS: dict[str, type[LoadJob]] = {"jsonl": ExecutemanyJob, "parquet": ParquetExecutemanyJob,
+                                              "arrow": ArrowIpcExecutemanyJob}
 """The executemany job of each file format: any dialect's, and the fallback of ``BulkJob``."""
 
 

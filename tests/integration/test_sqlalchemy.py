@@ -53,8 +53,8 @@ def test_sqlite_capabilities(lite):
     assert caps.supports_ddl_transactions is True
     assert caps.supports_truncate is False
     assert caps.is_dataset_a_schema is False  # a dataset is an attached database file
-    assert caps.supported_loader_file_formats == ("jsonl", "parquet")
-    assert caps.preferred_loader_file_format == "parquet"  # Arrow makes its parameters a column at a time
+    assert caps.supported_loader_file_formats == ("jsonl", "parquet", "arrow")
+    assert caps.preferred_loader_file_format == "arrow"  # Arrow makes its parameters a column at a time
     assert "upsert" in caps.merge_strategies
     assert caps.max_identifier_length >= 1000  # SQLite has no practical limit
 

@@ -18,7 +18,7 @@ from loadbay.destinations.testing.conformance.helpers import (as_bool, as_bytes,
 from tests.integration.sqlalchemy_support import backend, lite, maria, n_rows, sa, tbl  # noqa: F401
 from tests.integration.support import live_tables
 
-FORMATS = {"sqlite": ("jsonl", "parquet"), "mariadb": ("jsonl", "parquet", "insert_values")}
+FORMATS = {"sqlite": ("jsonl", "parquet", "arrow"), "mariadb": ("jsonl", "parquet", "insert_values")}
 each_backend_and_format = pytest.mark.parametrize(
     "backend,file_format", [(b, f) for b, formats in FORMATS.items() for f in formats],
     indirect=["backend"], ids=[f"{b}-{f}" for b, formats in FORMATS.items() for f in formats])
