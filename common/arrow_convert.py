@@ -21,11 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loadbay.common import arrow_build
 from loadbay.common.arrow_types import ISO_DATE, ISO_DATETIME, KIND_TYPES, new_column_type, storage_type
 from loadbay.common.schema.inference import (INT64_MAX, NAT_TEXT, NOT_COERCIBLE, NotCoercible, converter_for,
                                      infer_data_type, parse_date, parse_datetime)
 from loadbay.common.schema.types import Column
 from loadbay.common.storage.writers import dumps_json
+
+_TEXT = {text: arrow_build.scalar(text, pa.string()) for text in ("true", "false", "NaN", "Infinity", "-Infinity", "Z", "")}
+"""Text scalars the conversions put in (made once: a Python str handed to a kernel makes pyarrow import pandas)."""
 
 Mask = pa.BooleanArray
 """True where a non-null value cannot take the column's type (its place in the result is null)."""
@@ -81,7 +85,7 @@ def _ints(array: pa.Array, column: Column, storage: pa.DataType, rules: Rules) -
         low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
         failed = pc.or_(pc.less(array, low), pc.greater(array, high))
     elif pa.types.is_uint64(array.type):
-        failed = pc.greater(array, pa.scalar(INT64_MAX, array.type))
+        failed = pc.greater(array, arrow_build.scalar(INT64_MAX, array.type))
     return _apply(array, failed, storage)
 
 
@@ -104,7 +108,7 @@ def _bounded_text(text: pa.Array, column: Column) -> tuple[pa.Array, Mask | None
 
 def _bools_to_text(array: pa.Array, column: Column, storage: pa.DataType,
                    rules: Rules) -> tuple[pa.Array, Mask | None]:
-    return _bounded_text(pc.if_else(array, "true", "false"), column)
+    return _bounded_text(pc.if_else(array, _TEXT["true"], _TEXT["false"]), column)
 
 
 def _floats(array: pa.Array, column: Column, storage: pa.DataType, rules: Rules) -> tuple[pa.Array, Mask | None]:
@@ -122,7 +126,9 @@ def _non_finite_text(array: pa.Array, column: Column, storage: pa.DataType,
     values = _cast(array, pa.float64())
     if pc.any(pc.is_finite(values)).as_py():
         raise pa.ArrowInvalid("finite floats: repr them one by one")
-    text = pc.if_else(pc.is_nan(values), "NaN", pc.if_else(pc.greater(values, 0), "Infinity", "-Infinity"))
+    text = pc.if_else(pc.is_nan(values), _TEXT["NaN"],
+                      pc.if_else(pc.greater(values, arrow_build.scalar(0, values.type)), _TEXT["Infinity"],
+                                 _TEXT["-Infinity"]))
     return _bounded_text(text, column)
 
 
@@ -209,22 +215,22 @@ def parse_timestamps(array: pa.Array) -> tuple[pa.Array, Mask]:
     is brought into a form it reads (a zone, at most 6 fraction digits: the dict path truncates);
     a value it still refuses (Feb 30) makes the column parse value by value."""
     text = _cast(array, pa.string())
-    matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATETIME), False)
+    matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATETIME), arrow_build.FALSE)
     if not pc.any(matches).as_py():
         return pa.nulls(len(text), _UTC), matches
-    candidates = pc.if_else(matches, text, pa.scalar(None, pa.string()))
+    candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
     try:
         parsed = candidates.cast(_UTC)
     except pa.ArrowInvalid:
         parsed = _canonical_timestamps(candidates)
-    return parsed, pc.fill_null(parsed.is_valid(), False)
+    return parsed, pc.fill_null(parsed.is_valid(), arrow_build.FALSE)
 
 
 def _canonical_timestamps(candidates: pa.Array) -> pa.Array:
     text = pc.replace_substring_regex(candidates, "z$", "Z")
     text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")
     zoned = pc.match_substring_regex(text, r"(Z|[+-]\d{2}(:?\d{2})?)$")
-    text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, "Z", ""))
+    text = pc.if_else(zoned, text, pc.binary_join_element_wise(text, _TEXT["Z"], _TEXT[""]))
     try:
         return text.cast(_UTC)
     except pa.ArrowInvalid:
@@ -234,15 +240,15 @@ def _canonical_timestamps(candidates: pa.Array) -> pa.Array:
 def parse_dates(array: pa.Array) -> tuple[pa.Array, Mask]:
     """ISO dates (``YYYY-MM-DD`` only, as ``inference.parse_date``) → date32, and the mask of those that parsed."""
     text = _cast(array, pa.string())
-    matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATE), False)
+    matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATE), arrow_build.FALSE)
     if not pc.any(matches).as_py():
         return pa.nulls(len(text), pa.date32()), matches
-    candidates = pc.if_else(matches, text, pa.scalar(None, pa.string()))
+    candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
     try:
         parsed = candidates.cast(pa.date32())
     except pa.ArrowInvalid:
         parsed = pa.array([_try(parse_date, v) for v in candidates.to_pylist()], pa.date32())
-    return parsed, pc.fill_null(parsed.is_valid(), False)
+    return parsed, pc.fill_null(parsed.is_valid(), arrow_build.FALSE)
 
 
 def _try(parse: Any, value: str | None) -> Any:
@@ -305,23 +311,23 @@ def _per_value(array: pa.Array, column: Column, storage: pa.DataType,
             continue
         out.append(str(result) if pa.types.is_string(storage) and isinstance(result, Decimal) else result)
         failed.append(False)
-    mask = pa.array(failed, pa.bool_())
+    mask = arrow_build.bools(np.array(failed, dtype=bool))
     return pa.array(out, storage), mask if any(failed) else None
 
 
 def _all_fail(array: pa.Array, storage: pa.DataType) -> tuple[pa.Array, Mask | None]:
-    failed = pc.fill_null(array.is_valid(), False) if array.null_count < len(array) else None
+    failed = pc.fill_null(array.is_valid(), arrow_build.FALSE) if array.null_count < len(array) else None
     return pa.nulls(len(array), storage), failed
 
 
 def _apply(array: pa.Array, failed: Mask | None, storage: pa.DataType) -> tuple[pa.Array, Mask | None]:
     """``array`` cast to ``storage`` with the failing values nulled first."""
     if failed is not None:
-        failed = pc.fill_null(failed, False)
+        failed = pc.fill_null(failed, arrow_build.FALSE)
         if not pc.any(failed).as_py():
             failed = None
         else:
-            array = pc.if_else(failed, pa.scalar(None, array.type), array)
+            array = pc.if_else(failed, arrow_build.scalar(None, array.type), array)
     return _cast(array, storage), failed
 
 
@@ -334,22 +340,22 @@ def variant_types(array: pa.Array, kind: str, column: Column,
     text where that is the column's type (a too-wide value) or a non-finite float without a double
     for it (``non_finite``). Values of one type share a variant column."""
     groups: list[tuple[str, dict[str, Any], Mask, bool]] = []
-    valid = pc.fill_null(array.is_valid(), False)
+    valid = pc.fill_null(array.is_valid(), arrow_build.FALSE)
     if kind == "text":
         is_ts = parse_timestamps(array)[1]
         is_date = pc.and_(parse_dates(array)[1], pc.invert(is_ts))
         groups = [("timestamp", {}, is_ts, False), ("date", {}, is_date, False),
                   ("text", {}, pc.and_(valid, pc.invert(pc.or_(is_ts, is_date))), False)]
     elif kind == "int" and pa.types.is_uint64(array.type):
-        big = pc.fill_null(pc.greater(array, pa.scalar(INT64_MAX, array.type)), False)
-        wide = pc.fill_null(pc.greater_equal(array, pa.scalar(10 ** rules.max_decimal_precision, array.type)), False) \
-            if rules.max_decimal_precision < 20 else pa.array(np.zeros(len(array), dtype=bool))
+        big = pc.fill_null(pc.greater(array, arrow_build.scalar(INT64_MAX, array.type)), arrow_build.FALSE)
+        wide = pc.fill_null(pc.greater_equal(array, arrow_build.scalar(10 ** rules.max_decimal_precision, array.type)), arrow_build.FALSE) \
+            if rules.max_decimal_precision < 20 else arrow_build.bools(np.zeros(len(array), dtype=bool))
         groups = [("bigint", {}, pc.and_(valid, pc.invert(big)), False),
                   ("decimal", {"precision": rules.max_decimal_precision, "scale": 0},
                    pc.and_(big, pc.invert(wide)), False),
                   ("text", {}, wide, False)]
     elif kind == "float":
-        non_finite = pc.and_(valid, pc.invert(pc.fill_null(pc.is_finite(array.cast(pa.float64())), True)))
+        non_finite = pc.and_(valid, pc.invert(pc.fill_null(pc.is_finite(array.cast(pa.float64())), arrow_build.TRUE)))
         finite = pc.and_(valid, pc.invert(non_finite))
         groups = [("double", {}, finite, False), ("double", {}, non_finite, not rules.nan_infinity)]
     elif kind == "python":
@@ -383,7 +389,7 @@ def _python_groups(array: pa.Array, rules: Rules) -> list[tuple[str, dict[str, A
         extras.setdefault(data_type, extra)
         types.append(data_type)
     names = np.array([t or "" for t in types], dtype=object)
-    return [(t, extras[t], pa.array(names == t), False) for t in extras]
+    return [(t, extras[t], arrow_build.bools(names == t), False) for t in extras]
 
 
 def sample(array: pa.Array, mask: Mask) -> Any:

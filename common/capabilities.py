@@ -89,8 +89,9 @@ class DestinationCapabilities:
     """What Arrow data (Arrow tables, DataFrames, parquet and csv files) is written as when the run names no
     ``loader_file_format``: a format of ``COLUMNAR_FORMATS`` the destination loads. DuckDB takes "arrow"
     (Arrow IPC files, which it scans memory-mapped as it scans an Arrow table: a million rows written in a
-    fifth of parquet's time and inserted faster); a destination that loads neither gets rows of its
-    preferred format."""
+    fifth of parquet's time and inserted faster), PostgreSQL and SQLite too (their jobs read its record
+    batches without parquet's decoding); where the destination does not load it, parquet; a destination that
+    loads neither gets rows of its preferred format."""
     columnar_file_max_items: int | None = None
     """Rows per columnar file written from Arrow data unless the pipeline sets ``file_max_items``
     (None: 100,000, as for rows). DuckDB
@@ -134,12 +135,13 @@ class DestinationCapabilities:
             )
 
     def columnar_format(self, loader_file_format: str | None) -> str | None:
-        """What a run writes Arrow data as: ``columnar_file_format`` when the run names no format, the named
-        format when it is columnar; None (rows of the run's format) otherwise or when the destination does
-        not load it."""
-        file_format = loader_file_format or self.columnar_file_format
-        if file_format in COLUMNAR_FORMATS and file_format in self.supported_loader_file_formats:
-            return file_format
+        """What a run writes Arrow data as: ``columnar_file_format`` when the run names no format (parquet where
+        the destination does not load that one), the named format when it is columnar; None (rows of the run's
+        format) otherwise or when the destination loads no such format."""
+        candidates = [loader_file_format] if loader_file_format else [self.columnar_file_format, "parquet"]
+        for file_format in candidates:  # a copy that dropped "arrow" from its formats still gets parquet
+            if file_format in COLUMNAR_FORMATS and file_format in self.supported_loader_file_formats:
+                return file_format
         return None
 
     def with_(self, **changes: object) -> DestinationCapabilities:

@@ -68,7 +68,7 @@ def check_type(field: pa.Field, column: Column) -> str | None:
 
 
 def _first(mask: pa.Array) -> int:
-    return int(pc.index(mask, True).as_py())
+    return int(pc.index(mask, arrow_build.TRUE).as_py())
 
 
 def _text(array: pa.Array) -> pa.Array:

@@ -190,8 +190,8 @@ def scan_name(file_name: str) -> str:
 
 
 def _unregister(connection: Any, view: str) -> None:
-    """Drop a registered scan; after a failed insert the transaction is aborted and refuses it, so the
-    name (unique, unused) stays on the connection until it closes, which a failed job soon makes happen."""
+    """Drop a registered scan; after a failed insert the aborted transaction refuses that, and the rollback
+    that follows drops the registration instead."""
     import duckdb
 
     try:

@@ -2,7 +2,9 @@
 
 pyarrow imports pandas (when installed) the first time it is handed numpy or Python values, which costs a
 fresh process 0.3-0.8 s, more than normalizing a million Arrow rows; loadbay's Arrow path builds what it
-makes from buffers instead (loadbay.common.arrow_build). Each case runs in a fresh interpreter with pandas
+makes from buffers instead (loadbay.common.arrow_build). Values that need converting one at a time in Python
+(a column of another type than its table's that Arrow cannot cast, scd2's row hashes) still go through
+pyarrow's Python conversions, which may import it. Each case runs in a fresh interpreter with pandas
 installed, loads real data and asserts both the rows in the destination and that pandas stayed out.
 """
 
@@ -29,18 +31,21 @@ assert "pandas" not in sys.modules, "reading the input imported pandas: the chec
 
 
 def write_orders(path: Path) -> str:
-    """1,000 orders with nulls, binary, timestamps, a struct and two levels of lists, as an Arrow IPC file
+    """1,000 orders with nulls, binary, doubles (checked for NaN where a database stores none), uint64, timestamps,
+    a struct and two levels of lists, as an Arrow IPC file
     (made in this process: building a table from Python rows imports pandas; reading the file does not)."""
     import datetime
 
     import pyarrow as pa
 
     rows = [{"id": i, "name": None if i % 7 == 0 else f"n{i}", "ok": i % 2 == 0, "blob": bytes([i % 256]) * 3,
+             "amount": i / 8, "count": i,
              "at": datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(seconds=i),
              "customer": {"city": None if i % 3 else "Oslo", "zip": i},
              "tags": [f"t{k}" for k in range(i % 3)],
              "lines": [{"sku": f"s{k}", "parts": [k, k + 1]} for k in range(i % 2)]} for i in range(1000)]
     table = pa.Table.from_pylist(rows)
+    table = table.set_column(table.schema.get_field_index("count"), "count", table.column("count").cast(pa.uint64()))
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
     return str(path)
