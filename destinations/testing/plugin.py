@@ -224,7 +224,7 @@ def make_pipeline(destination_name: str, destination_setup: DestinationSetup,
                   tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
     """``make_pipeline(name="p", dataset_name=None, destination_settings=None, **settings)``: a pipeline on the
     destination under test, with its own dataset (unique per test) and pipelines_dir under tmp_path;
-    ``destination_settings`` (``{"create_indexes": True}``) over the setup's own."""
+    ``destination_settings`` (``{"create_indexes": True}``) over the setup's own (``credentials`` too)."""
     import loadbay
     from loadbay.destinations.testing.conformance.helpers import drop_datasets
 

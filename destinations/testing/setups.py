@@ -114,11 +114,12 @@ class DestinationSetup:
         return callable(self.credentials)
 
     def destination(self, tmp_path: Path, pipeline_name: str, **settings: Any) -> Destination:
-        """The destination, configured (no connection is opened); ``settings`` over the setup's ``config``."""
+        """The destination, configured (no connection is opened); ``settings`` over the setup's ``config``
+        (``credentials`` among them over the setup's credentials)."""
         import loadbay
 
         credentials = self.credentials(tmp_path, pipeline_name) if callable(self.credentials) else self.credentials
-        return loadbay.destination(self.reference, credentials=credentials, **{**self.config, **settings})
+        return loadbay.destination(self.reference, **{"credentials": credentials, **self.config, **settings})
 
 
 SETUPS: dict[str, DestinationSetup] = {

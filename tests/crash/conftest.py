@@ -7,7 +7,8 @@ scenario and asserts on its cases. The pool starts as soon as collection ends, a
 moved to the end of the run: the rest of the suite runs while the scenarios do (collected first,
 they kept the whole session waiting for the pool for minutes). Beside other tests the pool runs
 one scenario at a time and its workers run niced, so the rest of the suite is slowed as little as
-can be; a session of crash tests only (``make crash``) runs two at a time. Settings (environment
+can be; once every other test is done (the first crash or concurrency test waits) it runs two at a
+time, as a session of crash tests only (``make crash``) does from the start. Settings (environment
 variables):
 
 - ``LOADBAY_CRASH_KILLS`` random kills per scenario (default 2; seeds are drawn until that many
@@ -21,8 +22,9 @@ variables):
 - ``LOADBAY_CRASH_ROWS`` / ``LOADBAY_CRASH_FILE_MAX_ITEMS`` data size and files (default 10,000
   base root rows, 400 rows a file: 10 to 60 files a table and batch), ``LOADBAY_CONCURRENT_ROWS`` /
   ``LOADBAY_CONCURRENT_FILE_MAX_ITEMS`` the same for the concurrency trials (3,000 and 300);
-- ``LOADBAY_CRASH_PARALLEL`` scenarios at once (default 1 beside other tests, 2 in a session of crash
-  tests only); ``LOADBAY_CRASH_WORKER_NICE`` how much lower than the session the workers run (default 10);
+- ``LOADBAY_CRASH_PARALLEL`` scenarios at once, throughout (default 1 beside other tests and 2 once they
+  are done, 2 in a session of crash tests only); ``LOADBAY_CRASH_WORKER_NICE`` how much lower than the
+  session the workers run (default 10);
 - ``LOADBAY_CRASH_REPORT=path.json`` writes every case; ``LOADBAY_CRASH_KEEP=1`` keeps every dataset and work folder (failed cases keep their folder anyway);
 - ``LOADBAY_CRASH_MYSQL``: the dispositions the ``mysql`` scenarios (crash and concurrency) run in,
   comma-separated, or ``all``; default: all in a session of crash tests only, ``merge`` alone beside
@@ -44,8 +46,9 @@ every id there for ``-k``, so a session of crash tests only (``make crash``, ``p
 from __future__ import annotations
 
 import os
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -60,7 +63,9 @@ KILLS = int(os.environ.get("LOADBAY_CRASH_KILLS", "2"))
 DOUBLE_KILLS = int(os.environ.get("LOADBAY_CRASH_DOUBLE_KILLS", "0"))
 TRIALS = int(os.environ.get("LOADBAY_CONCURRENT_TRIALS", "2"))
 PARALLEL_ENV = "LOADBAY_CRASH_PARALLEL"
-"""Scenarios at once; unset: 2 in a session of crash tests only, 1 beside other tests."""
+"""Scenarios at once; unset: 2 in a session of crash tests only, 1 beside other tests (2 once they are done)."""
+ALONE_PARALLEL = 2
+"""Scenarios at once with no other test left to slow down."""
 Key = tuple[str, str, str]
 """(kind, destination, disposition); kind is "crash" or "concurrent"."""
 KINDS = {"crash_results": "crash", "concurrent_results": "concurrent"}
@@ -90,14 +95,23 @@ def crash_points() -> list[str]:
 
 
 class Scheduler:
-    """Runs each selected scenario once, ``parallel`` at a time, as soon as the session starts."""
+    """Runs each selected scenario once, ``parallel`` at a time, as soon as the session starts; ``widen``
+    lets ``widened`` run at a time from then on."""
 
-    def __init__(self, root: Path, keys: list[Key], parallel: int) -> None:
+    def __init__(self, root: Path, keys: list[Key], parallel: int, *, widened: int | None = None) -> None:
         self.root = root
         self.parallel = max(1, parallel)
+        self.widened = max(self.parallel, widened or self.parallel)
+        self.widened_at: float | None = None
+        """When ``widen`` was first called (seconds after collection), if it was."""
         self.started = time.monotonic()
         self.finished: float | None = None
-        self.pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="crash")
+        self._slots = threading.Condition()
+        self._running = 0
+        self._limit = self.parallel
+        self._next = 0  # the submission number of the next scenario to start: they start in order
+        self._closing = False
+        self.pool = ThreadPoolExecutor(max_workers=self.widened, thread_name_prefix="crash")
         self.futures: dict[Key, Future[list[CaseResult]]] = {}
         self.seconds: dict[Key, float] = {}
         """How long each scenario that ran took, start to end."""
@@ -108,9 +122,31 @@ class Scheduler:
             if destination not in reachable:
                 reachable[destination] = probe is None or probe() is None
             if reachable[destination]:  # an unreachable server: the test skips (or fails in CI) itself
-                self.futures[key] = self.pool.submit(self._run, key)
+                self.futures[key] = self.pool.submit(self._run, key, len(self.futures))
 
-    def _run(self, key: Key) -> list[CaseResult]:
+    def widen(self) -> None:
+        """From now on run ``widened`` scenarios at a time (no other test is left to slow down)."""
+        with self._slots:
+            if self._limit < self.widened:
+                self._limit = self.widened
+                self.widened_at = time.monotonic() - self.started
+                self._slots.notify_all()
+
+    def _run(self, key: Key, number: int) -> list[CaseResult]:
+        with self._slots:
+            self._slots.wait_for(lambda: self._closing or (self._running < self._limit and self._next == number))
+            if self._closing:
+                raise CancelledError(f"session ended before scenario {key} started")
+            self._next += 1
+            self._running += 1
+        try:
+            return self._run_scenario(key)
+        finally:
+            with self._slots:
+                self._running -= 1
+                self._slots.notify_all()
+
+    def _run_scenario(self, key: Key) -> list[CaseResult]:
         kind, destination, disposition = key
         started = time.monotonic()
         target = TARGETS[destination]
@@ -127,9 +163,15 @@ class Scheduler:
         return results
 
     def results(self, key: Key) -> list[CaseResult]:
+        """The scenario's cases, once it has run. Crash and concurrency tests run last: the first to wait
+        means no other test is left, so the pool widens."""
+        self.widen()
         return self.futures[key].result()
 
     def close(self) -> None:
+        with self._slots:
+            self._closing = True
+            self._slots.notify_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -159,7 +201,9 @@ def _start(session: pytest.Session) -> Scheduler:
         # the session's own basetemp (what the tmp_path_factory fixture returns), so kept folders of
         # failed cases sit beside every other test's
         factory: pytest.TempPathFactory = session.config._tmp_path_factory  # type: ignore[attr-defined]
-        scheduler = Scheduler(factory.mktemp("crash"), keys, int(parallel) if parallel else 2 if alone else 1)
+        scheduler = Scheduler(factory.mktemp("crash"), keys,
+                              int(parallel) if parallel else ALONE_PARALLEL if alone else 1,
+                              widened=None if parallel else ALONE_PARALLEL)
         session.config.stash[_SCHEDULER] = scheduler
     return scheduler
 
@@ -234,7 +278,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     scheduler = terminalreporter.config.stash.get(_SCHEDULER, None)
     if scheduler is not None and scheduler.finished is not None:
         n = len(scheduler.futures)
-        terminalreporter.write_line(f"{n} scenario{'s' if n != 1 else ''}, {scheduler.parallel} at a time, "
+        at_once = f"{scheduler.parallel} at a time"
+        if scheduler.widened_at is not None and scheduler.widened > scheduler.parallel:
+            at_once += f" ({scheduler.widened} from {scheduler.widened_at:.0f} s, when the other tests were done)"
+        terminalreporter.write_line(f"{n} scenario{'s' if n != 1 else ''}, {at_once}, "
                                     f"done {scheduler.finished - scheduler.started:.0f} s after collection")
         terminalreporter.write_line("seconds per scenario: " + ", ".join(
             f"{kind} {destination} {disposition} {seconds:.0f}"

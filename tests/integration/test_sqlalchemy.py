@@ -435,7 +435,9 @@ def test_sqlite_unqualified_names_read_the_own_dataset_when_two_share_a_file(lit
 
 def test_mariadb_unqualified_names_never_read_another_dataset(maria):
     engine_args = {"pool_size": 1, "max_overflow": 0}  # one connection: both pipelines get the same one
-    a = maria(name="a", engine_args=engine_args)
+    # no loading while normalizing: its feed would wait for a second connection (pool_timeout, 30 s) before
+    # giving up, and the test is about the one connection the two pipelines share
+    a = maria(name="a", engine_args=engine_args, load_while_normalizing=False)
     b = maria(name="b", engine_args=engine_args)
     a.run([{"id": 1}, {"id": 2}], table_name="t").raise_on_failed_jobs()
     with b.sql_client() as client:  # b has loaded nothing: its dataset does not exist, nor does its table t

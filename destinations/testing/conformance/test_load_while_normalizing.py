@@ -255,6 +255,23 @@ END_LOAD: dict[str, Callable[[Any, loadbay.Pipeline, str], bool]] = {"postgres":
                                                                       "mysql": _end_mysql_load}
 """By sqlglot dialect: how to end, from another session, the session loading a file into a table."""
 
+MYSQL_WRITE_TIMEOUT = 10
+"""Seconds pymysql waits to send a piece of the file (``write_timeout``) in the loading session of a MySQL
+dialect. A ``KILL CONNECTION`` that lands while the server's socket has stopped taking data (zero window)
+closes it without a reset: the client's send of the next piece then waits until the kernel gives up on the
+half-closed connection (about 110 s on Linux: ``tcp_fin_timeout`` and the zero-window probes' back-off), in
+a third to a half of the kills here, before the error the retry needs. The timeout ends that wait with the same error
+(2006, server gone); it does not change which sessions are killed or what is checked."""
+
+
+def _noticing_a_lost_connection(setup: Any, dialect: str) -> dict[str, Any]:
+    """Destination settings for the killed session: a MySQL-dialect server URL with ``write_timeout``."""
+    credentials = setup.credentials
+    if dialect != "mysql" or not isinstance(credentials, str) or not credentials.startswith(("mysql", "mariadb")) \
+            or "write_timeout=" in credentials:
+        return {}
+    return {"credentials": f"{credentials}{'&' if '?' in credentials else '?'}write_timeout={MYSQL_WRITE_TIMEOUT}"}
+
 
 def _flat(n: int, *, during: Callable[[int], None], at: int) -> Iterator[dict[str, Any]]:
     for i in range(n):
@@ -263,14 +280,16 @@ def _flat(n: int, *, during: Callable[[int], None], at: int) -> Iterator[dict[st
         yield {"id": i, "name": f"row {i}", "v": i / 3}
 
 
-def test_a_connection_lost_while_normalizing_is_retried_by_the_loader(make_loading_pipeline, caplog):
+def test_a_connection_lost_while_normalizing_is_retried_by_the_loader(make_loading_pipeline, caplog,
+                                                                      destination_setup, destination_capabilities):
     """The session loading a file is terminated while the source still produces: the Loader's retry
     (the one every job has) runs the file again on a new connection, without loss or duplicates."""
     caplog.set_level(logging.INFO, logger="loadbay")
     batch = 5_000
+    settings = _noticing_a_lost_connection(destination_setup, destination_capabilities.sqlglot_dialect)
     for attempt in range(3):
         size = 100_000 * 2 ** attempt  # rows a file: bigger files load longer, to be caught in the middle
-        p = make_loading_pipeline(file_max_items=size, batch_size=batch)
+        p = make_loading_pipeline(file_max_items=size, batch_size=batch, destination_settings=settings)
         end_load = END_LOAD.get(p.capabilities.sqlglot_dialect)
         if end_load is None:
             pytest.skip(f"no way known to end a loading session on dialect {p.capabilities.sqlglot_dialect!r}")
