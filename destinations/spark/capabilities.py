@@ -17,10 +17,13 @@ capabilities = DEFAULTS.with_(
     merge_strategies=(),
     replace_strategies=("truncate-and-insert",),
     sqlglot_dialect="spark",
-    max_parallel_load_jobs=2,
+    max_parallel_load_jobs=1,
     columnar_file_max_items=1_000_000,
 )
 """Only parquet: Spark reads it natively with every type (jsonl and csv would lose types on the way).
 Merge and replace through staging need DELETE or a build-then-swap, which this destination does not
 have yet: only ``truncate-and-insert`` replaces (TRUNCATE, then the files load straight into the table).
-Each statement is a Spark job of its own, so few, large files (``columnar_file_max_items``) load faster."""
+Each statement is a Spark job of its own, so few, large files (``columnar_file_max_items``) load faster.
+One load job at a time: two INSERTs into one parquet table share its ``_temporary`` folder, and the first to
+commit deletes it under the other (seen here: ``FileNotFoundException .../_temporary/0``), which may also have
+committed the other's finished tasks. For the same reason two pipelines must not load one table at once."""
