@@ -14,15 +14,17 @@ capabilities = DEFAULTS.with_(
     supports_transactions=False,
     supports_ddl_transactions=False,
     supports_multi_column_alter=True,
-    merge_strategies=(),
-    replace_strategies=("truncate-and-insert",),
+    merge_strategies=("delete-insert", "upsert", "insert-only"),
+    replace_strategies=("insert-from-staging", "truncate-and-insert"),
     sqlglot_dialect="spark",
     max_parallel_load_jobs=1,
     columnar_file_max_items=1_000_000,
 )
 """Only parquet: Spark reads it natively with every type (jsonl and csv would lose types on the way).
-Merge and replace through staging need DELETE or a build-then-swap, which this destination does not
-have yet: only ``truncate-and-insert`` replaces (TRUNCATE, then the files load straight into the table).
+Merges and ``insert-from-staging`` replaces rebuild each table and swap it in by renames
+(``destinations/spark/swap.py``: not atomic, resumable); ``truncate-and-insert`` truncates, then loads the files
+straight into the table. ``scd2`` (it updates rows) and ``staging-optimized`` (it moves tables across databases,
+which Spark refuses) have no rebuild yet.
 Each statement is a Spark job of its own, so few, large files (``columnar_file_max_items``) load faster.
 One load job at a time: two INSERTs into one parquet table share its ``_temporary`` folder, and the first to
 commit deletes it under the other (seen here: ``FileNotFoundException .../_temporary/0``), which may also have

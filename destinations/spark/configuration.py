@@ -40,5 +40,3 @@ class SparkCredentials(ServerCredentials):
 @dataclass
 class SparkConfig(DestinationConfig):
     credentials: SparkCredentials = field(default_factory=SparkCredentials)
-    replace_strategy: str = "truncate-and-insert"
-    """The one replace strategy Spark has so far (``capabilities.replace_strategies``)."""

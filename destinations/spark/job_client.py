@@ -1,17 +1,29 @@
-"""Spark job client: its type map (both ways), parquet tables (``USING parquet``), the parquet load job, and
-the bookkeeping Spark cannot delete rows for."""
+"""Spark job client: its type map (both ways), parquet tables (``USING parquet``), the parquet load job,
+done-records forgotten by tombstones, and replace and merge as build-then-swap (``destinations/spark/swap.py``),
+since Spark cannot delete rows from a parquet table."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from sqlglot import exp
 
 from loadbay.common.destination import LoadJob
-from loadbay.common.schema.types import Column, Table
-from loadbay.destinations.job_client import SqlJobClient
+from loadbay.common.exceptions import DestinationUndefinedRelation
+from loadbay.common.schema.types import Column, Schema, Table
+from loadbay.destinations import statements as sql
+from loadbay.destinations.job_client import JOBS_TABLE, LOADS_TABLE, STATE_TABLE, SqlJobClient
 from loadbay.destinations.spark.jobs import ParquetInsertJob
+from loadbay.destinations.spark.swap import SwapPlan
 from loadbay.destinations.type_mapping import DType, TypeMapper
+from loadbay.faults import crash_point
+
+FORGOTTEN = ""
+"""The ``job_id`` of a tombstone in ``_lb_jobs``: the records of its load id and table (``*``: every table)
+written before it no longer count."""
+EVERY_TABLE = "*"
 
 
 class SparkTypeMapper(TypeMapper):
@@ -59,6 +71,77 @@ class SparkJobClient(SqlJobClient):
         create.set("properties", exp.Properties(expressions=[exp.FileFormatProperty(this=exp.var("parquet"))]))
         return create
 
+    # -- done-records: Spark cannot DELETE them, so they are outdated by tombstones ----------------------
     def _forget_jobs(self, load_id: str, table_names: list[str] | None = None) -> None:
-        """Nothing: Spark cannot DELETE from a parquet table. The done-records of a package stay in ``_lb_jobs``;
-        they name a load id no other package has, so they only ever answer for their own package."""
+        """A tombstone per table (``FORGOTTEN`` as job id; ``*`` for every table): records of the package's jobs
+        older than it stop counting (``loaded_jobs``)."""
+        if table_names == []:
+            return
+        now = datetime.now(timezone.utc)
+        for name in table_names or [EVERY_TABLE]:
+            self._insert_row(JOBS_TABLE, {"load_id": load_id, "job_id": FORGOTTEN, "table_name": name,
+                                          "inserted_at": now})
+
+    def loaded_jobs(self, load_id: str) -> set[str]:
+        """Jobs of ``load_id`` whose record is newer than every tombstone of their table."""
+        query = sql.select_rows(self.sql_client.qualified(JOBS_TABLE), ["job_id", "table_name", "inserted_at"],
+                                ["load_id"])
+        try:
+            rows = self.sql_client.execute_sql(query, load_id) or []
+        except DestinationUndefinedRelation:
+            return set()
+        forgotten: dict[str, datetime] = {}
+        for job_id, table, at in rows:
+            if job_id == FORGOTTEN:
+                forgotten[table] = max(at, forgotten.get(table, at))
+        since = forgotten.get(EVERY_TABLE)
+        return {str(job_id) for job_id, table, at in rows if job_id != FORGOTTEN
+                and all(limit is None or at > limit for limit in (forgotten.get(table), since))}
+
+    # -- completion: build every changed table, swap them in, then the _lb_loads record ------------------
+    def complete_load(self, load_id: str, schema: Schema, table_names: list[str],
+                      state: dict[str, Any] | None = None) -> list[str]:
+        """Not atomic on Spark (no transactions): each staged root's group is rebuilt and swapped in
+        (``SwapPlan.run``, resumable: a swap already done is not repeated), then the pipeline state, then
+        the ``_lb_loads`` record, last; the old tables are dropped after it. A crash before the record leaves
+        some groups swapped: the next run finishes the swaps and writes the record."""
+        if self.is_load_completed(load_id):
+            return []
+        rendered: list[str] = []
+        for plan in self.swap_plans(schema, table_names, load_id):
+            rendered += plan.run(self.sql_client)
+        crash_point("package.merged")
+        now = datetime.now(timezone.utc)
+        if state is not None:
+            self._insert_row(STATE_TABLE, {"pipeline_name": self.config.pipeline_name,
+                                           "state": json.dumps(state, sort_keys=True), "created_at": now,
+                                           "_lb_load_id": load_id})
+        self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
+                                       "inserted_at": now, "schema_version_hash": schema.version_hash})
+        crash_point("package.committed")
+        self.drop_swapped_out(schema, table_names, load_id)
+        return rendered
+
+    def swap_plans(self, schema: Schema, table_names: list[str], load_id: str) -> list[SwapPlan]:
+        """One plan per staged root table of the package, its children with it."""
+        plans = []
+        for name in table_names:
+            root = schema.tables[name]
+            if root.parent is None and self.uses_staging(root):
+                children = [c for c in schema.children_of(root.name) if c.name in table_names]
+                plans.append(SwapPlan.for_group(root, children, load_id, client=self))
+        return plans
+
+    def drop_swapped_out(self, schema: Schema, table_names: list[str], load_id: str) -> None:
+        """The package's old and unfinished tables (``<table>__<load id>__old``/``__new``), if any are left."""
+        names = [n for n in table_names if n in schema.tables]
+        leftovers = SwapPlan.leftovers(names, load_id, self.capabilities.max_identifier_length)
+        existing = self.sql_client.table_names(self.sql_client.dataset_name) or set()
+        drops = [sql.drop_tables([self.sql_client.qualified(n)]) for n in leftovers if n in existing]
+        self.sql_client.execute_many(drops)
+
+    def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str,
+                         done_records: bool = True) -> None:
+        """The base's (staging tables), and the package's swapped-out tables (a crash after its record)."""
+        super().clean_up_package(schema, table_names, load_id, done_records)
+        self.drop_swapped_out(schema, table_names, load_id)
