@@ -39,7 +39,9 @@ MYSQL_URL = "mysql://" + MARIADB_URL.split("://", 1)[1]
 SQLALCHEMY_POSTGRES_URL = "postgresql+psycopg2://" + POSTGRES_URL.split("://", 1)[1]
 """The PostgreSQL server as the SQLAlchemy destination's URL (the ``sqlalchemy_postgres`` setup)."""
 SPARK_URL = os.environ.get("LOADBAY_TEST_SPARK", "spark://loadbay@127.0.0.1:10000")
-"""The Spark Thrift server the built-in ``spark`` setup uses (``scripts/spark.sh start`` runs one)."""
+"""The Spark Thrift server the built-in ``spark`` setup uses (``scripts/spark.sh start`` runs one). The setup runs
+with ``--lb-setup spark``, and in the default run only when ``LOADBAY_TEST_SPARK`` is set: a Spark server costs a
+JVM and about a gigabyte, and its part of the suite takes far longer than the others (README, "Scaling out")."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 """Under CI every server must be reachable: an unreachable one fails the tests instead of skipping them."""
 
@@ -131,6 +133,8 @@ class DestinationSetup:
     """Further destination settings, e.g. ``{"upsert_syntax": "on_conflict"}``."""
     errors: ErrorTable | None = None
     """Real errors to provoke on its database, for conformance/test_error_classes.py (None: that test skips)."""
+    in_default_run: bool = True
+    """Whether a run without ``--lb-setup`` includes it (then under CI=true its server must be up)."""
 
     @property
     def database_per_test(self) -> bool:
@@ -157,7 +161,8 @@ SETUPS: dict[str, DestinationSetup] = {
                               errors=error_tables.MYSQL),
     "sqlalchemy_postgres": DestinationSetup("sqlalchemy", SQLALCHEMY_POSTGRES_URL, probe=probe_postgres,
                                             errors=error_tables.SQLALCHEMY_POSTGRES),
-    "spark": DestinationSetup("spark", SPARK_URL, probe=probe_spark, errors=error_tables.SPARK),
+    "spark": DestinationSetup("spark", SPARK_URL, probe=probe_spark, errors=error_tables.SPARK,
+                              in_default_run="LOADBAY_TEST_SPARK" in os.environ),
 }
 """Built-in setups, by the name test ids show. Adding a destination to the repo's own test run is one line."""
 

@@ -2,8 +2,9 @@
 the renames of its swap resumes without building again from a table already swapped, done-records are forgotten
 by tombstones (Spark cannot delete them), and values sent as literals arrive exactly.
 
-The server is ``setups.SPARK_URL`` (``scripts/spark.sh start``); the tests skip with the reason when it does not
-answer, and fail under CI=true. Each test drops its datasets afterwards.
+The server is ``setups.SPARK_URL`` (``scripts/spark.sh start``). The tests run when the ``spark`` setup does
+(``--lb-setup spark``, or ``LOADBAY_TEST_SPARK`` set); then they skip with the reason when it does not answer, and
+fail under CI=true. Each test drops its datasets afterwards.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import pytest
 import loadbay
 from loadbay.destinations.spark import swap
 from loadbay.destinations.testing.conformance.helpers import drop_datasets, query, run_ok
-from loadbay.destinations.testing.setups import SPARK_URL, require_server
+from loadbay.destinations.testing.setups import SPARK_URL, active, require_server
 from tests.integration.support import new_dataset
 
 
 @pytest.fixture
 def sp(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
     """``sp(name)``: a spark pipeline on a fresh dataset, dropped (with its staging twin) afterwards."""
+    if "spark" not in active():
+        pytest.skip("the spark setup is not part of this run: pass --lb-setup spark or set LOADBAY_TEST_SPARK")
     require_server("spark")
     made: list[loadbay.Pipeline] = []
 
