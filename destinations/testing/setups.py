@@ -99,7 +99,11 @@ def probe_postgres() -> str | None:
 
 def probe_spark() -> str | None:
     """A DB-API connection that answers ``SELECT 1``: the Thrift server listens long before it answers."""
+    import shutil
+
     hint = "start one with scripts/spark.sh start (Java 17 and the 'spark' extra), or set LOADBAY_TEST_SPARK"
+    if shutil.which("java") is None:
+        hint = "no java on PATH (apt-get install openjdk-17-jre-headless); " + hint
     try:
         from impala.dbapi import connect
     except ImportError:
