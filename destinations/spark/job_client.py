@@ -16,6 +16,7 @@ from loadbay.common.schema.types import Column, Schema, Table
 from loadbay.destinations import statements as sql
 from loadbay.destinations.job_client import JOBS_TABLE, LOADS_TABLE, STATE_TABLE, SqlJobClient
 from loadbay.destinations.spark.jobs import ParquetInsertJob
+from loadbay.destinations.spark.sql_client import JSON_COMMENT
 from loadbay.destinations.spark.swap import SwapPlan
 from loadbay.destinations.type_mapping import DType, TypeMapper
 from loadbay.faults import crash_point
@@ -51,9 +52,12 @@ class SparkTypeMapper(TypeMapper):
     HINTED: ClassVar[dict[str, Any]] = {**TypeMapper.HINTED, "time": time_type, "text": text_type}
 
     def from_db_type(self, db_type: str, precision: Any = None, scale: Any = None) -> tuple[str, dict[str, Any]]:
-        """``timestamp_ntz`` is a timestamp without time zone, ``time(6)`` a time; the rest as the base reads them
-        (``timestamp`` is Spark's instant: sqlglot reads it as TIMESTAMPTZ)."""
+        """``timestamp_ntz`` is a timestamp without time zone, ``time(6)`` a time, ``json`` a STRING commented so
+        (``SparkSqlClient.table_columns``); the rest as the base reads them (``timestamp`` is Spark's instant:
+        sqlglot reads it as TIMESTAMPTZ)."""
         lowered = db_type.lower()
+        if lowered == "json":
+            return "json", {}
         if lowered == "timestamp_ntz":
             return "timestamp", {"timezone": False}
         if lowered.startswith("time(") or lowered == "time":
@@ -64,6 +68,14 @@ class SparkTypeMapper(TypeMapper):
 class SparkJobClient(SqlJobClient):
     type_mapper_class = SparkTypeMapper
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {"parquet": ParquetInsertJob}
+
+    def column_sql(self, column: Column, for_alter: bool = False) -> exp.ColumnDef:
+        """The base's, and a json column's ``COMMENT 'loadbay:json'`` (``JSON_COMMENT``): its type is STRING."""
+        definition = super().column_sql(column, for_alter)
+        if column.data_type == "json":
+            definition.append("constraints", exp.ColumnConstraint(
+                kind=exp.CommentColumnConstraint(this=exp.Literal.string(JSON_COMMENT))))
+        return definition
 
     def create_table_sql(self, table: Table, target: exp.Table | None = None) -> exp.Expression:
         """``CREATE TABLE IF NOT EXISTS ... USING parquet``: a data source table in the warehouse."""

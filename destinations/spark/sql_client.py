@@ -22,6 +22,10 @@ from loadbay.destinations.sql_client import SqlClient
 from loadbay.destinations.sqlstate import classify_impyla
 from loadbay.destinations.statements import Statement, raw
 
+JSON_COMMENT = "loadbay:json"
+"""The column comment that marks a STRING column as loadbay's json (JSON text): ``DESCRIBE TABLE`` shows it, and
+Spark keeps it through CREATE TABLE ... AS SELECT, so the live schema tells json from text."""
+
 ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES", "FROM", "TABLE", "SET"})
 """Statements whose results are fetched. impyla gives every Spark command a one-column description
 (``Result``) with no column behind it, and fails fetching it: commands are run, not fetched."""
@@ -193,12 +197,17 @@ def rows_before_sections(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 
 def describe_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """(name, type, precision, scale, 'YES') of one ``DESCRIBE TABLE`` row (name, type, comment).
+    """(name, type, precision, scale, 'YES') of one ``DESCRIBE TABLE`` row (name, type, comment); a string
+    commented ``JSON_COMMENT`` is ``json``.
 
     >>> describe_row(("amount", "decimal(38,9)", None))
     ('amount', 'decimal(38,9)', 38, 9, 'YES')
+    >>> describe_row(("doc", "string", JSON_COMMENT))
+    ('doc', 'json', None, None, 'YES')
     """
     name, data_type = str(row[0]), str(row[1])
+    if data_type.lower() == "string" and len(row) > 2 and row[2] == JSON_COMMENT:
+        data_type = "json"
     precision = scale = None
     if data_type.lower().startswith("decimal(") and data_type.endswith(")"):
         digits, _, places = data_type[len("decimal("):-1].partition(",")
