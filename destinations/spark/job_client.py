@@ -132,7 +132,19 @@ class SparkJobClient(SqlJobClient):
                                        "inserted_at": now, "schema_version_hash": schema.version_hash})
         crash_point("package.committed")
         self.drop_swapped_out(schema, table_names, load_id)
+        self.compact_jobs(load_id)
         return rendered
+
+    def compact_jobs(self, load_id: str) -> None:
+        """Empty ``_lb_jobs`` (TRUNCATE) once package ``load_id`` is recorded, when it holds records of that
+        package only: they are what a DELETE would have removed with the record. Records of another package
+        in flight (a pipeline loading the same dataset) are left, tombstones and all: a record that pipeline
+        writes between the look and the TRUNCATE is lost, and a crash of it then loads that file again."""
+        table = self.sql_client.qualified(JOBS_TABLE)
+        others = exp.select(exp.Literal.number(1)).from_(table.copy()).where(
+            exp.NEQ(this=exp.column("load_id", quoted=True), expression=exp.Placeholder())).limit(1)
+        if not self.sql_client.execute_sql(others, load_id):
+            self.sql_client.execute_sql(exp.TruncateTable(expressions=[table]))
 
     def swap_plans(self, schema: Schema, table_names: list[str], load_id: str) -> list[SwapPlan]:
         """One plan per staged root table of the package, its children with it."""
