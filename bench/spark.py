@@ -57,11 +57,18 @@ def baseline_round(n: int, p: loadbay.Pipeline, workdir: Path) -> float:
     table = pa.Table.from_pylist([{**r, "_lb_load_id": load_id, "_lb_id": f"{i:024x}"} for i, r in enumerate(rows(n))])
     path = workdir / "baseline.parquet"
     pq.write_table(table.select([c for c in columns if c in table.column_names]), path)
+    from sqlglot import exp
+
+    from loadbay.destinations.spark.jobs import parquet_file
+
+    names = [c for c in columns if c in table.column_names]
+    insert = exp.Insert(this=exp.Schema(this=exp.to_table("baseline"), expressions=[exp.to_identifier(c, quoted=True)
+                                                                                  for c in names]),
+                        expression=exp.select(*[exp.column(c, quoted=True) for c in names]).from_(parquet_file(str(path))))
     with p.sql_client() as client:
         client.execute_sql("CREATE TABLE baseline USING parquet AS SELECT * FROM events WHERE false")
-        names = ", ".join(f"`{c}`" for c in columns if c in table.column_names)
         began = time.perf_counter()
-        client.execute_sql(f"INSERT INTO baseline ({names}) SELECT {names} FROM parquet.`{path}`")
+        client.execute_sql(insert)
         took = time.perf_counter() - began
         counts = client.execute_sql("SELECT (SELECT count(*) FROM events), (SELECT sum(id) FROM events), "
                                     "(SELECT count(*) FROM baseline), (SELECT sum(id) FROM baseline)")
