@@ -85,30 +85,38 @@ class SparkJobClient(SqlJobClient):
 
     # -- done-records: Spark cannot DELETE them, so they are outdated by tombstones ----------------------
     def _forget_jobs(self, load_id: str, table_names: list[str] | None = None) -> None:
-        """A tombstone per table (``FORGOTTEN`` as job id; ``*`` for every table): records of the package's jobs
-        older than it stop counting (``loaded_jobs``)."""
+        """A tombstone (``FORGOTTEN`` as job id) per table of ``table_names`` that has records of the package, or
+        one for every table (``*``) when none are named and it has any: older records stop counting
+        (``loaded_jobs``). Nothing is written where there is nothing to forget (a package's first attempt)."""
         if table_names == []:
             return
+        live = self._live_records(load_id)
+        tables = {table for _, table in live}
+        names = [EVERY_TABLE] if table_names is None and tables else [n for n in table_names or [] if n in tables]
         now = datetime.now(timezone.utc)
-        for name in table_names or [EVERY_TABLE]:
+        for name in names:
             self._insert_row(JOBS_TABLE, {"load_id": load_id, "job_id": FORGOTTEN, "table_name": name,
                                           "inserted_at": now})
 
     def loaded_jobs(self, load_id: str) -> set[str]:
         """Jobs of ``load_id`` whose record is newer than every tombstone of their table."""
+        return {job_id for job_id, _ in self._live_records(load_id)}
+
+    def _live_records(self, load_id: str) -> list[tuple[str, str]]:
+        """(job id, table) of the records of ``load_id`` that no tombstone outdates."""
         query = sql.select_rows(self.sql_client.qualified(JOBS_TABLE), ["job_id", "table_name", "inserted_at"],
                                 ["load_id"])
         try:
             rows = self.sql_client.execute_sql(query, load_id) or []
         except DestinationUndefinedRelation:
-            return set()
+            return []
         forgotten: dict[str, datetime] = {}
         for job_id, table, at in rows:
             if job_id == FORGOTTEN:
                 forgotten[table] = max(at, forgotten.get(table, at))
         since = forgotten.get(EVERY_TABLE)
-        return {str(job_id) for job_id, table, at in rows if job_id != FORGOTTEN
-                and all(limit is None or at > limit for limit in (forgotten.get(table), since))}
+        return [(str(job_id), str(table)) for job_id, table, at in rows if job_id != FORGOTTEN
+                and all(limit is None or at > limit for limit in (forgotten.get(table), since))]
 
     # -- completion: build every changed table, swap them in, then the _lb_loads record ------------------
     def complete_load(self, load_id: str, schema: Schema, table_names: list[str],
@@ -166,6 +174,12 @@ class SparkJobClient(SqlJobClient):
 
     def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str,
                          done_records: bool = True) -> None:
-        """The base's (staging tables), and the package's swapped-out tables (a crash after its record)."""
+        """The base's (staging tables, and the done-records if asked: a package given up), the package's
+        swapped-out tables (a crash after its record), and ``_lb_jobs`` emptied where only it had records."""
         super().clean_up_package(schema, table_names, load_id, done_records)
         self.drop_swapped_out(schema, table_names, load_id)
+        if done_records:
+            try:
+                self.compact_jobs(load_id)
+            except DestinationUndefinedRelation:  # nothing of the package ever reached the dataset
+                pass
