@@ -151,8 +151,11 @@ class SparkJobClient(SqlJobClient):
         table = self.sql_client.qualified(JOBS_TABLE)
         others = exp.select(exp.Literal.number(1)).from_(table.copy()).where(
             exp.NEQ(this=exp.column("load_id", quoted=True), expression=exp.Placeholder())).limit(1)
-        if not self.sql_client.execute_sql(others, load_id):
-            self.sql_client.execute_sql(exp.TruncateTable(expressions=[table]))
+        try:
+            if not self.sql_client.execute_sql(others, load_id):
+                self.sql_client.execute_sql(exp.TruncateTable(expressions=[table]))
+        except DestinationUndefinedRelation:  # a dry run of a new dataset: no _lb_jobs to look at
+            pass
 
     def swap_plans(self, schema: Schema, table_names: list[str], load_id: str) -> list[SwapPlan]:
         """One plan per staged root table of the package, its children with it."""
@@ -179,7 +182,4 @@ class SparkJobClient(SqlJobClient):
         super().clean_up_package(schema, table_names, load_id, done_records)
         self.drop_swapped_out(schema, table_names, load_id)
         if done_records:
-            try:
-                self.compact_jobs(load_id)
-            except DestinationUndefinedRelation:  # nothing of the package ever reached the dataset
-                pass
+            self.compact_jobs(load_id)
