@@ -20,6 +20,7 @@ BUILTINS: dict[str, str] = {
     "mysql": "loadbay.destinations.mysql:mysql",
     "noop": "loadbay.destinations.noop:noop",
     "postgres": "loadbay.destinations.postgres:postgres",
+    "spark": "loadbay.destinations.spark:spark",
     "sqlalchemy": "loadbay.destinations.sqlalchemy:sqlalchemy",
 }
 
@@ -71,7 +72,8 @@ from loadbay.destinations.duckdb import duckdb  # noqa: E402 - factories users i
 from loadbay.destinations.mysql import mysql  # noqa: E402
 from loadbay.destinations.noop import noop  # noqa: E402
 from loadbay.destinations.postgres import postgres  # noqa: E402
+from loadbay.destinations.spark import spark  # noqa: E402
 from loadbay.destinations.sqlalchemy import sqlalchemy  # noqa: E402
 
 __all__ = ["BUILTINS", "ENTRY_POINT_GROUP", "duckdb", "known_names", "mysql", "noop", "postgres", "resolve_destination",
-           "sqlalchemy"]
+           "spark", "sqlalchemy"]

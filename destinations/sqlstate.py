@@ -173,3 +173,52 @@ def classify_sqlite(exc: BaseException) -> type[DestinationError]:
     if getattr(exc, "sqlite_errorname", None) in SQLITE_TRANSIENT_NAMES or SQLITE_TRANSIENT.search(message):
         return DestinationTransientError
     return DestinationTerminalError
+
+
+SPARK_ERROR_CLASS = re.compile(r"\[([A-Z][A-Z0-9_]*)(?:\.[A-Z0-9_]+)*\]")
+"""Spark's error class at the head of its message (``[TABLE_OR_VIEW_NOT_FOUND]``, ``[PARSE_SYNTAX_ERROR]``): the
+documented, stable name of each error (Spark's ``error-conditions.json``); the Thrift server passes it in the text."""
+SPARK_SQLSTATE = re.compile(r"SQLSTATE: ([0-9A-Z]{5})")
+"""The SQLSTATE Spark appends to its message, where the error has one."""
+
+SPARK_ERROR_CLASSES: dict[str, type[DestinationError]] = {
+    "TABLE_OR_VIEW_NOT_FOUND": DestinationUndefinedRelation,  # 42P01
+    "SCHEMA_NOT_FOUND": DestinationUndefinedRelation,         # 42704: the database (dataset) is missing
+    "TABLE_OR_VIEW_ALREADY_EXISTS": DestinationTerminalError,
+    "SCHEMA_ALREADY_EXISTS": DestinationTerminalError,
+}
+"""Spark error classes with their own meaning; looked up before the SQLSTATE (a class without an entry
+is classified by its SQLSTATE: analysis and parse errors are 42xxx, data errors 22xxx, both terminal)."""
+
+SPARK_TRANSIENT = re.compile(r"Invalid SessionHandle|Invalid OperationHandle|Connection reset|Broken pipe")
+"""The Thrift server's words for a session it no longer has (it restarted) or a connection that broke: a new
+connection may work. Each is tested verbatim."""
+
+
+SPARK_REFUSED_LOGIN = re.compile(r"Error validating the login")
+"""The Thrift server refusing the credentials (a SASL failure arrives as a transport error): terminal."""
+
+
+def classify_impyla(exc: BaseException) -> type[DestinationError] | None:
+    """Spark's Thrift server through impyla: transport failures (refused, reset, closed) are transient; a
+    server error by its Spark error class, then its SQLSTATE, then impyla's class; None for anything else.
+    impyla keeps no SQLSTATE field (Spark puts both in the message)."""
+    from thrift.transport.TTransport import TTransportException
+
+    if isinstance(exc, (TTransportException, ConnectionError, TimeoutError, EOFError)):
+        return DestinationTerminalError if SPARK_REFUSED_LOGIN.search(str(exc)) else DestinationTransientError
+    from impala import error as impala_error
+
+    if not isinstance(exc, impala_error.Error):
+        return None
+    text = str(exc)
+    error_class = SPARK_ERROR_CLASS.search(text)
+    if error_class is not None and error_class.group(1) in SPARK_ERROR_CLASSES:
+        return SPARK_ERROR_CLASSES[error_class.group(1)]
+    state = SPARK_SQLSTATE.search(text)
+    if state is not None:
+        code = state.group(1)
+        return SQLSTATE_EXACT.get(code) or SQLSTATE_CLASS.get(code[:2], DestinationTerminalError)
+    if error_class is None and SPARK_TRANSIENT.search(text):
+        return DestinationTransientError
+    return DestinationTerminalError

@@ -321,3 +321,44 @@ MYSQL = _mysql_family(
     RealError("local_infile_refused", "terminal", r"\b(1148|2068|3948|4166)\b", provoke=_mysql_local_infile_refused),
 )
 """MariaDB (or MySQL) through the mysql destination (pymysql)."""
+
+
+# -- Spark (Thrift server, impyla) ----------------------------------------------------------------------------
+
+def _spark_refused(scene: ErrorScene) -> None:
+    scene.connect(changed_url(scene.credentials, port=closed_port()))
+
+
+def _spark_transport_closed(scene: ErrorScene) -> None:
+    """The socket under the client closes (a network cut): impyla opens a new one for the next statement, and
+    the server no longer knows the session the client sends it (``Invalid SessionHandle``)."""
+    scene.client.native_connection.service.client._iprot.trans.close()
+
+
+SPARK = ErrorTable("CREATE TABLE {table} (a BIGINT NOT NULL, u INT, v INT, s VARCHAR(3), d DECIMAL(5, 2)) USING parquet", (
+    RealError("missing_table", "undefined_relation", r"\[TABLE_OR_VIEW_NOT_FOUND\]", "SELECT * FROM lb_no_such_table"),
+    RealError("missing_schema_select", "undefined_relation", r"\[TABLE_OR_VIEW_NOT_FOUND\]",
+              "SELECT * FROM lb_no_such_schema.t"),
+    RealError("missing_schema_create", "undefined_relation", r"\[SCHEMA_NOT_FOUND\]",
+              "CREATE TABLE lb_no_such_schema.t (a INT) USING parquet"),
+    RealError("missing_schema_use", "undefined_relation", r"\[SCHEMA_NOT_FOUND\]", "USE lb_no_such_schema"),
+    RealError("missing_schema_show", "undefined_relation", r"\[SCHEMA_NOT_FOUND\]", "SHOW TABLES IN lb_no_such_schema"),
+    RealError("describe_missing_table", "undefined_relation", r"\[TABLE_OR_VIEW_NOT_FOUND\]",
+              "DESCRIBE TABLE {dataset}.lb_no_such_table"),
+    RealError("syntax", "terminal", r"\[PARSE_SYNTAX_ERROR\]", "SELEC 1"),
+    RealError("missing_column", "terminal", r"\[UNRESOLVED_COLUMN", "SELECT lb_no_such_column FROM {table}"),
+    RealError("missing_function", "terminal", r"\[UNRESOLVED_ROUTINE\]", "SELECT lb_no_such_function(1)"),
+    RealError("bad_cast", "terminal", r"\[CAST_INVALID_INPUT\]", "SELECT CAST('abc' AS BIGINT)"),
+    RealError("division_by_zero", "terminal", r"\[DIVIDE_BY_ZERO\]", "SELECT 1 / (count(*) - 2) FROM {table}"),
+    RealError("too_long", "terminal", r"\[EXCEED_LIMIT_LENGTH\]", "INSERT INTO {table} (a, s) VALUES (3, 'abcdef')"),
+    RealError("numeric_overflow", "terminal", r"\[CAST_OVERFLOW_IN_TABLE_INSERT\]",
+              "INSERT INTO {table} (a, d) VALUES (3, 123456.78)"),
+    RealError("delete_unsupported", "terminal", r"\[UNSUPPORTED_FEATURE\.TABLE_OPERATION\]",
+              "DELETE FROM {table} WHERE a = 1"),
+    RealError("table_exists", "terminal", r"\[TABLE_OR_VIEW_ALREADY_EXISTS\]", "CREATE TABLE {table} (a INT) USING parquet"),
+    RealError("schema_exists", "terminal", r"\[SCHEMA_ALREADY_EXISTS\]", "CREATE SCHEMA {dataset}"),
+    RealError("transport_closed", "transient", "Invalid (Session|Operation)Handle", "SELECT 1", provoke=_spark_transport_closed,
+              reconnect=True),
+    RealError("connection_refused", "transient", "Could not connect", provoke=_spark_refused),
+))
+"""Spark's Thrift server through impyla: errors by Spark error class (in the message; impyla keeps no SQLSTATE)."""

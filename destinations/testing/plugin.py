@@ -10,7 +10,8 @@ Options:
 
 ``--lb-destination REF``
     The destination under test: a ``pkg.module:Factory`` path, an entry-point name or a built-in
-    name. Without it the built-in setups of ``loadbay.destinations.testing.setups.SETUPS`` run.
+    name. Without it the built-in setups of ``loadbay.destinations.testing.setups.SETUPS`` run (those
+    ``in_default_run``: Spark only when ``LOADBAY_TEST_SPARK`` is set).
 ``--lb-credentials VALUE``
     Its credentials. A URL with a host and port is a server: it is probed over TCP once (an
     unreachable server skips the tests, or fails them under ``CI=true``) and every test's datasets
@@ -135,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if reference:
         setups = {setup_name(reference): setup_from_options(reference, credentials, _error_table(errors))}
     else:
-        setups = {name: SETUPS[name] for name in (chosen or SETUPS)}
+        setups = {name: SETUPS[name] for name in (chosen or [n for n, s in SETUPS.items() if s.in_default_run])}
     data_dir = config.getoption("lb_data_dir")
     activate(setups, sample_data=Path(data_dir) if data_dir else None)
 

@@ -38,6 +38,10 @@ MYSQL_URL = "mysql://" + MARIADB_URL.split("://", 1)[1]
 """The same server as the mysql destination's credentials (its own ``mysql://`` scheme)."""
 SQLALCHEMY_POSTGRES_URL = "postgresql+psycopg2://" + POSTGRES_URL.split("://", 1)[1]
 """The PostgreSQL server as the SQLAlchemy destination's URL (the ``sqlalchemy_postgres`` setup)."""
+SPARK_URL = os.environ.get("LOADBAY_TEST_SPARK", "spark://loadbay@127.0.0.1:10000")
+"""The Spark Thrift server the built-in ``spark`` setup uses (``scripts/spark.sh start`` runs one). The setup runs
+with ``--lb-setup spark``, and in the default run only when ``LOADBAY_TEST_SPARK`` is set: a Spark server costs a
+JVM and about a gigabyte, and its part of the suite takes far longer than the others (README, "Scaling out")."""
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 """Under CI every server must be reachable: an unreachable one fails the tests instead of skipping them."""
 
@@ -93,6 +97,32 @@ def probe_postgres() -> str | None:
     return None
 
 
+def probe_spark() -> str | None:
+    """A DB-API connection that answers ``SELECT 1``: the Thrift server listens long before it answers."""
+    import shutil
+
+    hint = "start one with scripts/spark.sh start (Java 17 and the 'spark' extra), or set LOADBAY_TEST_SPARK"
+    if shutil.which("java") is None:
+        hint = "no java on PATH (apt-get install openjdk-17-jre-headless); " + hint
+    try:
+        from impala.dbapi import connect
+    except ImportError:
+        return f"impyla is not installed (pip install -e '.[spark]'); {hint}"
+    parts = urlsplit(SPARK_URL)
+    try:
+        conn = connect(host=parts.hostname, port=parts.port or 10000, user=parts.username or "loadbay",
+                       password=parts.password or "x", auth_mechanism="PLAIN", timeout=30)
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+        finally:
+            conn.close()
+    except Exception as exc:  # noqa: BLE001 - any failure is the reason to show
+        return f"Spark Thrift server not answering at {parts.hostname}:{parts.port} ({type(exc).__name__}: {exc}); {hint}"
+    return None
+
+
 @dataclass(frozen=True)
 class DestinationSetup:
     """How the conformance suite makes one destination."""
@@ -107,6 +137,8 @@ class DestinationSetup:
     """Further destination settings, e.g. ``{"upsert_syntax": "on_conflict"}``."""
     errors: ErrorTable | None = None
     """Real errors to provoke on its database, for conformance/test_error_classes.py (None: that test skips)."""
+    in_default_run: bool = True
+    """Whether a run without ``--lb-setup`` includes it (then under CI=true its server must be up)."""
 
     @property
     def database_per_test(self) -> bool:
@@ -134,6 +166,8 @@ SETUPS: dict[str, DestinationSetup] = {
                               errors=error_tables.MYSQL),
     "sqlalchemy_postgres": DestinationSetup("sqlalchemy", SQLALCHEMY_POSTGRES_URL, probe=probe_postgres,
                                             errors=error_tables.SQLALCHEMY_POSTGRES),
+    "spark": DestinationSetup("spark", SPARK_URL, probe=probe_spark, errors=error_tables.SPARK,
+                              in_default_run="LOADBAY_TEST_SPARK" in os.environ),
 }
 """Built-in setups, by the name test ids show. Adding a destination to the repo's own test run is one line."""
 

@@ -41,8 +41,8 @@ def test_builtin_names_resolve_to_their_classes(name: str, cls: type[Destination
 
 
 def test_builtins_are_listed() -> None:
-    assert set(BUILTINS) == {"duckdb", "mysql", "noop", "postgres", "sqlalchemy"}
-    assert {"duckdb", "mysql", "noop", "postgres", "sqlalchemy"} <= set(known_names())
+    assert set(BUILTINS) == {"duckdb", "mysql", "noop", "postgres", "spark", "sqlalchemy"}
+    assert {"duckdb", "mysql", "noop", "postgres", "spark", "sqlalchemy"} <= set(known_names())
 
 
 def test_settings_are_passed_to_the_factory() -> None:
@@ -118,7 +118,7 @@ def test_unknown_name_lists_known_names() -> None:
     message = str(exc_info.value)
     assert isinstance(exc_info.value, ConfigurationError)
     assert "'nosuchdest'" in message
-    assert "Known destinations: duckdb, mysql, noop, postgres, sqlalchemy" in message
+    assert "Known destinations: duckdb, mysql, noop, postgres, spark, sqlalchemy" in message
     assert ENTRY_POINT_GROUP in message
 
 

@@ -97,7 +97,8 @@ def test_keys_are_not_declared_by_default(make_pipeline):
     if not isinstance(p.destination, SqlDestination):
         pytest.skip(f"{p.destination.destination_type} runs no SQL")
     run_ok(p, _rows("1")[:2], table_name="t", **HINTS)
-    assert keys_of(p, "t") == set()
+    if p.capabilities.ddl_hints:  # a database that declares none may have no catalog of keys (Spark)
+        assert keys_of(p, "t") == set()
     assert "PRIMARY KEY" not in "\n".join(schema_ddl(p))
 
 

@@ -1,0 +1,215 @@
+"""Spark SQL client on impyla (the Thrift JDBC/ODBC server's HiveServer2 protocol): a dataset is a Spark
+database; the live schema comes from ``SHOW TABLES`` and ``DESCRIBE TABLE``; errors by Spark error class.
+
+The Thrift protocol has no bind parameters (every driver for it interpolates them into the text), so
+loadbay's own statements get their values as sqlglot literals (``spark_literal``) before rendering, never
+through a driver's string escaping.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlglot import exp
+
+from loadbay.common.exceptions import DestinationError, DestinationUndefinedRelation
+from loadbay.destinations.sql_client import SqlClient
+from loadbay.destinations.sqlstate import classify_impyla
+from loadbay.destinations.statements import Statement, raw
+
+JSON_COMMENT = "loadbay:json"
+"""The column comment that marks a STRING column as loadbay's json (JSON text): ``DESCRIBE TABLE`` shows it, and
+Spark keeps it through CREATE TABLE ... AS SELECT, so the live schema tells json from text."""
+
+ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES", "FROM", "TABLE", "SET"})
+"""Statements whose results are fetched. impyla gives every Spark command a one-column description
+(``Result``) with no column behind it, and fails fetching it: commands are run, not fetched."""
+
+
+def spark_literal(value: Any) -> exp.Expression:
+    """``value`` as a Spark SQL literal of its type: timestamps as UTC instants (``TIMESTAMP``), naive ones as
+    ``TIMESTAMP_NTZ``, bytes through ``UNHEX``, NaN and infinities as casts of their names.
+
+    >>> spark_literal(datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc)).sql("spark")
+    "CAST('2024-01-02 03:04:05.000006+00:00' AS TIMESTAMP)"
+    """
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return exp.Literal.number(repr(value))
+        name = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        return exp.cast(exp.Literal.string(name), "DOUBLE")
+    if isinstance(value, Decimal):
+        return exp.cast(exp.Literal.string(str(value)), "DECIMAL(38, {})".format(max(0, -value.as_tuple().exponent)))
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return exp.Unhex(this=exp.Literal.string(bytes(value).hex()))
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.build("TIMESTAMP_NTZ", dialect="spark"))
+        return exp.cast(exp.Literal.string(value.astimezone(timezone.utc).isoformat(sep=" ")),
+                        exp.DataType.build("TIMESTAMP", dialect="spark"))
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    if isinstance(value, time):
+        return exp.Literal.string(value.isoformat())
+    raise TypeError(f"no Spark literal for a {type(value).__name__}: {value!r}")
+
+
+def bind_literals(statement: exp.Expression, params: Sequence[Any]) -> exp.Expression:
+    """``statement`` with its placeholders, in the order they are written, replaced by ``params`` as literals."""
+    statement = statement.copy()
+    placeholders = list(statement.find_all(exp.Placeholder, bfs=False))
+    if len(placeholders) != len(params):
+        raise ValueError(f"{len(params)} parameters for {len(placeholders)} placeholders")
+    for placeholder, value in zip(placeholders, params):
+        placeholder.replace(spark_literal(value))
+    return statement
+
+
+class SparkSqlClient(SqlClient):
+    """Each dataset a Spark database (``CREATE SCHEMA``), in the session catalog of the Thrift server."""
+
+    dbapi_paramstyle = "format"
+    _session: Any = None
+    """The connection's one impyla cursor: impyla opens a server session per cursor, and a session holds the
+    time zone, the TIME setting and the current database, so every statement of a connection goes through it."""
+
+    def connect(self) -> Any:
+        from impala.dbapi import connect
+
+        return connect(**self.config.credentials.connect_args())  # type: ignore[attr-defined]
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """The connection's session cursor (``_session``), opened on first use and kept until ``close``."""
+        connection = self.native_connection
+        if self._session is None:
+            self._session = connection.cursor()
+        yield self._session
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        try:
+            if session is not None and self._conn is not None:
+                session.close()
+        except Exception:  # noqa: BLE001 - the session ends with its connection either way
+            pass
+        finally:
+            super().close()
+
+    @staticmethod
+    def error_text(exc: BaseException) -> str:
+        """The driver's message without the Java stack trace the Thrift server appends to it."""
+        return SqlClient.error_text(exc).split("\n\tat ", 1)[0]
+
+    def after_connect(self) -> None:
+        """UTC for the session; Spark's TIME type on (off by default in Spark 4: without it a parquet ``time``
+        column cannot even be read); the dataset as the current database."""
+        self.execute_many([raw("SET TIME ZONE ", exp.Literal.string("UTC")),
+                           raw("SET spark.sql.timeType.enabled=true")])
+        self.use_dataset()
+
+    def use_dataset_sql(self, dataset: str | None) -> Statement | None:
+        return None if dataset is None else exp.Use(this=self.identifier(dataset))
+
+    def server_version(self) -> tuple[int, ...]:
+        """From ``version()``: ``4.3.0 98bc02...`` is (4, 3, 0)."""
+        rows = self.execute_sql(exp.select(exp.Anonymous(this="version", expressions=[]))) or [("",)]
+        return tuple(int(part) for part in str(rows[0][0]).split()[0].split(".") if part.isdigit())
+
+    @staticmethod
+    def classify(exc: BaseException) -> type[DestinationError] | None:
+        return classify_impyla(exc)
+
+    # -- statements ------------------------------------------------------------------------------
+    def execute_sql(self, statement: Statement | str, *params: Any) -> list[tuple[Any, ...]] | None:
+        """loadbay's own statements get their parameters as literals (``bind_literals``); a caller's own SQL
+        text with parameters is left to the driver's interpolation, as written."""
+        if params and isinstance(statement, exp.Expression):
+            return super().execute_sql(bind_literals(statement, params))
+        if params and not isinstance(statement, str):
+            raise TypeError("parameters of a raw() statement cannot be bound on Spark: build it with sqlglot")
+        return super().execute_sql(statement, *params)
+
+    def execute_text(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
+        """The base's, fetching only statements that return rows (``ROW_STATEMENTS``)."""
+        if self._only_recorded(text):
+            return None
+        keyword = text.lstrip("( \n").split(None, 1)[0].upper() if text.strip() else ""
+        with self.translating(text), self.cursor() as cursor:
+            cursor.execute(text, tuple(params)) if params else cursor.execute(text)
+            if keyword not in ROW_STATEMENTS or cursor.description is None:
+                return None
+            return [tuple(r) for r in cursor.fetchall()]
+
+    # -- datasets and the live schema --------------------------------------------------------------
+    def has_dataset(self, dataset: str | None = None) -> bool:
+        name = dataset or self.dataset_name
+        rows = self.execute_sql(raw("SHOW DATABASES")) or []
+        return any(row[0] == name for row in rows)
+
+    def table_names(self, dataset: str) -> set[str] | None:
+        """The tables of ``dataset``; None when it does not exist."""
+        try:
+            rows = self.execute_sql(raw("SHOW TABLES IN ", self.identifier(dataset))) or []
+        except DestinationUndefinedRelation:
+            return None
+        return {str(row[1]) for row in rows if not row[2]}  # (database, tableName, isTemporary)
+
+    def table_columns(self, table_names: Sequence[str], staging: bool = False) -> dict[str, list[tuple[Any, ...]]]:
+        """Live columns per table from ``DESCRIBE TABLE``: (name, type, precision, scale, 'YES'), precision and
+        scale parsed from a ``decimal(p,s)``. Spark keeps no NOT NULL on parquet tables: every column is nullable."""
+        dataset = self.config.staging_dataset_name if staging else self.dataset_name
+        existing = self.table_names(dataset) or set()
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        for name in table_names:
+            if name not in existing:
+                continue
+            try:
+                rows = self.execute_sql(raw("DESCRIBE TABLE ", self.qualified(name, staging))) or []
+            except DestinationUndefinedRelation:  # dropped since SHOW TABLES
+                continue
+            out[name] = [describe_row(row) for row in rows_before_sections(rows)]
+        return out
+
+
+def rows_before_sections(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The column rows of ``DESCRIBE TABLE``: those before its first empty or ``# ...`` row (partition and
+    detail sections follow)."""
+    out = []
+    for row in rows:
+        if not row[0] or str(row[0]).startswith("#"):
+            break
+        out.append(row)
+    return out
+
+
+def describe_row(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """(name, type, precision, scale, 'YES') of one ``DESCRIBE TABLE`` row (name, type, comment); a string
+    commented ``JSON_COMMENT`` is ``json``.
+
+    >>> describe_row(("amount", "decimal(38,9)", None))
+    ('amount', 'decimal(38,9)', 38, 9, 'YES')
+    >>> describe_row(("doc", "string", JSON_COMMENT))
+    ('doc', 'json', None, None, 'YES')
+    """
+    name, data_type = str(row[0]), str(row[1])
+    if data_type.lower() == "string" and len(row) > 2 and row[2] == JSON_COMMENT:
+        data_type = "json"
+    precision = scale = None
+    if data_type.lower().startswith("decimal(") and data_type.endswith(")"):
+        digits, _, places = data_type[len("decimal("):-1].partition(",")
+        precision, scale = int(digits), int(places or 0)
+    return name, data_type, precision, scale, "YES"

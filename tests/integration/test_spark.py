@@ -1,0 +1,116 @@
+"""The spark destination on the real Thrift server, beyond the conformance suite: a merge interrupted between
+the renames of its swap resumes without building again from a table already swapped, done-records are forgotten
+by tombstones (Spark cannot delete them), and values sent as literals arrive exactly.
+
+The server is ``setups.SPARK_URL`` (``scripts/spark.sh start``). The tests run when the ``spark`` setup does
+(``--lb-setup spark``, or ``LOADBAY_TEST_SPARK`` set); then they skip with the reason when it does not answer, and
+fail under CI=true. Each test drops its datasets afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import loadbay
+from loadbay.destinations.spark import swap
+from loadbay.destinations.testing.conformance.helpers import drop_datasets, query, run_ok
+from loadbay.destinations.testing.setups import SPARK_URL, active, require_server
+from tests.integration.support import new_dataset
+
+
+@pytest.fixture
+def sp(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
+    """``sp(name)``: a spark pipeline on a fresh dataset, dropped (with its staging twin) afterwards."""
+    if "spark" not in active():
+        pytest.skip("the spark setup is not part of this run: pass --lb-setup spark or set LOADBAY_TEST_SPARK")
+    require_server("spark")
+    made: list[loadbay.Pipeline] = []
+
+    def make(name: str = "spark_test") -> loadbay.Pipeline:
+        p = loadbay.pipeline(name, destination="spark", dataset_name=new_dataset(), credentials=SPARK_URL,
+                             pipelines_dir=tmp_path / "pipelines")
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        drop_datasets(p)
+
+
+class Crash(Exception):
+    """Stands for the process dying at a crash point (the loader does not catch it)."""
+
+
+def test_a_merge_interrupted_mid_swap_resumes_without_rebuilding(sp, monkeypatch):
+    p = sp()
+    run_ok(p, [{"id": i, "v": f"a{i}", "items": [i]} for i in range(3)], table_name="t", write_disposition="merge",
+           primary_key="id")
+
+    def crash_at(name: str) -> None:
+        if name == "spark.swapping":  # the root renamed to __old, its __new not yet renamed to t
+            raise Crash(name)
+
+    monkeypatch.setattr(swap, "crash_point", crash_at)
+    second = [{"id": 1, "v": "b1", "items": [10, 11]}, {"id": 5, "v": "b5", "items": []}]
+    with pytest.raises(Exception) as raised:
+        p.run(second, table_name="t", write_disposition="merge", primary_key="id")
+    assert any(isinstance(e, Crash) for e in _chain(raised.value))
+    with p.sql_client() as client:
+        left = client.table_names(p.dataset_name) or set()
+    assert "t" not in left and any(n.endswith("__old") for n in left)  # the crash left the root half swapped
+
+    monkeypatch.undo()
+    run_ok(p)  # resumes the pending package: finishes the swaps, writes the record, drops the old tables
+    assert query(p, "SELECT id, v FROM t ORDER BY id") == [(0, "a0"), (1, "b1"), (2, "a2"), (5, "b5")]
+    assert query(p, "SELECT t.id, i.value FROM t JOIN t__items i ON i._lb_root_id = t._lb_id ORDER BY 1, 2") == [
+        (0, 0), (1, 10), (1, 11), (2, 2)]
+    with p.sql_client() as client:
+        assert not {n for n in client.table_names(p.dataset_name) or set() if n.endswith(("__old", "__new"))}
+    assert query(p, "SELECT count(*) FROM _lb_loads") == [(2,)]
+
+
+def test_done_records_are_forgotten_by_tombstones(sp):
+    p = sp()
+    run_ok(p, [{"id": 1}], table_name="t")
+    client = p.destination.client(p.config)
+    with client:
+        client._insert_row("_lb_jobs", {"load_id": "L", "job_id": "a", "table_name": "t",
+                                        "inserted_at": datetime(2024, 1, 1, tzinfo=timezone.utc)})
+        client._insert_row("_lb_jobs", {"load_id": "L", "job_id": "b", "table_name": "u",
+                                        "inserted_at": datetime(2024, 1, 1, tzinfo=timezone.utc)})
+        assert client.loaded_jobs("L") == {"a", "b"}
+        client._forget_jobs("L", ["t"])
+        assert client.loaded_jobs("L") == {"b"}
+        client._insert_row("_lb_jobs", {"load_id": "L", "job_id": "c", "table_name": "t",
+                                        "inserted_at": datetime.now(timezone.utc)})
+        assert client.loaded_jobs("L") == {"b", "c"}
+        client._forget_jobs("L")
+        assert client.loaded_jobs("L") == set()
+
+
+def test_parameters_arrive_as_exact_literals(sp):
+    """The Thrift protocol has no bind parameters: loadbay's statements carry sqlglot literals instead, so quotes,
+    backslashes, line breaks, decimals, microseconds and bytes arrive as they were."""
+    p = sp()
+    run_ok(p, [{"id": 1}], table_name="t")
+    from sqlglot import exp
+
+    values = ["it's a \\ back\nslash", Decimal("-12345.678900001"), datetime(2024, 2, 29, 23, 59, 59, 999999,
+              tzinfo=timezone.utc), date(1, 1, 1), b"\x00\xff'", float("nan"), True, None]
+    with p.sql_client() as client:
+        row = client.execute_sql(exp.select(*[exp.Placeholder() for _ in values]), *values)[0]
+    assert row[:4] == (values[0], values[1], datetime(2024, 2, 29, 23, 59, 59, 999999), values[3])
+    assert bytes(row[4]) == values[4] and row[5] != row[5] and row[6:] == (True, None)
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    out = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
