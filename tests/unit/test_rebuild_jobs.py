@@ -62,3 +62,22 @@ def test_replace_reads_staging_only_and_append_both() -> None:
 def test_swap_names_are_the_packages_own_and_fit() -> None:
     new, old = swap_names("t" * 200, "1795767124958634_7b7598", 128)
     assert new != old and len(new) <= 128 and len(old) <= 128
+
+
+def test_a_spark_load_job_reads_the_staged_copy_when_there_is_one(tmp_path) -> None:
+    """``[destination.spark.staging]``: the INSERT reads the stage's URL (the cluster's shared storage), else the
+    package's own file; the path is quoted by sqlglot either way."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from loadbay.common.storage.package import JobFile
+    from loadbay.destinations.spark.jobs import ParquetInsertJob
+
+    path = tmp_path / "t.00000.0.parquet"
+    pq.write_table(pa.table({"id": [1], "_lb_id": ["a"]}), path)
+    table = _table("t", Column("id", "bigint"), Column("_lb_id", "text"))
+    local = ParquetInsertJob(JobFile(path), table, _target("t")).insert().sql(dialect="spark")
+    staged = ParquetInsertJob(JobFile(path), table, _target("t"),
+                              staged_url="s3a://bucket/stage/ds/1/t.00000.parquet").insert().sql(dialect="spark")
+    assert f"parquet.`{path.resolve()}`" in local
+    assert "parquet.`s3a://bucket/stage/ds/1/t.00000.parquet`" in staged and str(path) not in staged
