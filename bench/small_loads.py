@@ -215,7 +215,8 @@ SPANS: dict[str, tuple[str, ...]] = {
     "loadbay.destinations.postgres.jobs": ("JsonlCopyJob.run",),
     "loadbay.destinations.transcode": ("_transcode", "transcoded_csv"),
     "loadbay.load": ("Loader._load", "Loader._prepare", "Loader._run_jobs", "Loader._run_job", "Loader._clean_up",
-                     "Loader.describe", "LoadFeed.finish", "LoadFeed._load", "SharedClient.get", "SharedClient.close"),
+                     "Loader.describe", "SharedClient.get", "SharedClient.close"),
+    "loadbay.load_feed": ("LoadFeed.finish", "LoadFeed._load"),
 }
 """Callables (``Class.method`` or ``function`` per module) timed by ``--spans``; those the code no longer has
 are listed as missing, not fatal (the modules change)."""

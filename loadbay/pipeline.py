@@ -31,8 +31,8 @@ from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped, stop_on_signals
 from loadbay.cursor import CURSORS_KEY, STATE_KEY, Incremental, with_package_state
 from loadbay.inspection import remember
-from loadbay.load import (LoadFeed, Loader, LoadRetriesExhausted, RetryPolicy, SharedClient, created_tables,
-                          with_tables)
+from loadbay.load import Loader, LoadRetriesExhausted, RetryPolicy, SharedClient
+from loadbay.load_feed import LoadFeed, created_tables, with_tables
 from loadbay.normalize import normalize
 from loadbay.progress import RunProgress, resolve_mode
 

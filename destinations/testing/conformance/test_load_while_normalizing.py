@@ -20,7 +20,7 @@ import loadbay
 from loadbay.common.exceptions import DestinationError
 from loadbay.common.schema.types import Column, Schema, Table
 from loadbay.destinations.testing.conformance.helpers import count, ident, query, run_ok, staging_tables, table_columns
-from loadbay.load import with_tables
+from loadbay.load_feed import with_tables
 
 SMALL_FILES = {"file_max_items": 1000, "batch_size": 500}
 
