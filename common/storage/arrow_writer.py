@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc
 import pyarrow.parquet as pq
 
+from loadbay.common.schema.types import LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID
 from loadbay.common.storage.text_repair import ESCAPED_NUL, NUL, repair_text
 from loadbay.common.storage.writers import LoadFileWriter, arrow_type, dumps_json, rows_to_table
 
@@ -34,6 +35,8 @@ as fast as from uncompressed ones (0.74 s against 0.73 s), the files are a third
 against 131 MB) and writing costs about the same; row groups of 16k to 100k rows, bigger pages and
 version-1 pages made no difference. No column statistics are written (8% of the writing time): a load
 file is read whole, once."""
+GENERATED_IDS = frozenset((LOAD_ID, ROW_ID, PARENT_ID, ROOT_ID))
+"""Text columns whose values the normalizer makes (the load id's digits, hex row ids): never checked for NUL."""
 DICTIONARY_COLUMNS = ("_lb_load_id",)
 """Columns dictionary-encoded: the load id is one value per file. Elsewhere dictionaries cost more
 writing time than they save in reading (unique ids, free text), so the encoder is not asked to try."""
@@ -51,7 +54,8 @@ class ArrowFileWriter(LoadFileWriter):
     def write_header(self) -> None:
         self._schema = pa.schema([pa.field(c.name, arrow_type(c, self.capabilities), nullable=True)
                                   for c in self.columns])
-        self._text = [c.name for c in self.columns if c.data_type == "text"]
+        # loadbay's own ids are made by the normalizer (a user's key of that name gets a tagged column)
+        self._text = [c.name for c in self.columns if c.data_type == "text" and c.name not in GENERATED_IDS]
         self._json = [c.name for c in self.columns if c.data_type == "json"]
         self._writer = self.open_writer()
         self._pending: list[pa.Table] = []
