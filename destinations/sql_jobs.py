@@ -129,26 +129,46 @@ def _not_deleted(column: Column, table: str | None = None) -> exp.Expression:
     return exp.Is(this=ref, expression=exp.Null())
 
 
-def _surviving_rows(root: Table, staging: exp.Table, drop_deleted: bool = True) -> exp.Expression:
-    """The staging root rows to apply: deduplicated by primary key, minus hard deletes (if asked)."""
+def _surviving_rows(root: Table, staging: exp.Table, drop_deleted: bool = True,
+                    projection: list[exp.Expression] | None = None) -> exp.Expression:
+    """The staging root rows to apply: deduplicated by primary key, minus hard deletes (if asked); with
+    ``projection``, only those columns of them (plus what the filters need)."""
     primary = [c.name for c in root.columns_with("primary_key")]
     hard_delete = _hard_delete_column(root) if drop_deleted else None
     if not primary:
         source: exp.Expression = staging.copy()
-        if hard_delete is None:
+        if hard_delete is None and projection is None:
             return source
-        return exp.select("*").from_(source).where(_not_deleted(hard_delete)).subquery("_lb_kept")
+        kept = exp.select(*(projection or [exp.Star()])).from_(source)
+        return (kept if hard_delete is None else kept.where(_not_deleted(hard_delete))).subquery("_lb_kept")
     sort_cols = root.columns_with("dedup_sort")
     order = [exp.Ordered(this=_col(c.name), desc=c.dedup_sort == "desc", nulls_first=False)
              for c in sort_cols]
     order.append(exp.Ordered(this=_col(ROW_ID), desc=True))  # ids grow with load order: last wins
     rank = exp.Window(this=exp.RowNumber(), partition_by=[_col(c) for c in primary],
                       order=exp.Order(expressions=order))
-    ranked = exp.select(exp.Star(), exp.alias_(rank, DEDUP_RANK, quoted=True)).from_(staging.copy())
+    columns: list[exp.Expression] = [exp.Star()] if projection is None else [*projection]
+    if projection is not None and hard_delete is not None:
+        columns.append(_col(hard_delete.name))  # the filter below reads it
+    ranked = exp.select(*columns, exp.alias_(rank, DEDUP_RANK, quoted=True)).from_(staging.copy())
     where: exp.Expression = exp.EQ(this=_col(DEDUP_RANK), expression=exp.Literal.number(1))
     if hard_delete is not None:
         where = exp.and_(where, _not_deleted(hard_delete))
     return exp.select("*").from_(ranked.subquery("_lb_ranked")).where(where).subquery("_lb_kept")
+
+
+KEPT_ID = "_lb_kept_id"
+
+
+def _surviving_ids(root: Table, staging: exp.Table, capabilities: DestinationCapabilities) -> exp.Select:
+    """The ``_lb_id`` of each staging root row a merge applies, for its children's ``_lb_root_id IN (...)``.
+    Where merges index their lookups (``merge_lookup_indexes``: MySQL/MariaDB), the ids are cast to CHAR(64) in a
+    subquery holding nothing else: with loadbay's LONGTEXT columns in it, MariaDB cannot materialize the subquery
+    for lookups and reads it once per child row (20,000 roots and children: 34 s; narrow and cast: 0.25 s)."""
+    if not capabilities.merge_lookup_indexes:
+        return exp.select(_col(ROW_ID)).from_(_surviving_rows(root, staging))
+    narrow = exp.alias_(exp.Cast(this=_col(ROW_ID), to=exp.DataType.build("CHAR(64)")), KEPT_ID, quoted=True)
+    return exp.select(_col(KEPT_ID)).from_(_surviving_rows(root, staging, projection=[narrow]))
 
 
 def merge_delete_insert(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
@@ -167,7 +187,7 @@ def merge_delete_insert(root: Table, children: Sequence[Table], target: TableRef
     for child in children:
         if ROOT_ID not in child.columns:
             raise SchemaError(f"child table {child.name!r} of {root.name!r} has no {ROOT_ID} column")
-        surviving_ids = exp.select(_col(ROW_ID)).from_(surviving.copy())
+        surviving_ids = _surviving_ids(root, root_staging, capabilities)
         statements.append(insert_select(target(child.name), _columns(child), staging(child.name),
                                         exp.In(this=_col(ROOT_ID), query=surviving_ids.subquery())))
     statements.append(insert_select(root_target, _columns(root), surviving))
@@ -280,9 +300,8 @@ def merge_upsert(root: Table, children: Sequence[Table], target: TableRef, stagi
     for child in children:
         statements.append(exp.Delete(this=target(child.name)).where(
             exp.In(this=_col(ROOT_ID), query=replaced_ids.subquery())))
-    surviving = _surviving_rows(root, root_staging)
     for child in children:
-        surviving_ids = exp.select(_col(ROW_ID)).from_(surviving.copy())
+        surviving_ids = _surviving_ids(root, root_staging, capabilities)
         statements.append(insert_select(target(child.name), _columns(child), staging(child.name),
                                         exp.In(this=_col(ROOT_ID), query=surviving_ids.subquery())))
     latest = _surviving_rows(root, root_staging, drop_deleted=False)
