@@ -16,6 +16,7 @@ from loadbay.common.exceptions import DestinationTerminalError
 from loadbay.common.schema.types import Column
 from loadbay.destinations import statements as sql
 from loadbay.destinations.job_errors import columns_for, naming_file, where
+from loadbay.destinations.load_jobs import arrow_ipc_batches
 from loadbay.destinations.sql_client import SqlClient
 from loadbay.destinations.statements import Statement
 from loadbay.destinations.transcode import transcoded_csv
@@ -120,12 +121,8 @@ class ArrowIpcCopyJob(ParquetCopyJob):
 
     @contextmanager
     def record_batches(self) -> Iterator[tuple[list[str], Iterator[Any]]]:
-        import pyarrow as pa
-        import pyarrow.ipc
-
-        with pa.memory_map(str(self.job_file.path)) as source:
-            reader = pa.ipc.open_file(source)
-            yield reader.schema.names, (reader.get_batch(i) for i in range(reader.num_record_batches))
+        with arrow_ipc_batches(self.job_file.path) as (schema, batches):
+            yield schema.names, batches
 
 
 class JsonlCopyJob(LoadJob):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from loadbay.common.destination import LoadJob
 from loadbay.common.storage.writers import read_insert_values
@@ -21,3 +24,15 @@ class InsertValuesJob(LoadJob):
         with client.begin_transaction():
             for body in bodies:
                 client.execute_sql(sql.insert_values(self.target, names, body))
+
+
+@contextmanager
+def arrow_ipc_batches(path: Path) -> Iterator[tuple[Any, Iterator[Any]]]:
+    """An Arrow IPC load file, memory-mapped: its Arrow schema and its record batches as they lie on disk (no
+    decoding), valid while the block is open. The PostgreSQL COPY and SQLite executemany jobs read it so."""
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_file(source)
+        yield reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))

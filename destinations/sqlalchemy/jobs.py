@@ -22,6 +22,7 @@ from loadbay.common.schema.types import Column
 from loadbay.common.storage.writers import dumps_json
 from loadbay.destinations import statements
 from loadbay.destinations.job_errors import columns_for, naming_file, where
+from loadbay.destinations.load_jobs import arrow_ipc_batches
 from loadbay.destinations.transcode import TranscodeRefused
 
 if TYPE_CHECKING:
@@ -215,14 +216,8 @@ class ArrowIpcExecutemanyJob(ParquetExecutemanyJob):
     """An Arrow IPC file, memory-mapped, bound as the parquet job binds (SQLite's preferred format: writing
     and reading it cost a fraction of parquet's encoding and decoding)."""
 
-    @contextmanager
-    def record_batches(self) -> Iterator[tuple[Any, Iterator[Any]]]:
-        import pyarrow as pa
-        import pyarrow.ipc
-
-        with pa.memory_map(str(self.job_file.path)) as source:
-            reader = pa.ipc.open_file(source)
-            yield reader.schema, (reader.get_batch(i) for i in range(reader.num_record_batches))
+    def record_batches(self) -> Any:
+        return arrow_ipc_batches(self.job_file.path)
 
 
 EXECUTEMANY_JOBS: dict[str, type[LoadJob]] = {"jsonl": ExecutemanyJob, "parquet": ParquetExecutemanyJob,
