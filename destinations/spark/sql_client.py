@@ -26,6 +26,14 @@ JSON_COMMENT = "loadbay:json"
 """The column comment that marks a STRING column as loadbay's json (JSON text): ``DESCRIBE TABLE`` shows it, and
 Spark keeps it through CREATE TABLE ... AS SELECT, so the live schema tells json from text."""
 
+SESSION_SETTINGS: dict[str, str] = {
+    "set:hiveconf:spark.sql.session.timeZone": "UTC",
+    "set:hiveconf:spark.sql.timeType.enabled": "true",
+}
+"""Sent with the session's opening (HiveServer2 ``OpenSession``), not as statements: UTC for the session, and
+Spark's TIME type on (off by default in Spark 4: without it a parquet ``time`` column cannot even be read). Each
+``SET`` statement would be a round trip of its own on every connection."""
+
 ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES", "FROM", "TABLE", "SET"})
 """Statements whose results are fetched. impyla gives every Spark command a one-column description
 (``Result``) with no column behind it, and fails fetching it: commands are run, not fetched."""
@@ -96,7 +104,7 @@ class SparkSqlClient(SqlClient):
         """The connection's session cursor (``_session``), opened on first use and kept until ``close``."""
         connection = self.native_connection
         if self._session is None:
-            self._session = connection.cursor()
+            self._session = connection.cursor(configuration=dict(SESSION_SETTINGS))
         yield self._session
 
     def close(self) -> None:
@@ -115,11 +123,18 @@ class SparkSqlClient(SqlClient):
         return SqlClient.error_text(exc).split("\n\tat ", 1)[0]
 
     def after_connect(self) -> None:
-        """UTC for the session; Spark's TIME type on (off by default in Spark 4: without it a parquet ``time``
-        column cannot even be read); the dataset as the current database."""
-        self.execute_many([raw("SET TIME ZONE ", exp.Literal.string("UTC")),
-                           raw("SET spark.sql.timeType.enabled=true")])
+        """The dataset as the current database, where it exists (the session's settings come with the session:
+        ``SESSION_SETTINGS``)."""
         self.use_dataset()
+
+    def use_dataset(self) -> None:
+        """``USE`` the dataset, tried at once: one statement where asking first (``SHOW DATABASES``) makes two, and
+        every connection of a load runs it. A dataset not created yet is left to ``create_dataset``."""
+        statement = self.use_dataset_sql(self.dataset_name)
+        try:
+            self.execute_sql(statement)  # type: ignore[arg-type]
+        except DestinationUndefinedRelation:
+            pass
 
     def use_dataset_sql(self, dataset: str | None) -> Statement | None:
         return None if dataset is None else exp.Use(this=self.identifier(dataset))

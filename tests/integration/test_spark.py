@@ -108,6 +108,21 @@ def test_parameters_arrive_as_exact_literals(sp):
     assert bytes(row[4]) == values[4] and row[5] != row[5] and row[6:] == (True, None)
 
 
+def test_a_session_opens_in_utc_with_time_on_and_the_dataset_current(sp):
+    """The session settings travel with the session's opening (no SET statements): UTC and Spark's TIME type,
+    whatever the server's defaults; the dataset is the current database once it exists, and a connection to a
+    dataset not created yet opens without it."""
+    p = sp()
+    with p.sql_client() as client:
+        assert client.execute_sql("SET spark.sql.session.timeZone") == [("spark.sql.session.timeZone", "UTC")]
+        assert client.execute_sql("SET spark.sql.timeType.enabled") == [("spark.sql.timeType.enabled", "true")]
+        assert client.execute_sql("SELECT current_database()") == [("default",)]  # no dataset yet
+    run_ok(p, [{"id": 1}], table_name="t")
+    with p.sql_client() as client:
+        assert client.execute_sql("SELECT current_database()") == [(p.dataset_name,)]
+        assert client.execute_sql("SELECT id FROM t") == [(1,)]
+
+
 def _chain(exc: BaseException | None) -> list[BaseException]:
     out = []
     while exc is not None and exc not in out:
