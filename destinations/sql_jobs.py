@@ -171,8 +171,13 @@ def _surviving_ids(root: Table, staging: exp.Table, capabilities: DestinationCap
 
 
 def _kept_id() -> exp.Expression:
-    """``CAST(_lb_id AS CHAR(64)) AS _lb_kept_id``: a row id a lookup can be built over (see ``_surviving_ids``)."""
-    return exp.alias_(exp.Cast(this=_col(ROW_ID), to=exp.DataType.build("CHAR(64)")), KEPT_ID, quoted=True)
+    """``CAST(_lb_id AS CHAR(64)) COLLATE utf8mb4_bin AS _lb_kept_id``: a row id a lookup can be built over (see
+    ``_surviving_ids``). The collation is named because a cast takes the connection's (``utf8mb4_general_ci``) and
+    the tables' differs (``utf8mb4_nopad_bin``): MariaDB then joins the ids without a lookup when the subquery holds
+    a subquery of its own (scd2's: 5,000 roots 1.8 s, 20,000 roots 73 s; collated: 0.04 s). It is binary, as ids
+    compare, and both MySQL and MariaDB have it."""
+    cast = exp.Cast(this=_col(ROW_ID), to=exp.DataType.build("CHAR(64)"))
+    return exp.alias_(exp.Collate(this=cast, expression=exp.var("utf8mb4_bin")), KEPT_ID, quoted=True)
 
 
 def merge_delete_insert(root: Table, children: Sequence[Table], target: TableRef, staging: TableRef,
@@ -274,12 +279,17 @@ def merge_scd2(root: Table, children: Sequence[Table], target: TableRef, staging
     if hard_delete is not None:
         new_where = exp.and_(new_where, _not_deleted(hard_delete))
     new_versions = exp.select("*").from_(ranked.subquery("_lb_ranked")).where(new_where).subquery("_lb_new")
+    new_ids = exp.select(_col(ROW_ID)).from_(new_versions.copy())
+    if capabilities.merge_lookup_indexes:  # narrow and cast, as ``_surviving_ids`` says why
+        needed = dict.fromkeys([row_hash, *primary, *([hard_delete.name] if hard_delete is not None else [])])
+        narrow = exp.select(_kept_id(), *[_col(c) for c in needed], exp.alias_(rank.copy(), DEDUP_RANK, quoted=True))
+        new_ids = exp.select(_col(KEPT_ID)).from_(exp.select("*").from_(
+            narrow.from_(root_staging.copy()).subquery("_lb_ranked")).where(new_where.copy()).subquery("_lb_new"))
     for child in children:  # first: which versions are new is read from the target before they go in
         if ROOT_ID not in child.columns:
             raise SchemaError(f"child table {child.name!r} of {root.name!r} has no {ROOT_ID} column")
-        new_ids = exp.select(_col(ROW_ID)).from_(new_versions.copy())
         statements.append(insert_select(target(child.name), _columns(child), staging(child.name),
-                                        exp.In(this=_col(ROOT_ID), query=new_ids.subquery())))
+                                        exp.In(this=_col(ROOT_ID), query=new_ids.copy().subquery())))
     columns = _columns(root)
     # valid_to is NULL in every staging row (the normalizer never writes it): selected as it is, typed
     values = [exp.alias_(boundary.copy(), c, quoted=True) if c == valid_from else _col(c) for c in columns]
