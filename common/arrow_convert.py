@@ -28,7 +28,8 @@ from loadbay.common.schema.inference import (INT64_MAX, NAT_TEXT, NOT_COERCIBLE,
 from loadbay.common.schema.types import Column
 from loadbay.common.storage.writers import dumps_json
 
-_TEXT = {text: arrow_build.scalar(text, pa.string()) for text in ("true", "false", "NaN", "Infinity", "-Infinity", "Z", "")}
+_TEXT = {text: arrow_build.scalar(text, pa.string())
+         for text in ("true", "false", "NaN", "Infinity", "-Infinity", "Z", "", NAT_TEXT)}
 """Text scalars the conversions put in (made once: a Python str handed to a kernel makes pyarrow import pandas)."""
 
 Mask = pa.BooleanArray
@@ -192,7 +193,7 @@ def _text_to_dates(array: pa.Array, column: Column, storage: pa.DataType,
 
 def _parsed(array: pa.Array, parsed: pa.Array, ok: Mask) -> tuple[pa.Array, Mask | None]:
     """Text that parsed, and as failures the rest except "NaT" (a missing pandas value: NULL)."""
-    failed = pc.and_(pc.invert(ok), pc.not_equal(array, NAT_TEXT))
+    failed = pc.and_(pc.invert(ok), pc.not_equal(array, _TEXT[NAT_TEXT]))
     return parsed, failed if pc.any(failed).as_py() else None
 
 
