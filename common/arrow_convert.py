@@ -12,6 +12,7 @@ converters value by value, which keeps them exact without a second implementatio
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loadbay.common import arrow_build
+from loadbay.common.arrow_shapes import uniform_shape
 from loadbay.common.arrow_types import ISO_DATE, ISO_DATETIME, KIND_TYPES, new_column_type, storage_type
 from loadbay.common.schema.inference import (INT64_MAX, NAT_TEXT, NOT_COERCIBLE, NotCoercible, converter_for,
                                      infer_data_type, parse_date, parse_datetime)
@@ -40,6 +42,8 @@ _PY_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "text": 
                               "json": dict, "struct": dict, "list": list}
 """The Python type the dict path sees for values of each kind (it decides what converts)."""
 _UTC = pa.timestamp("us", "UTC")
+_ISO_DATETIME, _ISO_DATE = re.compile(ISO_DATETIME.encode()), re.compile(ISO_DATE.encode())
+"""The patterns for ``uniform_shape`` (bytes: ``\\d`` is ``[0-9]`` as in RE2, which Arrow's kernel uses)."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,8 @@ def _text_to_dates(array: pa.Array, column: Column, storage: pa.DataType,
 
 def _parsed(array: pa.Array, parsed: pa.Array, ok: Mask) -> tuple[pa.Array, Mask | None]:
     """Text that parsed, and as failures the rest except "NaT" (a missing pandas value: NULL)."""
+    if ok.true_count == len(array) - array.null_count:  # every value parsed: no comparison with "NaT"
+        return parsed, None
     failed = pc.and_(pc.invert(ok), pc.not_equal(array, _TEXT[NAT_TEXT]))
     return parsed, failed if pc.any(failed).as_py() else None
 
@@ -216,10 +222,13 @@ def parse_timestamps(array: pa.Array) -> tuple[pa.Array, Mask]:
     is brought into a form it reads (a zone, at most 6 fraction digits: the dict path truncates);
     a value it still refuses (Feb 30) makes the column parse value by value."""
     text = _cast(array, pa.string())
-    matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATETIME), arrow_build.FALSE)
-    if not pc.any(matches).as_py():
-        return pa.nulls(len(text), _UTC), matches
-    candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
+    if uniform_shape(text, _ISO_DATETIME):  # every value matches: no regex per value
+        candidates = text
+    else:
+        matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATETIME), arrow_build.FALSE)
+        if not pc.any(matches).as_py():
+            return pa.nulls(len(text), _UTC), matches
+        candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
     try:
         parsed = candidates.cast(_UTC)
     except pa.ArrowInvalid:
@@ -241,10 +250,13 @@ def _canonical_timestamps(candidates: pa.Array) -> pa.Array:
 def parse_dates(array: pa.Array) -> tuple[pa.Array, Mask]:
     """ISO dates (``YYYY-MM-DD`` only, as ``inference.parse_date``) → date32, and the mask of those that parsed."""
     text = _cast(array, pa.string())
-    matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATE), arrow_build.FALSE)
-    if not pc.any(matches).as_py():
-        return pa.nulls(len(text), pa.date32()), matches
-    candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
+    if uniform_shape(text, _ISO_DATE):
+        candidates = text
+    else:
+        matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATE), arrow_build.FALSE)
+        if not pc.any(matches).as_py():
+            return pa.nulls(len(text), pa.date32()), matches
+        candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
     try:
         parsed = candidates.cast(pa.date32())
     except pa.ArrowInvalid:
