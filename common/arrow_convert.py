@@ -12,6 +12,7 @@ converters value by value, which keeps them exact without a second implementatio
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -22,13 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loadbay.common import arrow_build
+from loadbay.common.arrow_shapes import uniform_shape
 from loadbay.common.arrow_types import ISO_DATE, ISO_DATETIME, KIND_TYPES, new_column_type, storage_type
 from loadbay.common.schema.inference import (INT64_MAX, NAT_TEXT, NOT_COERCIBLE, NotCoercible, converter_for,
                                      infer_data_type, parse_date, parse_datetime)
 from loadbay.common.schema.types import Column
 from loadbay.common.storage.writers import dumps_json
 
-_TEXT = {text: arrow_build.scalar(text, pa.string()) for text in ("true", "false", "NaN", "Infinity", "-Infinity", "Z", "")}
+_TEXT = {text: arrow_build.scalar(text, pa.string())
+         for text in ("true", "false", "NaN", "Infinity", "-Infinity", "Z", "", NAT_TEXT)}
 """Text scalars the conversions put in (made once: a Python str handed to a kernel makes pyarrow import pandas)."""
 
 Mask = pa.BooleanArray
@@ -39,6 +42,8 @@ _PY_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "text": 
                               "json": dict, "struct": dict, "list": list}
 """The Python type the dict path sees for values of each kind (it decides what converts)."""
 _UTC = pa.timestamp("us", "UTC")
+_ISO_DATETIME, _ISO_DATE = re.compile(ISO_DATETIME.encode()), re.compile(ISO_DATE.encode())
+"""The patterns for ``uniform_shape`` (bytes: ``\\d`` is ``[0-9]`` as in RE2, which Arrow's kernel uses)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,9 @@ def _text_to_dates(array: pa.Array, column: Column, storage: pa.DataType,
 
 def _parsed(array: pa.Array, parsed: pa.Array, ok: Mask) -> tuple[pa.Array, Mask | None]:
     """Text that parsed, and as failures the rest except "NaT" (a missing pandas value: NULL)."""
-    failed = pc.and_(pc.invert(ok), pc.not_equal(array, NAT_TEXT))
+    if ok.true_count == len(array) - array.null_count:  # every value parsed: no comparison with "NaT"
+        return parsed, None
+    failed = pc.and_(pc.invert(ok), pc.not_equal(array, _TEXT[NAT_TEXT]))
     return parsed, failed if pc.any(failed).as_py() else None
 
 
@@ -215,10 +222,13 @@ def parse_timestamps(array: pa.Array) -> tuple[pa.Array, Mask]:
     is brought into a form it reads (a zone, at most 6 fraction digits: the dict path truncates);
     a value it still refuses (Feb 30) makes the column parse value by value."""
     text = _cast(array, pa.string())
-    matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATETIME), arrow_build.FALSE)
-    if not pc.any(matches).as_py():
-        return pa.nulls(len(text), _UTC), matches
-    candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
+    if uniform_shape(text, _ISO_DATETIME):  # every value matches: no regex per value
+        candidates = text
+    else:
+        matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATETIME), arrow_build.FALSE)
+        if not pc.any(matches).as_py():
+            return pa.nulls(len(text), _UTC), matches
+        candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
     try:
         parsed = candidates.cast(_UTC)
     except pa.ArrowInvalid:
@@ -240,10 +250,13 @@ def _canonical_timestamps(candidates: pa.Array) -> pa.Array:
 def parse_dates(array: pa.Array) -> tuple[pa.Array, Mask]:
     """ISO dates (``YYYY-MM-DD`` only, as ``inference.parse_date``) → date32, and the mask of those that parsed."""
     text = _cast(array, pa.string())
-    matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATE), arrow_build.FALSE)
-    if not pc.any(matches).as_py():
-        return pa.nulls(len(text), pa.date32()), matches
-    candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
+    if uniform_shape(text, _ISO_DATE):
+        candidates = text
+    else:
+        matches = pc.fill_null(pc.match_substring_regex(text, ISO_DATE), arrow_build.FALSE)
+        if not pc.any(matches).as_py():
+            return pa.nulls(len(text), pa.date32()), matches
+        candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
     try:
         parsed = candidates.cast(pa.date32())
     except pa.ArrowInvalid:

@@ -51,6 +51,11 @@ def write_orders(path: Path) -> str:
     return str(path)
 
 
+CLI_PRELUDE = """
+import sys
+assert "pandas" not in sys.modules
+"""
+
 RUN = """
 import json, sys
 import loadbay
@@ -105,3 +110,50 @@ def test_a_parquet_file_loads_through_the_cli_without_importing_pandas(tmp_path:
         counts = {name: con.execute(f'SELECT count(*) FROM "no_pandas_cli_dataset"."{name}"').fetchone()[0]
                   for name in EXPECTED}
     assert counts == EXPECTED
+
+
+JSONL_CLI = """
+import json, sys
+from loadbay.cli import main
+code = main(["load", {path!r}, "--pipeline", "no_pandas_jsonl", "--table", "events", "--quiet", "--dataset", {dataset!r},
+             "--destination", {dest!r}, "--credentials", {cred!r}, "--pipelines-dir", {pipelines!r}])
+print(json.dumps({{"pandas": "pandas" in sys.modules, "code": code}}))
+"""
+
+
+@pytest.mark.parametrize("dest", ["duckdb", "postgres"])
+def test_a_jsonl_file_with_timestamps_loads_through_the_cli_without_importing_pandas(dest: str, tmp_path: Path) -> None:
+    """ISO timestamps read as text are parsed in Arrow (a "NaT" text is compared with an Arrow scalar, which
+    a plain str would have made pyarrow import pandas for), doubles are typed from JSON text."""
+    if dest == "postgres":
+        require_server("postgres")
+    import datetime
+
+    start = datetime.datetime(2024, 2, 28, 23, 59, 58, tzinfo=datetime.timezone.utc)
+    path = tmp_path / "events.jsonl"
+    with path.open("w") as f:
+        for i in range(1000):
+            f.write(json.dumps({"id": i, "amount": i / 8, "name": None if i % 7 == 0 else f"n{i}",
+                                "at": (start + datetime.timedelta(seconds=i)).isoformat(),
+                                "maybe": None if i % 2 else (start + datetime.timedelta(microseconds=i)).isoformat()}) + "\n")
+    cred = str(tmp_path / "db.duckdb") if dest == "duckdb" else POSTGRES_URL
+    dataset = f"no_pandas_jsonl_{tmp_path.name[-12:]}"
+    result = fresh_process(CLI_PRELUDE + JSONL_CLI.format(path=str(path), dest=dest, cred=cred, dataset=dataset,
+                                                          pipelines=str(tmp_path / "pipelines")))
+    assert result == {"pandas": False, "code": 0}
+    query = (f'SELECT count(*), count(maybe), min("at"), max("at"), sum(amount) FROM "{dataset}"."events"')
+    if dest == "duckdb":
+        import duckdb
+
+        with duckdb.connect(cred, read_only=True) as con:
+            row = con.execute(query).fetchone()
+    else:
+        import psycopg2
+
+        with psycopg2.connect(POSTGRES_URL) as con, con.cursor() as cur:
+            cur.execute(query)
+            row = cur.fetchone()
+            cur.execute(f'DROP SCHEMA "{dataset}" CASCADE')
+    assert row[:2] == (1000, 500)
+    assert row[2] == start and row[3] == start + datetime.timedelta(seconds=999)
+    assert float(row[4]) == sum(i / 8 for i in range(1000))

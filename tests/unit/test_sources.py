@@ -398,6 +398,19 @@ def test_json_strings_are_typed_only_where_the_dict_path_types_them(tmp_path):
     assert all(pa.types.is_string(out[0].schema.field(name).type) for name in ("d", "t", "iso", "ts"))
 
 
+def test_json_strings_equal_to_the_format_duckdb_is_given_stay_text(tmp_path):
+    """DuckDB types the file with a date and timestamp format no date has (``_NO_TEMPORAL_FORMAT``); a column of
+    that very text, or of it beside dates, numbers and objects, reads as the same values as any other."""
+    never = json_reader._NO_TEMPORAL_FORMAT
+    items = [{"f": never, "g": never, "k": [never]}, {"f": never, "g": "2020-01-01", "k": []},
+             {"f": never, "g": "2020-01-01T00:00:00Z", "k": [never, "2020-01-01"]}]
+    path = write_jsonl(tmp_path / "formats.jsonl", items)
+    assert rows(path) == items
+    assert all(pa.types.is_string(b.schema.field(name).type) for b in batches(path) for name in ("f", "g"))
+    mixed = [{"h": never}, {"h": 1}, {"h": {"x": never}}, {"h": "2020-01-01"}]  # several kinds: Python rows
+    assert rows(write_jsonl(tmp_path / "mixed.jsonl", mixed)) == mixed
+
+
 def test_malformed_json_names_the_file_and_line(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"a": 1}\n\n{"a": 2}\n{"a": 3,,}\n{"a": 4}\n')
     with pytest.raises(SourceError, match=r"file .*bad\.jsonl, line 4: malformed JSON") as caught:
