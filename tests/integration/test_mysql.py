@@ -27,7 +27,7 @@ import loadbay
 from loadbay.common.exceptions import (ConfigurationError, DestinationTerminalError, DestinationTransientError,
                                        DestinationUndefinedRelation, LoadbayError)
 from loadbay.destinations.testing.conformance.helpers import as_bytes, as_json, query, run_ok
-from loadbay.destinations.testing.setups import MYSQL_URL, require_server
+from loadbay.destinations.testing.setups import MARIADB_URL, MYSQL_URL, require_server
 from tests.integration.support import (SYSTEM_TABLES, closed_port, drop_maria_databases, exception_chain,
                                        kill_maria_connection, live_tables, maria_execute, maria_raw, maria_user,
                                        new_dataset)
@@ -492,3 +492,34 @@ def test_merges_on_a_server_without_create_index_if_not_exists(my, strategy, mon
     expected = 0 if strategy == "insert-only" else 2
     assert query(p, "SELECT count(*), min(v), max(v) FROM events") == [(5, expected, expected)]
     assert query(p, "SELECT count(*) FROM events__tags") == [(5,)]
+
+
+@pytest.mark.parametrize("strategy", ["delete-insert", "upsert", "insert-only", "scd2"])
+@pytest.mark.parametrize("charset", ["utf8mb3", "latin1"])
+def test_merges_with_children_on_a_connection_in_another_character_set(my, tmp_path, strategy, charset):
+    """The children's root-id filter compares ids collated ``utf8mb4_bin`` (MariaDB joins them without a lookup
+    otherwise): the cast names its character set, so a connection in another one (``?charset=``, native or through
+    SQLAlchemy) merges too instead of refusing the collation (error 1253)."""
+    merge = {"disposition": "merge", "strategy": strategy}
+    native = my(credentials=mysql_url(query={"charset": charset}))
+    alchemy = loadbay.pipeline("alchemy", destination=loadbay.destination(
+        "sqlalchemy", credentials=f"{MARIADB_URL}?charset={charset}"), dataset_name=new_dataset(),
+        pipelines_dir=tmp_path / "alchemy")
+    try:
+        for p in (native, alchemy):
+            run_ok(p, [{"id": i, "v": "a", "tags": [i, i + 1]} for i in range(4)], table_name="events",
+                   write_disposition=merge, primary_key="id")
+            run_ok(p, [{"id": i, "v": "b", "tags": [10 * i]} for i in (1, 2, 7)], table_name="events",
+                   write_disposition=merge, primary_key="id")
+            rows = query(p, "SELECT e.id, e.v, t.value FROM events e JOIN events__tags t ON t._lb_parent_id = e._lb_id "
+                            + ("WHERE e._lb_valid_to IS NULL " if strategy == "scd2" else "") + "ORDER BY 1, 3")
+            kept = {"insert-only": [(0, "a", 0), (0, "a", 1), (1, "a", 1), (1, "a", 2), (2, "a", 2), (2, "a", 3),
+                                    (3, "a", 3), (3, "a", 4), (7, "b", 70)]}
+            # scd2 retires the versions the second load lacks (0 and 3); the others replace rows and children
+            expected = kept.get(strategy, [(0, "a", 0), (0, "a", 1), (1, "b", 10), (2, "b", 20), (3, "a", 3),
+                                           (3, "a", 4), (7, "b", 70)])
+            if strategy == "scd2":
+                expected = [(1, "b", 10), (2, "b", 20), (7, "b", 70)]
+            assert rows == expected, (p.destination.destination_type, rows)
+    finally:
+        drop_maria_databases(alchemy.dataset_name, alchemy.config.staging_dataset_name)
