@@ -112,7 +112,7 @@ stop() {
   for name in thrift worker master; do  # the reverse order of start
     pid="$(pid_of "$name")"
     if [ -n "$pid" ]; then
-      kill "$pid"
+      kill "$pid" 2>/dev/null || true  # it may have ended since pid_of looked
       for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
       if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; fi
       echo "spark: stopped $name ($pid)"

@@ -131,8 +131,10 @@ class SparkSqlClient(SqlClient):
         """``USE`` the dataset, tried at once: one statement where asking first (``SHOW DATABASES``) makes two, and
         every connection of a load runs it. A dataset not created yet is left to ``create_dataset``."""
         statement = self.use_dataset_sql(self.dataset_name)
+        if statement is None:
+            return
         try:
-            self.execute_sql(statement)  # type: ignore[arg-type]
+            self.execute_sql(statement)
         except DestinationUndefinedRelation:
             pass
 
