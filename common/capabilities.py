@@ -98,6 +98,12 @@ class DestinationCapabilities:
     loads one 1M-row file in 40% of the time of ten 100k-row files (a transaction each), and writing
     Arrow costs no memory per row, so it takes bigger files than the dict path's."""
 
+    costly_statements: bool = False
+    """Whether every statement is a job of a distributed engine (Spark: 20-400 ms, where a database on this machine
+    answers in about a millisecond): a load pays a fixed cost per table and per file, so few, large files pay.
+    The conformance suite scales its heaviest cases down for such a destination (``heavy_case`` in
+    ``destinations/testing/conformance/helpers.py``: fewer nesting levels, fewer sample tables), never skips them."""
+
     ddl_hints: tuple[str, ...] = ()
     """Column hints declared when loadbay creates a table, if the destination's ``create_indexes`` setting is
     on: "primary_key" (one ``PRIMARY KEY (...)`` over every column so hinted), "unique" (a ``UNIQUE``

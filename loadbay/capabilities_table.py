@@ -14,7 +14,7 @@ SHOWN = ("preferred_loader_file_format", "supported_loader_file_formats", "max_i
          "max_parameters_per_statement", "decimal_precision", "max_decimal_precision", "supports_ddl_transactions",
          "supports_truncate", "merge_strategies", "replace_strategies", "is_dataset_a_schema", "sqlglot_dialect",
          "max_parallel_load_jobs", "load_while_normalizing", "supports_nan_infinity", "max_table_columns",
-         "columnar_file_format", "columnar_file_max_items", "ddl_hints", "staging")
+         "columnar_file_format", "columnar_file_max_items", "ddl_hints", "staging", "costly_statements")
 
 
 def _cell(value: object) -> str:

@@ -20,6 +20,7 @@ capabilities = DEFAULTS.with_(
     max_parallel_load_jobs=1,
     columnar_file_max_items=1_000_000,
     staging="optional",
+    costly_statements=True,
 )
 """Only parquet: Spark reads it natively with every type (jsonl and csv would lose types on the way).
 Merges and ``insert-from-staging`` replaces rebuild each table and swap it in by renames

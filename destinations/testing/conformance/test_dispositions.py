@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import loadbay
-from loadbay.destinations.testing.conformance.helpers import (count, load_sample, query, require_replace_strategy,
-                                                              run_ok, select)
+from loadbay.destinations.testing.conformance.helpers import (count, github_events, load_sample, query,
+                                                              require_replace_strategy, run_ok, select)
 
 REPLACE_STRATEGIES = ["insert-from-staging", "truncate-and-insert", "staging-optimized"]
 
@@ -128,8 +128,8 @@ def test_merge_updates_and_inserts(make_pipeline, merge_wd):
 
 
 def test_merge_github_events_by_id_twice(make_pipeline, merge_wd):
-    events = load_sample("github_events.json")
     p = make_pipeline()
+    events = github_events(p)
     run_ok(p, events, table_name="events", write_disposition=merge_wd, primary_key="id")
     run_ok(p, events, table_name="events", write_disposition=merge_wd, primary_key="id")
     assert count(p, "events") == len({e["id"] for e in events})

@@ -1,9 +1,9 @@
-from loadbay.destinations.testing.conformance.helpers import load_sample, query, table_columns
+from loadbay.destinations.testing.conformance.helpers import github_events, query, table_columns
 
 
 def test_github_events_merge_twice(make_pipeline):
-    events = load_sample("github_events.json")
     p = make_pipeline()
+    events = github_events(p)
     p.run(events, table_name="events", write_disposition="merge", primary_key="id").raise_on_failed_jobs()
     p.run(events, table_name="events", write_disposition="merge", primary_key="id").raise_on_failed_jobs()
     assert query(p, "SELECT count(*) FROM events") == [(len({e["id"] for e in events}),)]
