@@ -114,3 +114,20 @@ def _repair(value: Any, column: str, found: dict[str, set[str]]) -> Any:
     if isinstance(value, (list, tuple)):
         return [_repair(v, column, found) for v in value]
     return value
+
+
+def holds_byte(column: Any, byte: int) -> bool:
+    """Whether the text of ``column`` (a string column) may hold ``byte``: one numpy pass over its
+    data buffer, ten times cheaper than a string kernel (a NULL's slot may hold any bytes: the
+    caller confirms with one)."""
+    import numpy as np
+
+    for chunk in column.chunks:
+        if chunk.null_count == len(chunk):
+            continue
+        _, offsets, data = chunk.buffers()
+        bounds = np.frombuffer(offsets, dtype=np.int32)
+        start, end = int(bounds[chunk.offset]), int(bounds[chunk.offset + len(chunk)])
+        if end > start and byte in np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start):
+            return True
+    return False
