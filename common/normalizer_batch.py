@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from loadbay.common.schema.inference import FINITE_ONLY, IDENTITY, INT64_MAX, INT64_MIN, NotCoercible
 from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID
 from loadbay.common.schema.values import UnloadableValue
+from loadbay.common.storage.rows_with_ids import RowsWithIds
 
 if TYPE_CHECKING:
     from loadbay.common.normalizer import RelationalNormalizer, Rows, _TableState
@@ -42,8 +43,9 @@ def normalize_batch(norm: RelationalNormalizer, state: _TableState, items: list[
         flat = _shape(state, items, "", scalars, lists)
         row_ids = norm.new_ids(len(items))
         load_id = norm.load_id
-        if flat:  # every key is its own column: copy the item, add the system columns
-            rows = [{**item, LOAD_ID: load_id, ROW_ID: row_id} for item, row_id in zip(items, row_ids)]
+        rows: Any
+        if flat:  # every key is its own column: the items as they are, the system columns beside them
+            rows = RowsWithIds(items, load_id, row_ids)
         else:
             names = [LOAD_ID, ROW_ID] + [name for name, _ in scalars]
             columns = [repeat(load_id), row_ids] + [values for _, values in scalars]
