@@ -15,7 +15,8 @@ text), each load in a process of its own, side by side in every round:
 loadbay and dlt are timed from ``run()`` on an unconsumed generator to its return (their time starts at the
 first dict). Every loaded table is checked after every run against figures computed from the generator
 (count, sums of ids, cents, bools, seconds past the base time, name lengths, distinct ids); a mismatch or a
-failed run exits non-zero after the table is printed. Peak RSS is each child process's own (``VmHWM``).
+failed run exits non-zero after the table is printed. Peak RSS is each child process's own (``VmHWM``), beside the peak SQLite's load worker reports (its own
+``VmHWM``, logged when it is closed).
 Medians of ``--rounds`` rounds, with each round's ratio.
 
 Usage: ``python bench/mysql_sqlite.py [--rows 1000000] [--rounds 3] [--only mysql|sqlite] [--skip-dlt]
@@ -141,10 +142,22 @@ def child_loadbay(dest: str, target: str, dataset: str, pipelines_dir: str, rows
 
     p = loadbay.pipeline("bench_my_sqlite", destination=loadbay.destination(dest, credentials=target),
                          dataset_name=dataset, pipelines_dir=pipelines_dir)
+    import logging
+
+    class WorkerPeak(logging.Handler):  # SQLite's load worker says its peak memory when it is closed
+        peak = 0.0
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.args and "peak memory" in record.msg:
+                WorkerPeak.peak = max(WorkerPeak.peak, float(record.args[-1]))  # type: ignore[index]
+
+    worker_log = logging.getLogger("loadbay.destinations.sqlalchemy.sqlite_worker")
+    worker_log.setLevel(logging.DEBUG)
+    worker_log.addHandler(WorkerPeak())
     reports: list[str] | None = [] if profile == "1" else None
     seconds, info = timed_run(p, flat_rows(int(rows)), reports, table_name=TABLE)
     return {"seconds": seconds, "timings": info.timings, "row_counts": info.row_counts,
-            "profile": "\n".join(reports or [])}
+            "profile": "\n".join(reports or []), "children_peak_mib": WorkerPeak.peak}
 
 
 def child_dlt(target: str, dataset: str, pipelines_dir: str, rows: str) -> dict[str, Any]:
@@ -317,13 +330,16 @@ def report(bench: Bench, rounds: int, versions: dict[str, str], elapsed: float) 
                 steps = [median([r["timings"].get(step, 0.0) for r in runs]) for step in ("extract", "normalize", "load")]
                 split = " + ".join(f"{step:.2f}" for step in steps)
             peak = median([r["peak_mib"] for r in runs])
+            children = median([r.get("children_peak_mib", 0.0) for r in runs]) or 0.0
             target = {"mysql": "MariaDB", "sqlite": "SQLite"}[group]
             what = case.split(": ", 1)[1]
             ratio_text = "–" if case == baseline or ratio is None else f"{ratio:.2f}×"
-            print(f"| {target} | {what} | {seconds:.2f} | {ratio_text} | {per_round} | {split} | {peak:.0f} |")
+            peak_text = f"{peak:.0f}" + (f" + {children:.0f}" if children >= 1 else "")
+            print(f"| {target} | {what} | {seconds:.2f} | {ratio_text} | {per_round} | {split} | {peak_text} |")
     print("\n- seconds: loadbay and dlt from run() on an unconsumed generator to its return; the baselines their "
           "statement (LOAD DATA + COMMIT of a csv written beforehand; executemany + COMMIT of tuples made "
-          "beforehand). peak: the child process's peak RSS (the baseline's includes its prepared tuples).")
+          "beforehand). peak: the child process's peak RSS (the baseline's includes its prepared tuples); '+ N': the peak of "
+          "SQLite's load worker, a process of its own.")
     print(f"- checksums: {'MISMATCH or FAILED' if bench.failures else 'every table matches the generator, every run'}")
     print(f"- whole script: {elapsed:.0f} s")
     for case, text in bench.profiles.items():
@@ -335,6 +351,7 @@ def main() -> None:
         kind, *rest = sys.argv[2:]
         result = CHILDREN[kind](*rest)
         result["peak_mib"] = peak_mib()
+        result.setdefault("children_peak_mib", 0.0)
         print(json.dumps(result))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

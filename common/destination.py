@@ -119,6 +119,11 @@ class LoadJob(ABC):
 class JobClient(ABC):
     """One connection's worth of work against a destination, used as a context manager."""
 
+    beside_normalizing: bool = False
+    """Set by the load feed on its client (``load_while_normalizing``): its files load while this process still
+    normalizes on another core, so a destination whose driver holds the GIL while binding rows may load them in
+    a process of its own (SQLite's worker)."""
+
     def __init__(self, config: DestinationConfig, capabilities: DestinationCapabilities) -> None:
         self.config = config
         self.capabilities = capabilities

@@ -353,17 +353,28 @@ class SqlJobClient(JobClient):
         return job_class(job_file, table, target, staged_url=staged_url)
 
     def run_job(self, job: LoadJob, load_id: str) -> None:
-        """The job's rows and its done-record in one transaction."""
+        """The job's rows and its done-record in one transaction (``load_with_done_record``)."""
         try:
-            with self.sql_client.begin_transaction():
-                job.run(self)
-                crash_point("job.loaded")
-                self._insert_row(JOBS_TABLE, {"load_id": load_id, "job_id": job.job_file.job_id,
-                                              "table_name": job.table.name, "inserted_at": datetime.now(timezone.utc)})
+            self.load_with_done_record(job, load_id)
         except DestinationKeyViolation as exc:
             retry = f"p.retry_failed_jobs() (loadbay pipeline {self.config.pipeline_name} retry-failed) and run again"
             raise self.key_violation(exc, job.table, retry) from exc
         crash_point("job.committed")
+
+    def load_with_done_record(self, job: LoadJob, load_id: str) -> None:
+        """The job's rows and its done-record in one transaction on this client's connection. A hook: SQLite's
+        client may have a worker process do both (``destinations/sqlalchemy/sqlite_worker.py``)."""
+        with self.sql_client.begin_transaction():
+            job.run(self)
+            crash_point("job.loaded")
+            statement, params = self.done_record(job, load_id)
+            self.sql_client.execute_sql(statement, *params)
+
+    def done_record(self, job: LoadJob, load_id: str) -> tuple[Statement, list[Any]]:
+        """The INSERT of the row in ``_lb_jobs`` that says ``job`` of package ``load_id`` committed, and its values."""
+        row = {"load_id": load_id, "job_id": job.job_file.job_id, "table_name": job.table.name,
+               "inserted_at": datetime.now(timezone.utc)}
+        return sql.insert_row(self.sql_client.qualified(JOBS_TABLE), list(row)), list(row.values())
 
     def key_violation(self, exc: DestinationKeyViolation, table: Table | None, retry: str) -> DestinationKeyViolation:
         """``exc`` (a row repeats a key) naming the table, its declared keys and the ways out; ``retry`` says

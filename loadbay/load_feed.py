@@ -132,6 +132,7 @@ class LoadFeed:
                         continue
                     if not self._attempt(job, loader._with_retries, client, client.open, "connect"):
                         continue
+                    client.beside_normalizing = True
                 if not self._attempt(job, self._load, client, job, tables):
                     self._ended.set()
         except BaseException as exc:  # noqa: BLE001 - a job folder could not be updated: fail the package

@@ -30,3 +30,14 @@ class SqlalchemyConfig(DestinationConfig):
     credentials: SqlalchemyCredentials = field(default_factory=SqlalchemyCredentials)
     engine_args: dict[str, Any] = field(default_factory=dict)
     """Passed to ``sqlalchemy.create_engine``: ``pool_size``, ``connect_args``, ``echo``, ..."""
+    sqlite_load_worker: str = "auto"
+    """SQLite only: where Arrow IPC files load. "auto": files of 50,000 rows or more loaded while the run still
+    normalizes go to a worker process, which binds rows on a core of its own (``sqlite_worker``); "always": every
+    Arrow IPC file; "never": this process only."""
+
+    def __post_init__(self) -> None:
+        from loadbay.common.exceptions import ConfigurationError
+        from loadbay.destinations.sqlalchemy.sqlite_worker import MODES
+
+        if self.sqlite_load_worker not in MODES:
+            raise ConfigurationError(f"sqlite_load_worker must be one of {MODES}, not {self.sqlite_load_worker!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -18,9 +19,13 @@ from loadbay.destinations.load_jobs import InsertValuesJob
 from loadbay.destinations.copy_jobs import JsonlCopyJob, ParquetCopyJob
 from loadbay.destinations.mysql.job_client import key_problem as mysql_key_problem
 from loadbay.destinations.mysql.jobs import JsonlLoadDataJob, ParquetLoadDataJob
-from loadbay.destinations.sqlalchemy.jobs import EXECUTEMANY_JOBS, BulkJob, param_converter
+from loadbay.destinations.sqlalchemy.jobs import EXECUTEMANY_JOBS, ArrowIpcExecutemanyJob, BulkJob, param_converter
 from loadbay.destinations.sqlalchemy.sql_client import SqlalchemySqlClient
+from loadbay.destinations.sqlalchemy.sqlite_worker import MIN_ROWS, SqliteLoadWorker, WorkerEnded
 from loadbay.destinations.type_mapping import TypeMapper
+
+
+logger = logging.getLogger(__name__)
 
 
 class SqlalchemyTypeMapper(TypeMapper):
@@ -129,6 +134,57 @@ class SqlalchemyJobClient(SqlJobClient):
         return super().timestamp_literal(column, value)
 
 
+class SqliteJobClient(SqlalchemyJobClient):
+    """SQLite: large Arrow IPC files loaded beside normalizing go to a worker process with a connection of its own
+    (``sqlite_worker``: ``sqlite3`` holds the GIL while it binds rows, so a thread would only take turns with the
+    normalizer); everything else loads on this client's connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.worker = SqliteLoadWorker()
+        self.worker_failed: str | None = None
+        """Why the worker ended before committing a job: this client's jobs then load on its own connection."""
+
+    def close(self) -> None:
+        try:
+            self.worker.close()
+        finally:
+            super().close()
+
+    def load_with_done_record(self, job: LoadJob, load_id: str) -> None:
+        request = self.worker_request(job)
+        if request is None:
+            super().load_with_done_record(job, load_id)
+            return
+        statement, params = self.done_record(job, load_id)
+        assert isinstance(job, ArrowIpcExecutemanyJob)
+        try:
+            job.run_in_worker(self, self.worker, request, (self.sql_client.render(statement), params))
+        except WorkerEnded as exc:
+            if exc.may_have_committed:
+                raise  # transient: the retry reads the done-record first
+            self.worker_failed = str(exc)
+            logger.warning("%s; %s and the rest of this load bind their rows in this process", exc, job.job_file.path.name)
+            super().load_with_done_record(job, load_id)
+
+    def worker_request(self, job: LoadJob) -> dict[str, Any] | None:
+        """Where the worker finds the database (the main file, the attached dataset files, the busy timeout), if
+        ``job`` loads there (``sqlite_load_worker``); None: it loads on this connection."""
+        mode = getattr(self.config, "sqlite_load_worker", "auto")
+        sql = self.sql_client
+        if mode == "never" or not isinstance(job, ArrowIpcExecutemanyJob) or sql.recorder is not None \
+                or sql.in_transaction or self.worker_failed:  # a dry run; a transaction the job belongs in
+            return None
+        if mode == "auto" and not ((self.beside_normalizing or self.worker.running) and job.row_count() >= MIN_ROWS):
+            return None
+        files = {str(row[1]): str(row[2]) for row in sql.execute_sql(exp.Pragma(this=exp.var("database_list"))) or []}
+        if not files.get("main"):  # an in-memory database: no other connection sees it
+            return None
+        busy = sql.execute_sql(exp.Pragma(this=exp.var("busy_timeout"))) or [(5000,)]
+        return {"database": files["main"], "busy_timeout_ms": int(busy[0][0]),
+                "attach": [[name, path] for name, path in files.items() if name not in ("main", "temp") and path]}
+
+
 class MysqlJobClient(SqlalchemyJobClient):
     """MySQL/MariaDB: the mysql destination's LOAD DATA LOCAL INFILE jobs, executemany where refused; keys as
     the mysql destination declares them."""
@@ -148,7 +204,7 @@ class PostgresqlJobClient(SqlalchemyJobClient):
 
 
 JOB_CLIENTS: dict[str, type[SqlalchemyJobClient]] = {
-    "mysql": MysqlJobClient, "mariadb": MysqlJobClient, "postgresql": PostgresqlJobClient,
+    "sqlite": SqliteJobClient, "mysql": MysqlJobClient, "mariadb": MysqlJobClient, "postgresql": PostgresqlJobClient,
 }
 """The job client of a URL's dialect name (as ``sql_client.FAMILIES``); any other: the base one."""
 

@@ -27,6 +27,7 @@ from loadbay.destinations.transcode import TranscodeRefused
 
 if TYPE_CHECKING:
     from loadbay.destinations.sqlalchemy.job_client import SqlalchemyJobClient
+    from loadbay.destinations.sqlalchemy.sqlite_worker import SqliteLoadWorker
 
 logger = logging.getLogger(__name__)
 
@@ -178,14 +179,11 @@ class ParquetExecutemanyJob(LoadJob):
     def run(self, client: SqlalchemyJobClient) -> None:
         import pyarrow as pa
 
-        from loadbay.destinations.arrow_params import BadValue, check_type, column_values
+        from loadbay.destinations.arrow_params import BadValue, column_values
 
         sql = client.sql_client
         with naming_file(self), self.record_batches() as (schema, batches):
-            columns = columns_for(self, schema.names)
-            for field, column in zip(schema, columns):
-                if problem := check_type(field, column):
-                    raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {problem}")
+            columns = self.checked_columns(schema)
             insert = statements.insert_row(self.target, schema.names)
             first_row = 0
             with sql.begin_transaction():
@@ -202,6 +200,15 @@ class ParquetExecutemanyJob(LoadJob):
                     sql.execute_many_params(insert, zip(*values))  # a tuple at a time, reused by zip
                     first_row += batch.num_rows
 
+    def checked_columns(self, schema: Any) -> list[Column]:
+        """The table's columns for the file's, each checked to hold its Arrow type exactly (before anything is sent)."""
+        from loadbay.destinations.arrow_params import check_type
+
+        columns = columns_for(self, schema.names)
+        for field, column in zip(schema, columns):
+            if problem := check_type(field, column):
+                raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {problem}")
+        return columns
 
     @contextmanager
     def record_batches(self) -> Iterator[tuple[Any, Iterator[Any]]]:
@@ -214,10 +221,48 @@ class ParquetExecutemanyJob(LoadJob):
 
 class ArrowIpcExecutemanyJob(ParquetExecutemanyJob):
     """An Arrow IPC file, memory-mapped, bound as the parquet job binds (SQLite's preferred format: writing
-    and reading it cost a fraction of parquet's encoding and decoding)."""
+    and reading it cost a fraction of parquet's encoding and decoding). On SQLite a worker process may bind it
+    instead (``run_in_worker``), the same values with the same checks."""
 
     def record_batches(self) -> Any:
         return arrow_ipc_batches(self.job_file.path)
+
+    def row_count(self) -> int:
+        """Rows in the file, from its footer (nothing decoded)."""
+        with self.record_batches() as (_schema, batches):
+            return sum(batch.num_rows for batch in batches)
+
+    def run_in_worker(self, client: SqlalchemyJobClient, worker: SqliteLoadWorker, request: dict[str, Any],
+                      done: tuple[str, list[Any]]) -> None:
+        """The file's rows and the done-record ``done`` (SQL text, values) committed by ``worker`` in one transaction
+        of its own connection (``request``: where the database and its datasets are); its errors raised as this
+        process's own would be: the file, table, column and row of a value that does not fit, the SQL client's
+        class for SQLite's."""
+        from loadbay.destinations.sqlalchemy.sqlite_worker import WorkerError, column_dicts
+        from loadbay.faults import crash_point
+
+        sql = client.sql_client
+        with naming_file(self):
+            with self.record_batches() as (schema, _batches):
+                columns = self.checked_columns(schema)
+                insert = sql.render(statements.insert_row(self.target, schema.names))
+            request = {**request, "file": str(self.job_file.path), "insert": insert, "columns": column_dicts(columns),
+                       "done": list(done)}
+            try:
+                worker.load(request, before_commit=lambda: crash_point("job.loaded"))
+            except WorkerError as exc:
+                error = exc.error
+                column = columns[error["column"]].name if "column" in error else None
+                if error["kind"] == "value":
+                    raise DestinationTerminalError(
+                        f"{where(self)} column {column!r}, row {error['row'] + 1}: {error['message']}") from exc
+                if error["kind"] == "arrow":
+                    raise DestinationTerminalError(f"{where(self)} column {column!r}: {error['message']}") from exc
+                if error["kind"] == "sqlite":
+                    statement = done[0] if error.get("step") == "done" else insert
+                    raise sql.translate(exc.sqlite_exception(), statement) from exc
+                raise RuntimeError(f"{where(self)}: the SQLite load worker failed: {error.get('type')}: "
+                                   f"{error.get('message')}") from exc
 
 
 EXECUTEMANY_JOBS: dict[str, type[LoadJob]] = {"jsonl": ExecutemanyJob, "parquet": ParquetExecutemanyJob,

@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     import loadbay
     from loadbay.destinations.testing.setups import SETUPS
 
-    destination = loadbay.destination(SETUPS[args.destination].reference, credentials=args.credentials)
+    # SQLite's files load in its worker process (sqlite_worker.py): the path large loads take, and the one with a
+    # second process to kill around; the in-process executemany job is the other SQLAlchemy families' as well
+    settings = {"sqlite_load_worker": "always"} if args.destination == "sqlite" else {}
+    destination = loadbay.destination(SETUPS[args.destination].reference, credentials=args.credentials, **settings)
     p = loadbay.pipeline(args.pipeline, destination=destination, dataset_name=args.dataset,
                          pipelines_dir=args.pipelines_dir, file_max_items=args.file_max_items,
                          batch_size=args.batch_size)
