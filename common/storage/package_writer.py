@@ -17,6 +17,7 @@ from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.schema.types import Schema
 from loadbay.common.schema.values import UnloadableValue
 from loadbay.common.storage.package import JobFile, LoadPackage, job_file_name
+from loadbay.common.storage.rows_with_ids import RowsWithIds
 from loadbay.common.storage.text_repair import TextRepairs
 from loadbay.common.storage.writers import WRITERS, LoadFileWriter, unloadable_json_error
 
@@ -54,6 +55,8 @@ class PackageWriter:
         self._told_rows = False  # whether the fallback of Arrow data to rows was logged
 
     def write(self, table_name: str, rows: Sequence[dict[str, Any]]) -> None:
+        if isinstance(rows, RowsWithIds) and not self.writer_class.takes_rows_with_ids:
+            rows = list(rows)
         start = 0
         while start < len(rows):
             writer = self._writer(table_name)

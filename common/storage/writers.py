@@ -96,6 +96,9 @@ class LoadFileWriter:
     from_arrow: ClassVar[bool] = False
     """Written from Arrow tables: its files take the destination's ``columnar_file_max_items`` rows. A flag
     rather than an isinstance check, so writing dict rows never imports the Arrow writer (pyarrow, numpy)."""
+    takes_rows_with_ids: ClassVar[bool] = False
+    """Whether ``write_rows`` reads a ``RowsWithIds`` as it is (items and ids apart); other writers are given its
+    rows made once, as a list (they may read them more than once: a pass per column)."""
 
     def __init__(self, path: Path | None, table: Table, capabilities: DestinationCapabilities,
                  stream: IO[Any] | None = None, *, repairs: TextRepairs | None = None) -> None:
@@ -472,6 +475,7 @@ class ParquetWriter(LoadFileWriter):
     """Parquet through pyarrow (the optional ``parquet`` extra), one row group per batch."""
 
     file_format = "parquet"
+    takes_rows_with_ids = True
 
     def write_header(self) -> None:
         import pyarrow as pa

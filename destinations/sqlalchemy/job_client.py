@@ -177,6 +177,8 @@ class SqliteJobClient(SqlalchemyJobClient):
             return None
         if mode == "auto" and not ((self.beside_normalizing or self.worker.running) and job.row_count() >= MIN_ROWS):
             return None
+        if sql.engine.dialect.driver != "pysqlite":  # the worker opens the files with Python's sqlite3: same driver only
+            return None
         files = {str(row[1]): str(row[2]) for row in sql.execute_sql(exp.Pragma(this=exp.var("database_list"))) or []}
         if not files.get("main"):  # an in-memory database: no other connection sees it
             return None

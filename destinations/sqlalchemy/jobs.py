@@ -228,7 +228,7 @@ class ArrowIpcExecutemanyJob(ParquetExecutemanyJob):
         return arrow_ipc_batches(self.job_file.path)
 
     def row_count(self) -> int:
-        """Rows in the file, from its footer (nothing decoded)."""
+        """Rows in the file: the record batches' lengths, read from the memory-mapped file (nothing decoded)."""
         with self.record_batches() as (_schema, batches):
             return sum(batch.num_rows for batch in batches)
 

@@ -4,7 +4,7 @@
 with it instead of running beside it (1M flat rows: normalizing 2.5 s, loading 2.0 s, 4.6 s together). A worker
 process has a GIL and a connection of its own, so the two run on two cores (3.0 s). It is used where that pays:
 large files loaded while the package is still being normalized (``SqliteJobClient``); small files, dry runs and
-in-memory databases load in this process as before.
+in-memory databases, and drivers other than Python's ``sqlite3`` load in this process as before.
 
 The worker opens the same database file, attaches the same dataset files under the same names, and loads one job
 at a time over JSON lines on its stdin and stdout:
@@ -17,8 +17,10 @@ at a time over JSON lines on its stdin and stdout:
 The worker commits only when told to. A parent killed at any moment leaves nothing of the job half-done: the
 worker sees its stdin end (or its parent change) and exits without committing, and SQLite rolls the open
 transaction back; a parent killed after sending "commit" finds the job's done-record on resume, as after any
-lost connection. One connection writes at a time, as SQLite needs: the parent sends a job only while none of
-its own connections writes.
+lost connection. The worker opens the files with Python's ``sqlite3`` and the busy timeout of the run's connection;
+other settings of that connection (``connect_args``, PRAGMAs set on connect) do not carry over (``sqlite_load_worker
+= "never"`` keeps every job on it). Its transaction begins deferred, as the run's own: it locks only the files it
+writes, so pipelines writing other datasets of the same main file go on beside it.
 """
 
 from __future__ import annotations
@@ -93,11 +95,17 @@ class SqliteLoadWorker:
         return self._proc is not None and self._proc.poll() is None
 
     def start(self) -> None:
+        """Start the worker unless it runs; ``WorkerEnded`` when no process could be started."""
         if self.running:
             return
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            encoding="utf-8")
+        # -P (3.11+): the working folder is not put first on sys.path (a loadbay/ or sqlite3.py there is not imported)
+        safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, *safe_path, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                encoding="utf-8")
+        except OSError as exc:  # no such interpreter (an embedded one), too many processes or files
+            raise WorkerEnded(f"the SQLite load worker could not be started ({exc})", may_have_committed=False) from exc
         logger.debug("SQLite load worker started (pid %d)", self._proc.pid)
 
     def load(self, request: dict[str, Any], before_commit: Any = None) -> None:
@@ -106,13 +114,19 @@ class SqliteLoadWorker:
         ``WorkerEnded`` when the worker ended on the way (once "commit" was sent, the job's done-record tells
         whether it committed)."""
         with self._lock:
-            self.start()
-            self._send(request)
-            self._expect("ready", committing=False)
-            if before_commit is not None:
-                before_commit()
-            self._send("commit")
-            answer = self._expect("committed", committing=True)
+            try:
+                self.start()
+                self._send(request)
+                self._expect("ready", committing=False)
+                if before_commit is not None:
+                    before_commit()
+                self._send("commit")
+                answer = self._expect("committed", committing=True)
+            except (WorkerError, WorkerEnded):  # it rolled back and waits for the next job, or it is gone
+                raise
+            except BaseException:  # interrupted mid-exchange (Ctrl-C), or an answer not understood: an answer may
+                self._kill()  # still be on its way, so this worker is not asked again; it rolls back as it ends
+                raise
             self.jobs += 1
             self.peak_mib = max(self.peak_mib, float(answer.get("peak_mib", 0.0)))
 
@@ -138,13 +152,28 @@ class SqliteLoadWorker:
         return answer  # type: ignore[no-any-return]
 
     def _ended(self, committing: bool) -> WorkerEnded:
-        proc, self._proc = self._proc, None
-        code = proc.wait(timeout=10) if proc is not None else None
+        code = self._kill()
         if committing:
             return WorkerEnded(f"the SQLite load worker ended while committing (exit code {code}); the job runs "
                                "again unless its done-record shows it committed", may_have_committed=True)
         return WorkerEnded(f"the SQLite load worker ended before committing anything (exit code {code})",
                            may_have_committed=False)
+
+    def _kill(self) -> int | None:
+        """End the worker at once (SIGKILL unless it ended already) and reap it; its exit code."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:  # a broken pipe's buffered data cannot be flushed: nothing to keep
+                pass
+        return code
 
     def close(self) -> None:
         """Close its stdin (an idle worker exits at once) and wait for it; kill it after 10 s."""
@@ -230,7 +259,7 @@ class _Worker:
         return True
 
     def write(self, conn: sqlite3.Connection, request: dict[str, Any]) -> dict[str, Any] | None:
-        """BEGIN IMMEDIATE, the file's record batches and the done-record; the error (rolled back) or None."""
+        """BEGIN, the file's record batches and the done-record; the error (rolled back) or None."""
         import pyarrow as pa
 
         from loadbay.destinations.arrow_params import BadValue, column_values
@@ -239,7 +268,7 @@ class _Worker:
         columns = [Column(**c) for c in request["columns"]]
         step = "begin"
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN")  # deferred, as the run's own: only the files written are locked
             step = "insert"
             first_row = 0
             with arrow_ipc_batches(request["file"]) as (_schema, batches):
