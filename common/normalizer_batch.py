@@ -45,7 +45,7 @@ def normalize_batch(norm: RelationalNormalizer, state: _TableState, items: list[
         load_id = norm.load_id
         rows: Any
         if flat:  # every key is its own column: the items as they are, the system columns beside them
-            rows = RowsWithIds(items, load_id, row_ids)
+            rows = RowsWithIds(items, load_id, row_ids, dict(scalars))
         else:
             names = [LOAD_ID, ROW_ID] + [name for name, _ in scalars]
             columns = [repeat(load_id), row_ids] + [values for _, values in scalars]

@@ -539,16 +539,34 @@ class ParquetWriter(LoadFileWriter):
             return None
 
     def _table_with_ids(self, rows: RowsWithIds) -> Any:
-        """The items converted by Arrow, the load id and row ids added as whole columns; None for a batch whose
-        text passes 2 GiB (Arrow returns chunks: the rows then go the common way)."""
+        """The items' values converted by Arrow (from the normalizer's value lists where it gathered them), the load id
+        and row ids added as whole columns; None for a batch whose text passes 2 GiB (Arrow returns chunks: the rows
+        then go the common way)."""
         pa = self._pa
-        items = [_convert(item, self._converters) for item in rows.items] if self._converters else rows.items
-        array = pa.array(items, type=self._items_struct)
-        if isinstance(array, pa.ChunkedArray):
-            return None
-        batch = pa.RecordBatch.from_struct_array(array)
-        ids = {LOAD_ID: pa.array([rows.load_id] * len(items), pa.string()), ROW_ID: pa.array(rows.row_ids, pa.string())}
-        columns = [ids[name] if name in ids else batch.column(name) for name in self._schema.names]
+        n = len(rows)
+        arrays = {LOAD_ID: pa.array([rows.load_id] * n, pa.string()), ROW_ID: pa.array(rows.row_ids, pa.string())}
+        if rows.columns is not None:  # the value lists the normalizer gathered: a column at a time
+            for field in self._schema:
+                if field.name in arrays:
+                    continue
+                values = rows.columns.get(field.name)
+                if values is None:
+                    arrays[field.name] = pa.nulls(n, field.type)
+                    continue
+                convert = self._converters.get(field.name)
+                if convert is not None:
+                    values = [None if v is None else convert(v) for v in values]
+                arrays[field.name] = pa.array(values, type=field.type)
+        else:
+            items = [_convert(item, self._converters) for item in rows.items] if self._converters else rows.items
+            array = pa.array(items, type=self._items_struct)
+            if isinstance(array, pa.ChunkedArray):
+                return None
+            batch = pa.RecordBatch.from_struct_array(array)
+            arrays.update((name, batch.column(name)) for name in batch.schema.names)
+        if any(isinstance(array, pa.ChunkedArray) for array in arrays.values()):
+            return None  # text past 2 GiB in one batch: the rows go the common way
+        columns = [arrays[name] for name in self._schema.names]
         return pa.Table.from_batches([pa.RecordBatch.from_arrays(columns, schema=self._schema)])
 
     def _may_hold_nul(self, table: Any) -> bool:
