@@ -62,12 +62,22 @@ class LoadFeed:
         and then of that table's parents), unless the table is reset when the package loads."""
         if self._ended.is_set() or needs_preparation(tables[0]):
             return
+        self._start_thread()
+        self._closed.append(job)
+        self._queue.put((job, tables))
+
+    def large_files_ahead(self) -> None:
+        """Get the feed's connection ready before the first file closes (``JobClient.prepare_for_large_files``)."""
+        if self._ended.is_set():
+            return
+        self._start_thread()
+        self._queue.put(_GET_READY)
+
+    def _start_thread(self) -> None:
         if self._thread is None:
             assert self.package is not None, "begin() comes first"
             self._thread = threading.Thread(target=self._run, name=f"load-feed-{self.package.load_id}", daemon=True)
             self._thread.start()
-        self._closed.append(job)
-        self._queue.put((job, tables))
 
     def finish(self) -> None:
         """Every file is written: load the files still waiting, several at a time where they are large
@@ -123,6 +133,10 @@ class LoadFeed:
             while (item := self._queue.get()) is not None:
                 if self._ended.is_set() or loader.stop.is_set():
                     continue  # left in new_jobs: it loads with the rest of the package
+                if item is _GET_READY:
+                    if client is None:
+                        client = self._ready_client(loader)
+                    continue
                 job, tables = item
                 if client is None:
                     try:
@@ -144,6 +158,25 @@ class LoadFeed:
                     client.close()
                 except Exception:  # noqa: BLE001 - closing a broken connection may fail too
                     logger.debug("closing the connection of loading while normalizing failed", exc_info=True)
+
+    def _ready_client(self, loader: Loader) -> JobClient | None:
+        """The feed's client, connected and told large files are coming; None when that failed (the first file
+        then connects as it would have, and reports what fails)."""
+        client = None
+        try:
+            client = loader.destination.client(loader.config)
+            loader._with_retries(client, client.open, "connect")
+            client.beside_normalizing = True
+            client.prepare_for_large_files()
+            return client
+        except Exception:  # noqa: BLE001 - only a head start: the first file's job tries again
+            logger.debug("getting ready for large files failed", exc_info=True)
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            return None
 
     def _attempt(self, job: JobFile, action: Callable[..., Any], *args: Any) -> bool:
         """Run ``action``; False when it returned False (a job failed terminally) or raised: an error
@@ -197,6 +230,10 @@ class LoadFeed:
 
 class LoadFeedFailed(LoadbayError):
     """Moving a file loaded while normalizing between job folders failed: the package cannot say which rows it holds."""
+
+
+_GET_READY: Any = object()
+"""A queue item: connect and get ready for large files (``large_files_ahead``)."""
 
 
 def created_tables(package: LoadPackage) -> list[Table]:

@@ -104,6 +104,10 @@ def fewer_gc_passes() -> Iterator[None]:
         _RAISED.leave()
 
 
+LARGE_TABLE_ROWS = 20_000
+"""Rows of one table after which a package's follower is told large files are coming (``large_files_ahead``)."""
+
+
 class PackageFollower(Protocol):
     """Reads a package's load files while normalize is still writing it.
 
@@ -117,6 +121,10 @@ class PackageFollower(Protocol):
 
     def file_closed(self, job: JobFile, tables: list[Table]) -> None:
         """``job`` (in new_jobs) is final; ``tables``: snapshots of its table, then of that table's parents."""
+
+    def large_files_ahead(self) -> None:
+        """Once per package, when a table of it passes ``LARGE_TABLE_ROWS`` rows: files worth loading in bulk are
+        coming, so the follower may get ready now (connect; SQLite starts its load worker)."""
 
     def finish(self) -> None:
         """Every file is written: return once no file is being read; raise if the package cannot be committed."""
@@ -159,6 +167,7 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         writer = PackageWriter(package, evolved, file_format, capabilities, file_max_items,
                                on_file_closed=on_file_closed, columnar_format=columnar_format)
         roots: list[str] = []
+        told_large = False
         for res in resources:
             disposition, strategy = parse_disposition(res.write_disposition)
             _check_strategy(res.name, disposition, strategy, capabilities)
@@ -190,6 +199,10 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                             if progress is not None:
                                 progress.normalized(table_name, len(rows))
                 crash_point("normalize.batch")
+                if follower is not None and not told_large and \
+                        max(writer.rows_per_table.values(), default=0) >= LARGE_TABLE_ROWS:
+                    told_large = True
+                    follower.large_files_ahead()
         writer.close()
         _check_keys(normalizer, writer, roots)
         if follower is not None:

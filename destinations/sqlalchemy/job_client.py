@@ -144,12 +144,29 @@ class SqliteJobClient(SqlalchemyJobClient):
         self.worker = SqliteLoadWorker()
         self.worker_failed: str | None = None
         """Why the worker ended before committing a job: this client's jobs then load on its own connection."""
+        self._busy_timeout_ms: int | None = None
 
     def close(self) -> None:
         try:
             self.worker.close()
         finally:
             super().close()
+
+    def prepare_for_large_files(self) -> None:
+        """Start the worker while the first file is still being written (its start and imports take ~0.3 s)."""
+        if self._worker_allowed() and self.beside_normalizing:
+            try:
+                self.worker.start()
+            except WorkerEnded as exc:
+                logger.debug("%s: files load on the run's connection", exc)
+
+    def _worker_allowed(self) -> bool:
+        """Whether this client may send files to a worker at all (the mode, the driver, a file database)."""
+        if getattr(self.config, "sqlite_load_worker", "auto") == "never" or self.worker_failed:
+            return False
+        database = self.config.credentials.database or ""
+        return self.sql_client.engine.dialect.driver == "pysqlite" and database not in ("", ":memory:") \
+            and not database.startswith("file:")
 
     def load_with_done_record(self, job: LoadJob, load_id: str) -> None:
         request = self.worker_request(job)
@@ -172,18 +189,18 @@ class SqliteJobClient(SqlalchemyJobClient):
         ``job`` loads there (``sqlite_load_worker``); None: it loads on this connection."""
         mode = getattr(self.config, "sqlite_load_worker", "auto")
         sql = self.sql_client
-        if mode == "never" or not isinstance(job, ArrowIpcExecutemanyJob) or sql.recorder is not None \
-                or sql.in_transaction or self.worker_failed:  # a dry run; a transaction the job belongs in
+        if not isinstance(job, ArrowIpcExecutemanyJob) or sql.recorder is not None or sql.in_transaction \
+                or not self._worker_allowed():  # a dry run; a transaction the job belongs in
             return None
         if mode == "auto" and not ((self.beside_normalizing or self.worker.running) and job.row_count() >= MIN_ROWS):
-            return None
-        if sql.engine.dialect.driver != "pysqlite":  # the worker opens the files with Python's sqlite3: same driver only
             return None
         files = {str(row[1]): str(row[2]) for row in sql.execute_sql(exp.Pragma(this=exp.var("database_list"))) or []}
         if not files.get("main"):  # an in-memory database: no other connection sees it
             return None
-        busy = sql.execute_sql(exp.Pragma(this=exp.var("busy_timeout"))) or [(5000,)]
-        return {"database": files["main"], "busy_timeout_ms": int(busy[0][0]),
+        if self._busy_timeout_ms is None:
+            busy = sql.execute_sql(exp.Pragma(this=exp.var("busy_timeout"))) or [(5000,)]
+            self._busy_timeout_ms = int(busy[0][0])
+        return {"database": files["main"], "busy_timeout_ms": self._busy_timeout_ms,
                 "attach": [[name, path] for name, path in files.items() if name not in ("main", "temp") and path]}
 
 

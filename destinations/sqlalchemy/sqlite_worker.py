@@ -176,7 +176,12 @@ class SqliteLoadWorker:
         return code
 
     def close(self) -> None:
-        """Close its stdin (an idle worker exits at once) and wait for it; kill it after 10 s."""
+        """Close its stdin (an idle worker exits at once) and wait for it; kill it after 10 s. One that never got a
+        job (started ahead of files that stayed small) is killed at once: it holds nothing."""
+        if self._proc is not None and self.jobs == 0:
+            logger.debug("SQLite load worker (pid %d) ended unused", self._proc.pid)
+            self._kill()
+            return
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -332,6 +337,10 @@ def _exit_with_parent(parent: int) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent's run, which then closes this worker
+    import pyarrow  # noqa: F401 - before the first job: a worker started ahead of it is ready when it comes
+
+    import loadbay.destinations.arrow_params  # noqa: F401
+
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answers

@@ -71,15 +71,22 @@ def test_the_worker_loads_exactly_what_this_process_loads(tmp_path, data):
 
 
 def test_auto_starts_a_worker_only_for_large_files_loaded_while_normalizing(tmp_path, caplog):
+    """A table past 20,000 rows starts the worker ahead of its first file; files of 50,000 rows or more load in
+    it. Fewer rows start none; 30,000 start one that stays unused (its files are small) and is ended; without
+    loading while normalizing there is none."""
     caplog.set_level(logging.DEBUG, logger=WORKER_LOGGER)
-    cases = [("large", 2 * MIN_ROWS + 10, {}, True), ("small", MIN_ROWS // 2, {}, False),
-             ("after", 2 * MIN_ROWS + 10, {"load_while_normalizing": False}, False)]
+    cases = [("large", 2 * MIN_ROWS + 10, {}, "used"), ("small", 10_000, {}, None),
+             ("medium", 30_000, {}, "ended unused"), ("after", 2 * MIN_ROWS + 10, {"load_while_normalizing": False}, None)]
     for name, n, settings, expected in cases:
         caplog.clear()
         p = lite(tmp_path, "auto", name, **settings)
         run_ok(p, flat_rows(n), table_name="t")
-        started = [r for r in caplog.records if r.name == WORKER_LOGGER and "worker started" in r.getMessage()]
-        assert bool(started) is expected, name
+        said = [r.getMessage() for r in caplog.records if r.name == WORKER_LOGGER]
+        started = any("worker started" in m for m in said)
+        used = any("closed after" in m and "closed after 0 jobs" not in m for m in said)
+        unused = any("ended unused" in m for m in said)
+        assert started is (expected is not None), (name, said)
+        assert used is (expected == "used") and unused is (expected == "ended unused"), (name, said)
         assert query(p, "SELECT count(*), count(DISTINCT id) FROM t") == [(n, n)], name
 
 
