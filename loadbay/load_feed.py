@@ -66,12 +66,14 @@ class LoadFeed:
         self._closed.append(job)
         self._queue.put((job, tables))
 
-    def large_files_ahead(self) -> None:
-        """Get the feed's connection ready before the first file closes (``JobClient.prepare_for_large_files``)."""
-        if self._ended.is_set():
-            return
+    def large_files_ahead(self, table: Table) -> bool:
+        """Get the feed's connection ready before the first file of ``table`` closes
+        (``JobClient.prepare_for_large_files``), unless the feed does not load its files."""
+        if self._ended.is_set() or needs_preparation(table):
+            return False
         self._start_thread()
         self._queue.put(_GET_READY)
+        return True
 
     def _start_thread(self) -> None:
         if self._thread is None:

@@ -122,9 +122,10 @@ class PackageFollower(Protocol):
     def file_closed(self, job: JobFile, tables: list[Table]) -> None:
         """``job`` (in new_jobs) is final; ``tables``: snapshots of its table, then of that table's parents."""
 
-    def large_files_ahead(self) -> None:
-        """Once per package, when a table of it passes ``LARGE_TABLE_ROWS`` rows: files worth loading in bulk are
-        coming, so the follower may get ready now (connect; SQLite starts its load worker)."""
+    def large_files_ahead(self, table: Table) -> bool:
+        """``table`` passed ``LARGE_TABLE_ROWS`` rows in the package: files worth loading in bulk are coming, so the
+        follower may get ready now (connect; SQLite starts its load worker). True once it did (it is not told
+        again); False when the table's files are not its to load (a merge's)."""
 
     def finish(self) -> None:
         """Every file is written: return once no file is being read; raise if the package cannot be committed."""
@@ -199,10 +200,9 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                             if progress is not None:
                                 progress.normalized(table_name, len(rows))
                 crash_point("normalize.batch")
-                if follower is not None and not told_large and \
-                        max(writer.rows_per_table.values(), default=0) >= LARGE_TABLE_ROWS:
-                    told_large = True
-                    follower.large_files_ahead()
+                if follower is not None and not told_large:
+                    told_large = any(follower.large_files_ahead(evolved.tables[name])
+                                     for name, rows in writer.rows_per_table.items() if rows >= LARGE_TABLE_ROWS)
         writer.close()
         _check_keys(normalizer, writer, roots)
         if follower is not None:

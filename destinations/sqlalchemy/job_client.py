@@ -192,7 +192,9 @@ class SqliteJobClient(SqlalchemyJobClient):
         if not isinstance(job, ArrowIpcExecutemanyJob) or sql.recorder is not None or sql.in_transaction \
                 or not self._worker_allowed():  # a dry run; a transaction the job belongs in
             return None
-        if mode == "auto" and not ((self.beside_normalizing or self.worker.running) and job.row_count() >= MIN_ROWS):
+        # "auto": any file once a worker runs (started ahead of large files: it costs nothing more); else a large one
+        # loaded beside normalizing (its row count read from the file: 20-30 ms the worker would wait for)
+        if mode == "auto" and not (self.worker.running or (self.beside_normalizing and job.row_count() >= MIN_ROWS)):
             return None
         files = {str(row[1]): str(row[2]) for row in sql.execute_sql(exp.Pragma(this=exp.var("database_list"))) or []}
         if not files.get("main"):  # an in-memory database: no other connection sees it

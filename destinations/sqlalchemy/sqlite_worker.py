@@ -9,7 +9,9 @@ in-memory databases, and drivers other than Python's ``sqlite3`` load in this pr
 The worker opens the same database file, attaches the same dataset files under the same names, and loads one job
 at a time over JSON lines on its stdin and stdout:
 
-- parent → ``{"database", "attach", "busy_timeout_ms", "file", "insert", "columns", "done": [sql, params]}``
+- parent → ``{"database", "attach", "busy_timeout_ms", "file", "target", "table_columns", "done": [sql, params]}``
+  (the worker reads the file's column names, checks them and their Arrow types against the table's columns, and
+  builds the INSERT into ``target`` with each name quoted)
 - worker → ``{"ready": true}``: the file's rows and the job's done-record are written in its open transaction;
   or ``{"error": {...}}`` (rolled back): a value that does not fit (column, row), or SQLite's error (class, code)
 - parent → ``"commit"``; worker → ``{"committed": true}`` or ``{"error": ...}``
@@ -264,37 +266,48 @@ class _Worker:
         return True
 
     def write(self, conn: sqlite3.Connection, request: dict[str, Any]) -> dict[str, Any] | None:
-        """BEGIN, the file's record batches and the done-record; the error (rolled back) or None."""
+        """The file's columns checked against the table's, BEGIN, its record batches and the done-record; the error
+        (rolled back) or None."""
         import pyarrow as pa
 
-        from loadbay.destinations.arrow_params import BadValue, column_values
+        from loadbay.destinations.arrow_params import BadValue, check_type, column_values
         from loadbay.destinations.load_jobs import arrow_ipc_batches
 
-        columns = [Column(**c) for c in request["columns"]]
-        step = "begin"
+        table_columns = {c["name"]: Column(**c) for c in request["table_columns"]}
+        step, insert = "begin", None
         try:
-            conn.execute("BEGIN")  # deferred, as the run's own: only the files written are locked
-            step = "insert"
-            first_row = 0
-            with arrow_ipc_batches(request["file"]) as (_schema, batches):
+            with arrow_ipc_batches(request["file"]) as (schema, batches):
+                unknown = [name for name in schema.names if name not in table_columns]
+                if unknown:
+                    return {"kind": "columns", "message": f"the file has columns {unknown} the table has not"}
+                columns = [table_columns[name] for name in schema.names]
+                for field, column in zip(schema, columns):
+                    if problem := check_type(field, column):
+                        return {"kind": "type", "column": column.name, "message": problem}
+                insert = (f"INSERT INTO {request['target']} ({', '.join(_quoted(n) for n in schema.names)}) "
+                          f"VALUES ({', '.join('?' * len(columns))})")
+                conn.execute("BEGIN")  # deferred, as the run's own: only the files written are locked
+                step = "insert"
+                first_row = 0
                 for batch in batches:
                     values = []
-                    for index, (array, column) in enumerate(zip(batch.columns, columns)):
+                    for array, column in zip(batch.columns, columns):
                         try:
                             values.append(column_values(array, column, "sqlite"))
                         except BadValue as exc:
                             _rollback(conn)
-                            return {"kind": "value", "column": index, "row": first_row + exc.row, "message": str(exc)}
+                            return {"kind": "value", "column": column.name, "row": first_row + exc.row,
+                                    "message": str(exc)}
                         except pa.ArrowInvalid as exc:
                             _rollback(conn)
-                            return {"kind": "arrow", "column": index, "message": str(exc)}
-                    conn.executemany(request["insert"], zip(*values))
+                            return {"kind": "arrow", "column": column.name, "message": str(exc)}
+                    conn.executemany(insert, zip(*values))
                     first_row += batch.num_rows
             step = "done"
             conn.execute(request["done"][0], request["done"][1])
         except sqlite3.Error as exc:
             _rollback(conn)
-            return _sqlite_error(exc, step)
+            return {**_sqlite_error(exc, step), "statement": insert}
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
             _rollback(conn)
             return {"kind": "other", "type": type(exc).__name__, "message": str(exc)}

@@ -71,16 +71,18 @@ def test_the_worker_loads_exactly_what_this_process_loads(tmp_path, data):
 
 
 def test_auto_starts_a_worker_only_for_large_files_loaded_while_normalizing(tmp_path, caplog):
-    """A table past 20,000 rows starts the worker ahead of its first file; files of 50,000 rows or more load in
-    it. Fewer rows start none; 30,000 start one that stays unused (its files are small) and is ended; without
-    loading while normalizing there is none."""
+    """A table appended past 20,000 rows starts the worker ahead of its first file, and its files load there.
+    Fewer rows start none, and so does a merge's table (its files load after normalizing); without loading while
+    normalizing there is none."""
     caplog.set_level(logging.DEBUG, logger=WORKER_LOGGER)
-    cases = [("large", 2 * MIN_ROWS + 10, {}, "used"), ("small", 10_000, {}, None),
-             ("medium", 30_000, {}, "ended unused"), ("after", 2 * MIN_ROWS + 10, {"load_while_normalizing": False}, None)]
-    for name, n, settings, expected in cases:
+    merge = {"write_disposition": "merge", "primary_key": "id"}
+    cases = [("large", 2 * MIN_ROWS + 10, {}, {}, "used"), ("small", 10_000, {}, {}, None),
+             ("medium", 30_000, {}, {}, "used"), ("merged", 30_000, {}, merge, None),
+             ("after", 2 * MIN_ROWS + 10, {"load_while_normalizing": False}, {}, None)]
+    for name, n, settings, hints, expected in cases:
         caplog.clear()
         p = lite(tmp_path, "auto", name, **settings)
-        run_ok(p, flat_rows(n), table_name="t")
+        run_ok(p, flat_rows(n), table_name="t", **hints)
         said = [r.getMessage() for r in caplog.records if r.name == WORKER_LOGGER]
         started = any("worker started" in m for m in said)
         used = any("closed after" in m and "closed after 0 jobs" not in m for m in said)
@@ -139,8 +141,7 @@ def _database(tmp_path: Path) -> tuple[str, Path]:
 
 def _request(database: str, path: Path, job_id: str) -> dict[str, Any]:
     return {"database": database, "attach": [], "busy_timeout_ms": 5000, "file": str(path),
-            "insert": "INSERT INTO t (id, name) VALUES (?, ?)",
-            "columns": [{"name": "id", "data_type": "bigint"}, {"name": "name", "data_type": "text"}],
+            "target": "t", "table_columns": [{"name": "id", "data_type": "bigint"}, {"name": "name", "data_type": "text"}],
             "done": ["INSERT INTO jobs (job_id, at) VALUES (?, ?)", [job_id, datetime.now(timezone.utc)]]}
 
 
@@ -174,7 +175,7 @@ def test_a_worker_killed_before_its_commit_leaves_nothing_and_the_next_job_start
         pid = worker._proc.pid
         assert pid in _processes_marked(mark)  # (other processes started meanwhile may carry the mark too)
         with pytest.raises(WorkerError) as raised:  # SQLite's own error comes back with its class
-            worker.load({**_request(database, path, "c"), "insert": "INSERT INTO missing (id, name) VALUES (?, ?)"})
+            worker.load({**_request(database, path, "c"), "target": "missing"})
         assert raised.value.error["type"] == "OperationalError" and "no such table" in raised.value.error["message"]
         assert isinstance(raised.value.sqlite_exception(), sqlite3.OperationalError)
         assert _counts(database) == (1000, 1)
@@ -224,7 +225,7 @@ def test_a_worker_locks_only_the_dataset_file_it_writes(tmp_path):
 
     def request(name: str) -> dict[str, Any]:
         return {**_request(database, path, name), "attach": [[name, str(tmp_path / f"{name}.db")]],
-                "busy_timeout_ms": 200, "insert": f"INSERT INTO {name}.t (id, name) VALUES (?, ?)",
+                "busy_timeout_ms": 200, "target": f"{name}.t",
                 "done": [f"INSERT INTO {name}.jobs (job_id, at) VALUES (?, ?)", [name, "now"]]}
 
     first, second = SqliteLoadWorker(), SqliteLoadWorker()
@@ -285,3 +286,14 @@ def test_an_unknown_mode_is_refused_naming_the_setting(tmp_path):
     with pytest.raises(ConfigurationError, match="sqlite_load_worker must be one of .'auto', 'always', 'never'.") as raised:
         run_ok(lite(tmp_path, "sometimes"), [{"a": 1}], table_name="t")
     assert "'sometimes'" in str(raised.value)
+
+
+def test_a_worker_started_ahead_that_gets_no_job_is_ended_at_once(caplog):
+    caplog.set_level(logging.DEBUG, logger=WORKER_LOGGER)
+    worker = SqliteLoadWorker()
+    worker.start()
+    assert worker._proc is not None
+    pid = worker._proc.pid
+    worker.close()
+    assert not worker.running and not Path(f"/proc/{pid}").exists()
+    assert any("ended unused" in r.getMessage() for r in caplog.records)
