@@ -36,8 +36,8 @@ DIALECTS: dict[str, dict[str, Any]] = {
         # Arrow IPC is preferred (parquet as good, but slower to write and read): its job makes the parameters
         # a column at a time with Arrow, several times faster than the jsonl job's converter per value
         # (bench/mysql_sqlite.py). Files load while
-        # normalizing: sqlite3 lets go of the GIL while SQLite writes a row, so the two overlap a little
-        # (1M flat rows 5.3 -> 4.95 s); one connection writes at a time, as SQLite needs
+        # normalizing, the large ones in a worker process (sqlite_worker.py: sqlite3 holds the GIL while it binds
+        # a row, so a thread would take turns with the normalizer); one connection writes to a file at a time
         supported_loader_file_formats=("jsonl", "parquet", "arrow"), preferred_loader_file_format="arrow",
         columnar_file_format="arrow",
         sqlglot_dialect="sqlite", max_parameters_per_statement=SQLITE_MAX_VARIABLES, supports_truncate=False,
