@@ -31,9 +31,9 @@ class SqlalchemyConfig(DestinationConfig):
     engine_args: dict[str, Any] = field(default_factory=dict)
     """Passed to ``sqlalchemy.create_engine``: ``pool_size``, ``connect_args``, ``echo``, ..."""
     sqlite_load_worker: str = "auto"
-    """SQLite only: where Arrow IPC files load. "auto": files of 50,000 rows or more loaded while the run still
-    normalizes go to a worker process, which binds rows on a core of its own (``sqlite_worker``); "always": every
-    Arrow IPC file; "never": this process only."""
+    """SQLite only: where Arrow IPC files load. "auto": in a worker process, which binds rows on a core of its own
+    (``sqlite_worker``), once the run loads a table of 20,000 rows or more while it still normalizes; "always":
+    every Arrow IPC file; "never": this process only."""
 
     def __post_init__(self) -> None:
         from loadbay.common.exceptions import ConfigurationError

@@ -2,9 +2,10 @@
 
 ``sqlite3`` holds the GIL while it binds a row's values, so a load on a thread beside the normalizer takes turns
 with it instead of running beside it (1M flat rows: normalizing 2.5 s, loading 2.0 s, 4.6 s together). A worker
-process has a GIL and a connection of its own, so the two run on two cores (3.0 s). It is used where that pays:
-large files loaded while the package is still being normalized (``SqliteJobClient``); small files, dry runs and
-in-memory databases, and drivers other than Python's ``sqlite3`` load in this process as before.
+process has a GIL and a connection of its own, so the two run on two cores (3.1 s). It is used where that pays
+(``SqliteJobClient``): the load feed starts it once a table it loads passes 20,000 rows, while the first file is
+still being written, and sends it every file from then on (or a file of ``MIN_ROWS`` rows, if none was started);
+dry runs, in-memory databases and drivers other than Python's ``sqlite3`` load in this process as before.
 
 The worker opens the same database file, attaches the same dataset files under the same names, and loads one job
 at a time over JSON lines on its stdin and stdout:
@@ -46,11 +47,12 @@ from loadbay.common.schema.types import Column
 logger = logging.getLogger(__name__)
 
 MIN_ROWS = 50_000
-"""Rows a file needs to load in the worker under ``sqlite_load_worker = "auto"``: below, starting the worker
-(0.3 s) and the turn-taking it saves are about even."""
+"""Rows a file loaded beside normalizing needs to start a worker under ``sqlite_load_worker = "auto"`` when none
+was started ahead: below, starting it (0.3 s) and the turn-taking it saves are about even."""
 MODES = ("auto", "always", "never")
-"""``sqlite_load_worker``: "auto" (files of ``MIN_ROWS`` rows or more loaded beside normalizing, and any file of
-that size once a worker runs), "always" (every Arrow IPC file: what the tests use), "never" (this process only)."""
+"""``sqlite_load_worker``: "auto" (a worker started ahead of a large table's files, or for a file of ``MIN_ROWS``
+rows loaded beside normalizing, takes every file after), "always" (every Arrow IPC file: what the tests use),
+"never" (this process only)."""
 
 
 class WorkerError(Exception):
