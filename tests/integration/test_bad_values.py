@@ -79,6 +79,22 @@ def test_surrogates_become_replacement_characters(make_pipeline, file_format, ca
     assert len(warned) == 1 and "'j'" in warned[0] and "'s'" in warned[0], warned
 
 
+@pytest.mark.parametrize("file_format", ALL_FORMATS)
+def test_flat_rows_are_repaired_as_nested_ones(make_pipeline, file_format, caplog):
+    """Flat batches take the batch normalizer's fast path (no copy of the rows; Arrow writers convert its value
+    lists a column at a time): a NUL or a surrogate there is repaired the same way, in any batch of a file."""
+    p = make_pipeline(batch_size=2)
+    require_format(p, file_format)
+    caplog.set_level(logging.WARNING)
+    rows = [{"id": 1, "s": "clean"}, {"id": 2, "s": "ok"},
+            {"id": 3, "s": "a\x00b"}, {"id": 4, "s": "spells \\u0000"},
+            {"id": 5, "s": "x\ud800y"}, {"id": 6, "s": "\ud83d\ude00 pair"}]
+    run_ok(p, rows, table_name="f", loader_file_format=file_format)
+    got = {i: s for i, (s,) in by_id(p, "f", "s").items()}
+    assert got == {1: "clean", 2: "ok", 3: "ab", 4: "spells \\u0000", 5: "x\ufffdy", 6: "\U0001f600 pair"}
+    assert len(repair_warnings(caplog, "f", "NUL")) == 1 and len(repair_warnings(caplog, "f", "surrogate")) == 1
+
+
 # -- pandas' NaT ----------------------------------------------------------------------------------------
 
 def test_nat_text_is_null_in_timestamp_and_date_columns_and_text_elsewhere(make_pipeline):
