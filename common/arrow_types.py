@@ -34,7 +34,7 @@ Dictionary (pandas categoricals) and run-end encoded arrays are decoded to their
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +44,9 @@ from loadbay.common import arrow_build
 from loadbay.common.arrow_build import first_true
 from loadbay.common.schema.inference import INT64_MAX, infer_data_type
 from loadbay.common.schema.types import Column
+
+if TYPE_CHECKING:
+    from loadbay.common.capabilities import DestinationCapabilities
 
 MAX_ARROW_DECIMAL_PRECISION = 76
 """Widest decimal Arrow holds (decimal256); wider decimal columns are stored as exact text."""
@@ -181,3 +184,9 @@ def new_column_type(array: pa.Array, kind: str, max_decimal_precision: int,
 def first_value(array: pa.Array) -> Any:
     """The first non-null value of ``array`` as a Python object (``array`` has one)."""
     return array[first_true(array.is_valid())].as_py()
+
+
+def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:
+    """The Arrow type of ``column`` in parquet files: ``arrow_types.storage_type``, which the Arrow
+    normalizer converts to as well (json as JSON text, decimals wider than Arrow as exact text)."""
+    return storage_type(column, capabilities.decimal_precision)

@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 
 from loadbay.common.schema.types import LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID
 from loadbay.common.storage.text_repair import ESCAPED_NUL, NUL, holds_byte, repair_text
-from loadbay.common.storage.writers import LoadFileWriter, arrow_type, dumps_json, rows_to_table
+from loadbay.common.arrow_types import arrow_type
+from loadbay.common.storage.writers import LoadFileWriter, dumps_json, rows_to_table
 
 ROW_GROUP_ROWS = 64 * 1024
 """Rows gathered before a row group is written (a batch larger than this is one row group of its own)."""

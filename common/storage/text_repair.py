@@ -17,6 +17,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 logger = logging.getLogger(__name__)
 
 NUL = "\x00"
@@ -129,5 +131,36 @@ def holds_byte(column: Any, byte: int) -> bool:
         bounds = np.frombuffer(offsets, dtype=np.int32)
         start, end = int(bounds[chunk.offset]), int(bounds[chunk.offset + len(chunk)])
         if end > start and byte in np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start):
+            return True
+    return False
+
+
+def needs_repair(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether a string of ``rows`` (dicts) holds a NUL or a surrogate: orjson serializes the batch in C
+    (refusing surrogates, escaping NUL), a memchr looks for backslashes. Ints beyond 64 bits make
+    orjson refuse too: then the repair looks at the values and changes nothing."""
+    try:
+        data = orjson.dumps(rows if isinstance(rows, (list, tuple)) else list(rows), default=_skip)
+    except orjson.JSONEncodeError:
+        return True
+    return may_hold_nul(data)
+
+
+def _skip(value: Any) -> None:
+    """orjson's default for values that hold no string worth checking (Decimal, bytes, ...)."""
+    return None
+
+
+def table_may_hold_nul(table: Any, checked: list[tuple[int, bool]]) -> bool:
+    """Whether the text columns ``checked`` of an Arrow table (index, whether JSON text, where NUL is escaped as
+    ``\\u0000``) may hold a NUL: a byte search of each one's buffer, a string kernel only for JSON text that has
+    a backslash. A true answer is confirmed by ``needs_repair`` (a NULL's slot may hold any bytes)."""
+    import pyarrow.compute as pc
+
+    for i, is_json in checked:
+        column = table.column(i)
+        if holds_byte(column, 0):
+            return True
+        if is_json and holds_byte(column, ord("\\")) and pc.any(pc.match_substring(column, ESCAPED_NUL.decode())).as_py():
             return True
     return False

@@ -30,7 +30,7 @@ from loadbay.common.schema.inference import NON_FINITE_TEXT
 from loadbay.common.schema.types import LOAD_ID, ROW_ID, Column, Table
 from loadbay.common.schema.values import UnloadableValue, json_default
 from loadbay.common.storage.rows_with_ids import RowsWithIds
-from loadbay.common.storage.text_repair import TextRepairs, may_hold_nul
+from loadbay.common.storage.text_repair import TextRepairs, may_hold_nul, needs_repair, table_may_hold_nul
 
 BUFFER_SIZE = 1 << 20
 HEADER_ALLOWANCE = 1024  # room for "INSERT INTO <qualified name> (...) VALUES" around a body
@@ -97,8 +97,7 @@ class LoadFileWriter:
     """Written from Arrow tables: its files take the destination's ``columnar_file_max_items`` rows. A flag
     rather than an isinstance check, so writing dict rows never imports the Arrow writer (pyarrow, numpy)."""
     takes_rows_with_ids: ClassVar[bool] = False
-    """Whether ``write_rows`` reads a ``RowsWithIds`` as it is (items and ids apart); other writers are given its
-    rows made once, as a list (they may read them more than once: a pass per column)."""
+    """Whether ``write_rows`` reads a ``RowsWithIds`` as it is; others get its rows as a list (read once per column)."""
 
     def __init__(self, path: Path | None, table: Table, capabilities: DestinationCapabilities,
                  stream: IO[Any] | None = None, *, repairs: TextRepairs | None = None) -> None:
@@ -480,6 +479,8 @@ class ParquetWriter(LoadFileWriter):
     def write_header(self) -> None:
         import pyarrow as pa
 
+        from loadbay.common.arrow_types import arrow_type
+
         self._pa = pa
         self._schema = pa.schema([pa.field(c.name, arrow_type(c, self.capabilities), nullable=True)
                                   for c in self.columns])
@@ -511,12 +512,11 @@ class ParquetWriter(LoadFileWriter):
                                 use_dictionary=dictionary or False, write_statistics=False)
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Arrow converts the rows first; only a batch whose conversion met a surrogate, or whose text may hold a
-        NUL (a byte search of each text column's buffer), is looked at closely and repaired (``_needs_repair``),
-        then converted again. Checking every batch's JSON dump first cost 6% of normalizing flat rows."""
+        """Arrow converts the rows first; a batch whose conversion met a surrogate, or whose text may hold a NUL
+        (a byte search), is looked at closely, repaired and converted again (a JSON dump of every batch cost 6%)."""
         table = self._table(rows, surrogates_fail=False)
-        if table is None or self._may_hold_nul(table):
-            if _needs_repair(rows):
+        if table is None or table_may_hold_nul(table, self._nul_checked):
+            if needs_repair(rows):
                 rows = self.repairs.repair_rows(self.table_name, rows)
             table = self._table(rows, surrogates_fail=True)
         self._writer.write_table(table)
@@ -539,9 +539,8 @@ class ParquetWriter(LoadFileWriter):
             return None
 
     def _table_with_ids(self, rows: RowsWithIds) -> Any:
-        """The items' values converted by Arrow (from the normalizer's value lists where it gathered them), the load id
-        and row ids added as whole columns; None for a batch whose text passes 2 GiB (Arrow returns chunks: the rows
-        then go the common way)."""
+        """The items' values converted by Arrow (the normalizer's value lists where it gathered them), the ids added
+        as whole columns; None for a batch whose text passes 2 GiB (Arrow returns chunks)."""
         pa = self._pa
         n = len(rows)
         arrays = {LOAD_ID: pa.array([rows.load_id] * n, pa.string()), ROW_ID: pa.array(rows.row_ids, pa.string())}
@@ -566,21 +565,8 @@ class ParquetWriter(LoadFileWriter):
             arrays.update((name, batch.column(name)) for name in batch.schema.names)
         if any(isinstance(array, pa.ChunkedArray) for array in arrays.values()):
             return None  # text past 2 GiB in one batch: the rows go the common way
-        columns = [arrays[name] for name in self._schema.names]
-        return pa.Table.from_batches([pa.RecordBatch.from_arrays(columns, schema=self._schema)])
-
-    def _may_hold_nul(self, table: Any) -> bool:
-        import pyarrow.compute as pc
-
-        from loadbay.common.storage.text_repair import ESCAPED_NUL, holds_byte
-
-        for i, is_json in self._nul_checked:
-            column = table.column(i)
-            if holds_byte(column, 0):
-                return True
-            if is_json and holds_byte(column, ord("\\")) and pc.any(pc.match_substring(column, ESCAPED_NUL.decode())).as_py():
-                return True
-        return False
+        return pa.Table.from_batches([pa.RecordBatch.from_arrays([arrays[n] for n in self._schema.names],
+                                                                 schema=self._schema)])
 
     def write_footer(self) -> None:
         self._writer.close()
@@ -607,30 +593,6 @@ def rows_to_table(pa: Any, rows: Sequence[dict[str, Any]], struct: Any) -> Any:
     if isinstance(array, pa.ChunkedArray):
         return pa.Table.from_struct_array(array)
     return pa.Table.from_batches([pa.RecordBatch.from_struct_array(array)])
-
-
-def _needs_repair(rows: Sequence[dict[str, Any]]) -> bool:
-    """Whether a string of ``rows`` holds a NUL or a surrogate: orjson serializes the batch in C
-    (refusing surrogates, escaping NUL), a memchr looks for backslashes. Ints beyond 64 bits make
-    orjson refuse too: then the repair looks at the values and changes nothing."""
-    try:
-        data = orjson.dumps(rows if isinstance(rows, (list, tuple)) else list(rows), default=_skip)
-    except orjson.JSONEncodeError:
-        return True
-    return may_hold_nul(data)
-
-
-def _skip(value: Any) -> None:
-    """orjson's default for values that hold no string worth checking (Decimal, bytes, ...)."""
-    return None
-
-
-def arrow_type(column: Column, capabilities: DestinationCapabilities) -> Any:
-    """The Arrow type of ``column`` in parquet files: ``arrow_types.storage_type``, which the Arrow
-    normalizer converts to as well (json as JSON text, decimals wider than Arrow as exact text)."""
-    from loadbay.common.arrow_types import storage_type
-
-    return storage_type(column, capabilities.decimal_precision)
 
 
 WRITERS: dict[str, type[LoadFileWriter]] = {
