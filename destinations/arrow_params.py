@@ -67,6 +67,19 @@ def check_type(field: pa.Field, column: Column) -> str | None:
     return f"holds {arrow_type} values, which are not {column.data_type}"
 
 
+def file_columns_problem(schema: pa.Schema, table_columns: dict[str, Column]) -> tuple[str | None, str] | None:
+    """Why a file of ``schema`` cannot load into a table of ``table_columns``: (None, ...) for columns the table has
+    not (the file belongs to another schema version or was edited by hand), (column, ...) for a column whose Arrow
+    type it cannot hold; None when it can load."""
+    unknown = [name for name in schema.names if name not in table_columns]
+    if unknown:
+        return None, f"the file has columns {unknown} the table has not"
+    for field in schema:
+        if problem := check_type(field, table_columns[field.name]):
+            return field.name, problem
+    return None
+
+
 def _first(mask: pa.Array) -> int:
     return int(pc.index(mask, arrow_build.TRUE).as_py())
 

@@ -17,12 +17,12 @@ from loadbay.common.schema.types import LOAD_ID, ROW_ID
 
 class RowsWithIds(Sequence[dict[str, Any]]):
     """``items[i]`` with ``LOAD_ID: load_id, ROW_ID: row_ids[i]`` added, for every i; the items are not copied
-    (nor changed). ``columns``, where given, holds each key's values in item order (every item has every key)."""
+    (nor changed). ``columns`` holds each key's values in item order (every item has every key)."""
 
     __slots__ = ("items", "load_id", "row_ids", "columns")
 
     def __init__(self, items: list[dict[str, Any]], load_id: str, row_ids: list[str],
-                 columns: dict[str, list[Any]] | None = None) -> None:
+                 columns: dict[str, list[Any]]) -> None:
         self.items, self.load_id, self.row_ids, self.columns = items, load_id, row_ids, columns
 
     def __len__(self) -> int:
@@ -36,7 +36,7 @@ class RowsWithIds(Sequence[dict[str, Any]]):
 
     def __getitem__(self, index: int | slice) -> dict[str, Any] | RowsWithIds:
         if isinstance(index, slice):
-            columns = None if self.columns is None else {k: v[index] for k, v in self.columns.items()}
+            columns = {k: v[index] for k, v in self.columns.items()}
             return RowsWithIds(self.items[index], self.load_id, self.row_ids[index], columns)
         return {**self.items[index], LOAD_ID: self.load_id, ROW_ID: self.row_ids[index]}
 

@@ -492,8 +492,7 @@ class ParquetWriter(LoadFileWriter):
                 self._converters[c.name] = str
         self._struct = pa.struct(list(self._schema))
         names = self._schema.names
-        self._items_struct = pa.struct([f for f in self._schema if f.name not in (LOAD_ID, ROW_ID)]) \
-            if LOAD_ID in names and ROW_ID in names else None
+        self._has_ids = LOAD_ID in names and ROW_ID in names  # the schema can take a RowsWithIds' ids
         # the schema's fields but the load id and row id: the struct of ``RowsWithIds`` items
         from loadbay.common.storage.arrow_writer import GENERATED_IDS
 
@@ -526,7 +525,7 @@ class ParquetWriter(LoadFileWriter):
         """The rows as an Arrow table of the file's schema; None when a string holds a surrogate (UTF-8 cannot
         hold one), unless ``surrogates_fail``."""
         try:
-            if isinstance(rows, RowsWithIds) and self._items_struct is not None:
+            if isinstance(rows, RowsWithIds) and self._has_ids:
                 table = self._table_with_ids(rows)
                 if table is not None:
                     return table
@@ -539,30 +538,22 @@ class ParquetWriter(LoadFileWriter):
             return None
 
     def _table_with_ids(self, rows: RowsWithIds) -> Any:
-        """The items' values converted by Arrow (the normalizer's value lists where it gathered them), the ids added
-        as whole columns; None for a batch whose text passes 2 GiB (Arrow returns chunks)."""
+        """The normalizer's value lists converted by Arrow a column at a time, the ids added as whole columns; None
+        for a batch whose text passes 2 GiB (Arrow returns chunks)."""
         pa = self._pa
         n = len(rows)
         arrays = {LOAD_ID: pa.array([rows.load_id] * n, pa.string()), ROW_ID: pa.array(rows.row_ids, pa.string())}
-        if rows.columns is not None:  # the value lists the normalizer gathered: a column at a time
-            for field in self._schema:
-                if field.name in arrays:
-                    continue
-                values = rows.columns.get(field.name)
-                if values is None:
-                    arrays[field.name] = pa.nulls(n, field.type)
-                    continue
-                convert = self._converters.get(field.name)
-                if convert is not None:
-                    values = [None if v is None else convert(v) for v in values]
-                arrays[field.name] = pa.array(values, type=field.type)
-        else:
-            items = [_convert(item, self._converters) for item in rows.items] if self._converters else rows.items
-            array = pa.array(items, type=self._items_struct)
-            if isinstance(array, pa.ChunkedArray):
-                return None
-            batch = pa.RecordBatch.from_struct_array(array)
-            arrays.update((name, batch.column(name)) for name in batch.schema.names)
+        for field in self._schema:  # the value lists the normalizer gathered: a column at a time
+            if field.name in arrays:
+                continue
+            values = rows.columns.get(field.name)
+            if values is None:
+                arrays[field.name] = pa.nulls(n, field.type)
+                continue
+            convert = self._converters.get(field.name)
+            if convert is not None:
+                values = [None if v is None else convert(v) for v in values]
+            arrays[field.name] = pa.array(values, type=field.type)
         if any(isinstance(array, pa.ChunkedArray) for array in arrays.values()):
             return None  # text past 2 GiB in one batch: the rows go the common way
         return pa.Table.from_batches([pa.RecordBatch.from_arrays([arrays[n] for n in self._schema.names],

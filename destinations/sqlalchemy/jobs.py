@@ -21,7 +21,7 @@ from loadbay.common.schema.inference import parse_date, parse_datetime
 from loadbay.common.schema.types import Column
 from loadbay.common.storage.writers import dumps_json
 from loadbay.destinations import statements
-from loadbay.destinations.job_errors import columns_for, naming_file, where
+from loadbay.destinations.job_errors import naming_file, where
 from loadbay.destinations.load_jobs import arrow_ipc_batches
 from loadbay.destinations.transcode import TranscodeRefused
 
@@ -202,13 +202,13 @@ class ParquetExecutemanyJob(LoadJob):
 
     def checked_columns(self, schema: Any) -> list[Column]:
         """The table's columns for the file's, each checked to hold its Arrow type exactly (before anything is sent)."""
-        from loadbay.destinations.arrow_params import check_type
+        from loadbay.destinations.arrow_params import file_columns_problem
 
-        columns = columns_for(self, schema.names)
-        for field, column in zip(schema, columns):
-            if problem := check_type(field, column):
-                raise DestinationTerminalError(f"{where(self)} column {column.name!r}: {problem}")
-        return columns
+        found = file_columns_problem(schema, self.table.columns)
+        if found is not None:
+            column, problem = found
+            raise DestinationTerminalError(f"{where(self)}{'' if column is None else f' column {column!r}'}: {problem}")
+        return [self.table.columns[name] for name in schema.names]
 
     @contextmanager
     def record_batches(self) -> Iterator[tuple[Any, Iterator[Any]]]:

@@ -272,20 +272,16 @@ class _Worker:
         (rolled back) or None."""
         import pyarrow as pa
 
-        from loadbay.destinations.arrow_params import BadValue, check_type, column_values
+        from loadbay.destinations.arrow_params import BadValue, column_values, file_columns_problem
         from loadbay.destinations.load_jobs import arrow_ipc_batches
 
         table_columns = {c["name"]: Column(**c) for c in request["table_columns"]}
         step, insert = "begin", None
         try:
             with arrow_ipc_batches(request["file"]) as (schema, batches):
-                unknown = [name for name in schema.names if name not in table_columns]
-                if unknown:
-                    return {"kind": "columns", "message": f"the file has columns {unknown} the table has not"}
+                if (found := file_columns_problem(schema, table_columns)) is not None:
+                    return {"kind": "columns" if found[0] is None else "type", "column": found[0], "message": found[1]}
                 columns = [table_columns[name] for name in schema.names]
-                for field, column in zip(schema, columns):
-                    if problem := check_type(field, column):
-                        return {"kind": "type", "column": column.name, "message": problem}
                 insert = (f"INSERT INTO {request['target']} ({', '.join(_quoted(n) for n in schema.names)}) "
                           f"VALUES ({', '.join('?' * len(columns))})")
                 conn.execute("BEGIN")  # deferred, as the run's own: only the files written are locked

@@ -125,6 +125,21 @@ def test_a_value_the_worker_refuses_fails_the_file_naming_column_and_row_and_loa
     assert query(p, "SELECT count(*) FROM _lb_jobs") == [(0,)]
 
 
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda t: t.append_column("ghost", pa.array(["boo"] * t.num_rows)), ": the file has columns ['ghost'] the table has not"),
+    (lambda t: t.set_column(t.schema.get_field_index("id"), "id", t.column("id").cast(pa.string())),
+     " column 'id': holds string values, which are not bigint")])
+def test_a_file_whose_columns_do_not_fit_the_table_fails_in_the_worker_naming_them(tmp_path, change, words):
+    p = lite(tmp_path, "always")
+    package = normalize_only(p, flat_rows(100), "t")
+    [job] = package.jobs("new_jobs")
+    _rewrite_ipc(job.path, change)
+    info = p.run()
+    [failed] = [j for pkg in info.load_packages for j in pkg.failed_jobs]
+    assert f"file {job.path.name}: table 't'{words}" in failed.error, failed.error
+    assert query(p, "SELECT count(*) FROM t") == [(0,)]
+
+
 # -- a worker killed, a parent killed ----------------------------------------------------------------------
 
 def _database(tmp_path: Path) -> tuple[str, Path]:
