@@ -1,8 +1,9 @@
 """Extract: items of any accepted shape → named resources yielding bounded batches.
 
 What is accepted and how each shape is read lives in ``loadbay.sources`` (rows, DataFrames and Arrow
-data, files). A batch is a list of items or an Arrow record batch, never more than ``batch_size`` rows,
-so a generator or a file of any length streams through with flat memory.
+data, files). A batch is a list of items or an Arrow record batch, never more than ``batch_size`` rows
+(unset: 5,000 items, 65,536 Arrow rows; ``sources.batch_sizes``), so a generator or a file of any length
+streams through with flat memory.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 from loadbay.common.exceptions import LoadbayError, SourceError
 from loadbay.cursor import Incremental
 from loadbay.sources import iter_batches, source_name
+from loadbay.sources.batch_sizes import ROWS_BATCH_SIZE
 
-DEFAULT_BATCH_SIZE = 5000
+DEFAULT_BATCH_SIZE = ROWS_BATCH_SIZE  # items of rows; Arrow data: sources.batch_sizes.ARROW_BATCH_SIZE
 
 
 @dataclass
@@ -35,7 +37,7 @@ class Resource:
     incremental: Incremental | None = None
     """A cursor: only rows newer than the last run's load (``loadbay.incremental``)."""
 
-    def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[Any]:
+    def batches(self, batch_size: int | None = None) -> Iterator[Any]:
         """Lists of items or Arrow record batches of at most ``batch_size`` rows; a source error names
         this resource's table too."""
         try:

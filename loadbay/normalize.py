@@ -143,7 +143,7 @@ def _is_arrow_batch(batch: Any) -> bool:
 @fewer_gc_passes()  # here, so every caller gets it: a run, a dry run
 def normalize(resources: Sequence[Resource], schema: Schema, capabilities: DestinationCapabilities,
               storage: PackageStorage, *, file_format: str, contract: SchemaContract,
-              batch_size: int, file_max_items: int | None, follower: PackageFollower | None = None,
+              batch_size: int | None, file_max_items: int | None, follower: PackageFollower | None = None,
               stop: threading.Event | None = None, atomic_appends: bool = False,
               columnar_format: str | None = "parquet", max_table_nesting: int | None = None, progress: RunProgress | None = None,
               timings: dict[str, float] | None = None) -> tuple[LoadPackage, Schema]:

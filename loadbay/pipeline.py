@@ -26,7 +26,7 @@ from loadbay.common.schema.types import Schema
 from loadbay.common.storage.package import DamagedPackageError, LoadPackage, PackageStorage
 from loadbay.common.storage.stage import Stage, stage_for
 from loadbay.destinations import resolve_destination
-from loadbay.extract import DEFAULT_BATCH_SIZE, Resource, as_resources
+from loadbay.extract import Resource, as_resources
 from loadbay.info import LoadInfo, LoadPackageInfo
 from loadbay.interrupts import RunStopped, stop_on_signals
 from loadbay.cursor import CURSORS_KEY, STATE_KEY, Incremental, with_package_state
@@ -44,7 +44,7 @@ class PipelineSettings:
     """Tunables, from ``[pipeline]`` in config.toml or ``PIPELINE__<NAME>`` variables."""
 
     pipelines_dir: str = "~/.loadbay/pipelines"
-    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_size: int | None = None  # None: 5,000 items of rows, 65,536 rows of Arrow data (sources.batch_sizes)
     file_max_items: int | None = None  # rows per load file; None: 100,000 (Arrow data: the destination's choice)
     max_retries: int = 3
     retry_backoff_seconds: float = 1.0

@@ -3,7 +3,8 @@
 A batch is either a ``list`` of items (dict rows or scalars: the row path) or a ``pyarrow.RecordBatch``
 (the columnar path). Accepted:
 
-- a dict, a list/tuple/iterable/generator of dicts (or scalars), in batches of ``batch_size`` items;
+- a dict, a list/tuple/iterable/generator of dicts (or scalars), in batches of ``batch_size`` items
+  (see ``sources.batch_sizes``);
 - pandas and polars DataFrames, a polars LazyFrame, a pyarrow Table, RecordBatch, RecordBatchReader or
   Dataset, or any object with an Arrow stream (``__arrow_c_stream__``): see ``sources.arrow``;
 - a ``pathlib.Path`` to a file or folder, or ``loadbay.files(...)`` for globs, stdin, a forced format:
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from loadbay.common.exceptions import SourceError
+from loadbay.sources.batch_sizes import rows_batch_size
 from loadbay.sources.kinds import columnar_kind, kind_of_type
 from loadbay.sources.files import Files, expand, name_of
 
@@ -37,8 +39,8 @@ def source_name(data: Any) -> str | None:
     return None
 
 
-def iter_batches(data: Any, batch_size: int) -> Iterator[Any]:
-    """Bounded batches of ``data``: lists of items, or Arrow record batches."""
+def iter_batches(data: Any, batch_size: int | None = None) -> Iterator[Any]:
+    """Bounded batches of ``data``: lists of items, or Arrow record batches (None: each kind's default size)."""
     if isinstance(data, dict):
         yield [data]
         return
@@ -57,11 +59,12 @@ def iter_batches(data: Any, batch_size: int) -> Iterator[Any]:
 
         yield from arrow_batches(data, batch_size, kind)
         return
+    size = rows_batch_size(batch_size)
     if isinstance(data, (list, tuple)):
-        chunks: Iterable[list[Any]] = (list(data[start:start + batch_size]) for start in range(0, len(data), batch_size))
+        chunks: Iterable[list[Any]] = (list(data[start:start + size]) for start in range(0, len(data), size))
     elif isinstance(data, Iterable):
         iterator = iter(data)
-        chunks = iter(lambda: list(itertools.islice(iterator, batch_size)), [])
+        chunks = iter(lambda: list(itertools.islice(iterator, size)), [])
     else:
         raise SourceError(f"cannot load {type(data).__name__}: expected dicts, an iterable of dicts, a pandas or "
                           "polars DataFrame, Arrow data, a pathlib.Path or loadbay.files(...)")
@@ -74,7 +77,7 @@ def _is_source_type(cls: type) -> bool:
     return issubclass(cls, (Path, Files)) or kind_of_type(cls) is not None
 
 
-def _split(chunk: list[Any], batch_size: int) -> Iterator[Any]:
+def _split(chunk: list[Any], batch_size: int | None) -> Iterator[Any]:
     """``chunk`` as it is when it holds rows only (the common case, checked with a C loop over the item
     types); otherwise its rows in order with each columnar object or path read in its place."""
     if not any(map(_is_source_type, set(map(type, chunk)))):

@@ -1,7 +1,8 @@
 """Columnar input (pandas, polars, pyarrow, anything with an Arrow stream) → bounded Arrow record batches.
 
 Objects are recognized by the module and name of their type, so neither pandas nor polars is imported
-unless the data is theirs. Every batch has at most ``batch_size`` rows and plain columns (dictionary
+unless the data is theirs. Every batch has at most ``batch_size`` rows (65,536 unless set: see
+``sources.batch_sizes``) and plain columns (dictionary
 columns, such as pandas categoricals, are decoded to their values).
 
 pandas: ``NaN``/``NaT``/``pd.NA`` become NULL, nullable dtypes keep their type, and the index is dropped
@@ -21,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from loadbay.common.exceptions import SourceError
+from loadbay.sources.batch_sizes import arrow_batch_size, rows_batch_size
 from loadbay.sources.kinds import columnar_kind
 
 logger = logging.getLogger(__name__)
@@ -34,12 +36,15 @@ def optional_import(module: str, extra: str) -> Any:
                           f"pip install 'loadbay[{extra}]'") from exc
 
 
-def arrow_batches(data: Any, batch_size: int, kind: str | None = None) -> Iterator[pa.RecordBatch | list[Any]]:
+def arrow_batches(data: Any, batch_size: int | None = None,
+                  kind: str | None = None) -> Iterator[pa.RecordBatch | list[Any]]:
     """Bounded record batches of a columnar object (a pandas frame Arrow cannot type gives dict rows)."""
     kind = kind or columnar_kind(data)
     if kind == "pandas":
         yield from pandas_batches(data, batch_size)
-    elif kind == "polars":
+        return
+    batch_size = arrow_batch_size(batch_size)
+    if kind == "polars":
         yield from polars_batches(data, batch_size)
     elif kind == "polars_lazy":
         yield from polars_lazy_batches(data, batch_size)
@@ -89,17 +94,18 @@ def keeps_index(df: Any) -> bool:
     return bool(names) and all(name is not None for name in names)
 
 
-def pandas_batches(df: Any, batch_size: int) -> Iterator[pa.RecordBatch | list[dict[str, Any]]]:
+def pandas_batches(df: Any, batch_size: int | None = None) -> Iterator[pa.RecordBatch | list[dict[str, Any]]]:
     """A pandas DataFrame in slices of ``batch_size`` rows, typed once from the whole frame."""
     df = _flat_columns(df)
     index = keeps_index(df)
     try:
         schema = pa.Schema.from_pandas(df, preserve_index=index).remove_metadata()
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        yield from _pandas_rows(df, batch_size, index, exc)
+        yield from _pandas_rows(df, rows_batch_size(batch_size), index, exc)
         return
     except ValueError as exc:  # duplicate column names, an index name that is also a column
         raise SourceError(f"DataFrame cannot be loaded: {exc}") from exc
+    batch_size = arrow_batch_size(batch_size)
     for start in range(0, len(df), batch_size):
         chunk = df.iloc[start:start + batch_size]
         try:

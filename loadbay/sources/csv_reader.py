@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from loadbay.common.exceptions import SourceError
 from loadbay.sources.arrow import plain
+from loadbay.sources.batch_sizes import arrow_batch_size
 
 BLOCK_BYTES = 1 << 20
 _COLUMN = re.compile(r"In CSV column #(\d+)")
@@ -42,10 +43,11 @@ def _open(path: Path, compression: str | None) -> pa.NativeFile:
     return pa.input_stream(str(path), compression=compression)
 
 
-def csv_batches(path: Path, batch_size: int, *, compression: str | None = None, delimiter: str = ",",
+def csv_batches(path: Path, batch_size: int | None, *, compression: str | None = None, delimiter: str = ",",
                 display: str | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of at most ``batch_size`` rows of a CSV file; see the module doc."""
     display = display or str(path)
+    batch_size = arrow_batch_size(batch_size)
     done = 0  # rows handed on so far
     forced: dict[str, pa.DataType] = {}  # columns widened after a value did not fit
     types: dict[str, pa.DataType] = {}  # every column's type as last read
@@ -185,7 +187,7 @@ def _bad_text(path: Path, compression: str | None, display: str, column: str, ex
     return SourceError(f"file {display}: column {column!r} is not UTF-8 text{f': {exc}' if exc else ''}", path=display)
 
 
-def parquet_batches(path: Path, batch_size: int, *, display: str | None = None) -> Iterator[pa.RecordBatch]:
+def parquet_batches(path: Path, batch_size: int | None, *, display: str | None = None) -> Iterator[pa.RecordBatch]:
     """Record batches of a Parquet file, row group by row group."""
     display = display or str(path)
     try:
@@ -193,5 +195,5 @@ def parquet_batches(path: Path, batch_size: int, *, display: str | None = None) 
     except (pa.ArrowException, OSError) as exc:
         raise SourceError(f"file {display}: not a readable Parquet file ({exc})", path=display) from exc
     with parquet:
-        for batch in parquet.iter_batches(batch_size=batch_size):
+        for batch in parquet.iter_batches(batch_size=arrow_batch_size(batch_size)):
             yield plain(batch)

@@ -129,7 +129,7 @@ class Files:
     """The table name these files suggest (a single file's or folder's name), or None."""
     csv_delimiter: str = ","
 
-    def batches(self, batch_size: int) -> Iterator[pa.RecordBatch | list[Any]]:
+    def batches(self, batch_size: int | None = None) -> Iterator[pa.RecordBatch | list[Any]]:
         """Batches of every file in turn; the next file opens when the last batch of the one before is taken."""
         for item in self.inputs:
             yield from read_file(item, batch_size, csv_delimiter=self.csv_delimiter)
@@ -171,7 +171,7 @@ def name_of(source: Any) -> str | None:
 
 # -- reading ----------------------------------------------------------------------------------------
 
-def read_file(item: InputFile, batch_size: int, *, csv_delimiter: str = ",",
+def read_file(item: InputFile, batch_size: int | None, *, csv_delimiter: str = ",",
               display: str | None = None) -> Iterator[pa.RecordBatch | list[Any]]:
     """Batches of one file (or of stdin) in its format; ``display`` names it in errors. Each reader is
     imported when its format is met (the JSON reader imports DuckDB, which a parquet file does not need)."""
@@ -196,7 +196,7 @@ def read_file(item: InputFile, batch_size: int, *, csv_delimiter: str = ",",
         yield from csv_reader.parquet_batches(item.path, batch_size, display=display)
 
 
-def _read_stream(item: InputFile, batch_size: int, csv_delimiter: str) -> Iterator[pa.RecordBatch | list[Any]]:
+def _read_stream(item: InputFile, batch_size: int | None, csv_delimiter: str) -> Iterator[pa.RecordBatch | list[Any]]:
     """stdin (or a file object). JSON lines stream: cut into chunks of whole lines, each read like a file.
     A CSV file (whose quoted values may span lines, and which may have to be read again from a row on),
     a JSON document and a Parquet file are spooled to a temporary file first (disk, not memory)."""

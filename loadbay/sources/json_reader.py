@@ -47,6 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loadbay.common.exceptions import SourceError
+from loadbay.sources.batch_sizes import arrow_batch_size, rows_batch_size
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class _Untyped(Exception):
     """A value DuckDB's types cannot hold: the rest of the file goes on as Python rows."""
 
 
-def json_batches(path: Path, batch_size: int, *, fmt: str = "jsonl", compression: str | None = None,
+def json_batches(path: Path, batch_size: int | None, *, fmt: str = "jsonl", compression: str | None = None,
                  display: str | None = None, first_line: int = 1) -> Iterator[pa.RecordBatch | list[Any]]:
     """Record batches of a JSON Lines (``fmt`` jsonl/ndjson) or JSON file; see the module doc.
 
@@ -88,11 +89,11 @@ class _Reader:
         self.display = display
         self.first_line = first_line
 
-    def batches(self, batch_size: int) -> Iterator[pa.RecordBatch | list[Any]]:
+    def batches(self, batch_size: int | None) -> Iterator[pa.RecordBatch | list[Any]]:
         with _literal_path(self.path) as duck_path:
             yield from self._batches(duck_path, batch_size)
 
-    def _batches(self, duck_path: Path, batch_size: int) -> Iterator[pa.RecordBatch | list[Any]]:
+    def _batches(self, duck_path: Path, batch_size: int | None) -> Iterator[pa.RecordBatch | list[Any]]:
         done = 0  # rows handed on so far
         try:
             for batch in self._duckdb_batches(duck_path, batch_size):
@@ -101,15 +102,15 @@ class _Reader:
             return
         except _Untyped as exc:
             logger.info("file %s: %s after row %d; reading on as Python rows", self.display, exc, done)
-        yield from python_rows(self.path, batch_size, fmt=self.format, compression=self.compression,
+        yield from python_rows(self.path, rows_batch_size(batch_size), fmt=self.format, compression=self.compression,
                                display=self.display, first_line=self.first_line, skip=done)
 
-    def _duckdb_batches(self, duck_path: Path, batch_size: int) -> Iterator[pa.RecordBatch | list[Any]]:
+    def _duckdb_batches(self, duck_path: Path, batch_size: int | None) -> Iterator[pa.RecordBatch | list[Any]]:
         con = duckdb.connect()
         try:
             relation, numbers, untyped = self._bind(con, duck_path)
             stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader  # DuckDB 2 / 1.x
-            for batch in stream(batch_size):
+            for batch in stream(arrow_batch_size(batch_size)):
                 if numbers or untyped:
                     batch = _typed_leaves(batch, numbers, untyped)
                 yield batch  # type: ignore[misc] - a list of rows where numbers of several kinds met

@@ -64,6 +64,26 @@ def test_rows_come_in_bounded_batches_in_order():
     assert rows(i for i in range(3)) == [0, 1, 2]
 
 
+def test_unset_batch_size_is_5000_items_of_rows_and_65536_rows_of_arrow_data(tmp_path):
+    """Arrow batches are long (each costs a fixed time whatever its length), dict rows short (each row is a
+    Python object the normalizer holds); a batch_size the user sets applies to both."""
+    sizes = lambda data, size=None: [len(b) if isinstance(b, list) else b.num_rows for b in iter_batches(data, size)]  # noqa: E731
+    assert sizes([{"i": i} for i in range(12_000)]) == [5_000, 5_000, 2_000]
+    assert sizes(i for i in range(5_001)) == [5_000, 1]
+    table = pa.table({"i": pa.array(range(140_000))})
+    assert sizes(table) == [65_536, 65_536, 8_928]
+    assert sizes(table.to_pandas()) == [65_536, 65_536, 8_928]
+    pq.write_table(table, tmp_path / "t.parquet")
+    assert sizes(tmp_path / "t.parquet") == [65_536, 65_536, 8_928]
+    (tmp_path / "t.jsonl").write_text("".join(f'{{"i": {i}}}\n' for i in range(140_000)))
+    assert sizes(tmp_path / "t.jsonl") == [65_536, 65_536, 8_928]
+    (tmp_path / "t.csv").write_text("i\n" + "".join(f"{i}\n" for i in range(140_000)))
+    assert max(sizes(tmp_path / "t.csv")) <= 65_536 and sum(sizes(tmp_path / "t.csv")) == 140_000
+    assert len(sizes(tmp_path / "t.csv")) < 140_000 // 5_000
+    assert sizes(table, 50_000) == [50_000, 50_000, 40_000]
+    assert sizes([{"i": i} for i in range(7)], 3) == [3, 3, 1]
+
+
 def test_a_generator_may_mix_rows_frames_and_paths(tmp_path):
     pd = pytest.importorskip("pandas")
     path = write_jsonl(tmp_path / "more.jsonl", [{"i": 5}])
