@@ -68,17 +68,18 @@ def cmd_load(args: argparse.Namespace) -> int:
     disposition: str | dict[str, str] = args.write_disposition
     if args.strategy:
         disposition = {"disposition": args.write_disposition, "strategy": args.strategy}
-    info = pipeline.run(source, table_name=table, write_disposition=disposition,
-                        primary_key=_names(args.primary_key), merge_key=_names(args.merge_key),
-                        loader_file_format=args.loader_file_format, dry_run=args.dry_run,
-                        progress=False if args.quiet else None)
-    print(info)
-    if args.dry_run:
-        return 0
-    try:
-        print_tables(pipeline)
-    except LoadbayError as exc:  # the load is done: a failing summary must not look like a failed load
-        print(f"(row counts unavailable: {exc})", file=sys.stderr)
+    with pipeline:  # the summary counts through the run's connection: no second connect (and DuckDB start)
+        info = pipeline.run(source, table_name=table, write_disposition=disposition,
+                            primary_key=_names(args.primary_key), merge_key=_names(args.merge_key),
+                            loader_file_format=args.loader_file_format, dry_run=args.dry_run,
+                            progress=False if args.quiet else None)
+        print(info)
+        if args.dry_run:
+            return 0
+        try:
+            print_tables(pipeline)
+        except LoadbayError as exc:  # the load is done: a failing summary must not look like a failed load
+            print(f"(row counts unavailable: {exc})", file=sys.stderr)
     return 1 if info.has_failed_jobs else 0
 
 

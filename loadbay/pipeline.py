@@ -101,7 +101,10 @@ class Pipeline:
     def __exit__(self, *exc_info: object) -> None:
         kept, self._kept_client = self._kept_client, None
         if kept is not None:
-            kept.close()
+            try:
+                kept.close()
+            except DestinationError as exc:  # what the runs committed stays committed
+                logger.warning("pipeline %r: closing the connection failed: %s", self.pipeline_name, exc)
 
     def __repr__(self) -> str:
         return f"<pipeline {self.pipeline_name} → {self.destination!r} dataset {self.requested_dataset_name}>"
@@ -559,7 +562,13 @@ class Pipeline:
     # -- querying --------------------------------------------------------------------------------
     @contextmanager
     def sql_client(self) -> Iterator[Any]:
-        """An open SQL client on the dataset: ``client.execute_sql("SELECT count(*) FROM events")``."""
+        """An open SQL client on the dataset: ``client.execute_sql("SELECT count(*) FROM events")``. Inside
+        ``with pipeline:`` it is the block's connection (no second connect, which on DuckDB would also
+        start and checkpoint the database again); otherwise a new one, closed at the end."""
+        kept = getattr(self._kept_client.get(), "sql_client", None) if self._kept_client is not None else None
+        if kept is not None:
+            yield kept
+            return
         client = self.destination.sql_client(self.config)
         with client:
             yield client

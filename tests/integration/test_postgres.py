@@ -349,8 +349,10 @@ def test_a_connection_lost_inside_a_with_block_is_reconnected(pg, caplog):
     p = pg(credentials=pg_url({"application_name": name}))
     with p:
         run_ok(p, [{"id": 1}], table_name="t")
-        ended = query(p, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s "
-                         "AND pid <> pg_backend_pid()", name)
+        assert query(p, "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()") == [(name,)], \
+            "inside the block, the pipeline's SQL client is the kept session"
+        other = pg(credentials=pg_url({"application_name": "lb_killer"}))  # a session of its own, outside the block
+        ended = query(other, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", name)
         assert ended == [(True,)], "exactly loadbay's kept session is ended"
         with caplog.at_level(logging.WARNING, logger="loadbay"):
             run_ok(p, [{"id": 2}], table_name="t")

@@ -83,6 +83,7 @@ def test_a_with_block_keeps_one_connection_across_runs(make_pipeline, connection
             if batch == 2:  # a new column: the live table is altered on the kept connection
                 rows = [{**row, "note": "new"} for row in rows]
             run_ok(p, rows, table_name="orders")
+        assert count(p, "orders") == 60  # p.sql_client() inside the block: the block's connection, no new one
         assert (connections.opened, connections.closed) == (1, 0)
     assert (connections.opened, connections.closed) == (1, 1)
     run_ok(p, _orders(1, start=1000), table_name="orders")  # after the block: a connection per run again
