@@ -8,7 +8,6 @@ first makes a client (``SqlDestination.client_classes``) and its driver when it 
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any
 
 from loadbay.common.destination import Destination
@@ -32,7 +31,10 @@ def _load(path: str) -> Any:
 
 
 def registered() -> dict[str, Any]:
-    """Third-party destinations from the ``loadbay.destinations`` entry-point group."""
+    """Third-party destinations from the ``loadbay.destinations`` entry-point group (importlib.metadata is
+    imported here, when a name is not a built-in: ~13 ms that a run on a built-in need not pay)."""
+    from importlib.metadata import entry_points
+
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 

@@ -25,8 +25,10 @@ from tests.conftest import REPO
 PACKAGE_ROOTS = {"loadbay": REPO / "loadbay", "loadbay.common": REPO / "common",
                  "loadbay.destinations": REPO / "destinations"}
 # what a bare `import loadbay` must not import: the drivers, and the heavy libraries a run imports only
-# when it needs them (pyarrow and numpy for columnar data, sqlglot for SQL)
-HEAVY = ("duckdb", "psycopg2", "sqlalchemy", "pymysql", "pandas", "polars", "pyarrow", "numpy", "sqlglot")
+# when it needs them (pyarrow and numpy for columnar data, sqlglot for SQL, importlib.metadata for a
+# destination that is not a built-in)
+HEAVY = ("duckdb", "psycopg2", "sqlalchemy", "pymysql", "pandas", "polars", "pyarrow", "numpy", "sqlglot",
+         "importlib.metadata")
 
 
 def run_python(code: str, cwd: Path, python: str = sys.executable) -> dict:
