@@ -99,14 +99,27 @@ def child_dlt(dest: str, target: str, dataset: str, pipelines_dir: str, ipc: str
     return {"seconds": seconds, "input_mib": input_mib}
 
 
+def with_loadbay_columns(table: Any) -> Any:
+    """``table`` with the two columns loadbay adds to every root row: a constant ``_lb_load_id`` and a
+    unique 24-character ``_lb_id`` (the design's floor for the Arrow table case, measured beside it)."""
+    import pyarrow as pa
+
+    n = table.num_rows
+    return (table.append_column("_lb_load_id", pa.array(["1795799523.2585460"] * n))
+            .append_column("_lb_id", pa.array([f"Xk3_9aQzLm0p{k:012d}" for k in range(n)])))
+
+
 def child_duckdb(db: str, source: str, path: str) -> dict[str, Any]:
-    """DuckDB's own load: CREATE TABLE AS from the Arrow table (read first) or from the file."""
+    """DuckDB's own load: CREATE TABLE AS from the Arrow table (read first; ``arrow_ids``: with loadbay's
+    two columns added before the clock starts) or from the file."""
     import duckdb
 
-    arrow_table = read_table(path) if source == "arrow" else None  # noqa: F841  (DuckDB finds it by name)
+    arrow_table = read_table(path) if source.startswith("arrow") else None  # DuckDB finds it by name
+    if source == "arrow_ids":
+        arrow_table = with_loadbay_columns(arrow_table)  # noqa: F841
     started = time.perf_counter()
     con = duckdb.connect(db)
-    if source == "arrow":
+    if source.startswith("arrow"):
         con.execute("CREATE TABLE events AS SELECT * FROM arrow_table")
     else:
         con.execute(f"CREATE TABLE events AS SELECT * FROM {'read_parquet' if source == 'parquet' else 'read_json'}(?)",

@@ -224,11 +224,12 @@ class Bench:
         return self.measure(key, cmd, work=run, use="call",
                             check=lambda: self.check(dest, where, SCHEMAS["dlt"], d.expected))
 
-    def load_baseline(self, key: tuple[Any, ...], dest: str, case: str, d: Data, run: Path) -> Measurement:
+    def load_baseline(self, key: tuple[Any, ...], dest: str, case: str, d: Data, run: Path,
+                      source: str | None = None) -> Measurement:
         use = "process" if case in FILE_CASES else "call"
         if dest == "duckdb":
             db = str(run / "baseline.duckdb")
-            return self.measure(key, self.child("duckdb", db, case, d.paths[case]), work=run, use=use,
+            return self.measure(key, self.child("duckdb", db, source or case, d.paths[case]), work=run, use=use,
                                 check=lambda: self.check(dest, db, None, d.expected))
         return self.measure(key, self.child("copy", self.url, SCHEMAS["copy"], d.paths["csv"]), work=run, use=use,
                             check=lambda: self.check(dest, self.url, SCHEMAS["copy"], d.expected))
@@ -237,6 +238,9 @@ class Bench:
         for case in self.cases:
             if case not in FRAME_CASES:  # DataFrames are compared with loadbay's Arrow table figure
                 self.load_baseline(("timed", dest, case, "baseline"), dest, case, d, self.fresh(work, dest))
+            if (dest, case) == ("duckdb", "arrow"):  # the same CTAS with loadbay's two columns: the design's floor
+                self.load_baseline(("timed", dest, case, "baseline_ids"), dest, case, d, self.fresh(work, dest),
+                                   source="arrow_ids")
             self.load_loadbay(("timed", dest, case, "loadbay"), dest, case, d, self.fresh(work, dest))
             if case == "arrow" and self.with_dlt:
                 self.load_dlt(("timed", dest, case, "dlt"), dest, d, self.fresh(work, dest))
@@ -329,6 +333,10 @@ def report(bench: Bench, rows: int, elapsed: float) -> bool:
                      for step in ("normalize", "load")}
             if all(v is not None for v in split.values()):
                 extra.append(f"loadbay normalize {split['normalize']:.2f} s + load {split['load']:.2f} s")
+            with_ids, _ = figures(res.get(("timed", dest, case, "baseline_ids"), []))
+            if with_ids is not None and base_s:
+                extra.append(f"the same CTAS with loadbay's `_lb_load_id` and `_lb_id` columns added {with_ids:.2f} s "
+                             f"({with_ids / base_s:.2f}× of the plain CTAS)")
             inner = [m.inner_seconds for m in base if m.error is None and m.inner_seconds is not None]
             if case in FILE_CASES and inner:
                 extra.append(f"baseline statement alone {median(inner):.2f} s")
