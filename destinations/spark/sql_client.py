@@ -39,6 +39,25 @@ ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLA
 (``Result``) with no column behind it, and fails fetching it: commands are run, not fetched."""
 
 
+class WaitingSession:
+    """impyla's server session, asking the server to run each statement before it answers (``runAsync`` false).
+
+    impyla's cursor always asks for a statement in the background, then polls its state with sleeps of 10 ms and,
+    past 50 ms, of 50 ms: each statement waited up to 50 ms past its end, a third of a metadata statement's time.
+    The Thrift server runs a statement within the request that is not asked to run in the background, so the
+    answer comes when it ends (the cursor's one poll after it finds it done); errors come the same way, with the
+    same text (``classify_impyla``). Everything else is the session's own."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def execute(self, statement: str, configuration: dict[str, str] | None = None, run_async: bool = False) -> Any:
+        return self._session.execute(statement, configuration, run_async=False)
+
+
 def spark_literal(value: Any) -> exp.Expression:
     """``value`` as a Spark SQL literal of its type: timestamps as UTC instants (``TIMESTAMP``), naive ones as
     ``TIMESTAMP_NTZ``, bytes through ``UNHEX``, NaN and infinities as casts of their names.
@@ -92,7 +111,8 @@ class SparkSqlClient(SqlClient):
     dbapi_paramstyle = "format"
     _session: Any = None
     """The connection's one impyla cursor: impyla opens a server session per cursor, and a session holds the
-    time zone, the TIME setting and the current database, so every statement of a connection goes through it."""
+    time zone, the TIME setting and the current database, so every statement of a connection goes through it.
+    Its statements run before the server answers (``WaitingSession``)."""
 
     def connect(self) -> Any:
         from impala.dbapi import connect
@@ -104,7 +124,9 @@ class SparkSqlClient(SqlClient):
         """The connection's session cursor (``_session``), opened on first use and kept until ``close``."""
         connection = self.native_connection
         if self._session is None:
-            self._session = connection.cursor(configuration=dict(SESSION_SETTINGS))
+            session = connection.cursor(configuration=dict(SESSION_SETTINGS))
+            session.session = WaitingSession(session.session)
+            self._session = session
         yield self._session
 
     def close(self) -> None:

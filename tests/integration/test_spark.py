@@ -1,6 +1,7 @@
 """The spark destination on the real Thrift server, beyond the conformance suite: a merge interrupted between
 the renames of its swap resumes without building again from a table already swapped, done-records are forgotten
-by tombstones (Spark cannot delete them), and values sent as literals arrive exactly.
+by tombstones (Spark cannot delete them), values sent as literals arrive exactly, and statements run before the
+server answers (no polling).
 
 The server is ``setups.SPARK_URL`` (``scripts/spark.sh start``). The tests run when the ``spark`` setup does
 (``--lb-setup spark``, or ``LOADBAY_TEST_SPARK`` set); then they skip with the reason when it does not answer, and
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import loadbay
+from loadbay.common.exceptions import DestinationUndefinedRelation
 from loadbay.destinations.spark import swap
 from loadbay.destinations.testing.conformance.helpers import drop_datasets, query, run_ok
 from loadbay.destinations.testing.setups import SPARK_URL, active, require_server
@@ -121,6 +123,27 @@ def test_a_session_opens_in_utc_with_time_on_and_the_dataset_current(sp):
     with p.sql_client() as client:
         assert client.execute_sql("SELECT current_database()") == [(p.dataset_name,)]
         assert client.execute_sql("SELECT id FROM t") == [(1,)]
+
+
+def test_statements_run_before_the_server_answers(sp):
+    """Every statement goes to the server with ``runAsync`` false (``WaitingSession``): it has ended when the
+    ExecuteStatement call returns, so the cursor never sleeps between polls; results and errors come as before."""
+    p = sp()
+    asked: list[bool] = []
+    with p.sql_client() as client:
+        with client.cursor() as cursor:
+            session = cursor.session._session
+            real_execute = session.execute
+
+            def spy(statement: str, configuration: object = None, run_async: bool = False) -> object:
+                asked.append(run_async)
+                return real_execute(statement, configuration, run_async=run_async)
+
+            session.execute = spy
+        assert client.execute_sql("SELECT 1 + 1") == [(2,)]
+        with pytest.raises(DestinationUndefinedRelation):
+            client.execute_sql("SELECT * FROM lb_no_such_table")
+    assert asked == [False, False]
 
 
 def _chain(exc: BaseException | None) -> list[BaseException]:
