@@ -109,6 +109,9 @@ class SparkSqlClient(SqlClient):
     """Each dataset a Spark database (``CREATE SCHEMA``), in the session catalog of the Thrift server."""
 
     dbapi_paramstyle = "format"
+    _listed: tuple[str, set[str]] | None = None
+    """(dataset, its tables) as ``ensure_dataset``'s ``SHOW TABLES`` just found them, for the ``table_names`` call that
+    follows it; any statement run in between drops it (``execute_text``)."""
     _session: Any = None
     """The connection's one impyla cursor: impyla opens a server session per cursor, and a session holds the
     time zone, the TIME setting and the current database, so every statement of a connection goes through it.
@@ -151,14 +154,17 @@ class SparkSqlClient(SqlClient):
 
     def use_dataset(self) -> None:
         """``USE`` the dataset, tried at once: one statement where asking first (``SHOW DATABASES``) makes two, and
-        every connection of a load runs it. A dataset not created yet is left to ``create_dataset``."""
+        every connection of a load runs it. A dataset not created yet is left to ``create_dataset``; whether it was
+        there is kept (``dataset_found``)."""
         statement = self.use_dataset_sql(self.dataset_name)
         if statement is None:
             return
         try:
             self.execute_sql(statement)
         except DestinationUndefinedRelation:
-            pass
+            self.dataset_found = False
+        else:  # a dry run does not run USE: nothing learned
+            self.dataset_found = True if self.recorder is None else None
 
     def use_dataset_sql(self, dataset: str | None) -> Statement | None:
         return None if dataset is None else exp.Use(this=self.identifier(dataset))
@@ -184,6 +190,7 @@ class SparkSqlClient(SqlClient):
 
     def execute_text(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
         """The base's, fetching only statements that return rows (``ROW_STATEMENTS``)."""
+        self._listed = None
         if self._only_recorded(text):
             return None
         keyword = text.lstrip("( \n").split(None, 1)[0].upper() if text.strip() else ""
@@ -199,8 +206,27 @@ class SparkSqlClient(SqlClient):
         rows = self.execute_sql(raw("SHOW DATABASES")) or []
         return any(row[0] == name for row in rows)
 
+    def ensure_dataset(self) -> None:
+        """Create the dataset unless ``SHOW TABLES`` in it answers, whose answer the ``table_names`` right after it (the
+        migration's) takes (``_listed``); created at once (``IF NOT EXISTS``) where it was missing when this connection
+        opened (``dataset_found``)."""
+        if self.dataset_found is not False:
+            names = self.table_names(self.dataset_name)
+            if names is not None:
+                self._listed = (self.dataset_name, names)
+                return
+        self.create_dataset()
+
+    def forget_catalog(self) -> None:
+        super().forget_catalog()
+        self._listed = None
+
     def table_names(self, dataset: str) -> set[str] | None:
-        """The tables of ``dataset``; None when it does not exist."""
+        """The tables of ``dataset``; None when it does not exist. ``SHOW TABLES`` unless ``ensure_dataset`` just
+        ran it, with no statement since (``_listed``)."""
+        listed, self._listed = self._listed, None
+        if listed is not None and listed[0] == dataset:
+            return set(listed[1])
         try:
             rows = self.execute_sql(raw("SHOW TABLES IN ", self.identifier(dataset))) or []
         except DestinationUndefinedRelation:
