@@ -201,6 +201,10 @@ class JobClient(ABC):
         self.close()
         self.open()
 
+    def forget_catalog(self) -> None:
+        """Hook: forget what this client remembers of the destination (a kept connection starts a new run: another
+        process may have changed it in between)."""
+
     @abstractmethod
     def is_load_completed(self, load_id: str) -> bool:
         ...

@@ -75,6 +75,9 @@ class SqlJobClient(JobClient):
         super().__init__(config, capabilities)
         self.sql_client = sql_client
         self.type_mapper = self.make_type_mapper()
+        self._unmarked: str | None = None
+        """The package ``is_load_completed`` last found without its ``_lb_loads`` record on this connection, for the
+        ``complete_load`` that follows (``_marked_loaded``): one read of the record per package, not two."""
 
     def make_type_mapper(self) -> TypeMapper:
         """Hook: the type mapper of this client (SQLAlchemy's depends on the connection's dialect)."""
@@ -87,10 +90,18 @@ class SqlJobClient(JobClient):
         self.sql_client.open()
 
     def close(self) -> None:
+        self.forget_catalog()
         self.sql_client.close()
 
     def reconnect(self) -> None:
+        self.forget_catalog()
         self.sql_client.reconnect()
+
+    def forget_catalog(self) -> None:
+        """What this client remembers of the destination goes: a retry (after a commit whose answer was lost) and
+        a new run ask again."""
+        self._unmarked = None
+        self.sql_client.forget_catalog()
 
     # -- storage and schema ----------------------------------------------------------------------
     def initialize_storage(self) -> None:
@@ -109,8 +120,7 @@ class SqlJobClient(JobClient):
         tables = [schema.tables[n] for n in table_names] if schema is not None else []
         with self.sql_client.schema_change_lock():
             if system_tables:
-                if not self.sql_client.has_dataset():
-                    self.sql_client.create_dataset()
+                self.sql_client.ensure_dataset()
                 tables = [*SYSTEM_TABLES.values(), *tables]
             created: set[str] = set()
             statements = self._migrate(tables, created)
@@ -248,7 +258,10 @@ class SqlJobClient(JobClient):
             "inserted_at": datetime.now(timezone.utc), "schema": schema.to_json()})
 
     def stored_schema(self, schema_name: str) -> Schema | None:
-        """The newest schema stored in the destination, to restore a pipeline on a new machine."""
+        """The newest schema stored in the destination, to restore a pipeline on a new machine; None without asking
+        where the dataset was missing when this connection opened (a new pipeline's first run)."""
+        if self.sql_client.dataset_found is False:
+            return None
         newest = sql.select_rows(self.sql_client.qualified(VERSION_TABLE), ["schema"], ["schema_name"],
                                  newest_first="inserted_at")
         rows = self.sql_client.execute_sql(newest, schema_name)
@@ -260,6 +273,8 @@ class SqlJobClient(JobClient):
         does not count)."""
         from loadbay.cursor import STATE_KEY
 
+        if self.sql_client.dataset_found is False:  # no dataset when this connection opened: no state either
+            return None
         newest = sql.select_rows(self.sql_client.qualified(STATE_TABLE), ["state"], ["pipeline_name"],
                                  newest_first="created_at")
         newest = newest.where(exp.Like(this=exp.column("state", quoted=True), expression=exp.Placeholder()))
@@ -289,27 +304,35 @@ class SqlJobClient(JobClient):
                 self.sql_client.execute_many(
                     sql_jobs.truncate_tables(truncated, self.sql_client.qualified, self.capabilities))
         if staged:
-            with self.sql_client.schema_change_lock():
-                if not self.sql_client.has_dataset(self.config.staging_dataset_name):
-                    self.sql_client.create_dataset(self.config.staging_dataset_name)
-            targets = [self.staging_table(t.name, load_id) for t in staged]
-            drops = [sql_jobs.drop_table(target) for target in targets]
-            creates = [self.create_table_sql(t, target) for t, target in zip(staged, targets)]
-            self.sql_client.execute_many(drops + creates)
+            self.reset_staging_tables(staged, load_id)
+
+    def reset_staging_tables(self, tables: list[Table], load_id: str) -> None:
+        """The package's staging tables of ``tables``, empty: the staging dataset made if missing, each table dropped
+        (an earlier attempt may have left it) and created."""
+        with self.sql_client.schema_change_lock():
+            if not self.sql_client.has_dataset(self.config.staging_dataset_name):
+                self.sql_client.create_dataset(self.config.staging_dataset_name)
+        targets = [self.staging_table(t.name, load_id) for t in tables]
+        drops = [sql_jobs.drop_table(target) for target in targets]
+        creates = [self.create_table_sql(t, target) for t, target in zip(tables, targets)]
+        self.sql_client.execute_many(drops + creates)
 
     def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str,
                          done_records: bool = True) -> None:
         """Every table's staging name is dropped if it exists, whatever the strategy now: the package
         may have staged under a replace strategy or setting that changed since."""
-        names = [n for n in table_names if n in schema.tables]
-        if names and self.sql_client.has_dataset(self.config.staging_dataset_name):
-            self.sql_client.execute_many([sql_jobs.drop_table(self.staging_table(n, load_id)) for n in names])
+        self.drop_staging_tables([n for n in table_names if n in schema.tables], load_id)
         if not done_records:
             return
         try:
             self._forget_jobs(load_id)
         except DestinationUndefinedRelation:  # nothing of the package ever reached the dataset
             pass
+
+    def drop_staging_tables(self, table_names: list[str], load_id: str) -> None:
+        """The package's staging tables of ``table_names``, where the staging dataset exists."""
+        if table_names and self.sql_client.has_dataset(self.config.staging_dataset_name):
+            self.sql_client.execute_many([sql_jobs.drop_table(self.staging_table(n, load_id)) for n in table_names])
 
     def drop_tables(self, table_names: list[str], schema: Schema | None,
                     state: dict[str, Any] | None = None) -> list[str]:
@@ -464,12 +487,31 @@ class SqlJobClient(JobClient):
 
     # -- completion ------------------------------------------------------------------------------
     def is_load_completed(self, load_id: str) -> bool:
-        try:
-            rows = self.sql_client.execute_sql(
-                sql.select_rows(self.sql_client.qualified(LOADS_TABLE), ["load_id"], ["load_id"]), load_id)
-        except DestinationUndefinedRelation:  # a new dataset: nothing was ever loaded
-            return False
+        """Whether package ``load_id`` has its ``_lb_loads`` record; without asking where the dataset was missing when
+        this connection opened (only this run, which holds the pipeline's lock, loads the package). A package found
+        without one is remembered for the ``complete_load`` that follows (``_unmarked``)."""
+        self._unmarked = None
+        rows: list[tuple[Any, ...]] | None = None
+        if self.sql_client.dataset_found is not False:
+            try:
+                rows = self.sql_client.execute_sql(
+                    sql.select_rows(self.sql_client.qualified(LOADS_TABLE), ["load_id"], ["load_id"]), load_id)
+            except DestinationUndefinedRelation:  # a new dataset: nothing was ever loaded
+                rows = None
+        if not rows:
+            self._unmarked = load_id
         return bool(rows)
+
+    def _marked_loaded(self, load_id: str) -> bool:
+        """``is_load_completed`` for ``complete_load``: False without asking when the loader just found the package
+        unmarked on this connection (``_unmarked``, used once); asked again otherwise: a retry after a commit whose
+        answer was lost (the connection then reconnected) must see the record."""
+        if self._unmarked == load_id:
+            self._unmarked = None
+            return False
+        marked = self.is_load_completed(load_id)
+        self._unmarked = None
+        return marked
 
     def complete_load(self, load_id: str, schema: Schema, table_names: list[str],
                       state: dict[str, Any] | None = None) -> list[str]:
@@ -493,7 +535,7 @@ class SqlJobClient(JobClient):
         now = datetime.now(timezone.utc)
         with self.sql_client.begin_transaction():
             self.lock_tables_for_merge([n for n in table_names if self.uses_staging(schema.tables[n])])
-            if self.is_load_completed(load_id):
+            if self._marked_loaded(load_id):
                 return []
             rendered = self._execute_naming_tables([s for s in statements if not is_idempotent(s)], schema, table_names)
             crash_point("package.merged")

@@ -53,6 +53,11 @@ class SqlClient(ABC):
 
     recorder: list[str] | None = None
     """A dry run's list: statements that would change the destination are appended, not run."""
+    dataset_found: bool | None = None
+    """Whether the dataset existed when this connection opened, as far as this client saw it since (its own
+    ``create_dataset``/``drop_dataset``); None: not known. Where it is False, reads of what only this run could have
+    written there (its packages' ``_lb_loads`` records) need no statement. A destination that learns it while
+    connecting sets it (Spark's ``USE``); ``close`` and ``forget_catalog`` forget it."""
 
     dbapi_paramstyle: str = "qmark"
     """How ``execute_sql`` params are written in SQL text: the driver's own paramstyle."""
@@ -89,12 +94,18 @@ class SqlClient(ABC):
         return self
 
     def close(self) -> None:
+        self.forget_catalog()
         if self._conn is not None:
             try:
                 self._conn.close()
             finally:
                 self._conn = None
                 self.in_transaction = False
+
+    def forget_catalog(self) -> None:
+        """Forget what this client knows of the catalog (``dataset_found``): another process may have changed it
+        since. Called when the connection closes and when a kept connection serves a new run."""
+        self.dataset_found = None
 
     def reconnect(self) -> None:
         """Drop a connection that may be dead and open a fresh one (used before a retry)."""
@@ -314,15 +325,24 @@ class SqlClient(ABC):
     def has_dataset(self, dataset: str | None = None) -> bool:
         return bool(self.execute_sql(sql.dataset_exists(dialect=self.dialect), dataset or self.dataset_name))
 
+    def ensure_dataset(self) -> None:
+        """Create the dataset unless it exists (before its system tables)."""
+        if not self.has_dataset():
+            self.create_dataset()
+
     def create_dataset(self, dataset: str | None = None) -> None:
         self.execute_sql(sql.create_dataset(self.identifier(dataset or self.dataset_name)))
         if dataset in (None, self.dataset_name):
+            if self.dataset_found is not None and self.recorder is None:  # tracked, and not only noted (a dry run)
+                self.dataset_found = True
             statement = self.use_dataset_sql(self.dataset_name)  # it exists now: no need to ask
             if statement is not None:
                 self.execute_sql(statement)
 
     def drop_dataset(self, dataset: str | None = None) -> None:
         self.execute_sql(sql.drop_dataset(self.identifier(dataset or self.dataset_name), self.dialect))
+        if dataset in (None, self.dataset_name) and self.dataset_found is not None and self.recorder is None:
+            self.dataset_found = False
 
     def use_dataset(self) -> None:
         """Unqualified names resolve to the dataset once it exists (after connecting and creating it)."""

@@ -158,6 +158,11 @@ class SharedClient:
         if client is not None:
             client.close()
 
+    def forget_catalog(self) -> None:
+        """A kept client serves a new run: what it remembers of the destination goes (``JobClient.forget_catalog``)."""
+        if self._client is not None:
+            self._client.forget_catalog()
+
 
 class Loader:
     def __init__(self, destination: Destination, config: DestinationConfig, storage: PackageStorage,

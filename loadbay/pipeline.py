@@ -307,6 +307,8 @@ class Pipeline:
     def _one_connection(self) -> Iterator[None]:
         """The run's client: the ``with`` block's if there is one, else one for this run, closed at its end."""
         own = self._kept_client is None
+        if self._kept_client is not None:
+            self._kept_client.forget_catalog()
         self._run_client = self._kept_client or self._shared_client()
         try:
             yield

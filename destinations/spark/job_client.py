@@ -68,6 +68,21 @@ class SparkTypeMapper(TypeMapper):
 class SparkJobClient(SqlJobClient):
     type_mapper_class = SparkTypeMapper
     load_jobs: ClassVar[dict[str, type[LoadJob]]] = {"parquet": ParquetInsertJob}
+    _records: tuple[str, list[tuple[str, str]]] | None = None
+    """(load id, its live done-records) as ``_forget_jobs`` left them, for the ``loaded_jobs`` that follows it in
+    ``prepare_load``: one read of ``_lb_jobs``, not two. Used once; a job's record or a reconnect drops it."""
+    _swept: str | None = None
+    """The package whose swapped-out tables ``complete_load`` just dropped, so its ``clean_up_package`` need not
+    look for them again (used once)."""
+
+    def forget_catalog(self) -> None:
+        super().forget_catalog()
+        self._records = self._swept = None
+
+    def load_with_done_record(self, job: LoadJob, load_id: str) -> None:
+        """The base's, after which the done-records ``_forget_jobs`` saw are no longer all there are."""
+        self._records = None
+        super().load_with_done_record(job, load_id)
 
     def column_sql(self, column: Column, for_alter: bool = False) -> exp.ColumnDef:
         """The base's, and a json column's ``COMMENT 'loadbay:json'`` (``JSON_COMMENT``): its type is STRING."""
@@ -90,17 +105,37 @@ class SparkJobClient(SqlJobClient):
         (``loaded_jobs``). Nothing is written where there is nothing to forget (a package's first attempt)."""
         if table_names == []:
             return
-        live = self._live_records(load_id)
+        live = self._known_records(load_id)
         tables = {table for _, table in live}
         names = [EVERY_TABLE] if table_names is None and tables else [n for n in table_names or [] if n in tables]
         now = datetime.now(timezone.utc)
+        self._records = None
         for name in names:
             self._insert_row(JOBS_TABLE, {"load_id": load_id, "job_id": FORGOTTEN, "table_name": name,
                                           "inserted_at": now})
+        kept = [] if EVERY_TABLE in names else [(job, table) for job, table in live if table not in names]
+        self._records = (load_id, kept)
+
+    def is_load_completed(self, load_id: str) -> bool:
+        """The base's; where the dataset was missing when this connection opened, the package has no done-records
+        either (``_records``): only this run writes them."""
+        missing = self.sql_client.dataset_found is False
+        completed = super().is_load_completed(load_id)
+        if missing:
+            self._records = (load_id, [])
+        return completed
 
     def loaded_jobs(self, load_id: str) -> set[str]:
-        """Jobs of ``load_id`` whose record is newer than every tombstone of their table."""
-        return {job_id for job_id, _ in self._live_records(load_id)}
+        """Jobs of ``load_id`` whose record is newer than every tombstone of their table: those ``_forget_jobs`` just
+        left (``_records``), else read. Only this run (it holds the pipeline's lock) writes the package's records."""
+        return {job_id for job_id, _ in self._known_records(load_id)}
+
+    def _known_records(self, load_id: str) -> list[tuple[str, str]]:
+        """``_live_records``, or what ``_records`` holds of ``load_id`` (used up)."""
+        known, self._records = self._records, None
+        if known is not None and known[0] == load_id:
+            return known[1]
+        return self._live_records(load_id)
 
     def _live_records(self, load_id: str) -> list[tuple[str, str]]:
         """(job id, table) of the records of ``load_id`` that no tombstone outdates."""
@@ -125,11 +160,12 @@ class SparkJobClient(SqlJobClient):
         (``SwapPlan.run``, resumable: a swap already done is not repeated), then the pipeline state, then
         the ``_lb_loads`` record, last; the old tables are dropped after it. A crash before the record leaves
         some groups swapped: the next run finishes the swaps and writes the record."""
-        if self.is_load_completed(load_id):
+        if self._marked_loaded(load_id):
             return []
         rendered: list[str] = []
+        existing = self.sql_client.table_names(self.sql_client.dataset_name) or set()
         for plan in self.swap_plans(schema, table_names, load_id):
-            rendered += plan.run(self.sql_client)
+            rendered += plan.run(self.sql_client, existing)
         crash_point("package.merged")
         now = datetime.now(timezone.utc)
         if state is not None:
@@ -139,7 +175,8 @@ class SparkJobClient(SqlJobClient):
         self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
                                        "inserted_at": now, "schema_version_hash": schema.version_hash})
         crash_point("package.committed")
-        self.drop_swapped_out(schema, table_names, load_id)
+        self.drop_swapped_out(schema, table_names, load_id, existing)
+        self._swept = load_id
         self.compact_jobs(load_id)
         return rendered
 
@@ -167,19 +204,47 @@ class SparkJobClient(SqlJobClient):
                 plans.append(SwapPlan.for_group(root, children, load_id, client=self))
         return plans
 
-    def drop_swapped_out(self, schema: Schema, table_names: list[str], load_id: str) -> None:
-        """The package's old and unfinished tables (``<table>__<load id>__old``/``__new``), if any are left."""
+    def drop_swapped_out(self, schema: Schema, table_names: list[str], load_id: str,
+                         existing: set[str] | None = None) -> None:
+        """The package's old and unfinished tables (``<table>__<load id>__old``/``__new``), if any are left: among
+        ``existing`` (the dataset's tables as ``complete_load`` kept them), else those ``SHOW TABLES`` lists. Those names
+        are the package's own: only this run, holding the pipeline's lock, makes them."""
         names = [n for n in table_names if n in schema.tables]
         leftovers = SwapPlan.leftovers(names, load_id, self.capabilities.max_identifier_length)
-        existing = self.sql_client.table_names(self.sql_client.dataset_name) or set()
+        if existing is None:
+            existing = self.sql_client.table_names(self.sql_client.dataset_name) or set()
         drops = [sql.drop_tables([self.sql_client.qualified(n)]) for n in leftovers if n in existing]
         self.sql_client.execute_many(drops)
+        existing.difference_update(leftovers)
+
+    def reset_staging_tables(self, tables: list[Table], load_id: str) -> None:
+        """The base's with one ``SHOW TABLES`` of the staging dataset, which says whether it exists and which of the
+        package's staging tables an earlier attempt left (dropped); the others are only created. The names are the
+        package's own: no other pipeline makes them."""
+        staging = self.config.staging_dataset_name
+        existing = self.sql_client.table_names(staging)
+        if existing is None:
+            self.sql_client.create_dataset(staging)
+        targets = [self.staging_table(t.name, load_id) for t in tables]
+        drops = [sql.drop_tables([target]) for target in targets if target.name in (existing or set())]
+        self.sql_client.execute_many(drops + [self.create_table_sql(t, target) for t, target in zip(tables, targets)])
+
+    def drop_staging_tables(self, table_names: list[str], load_id: str) -> None:
+        """Those of the package's staging tables that ``SHOW TABLES`` lists in the staging dataset (none where it is
+        missing)."""
+        if not table_names:
+            return
+        existing = self.sql_client.table_names(self.config.staging_dataset_name) or set()
+        targets = [self.staging_table(name, load_id) for name in table_names]
+        self.sql_client.execute_many([sql.drop_tables([t]) for t in targets if t.name in existing])
 
     def clean_up_package(self, schema: Schema, table_names: list[str], load_id: str,
                          done_records: bool = True) -> None:
         """The base's (staging tables, and the done-records if asked: a package given up), the package's
         swapped-out tables (a crash after its record), and ``_lb_jobs`` emptied where only it had records."""
         super().clean_up_package(schema, table_names, load_id, done_records)
-        self.drop_swapped_out(schema, table_names, load_id)
+        swept, self._swept = self._swept, None
+        if swept != load_id:  # complete_load dropped them just now on this connection
+            self.drop_swapped_out(schema, table_names, load_id)
         if done_records:
             self.compact_jobs(load_id)

@@ -39,6 +39,25 @@ ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLA
 (``Result``) with no column behind it, and fails fetching it: commands are run, not fetched."""
 
 
+class WaitingSession:
+    """impyla's server session, asking the server to run each statement before it answers (``runAsync`` false).
+
+    impyla's cursor always asks for a statement in the background, then polls its state with sleeps of 10 ms and,
+    past 50 ms, of 50 ms: each statement waited up to 50 ms past its end, a third of a metadata statement's time.
+    The Thrift server runs a statement within the request that is not asked to run in the background, so the
+    answer comes when it ends (the cursor's one poll after it finds it done); errors come the same way, with the
+    same text (``classify_impyla``). Everything else is the session's own."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def execute(self, statement: str, configuration: dict[str, str] | None = None, run_async: bool = False) -> Any:
+        return self._session.execute(statement, configuration, run_async=False)
+
+
 def spark_literal(value: Any) -> exp.Expression:
     """``value`` as a Spark SQL literal of its type: timestamps as UTC instants (``TIMESTAMP``), naive ones as
     ``TIMESTAMP_NTZ``, bytes through ``UNHEX``, NaN and infinities as casts of their names.
@@ -90,9 +109,13 @@ class SparkSqlClient(SqlClient):
     """Each dataset a Spark database (``CREATE SCHEMA``), in the session catalog of the Thrift server."""
 
     dbapi_paramstyle = "format"
+    _listed: tuple[str, set[str]] | None = None
+    """(dataset, its tables) as ``ensure_dataset``'s ``SHOW TABLES`` just found them, for the ``table_names`` call that
+    follows it; any statement run in between drops it (``execute_text``)."""
     _session: Any = None
     """The connection's one impyla cursor: impyla opens a server session per cursor, and a session holds the
-    time zone, the TIME setting and the current database, so every statement of a connection goes through it."""
+    time zone, the TIME setting and the current database, so every statement of a connection goes through it.
+    Its statements run before the server answers (``WaitingSession``)."""
 
     def connect(self) -> Any:
         from impala.dbapi import connect
@@ -104,7 +127,9 @@ class SparkSqlClient(SqlClient):
         """The connection's session cursor (``_session``), opened on first use and kept until ``close``."""
         connection = self.native_connection
         if self._session is None:
-            self._session = connection.cursor(configuration=dict(SESSION_SETTINGS))
+            session = connection.cursor(configuration=dict(SESSION_SETTINGS))
+            session.session = WaitingSession(session.session)
+            self._session = session
         yield self._session
 
     def close(self) -> None:
@@ -129,14 +154,17 @@ class SparkSqlClient(SqlClient):
 
     def use_dataset(self) -> None:
         """``USE`` the dataset, tried at once: one statement where asking first (``SHOW DATABASES``) makes two, and
-        every connection of a load runs it. A dataset not created yet is left to ``create_dataset``."""
+        every connection of a load runs it. A dataset not created yet is left to ``create_dataset``; whether it was
+        there is kept (``dataset_found``)."""
         statement = self.use_dataset_sql(self.dataset_name)
         if statement is None:
             return
         try:
             self.execute_sql(statement)
         except DestinationUndefinedRelation:
-            pass
+            self.dataset_found = False
+        else:  # a dry run does not run USE: nothing learned
+            self.dataset_found = True if self.recorder is None else None
 
     def use_dataset_sql(self, dataset: str | None) -> Statement | None:
         return None if dataset is None else exp.Use(this=self.identifier(dataset))
@@ -162,6 +190,7 @@ class SparkSqlClient(SqlClient):
 
     def execute_text(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
         """The base's, fetching only statements that return rows (``ROW_STATEMENTS``)."""
+        self._listed = None
         if self._only_recorded(text):
             return None
         keyword = text.lstrip("( \n").split(None, 1)[0].upper() if text.strip() else ""
@@ -177,8 +206,27 @@ class SparkSqlClient(SqlClient):
         rows = self.execute_sql(raw("SHOW DATABASES")) or []
         return any(row[0] == name for row in rows)
 
+    def ensure_dataset(self) -> None:
+        """Create the dataset unless ``SHOW TABLES`` in it answers, whose answer the ``table_names`` right after it (the
+        migration's) takes (``_listed``); created at once (``IF NOT EXISTS``) where it was missing when this connection
+        opened (``dataset_found``)."""
+        if self.dataset_found is not False:
+            names = self.table_names(self.dataset_name)
+            if names is not None:
+                self._listed = (self.dataset_name, names)
+                return
+        self.create_dataset()
+
+    def forget_catalog(self) -> None:
+        super().forget_catalog()
+        self._listed = None
+
     def table_names(self, dataset: str) -> set[str] | None:
-        """The tables of ``dataset``; None when it does not exist."""
+        """The tables of ``dataset``; None when it does not exist. ``SHOW TABLES`` unless ``ensure_dataset`` just
+        ran it, with no statement since (``_listed``)."""
+        listed, self._listed = self._listed, None
+        if listed is not None and listed[0] == dataset:
+            return set(listed[1])
         try:
             rows = self.execute_sql(raw("SHOW TABLES IN ", self.identifier(dataset))) or []
         except DestinationUndefinedRelation:

@@ -65,15 +65,17 @@ class SwapPlan:
         """The ``__new`` and ``__old`` names of ``table_names`` for package ``load_id``."""
         return [name for table in table_names for name in swap_names(table, load_id, max_length)]
 
-    def run(self, client: SqlClient) -> list[str]:
-        """Build (unless a swap of the group began), then swap what is not swapped yet; returns the SQL run."""
+    def run(self, client: SqlClient, existing: set[str]) -> list[str]:
+        """Build (unless a swap of the group began), then swap what is not swapped yet; returns the SQL run.
+        ``existing``: the tables of the dataset (the caller's ``SHOW TABLES``, read once for every group of the
+        package: each group renames only its own tables), kept up to date with what this builds, renames and drops."""
         names = {table: swap_names(table, self.load_id, self.max_identifier_length) for table, _ in self.builds}
-        existing = client.table_names(client.dataset_name) or set()
         rendered: list[str] = []
         if not any(old in existing for _, old in names.values()):  # nothing swapped: build every table afresh
             for table, query in self.builds:
                 new = client.qualified(names[table][0])
-                rendered += client.execute_many([sql.drop_tables([new]), create_as(new, query)])
+                left = [sql.drop_tables([new])] if names[table][0] in existing else []  # by an earlier attempt
+                rendered += client.execute_many([*left, create_as(new, query)])
                 existing.add(names[table][0])
             crash_point("spark.built")
         for table, _ in self.builds:
@@ -83,10 +85,13 @@ class SwapPlan:
             target = client.qualified(table)
             if table in existing and old not in existing:
                 rendered += client.execute_many([rename(target, old)])
+                existing.add(old)
                 crash_point("spark.swapping")
             elif table in existing:  # half swapped, and the next run's migration made the missing table again
                 rendered += self.drop_remade(client, target)
             rendered += client.execute_many([rename(client.qualified(new), table)])
+            existing.discard(new)
+            existing.add(table)
         return rendered
 
     @staticmethod

@@ -1,6 +1,7 @@
 """The spark destination on the real Thrift server, beyond the conformance suite: a merge interrupted between
 the renames of its swap resumes without building again from a table already swapped, done-records are forgotten
-by tombstones (Spark cannot delete them), and values sent as literals arrive exactly.
+by tombstones (Spark cannot delete them), values sent as literals arrive exactly, and statements run before the
+server answers (no polling).
 
 The server is ``setups.SPARK_URL`` (``scripts/spark.sh start``). The tests run when the ``spark`` setup does
 (``--lb-setup spark``, or ``LOADBAY_TEST_SPARK`` set); then they skip with the reason when it does not answer, and
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import loadbay
+from loadbay.common.exceptions import DestinationUndefinedRelation
 from loadbay.destinations.spark import swap
 from loadbay.destinations.testing.conformance.helpers import drop_datasets, query, run_ok
 from loadbay.destinations.testing.setups import SPARK_URL, active, require_server
@@ -85,7 +87,8 @@ def test_done_records_are_forgotten_by_tombstones(sp):
                                         "inserted_at": datetime(2024, 1, 1, tzinfo=timezone.utc)})
         assert client.loaded_jobs("L") == {"a", "b"}
         client._forget_jobs("L", ["t"])
-        assert client.loaded_jobs("L") == {"b"}
+        assert client.loaded_jobs("L") == {"b"}  # what _forget_jobs saw, less the tables it forgot
+        assert client.loaded_jobs("L") == {"b"}  # read: the same
         client._insert_row("_lb_jobs", {"load_id": "L", "job_id": "c", "table_name": "t",
                                         "inserted_at": datetime.now(timezone.utc)})
         assert client.loaded_jobs("L") == {"b", "c"}
@@ -121,6 +124,108 @@ def test_a_session_opens_in_utc_with_time_on_and_the_dataset_current(sp):
     with p.sql_client() as client:
         assert client.execute_sql("SELECT current_database()") == [(p.dataset_name,)]
         assert client.execute_sql("SELECT id FROM t") == [(1,)]
+
+
+def test_statements_run_before_the_server_answers(sp):
+    """Every statement goes to the server with ``runAsync`` false (``WaitingSession``): it has ended when the
+    ExecuteStatement call returns, so the cursor never sleeps between polls; results and errors come as before."""
+    p = sp()
+    asked: list[bool] = []
+    with p.sql_client() as client:
+        with client.cursor() as cursor:
+            session = cursor.session._session
+            real_execute = session.execute
+
+            def spy(statement: str, configuration: object = None, run_async: bool = False) -> object:
+                asked.append(run_async)
+                return real_execute(statement, configuration, run_async=run_async)
+
+            session.execute = spy
+        assert client.execute_sql("SELECT 1 + 1") == [(2,)]
+        with pytest.raises(DestinationUndefinedRelation):
+            client.execute_sql("SELECT * FROM lb_no_such_table")
+    assert asked == [False, False]
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the Spark SQL clients run from now on, in order (they still run)."""
+    from loadbay.destinations.spark.sql_client import SparkSqlClient
+
+    run: list[str] = []
+    real = SparkSqlClient.execute_text
+
+    def execute_text(self: SparkSqlClient, text: str, params: tuple = ()) -> object:
+        run.append(text)
+        return real(self, text, params)
+
+    monkeypatch.setattr(SparkSqlClient, "execute_text", execute_text)
+    return run
+
+
+def test_a_run_reads_the_catalog_and_its_records_once(sp, monkeypatch):
+    """What a run's client read or made itself is not asked again within the run: the dataset's tables answer
+    whether it exists (no SHOW DATABASES), the package's _lb_loads record and done-records are read once, the
+    staging dataset is listed, not dropped into table by table; a new dataset asks nothing of its system tables."""
+    p = sp()
+    run = _recording(monkeypatch)
+    run_ok(p, [{"id": 1, "kids": [1, 2]}], table_name="t", write_disposition="merge", primary_key="id")
+    first = list(run)
+    reads = [s for s in first if s.startswith(("SHOW DATABASES", "DESCRIBE", "SELECT"))]
+    assert len(reads) == 1 and reads[0].startswith("SELECT 1 FROM"), first  # only compact_jobs' look at _lb_jobs
+    run.clear()
+    run_ok(p, [{"id": 1, "kids": [3]}, {"id": 2}], table_name="t", write_disposition="merge", primary_key="id")
+    second = list(run)
+
+    def matching(prefix: str, table: str = "") -> list[str]:
+        return [s for s in second if s.startswith(prefix) and table in s]
+
+    assert not matching("SHOW DATABASES")
+    assert len(matching("SELECT", "`_lb_loads`")) == 1
+    assert len(matching("SELECT `job_id`", "`_lb_jobs`")) == 1
+    assert len(matching("SHOW TABLES")) == 4  # the dataset and the staging dataset, each before and after the jobs
+    assert len(matching("DROP TABLE")) == 4  # two __old tables, two staging tables; no staging table was left
+    assert len(second) <= 36, second
+    assert query(p, "SELECT t.id, k.value FROM t LEFT JOIN t__kids k ON k._lb_root_id = t._lb_id ORDER BY 1, 2") == [
+        (1, 3), (2, None)]
+
+
+def test_a_kept_connection_sees_what_another_changed_between_runs(sp):
+    """``with p:`` keeps one connection across runs; what it learned of the catalog goes at each run's start, so
+    a dataset or a table another connection dropped in between is made again, and a table another connection made
+    with a column the data lacks is used as it is."""
+    p = sp()
+    with p:
+        run_ok(p, [{"id": 1}], table_name="t")
+        drop_datasets(p)  # another connection
+        run_ok(p, [{"id": 2}], table_name="t")
+        assert query(p, "SELECT id FROM t") == [(2,)]
+        with p.sql_client() as other:
+            other.execute_sql(f"DROP TABLE {p.dataset_name}.t")
+            other.execute_sql(f"CREATE TABLE {p.dataset_name}.u (_lb_load_id STRING, _lb_id STRING, id BIGINT, "
+                              "extra STRING) USING parquet")
+        run_ok(p, [{"id": 3}], table_name="t")
+        run_ok(p, [{"id": 4}], table_name="u")
+    assert query(p, "SELECT id FROM t") == [(3,)]
+    assert query(p, "SELECT id, extra FROM u") == [(4, None)]
+
+
+def test_a_dataset_made_by_another_connection_during_the_first_run_is_used(sp):
+    """The first run's connection found no dataset; while it normalizes, another connection makes the dataset and
+    the table the run loads, without the run's column and with one more: the run reads the catalog it did not make
+    (not what it saw at connecting), adds the column and loads."""
+    p = sp()
+
+    def rows() -> Iterator[dict[str, int]]:
+        with p.sql_client() as other:  # a connection of its own
+            other.create_dataset()
+            other.execute_sql(f"CREATE TABLE {p.dataset_name}.t (_lb_load_id STRING, _lb_id STRING, extra STRING) "
+                              "USING parquet")  # without the run's column id: the run must see it and add it
+        yield {"id": 1}
+
+    run_ok(p, rows(), table_name="t")
+    assert query(p, "SELECT id, extra FROM t") == [(1, None)]
+    run_ok(p, [{"id": 2}], table_name="t")
+    assert query(p, "SELECT id FROM t ORDER BY id") == [(1,), (2,)]
 
 
 def _chain(exc: BaseException | None) -> list[BaseException]:

@@ -123,6 +123,32 @@ def test_a_final_transaction_retried_after_its_commit_applies_nothing_twice(make
     assert staging_tables(p, package.load_id) == set()
 
 
+def test_a_package_the_loader_found_unmarked_is_asked_again_on_a_retry(make_pipeline):
+    """The loader's look at the package's _lb_loads record serves the complete_load that follows on its connection;
+    a retry after that (on the same connection, or after reconnecting) asks again, and applies nothing twice."""
+    p = make_pipeline()
+    hints = {"write_disposition": "merge", "primary_key": "id"}
+    run_ok(p, [{"id": 0, "kids": ["z"]}], table_name="t", **hints)
+    package = normalize_only(p, [{"id": 0, "kids": ["a"]}, {"id": 2}], "t", **hints)
+    schema = package.schema()
+    tables = ["t", "t__kids"]
+    with p.destination.client(p.config) as client:
+        assert not client.is_load_completed(package.load_id)
+        client.prepare_storage(schema, tables)
+        client.prepare_load(schema, tables, package.load_id)
+        for job in package.jobs("new_jobs"):
+            client.run_job(client.create_load_job(package.start_job(job), schema), package.load_id)
+        assert client.complete_load(package.load_id, schema, tables, None)
+        assert client.complete_load(package.load_id, schema, tables, None) == []  # the same connection
+        assert client.is_load_completed(package.load_id)
+        client.reconnect()
+        assert client.complete_load(package.load_id, schema, tables, None) == []
+    assert select(p, "t", "id") == [(0,), (2,)]
+    assert select(p, "t__kids", "value") == [("a",)]
+    run_ok(p)
+    assert count(p, "_lb_loads") == 2 and p.pending_packages() == []
+
+
 def test_atomic_append_with_a_failed_file_shows_nothing_until_it_completes(make_pipeline):
     p = make_pipeline(file_max_items=2, atomic_appends=True)
     run_ok(p, [{"id": 0, "n": 0}], table_name="t", columns={"n": {"data_type": "bigint"}})
