@@ -92,6 +92,14 @@ class SparkJobClient(SqlJobClient):
                 kind=exp.CommentColumnConstraint(this=exp.Literal.string(JSON_COMMENT))))
         return definition
 
+    def add_columns_sql(self, table: Table, columns: list[Column]) -> list[exp.Expression]:
+        """One ``ALTER TABLE ... ADD COLUMNS (a ..., b ...)``: Spark's grammar, where sqlglot's generic form repeats
+        ``ADD COLUMN`` per column, which Spark's parser refuses for more than one."""
+        if not columns:
+            return []
+        definitions = exp.Schema(expressions=[self.column_sql(c, for_alter=True) for c in columns])
+        return [exp.Alter(this=self.sql_client.qualified(table.name), kind="TABLE", actions=[definitions])]
+
     def create_table_sql(self, table: Table, target: exp.Table | None = None) -> exp.Expression:
         """``CREATE TABLE IF NOT EXISTS ... USING parquet``: a data source table in the warehouse."""
         create = super().create_table_sql(table, target)

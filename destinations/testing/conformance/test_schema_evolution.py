@@ -17,13 +17,14 @@ def _nothing_pending(p) -> bool:
     return not p.pending_packages() and not list((p.pipeline_dir / "normalizing").iterdir())
 
 
-def test_new_column_on_second_run_is_null_for_old_rows(make_pipeline):
+def test_new_columns_on_second_run_are_null_for_old_rows(make_pipeline):
+    """Two columns at once: one ALTER where the destination adds several in one (Spark's ``ADD COLUMNS (...)``)."""
     p = make_pipeline()
     run_ok(p, [{"id": 1, "a": "x"}, {"id": 2, "a": "y"}], table_name="t")
     assert "b" not in table_columns(p, "t")
-    run_ok(p, [{"id": 3, "a": "z", "b": 7}], table_name="t")
-    assert table_columns(p, "t")["b"] == "bigint"
-    assert select(p, "t", "id", "a", "b") == [(1, "x", None), (2, "y", None), (3, "z", 7)]
+    run_ok(p, [{"id": 3, "a": "z", "b": 7, "c": "w"}], table_name="t")
+    assert (table_columns(p, "t")["b"], table_columns(p, "t")["c"]) == ("bigint", "text")
+    assert select(p, "t", "id", "a", "b", "c") == [(1, "x", None, None), (2, "y", None, None), (3, "z", 7, "w")]
 
 
 def test_new_column_in_child_table(make_pipeline):
