@@ -57,7 +57,9 @@ class SqlClient(ABC):
     """Whether the dataset existed when this connection opened, as far as this client saw it since (its own
     ``create_dataset``/``drop_dataset``); None: not known. Where it is False, reads of what only this run could have
     written there (its packages' ``_lb_loads`` records) need no statement. A destination that learns it while
-    connecting sets it (Spark's ``USE``); ``close`` and ``forget_catalog`` forget it."""
+    connecting sets it (Spark's ``USE``); ``close`` and ``forget_catalog`` forget it. ``create_dataset`` and
+    ``drop_dataset`` update it as they run, so only a destination whose DDL is not transactional may track it
+    (a rolled-back CREATE SCHEMA would leave it True)."""
 
     dbapi_paramstyle: str = "qmark"
     """How ``execute_sql`` params are written in SQL text: the driver's own paramstyle."""

@@ -9,6 +9,7 @@ through a driver's string escaping.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
@@ -40,22 +41,37 @@ ROW_STATEMENTS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLA
 
 
 class WaitingSession:
-    """impyla's server session, asking the server to run each statement before it answers (``runAsync`` false).
+    """impyla's server session, asking the server to run a statement before it answers (``runAsync`` false) unless it
+    moves data (``wait`` false: ``moves_data``).
 
-    impyla's cursor always asks for a statement in the background, then polls its state with sleeps of 10 ms and,
-    past 50 ms, of 50 ms: each statement waited up to 50 ms past its end, a third of a metadata statement's time.
-    The Thrift server runs a statement within the request that is not asked to run in the background, so the
-    answer comes when it ends (the cursor's one poll after it finds it done); errors come the same way, with the
-    same text (``classify_impyla``). Everything else is the session's own."""
+    impyla's cursor always asks for a statement in the background, then polls its state with sleeps of 10 ms, 50 ms
+    past 50 ms and longer past a second: a metadata statement of ~10 ms waited up to 50 ms past its end. The Thrift
+    server runs a statement within the request that is not asked to run in the background, so the answer comes when
+    it ends. Statements that move data (an ``INSERT ... SELECT``, a CTAS) still run in the background: the server
+    cancels a background statement when its session's connection drops (a killed process, a broken socket), where
+    it would finish one run within the request, so an INSERT whose client is gone could land after a retry had
+    loaded the file again. Errors of a waited statement come as ``HiveServer2Error`` rather than
+    ``OperationalError``, with the same text (``classify_impyla`` reads the text)."""
 
     def __init__(self, session: Any) -> None:
         self._session = session
+        self.wait = True
+        """Whether the next statement runs within the request (set per statement by ``execute_text``)."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._session, name)
 
     def execute(self, statement: str, configuration: dict[str, str] | None = None, run_async: bool = False) -> Any:
-        return self._session.execute(statement, configuration, run_async=False)
+        return self._session.execute(statement, configuration, run_async=not self.wait)
+
+
+_SELECT = re.compile(r"\bSELECT\b", re.IGNORECASE)
+
+
+def moves_data(keyword: str, text: str) -> bool:
+    """Whether a statement reads or writes rows in bulk: an INSERT or CREATE with a query in it. A VALUES insert of a
+    record whose text happens to hold the word counts too, which only costs it the background run's polling."""
+    return keyword in ("INSERT", "CREATE") and _SELECT.search(text) is not None
 
 
 def spark_literal(value: Any) -> exp.Expression:
@@ -115,7 +131,7 @@ class SparkSqlClient(SqlClient):
     _session: Any = None
     """The connection's one impyla cursor: impyla opens a server session per cursor, and a session holds the
     time zone, the TIME setting and the current database, so every statement of a connection goes through it.
-    Its statements run before the server answers (``WaitingSession``)."""
+    Statements that move no data run before the server answers (``WaitingSession``)."""
 
     def connect(self) -> Any:
         from impala.dbapi import connect
@@ -195,6 +211,7 @@ class SparkSqlClient(SqlClient):
             return None
         keyword = text.lstrip("( \n").split(None, 1)[0].upper() if text.strip() else ""
         with self.translating(text), self.cursor() as cursor:
+            cursor.session.wait = not moves_data(keyword, text)
             cursor.execute(text, tuple(params)) if params else cursor.execute(text)
             if keyword not in ROW_STATEMENTS or cursor.description is None:
                 return None

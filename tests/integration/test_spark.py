@@ -126,12 +126,14 @@ def test_a_session_opens_in_utc_with_time_on_and_the_dataset_current(sp):
         assert client.execute_sql("SELECT id FROM t") == [(1,)]
 
 
-def test_statements_run_before_the_server_answers(sp):
-    """Every statement goes to the server with ``runAsync`` false (``WaitingSession``): it has ended when the
-    ExecuteStatement call returns, so the cursor never sleeps between polls; results and errors come as before."""
+def test_statements_run_before_the_server_answers_unless_they_move_data(sp):
+    """A statement that moves no data goes to the server with ``runAsync`` false (``WaitingSession``): it has ended
+    when the ExecuteStatement call returns, so the cursor never sleeps between polls; results and errors come as
+    before. An INSERT ... SELECT or a CTAS runs in the background, which the server cancels if the client goes."""
     p = sp()
     asked: list[bool] = []
     with p.sql_client() as client:
+        client.create_dataset()
         with client.cursor() as cursor:
             session = cursor.session._session
             real_execute = session.execute
@@ -144,7 +146,11 @@ def test_statements_run_before_the_server_answers(sp):
         assert client.execute_sql("SELECT 1 + 1") == [(2,)]
         with pytest.raises(DestinationUndefinedRelation):
             client.execute_sql("SELECT * FROM lb_no_such_table")
-    assert asked == [False, False]
+        client.execute_sql("CREATE TABLE t USING parquet AS SELECT 1 AS id")
+        client.execute_sql("INSERT INTO t SELECT 2")
+        client.execute_sql("INSERT INTO t VALUES (3)")
+        assert client.execute_sql("SELECT id FROM t ORDER BY id") == [(1,), (2,), (3,)]
+    assert asked == [False, False, True, True, False, False]
 
 
 def _recording(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -194,12 +200,14 @@ def test_a_kept_connection_sees_what_another_changed_between_runs(sp):
     a dataset or a table another connection dropped in between is made again, and a table another connection made
     with a column the data lacks is used as it is."""
     p = sp()
-    with p:
+    with p:  # inside the block p.sql_client() is the kept connection: "another" is a client of its own
         run_ok(p, [{"id": 1}], table_name="t")
-        drop_datasets(p)  # another connection
+        with p.destination.sql_client(p.config) as other:
+            other.drop_dataset(p.dataset_name)
+            other.drop_dataset(p.config.staging_dataset_name)
         run_ok(p, [{"id": 2}], table_name="t")
         assert query(p, "SELECT id FROM t") == [(2,)]
-        with p.sql_client() as other:
+        with p.destination.sql_client(p.config) as other:
             other.execute_sql(f"DROP TABLE {p.dataset_name}.t")
             other.execute_sql(f"CREATE TABLE {p.dataset_name}.u (_lb_load_id STRING, _lb_id STRING, id BIGINT, "
                               "extra STRING) USING parquet")
