@@ -10,7 +10,8 @@
 #
 # Settings (environment): LOADBAY_SPARK_MODE (standalone | local), LOADBAY_SPARK_PORT (Thrift, 10000),
 # LOADBAY_SPARK_MASTER_PORT (7077), LOADBAY_SPARK_WAIT (seconds to wait for an answer, 240),
-# LOADBAY_SPARK_DIR (state folder), PYTHON (the interpreter with the `spark` extra: .venv/bin/python).
+# LOADBAY_SPARK_DIR (state folder), PYTHON (the interpreter with the `spark` extra: .venv/bin/python),
+# LOADBAY_SPARK_EXTRA_CONF (more spark-submit options for the Thrift server, e.g. "--conf spark.x=y").
 # SPARK_HOME is the installed pyspark package (`pip install -e '.[spark]'`); Java 17 must be on PATH.
 # Stopping the worker stops the executors it launched (their parent); nothing else is killed.
 set -euo pipefail
@@ -88,13 +89,16 @@ start() {
     die "LOADBAY_SPARK_MODE must be standalone or local, not $MODE"
   fi
   if [ -z "$(pid_of thrift)" ]; then
-    # few shuffle partitions: loadbay's merges and swaps shuffle small data, 200 tasks each would dominate
+    # few shuffle partitions: loadbay's merges and swaps shuffle small data, 200 tasks each would dominate;
+    # adaptive query execution off: it re-plans every shuffle stage, which costs more than it saves on statements
+    # this size (the conformance suite's merges: 6-14% of its time on a cold cluster, two trials each)
     launch thrift "$SPARK_HOME/bin/spark-submit" --master "$master" \
       --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 --name loadbay-thrift \
       --driver-memory 1g --executor-memory 1g \
       --conf spark.ui.enabled=false --conf spark.driver.host=$HOST --conf spark.driver.bindAddress=$HOST \
       --conf spark.sql.warehouse.dir="$STATE/warehouse" --conf spark.sql.shuffle.partitions=2 \
-      --conf spark.default.parallelism=2 --conf spark.sql.session.timeZone=UTC \
+      --conf spark.sql.adaptive.enabled=false \
+      --conf spark.default.parallelism=2 --conf spark.sql.session.timeZone=UTC ${LOADBAY_SPARK_EXTRA_CONF:-} \
       --hiveconf hive.server2.thrift.port="$PORT" --hiveconf hive.server2.thrift.bind.host=$HOST \
       --hiveconf hive.server2.transport.mode=binary
   fi
