@@ -79,7 +79,10 @@ def test_signal_while_normalizing_loads_nothing_and_says_to_send_the_data_again(
     _events(isolated_env / "events.jsonl")
     first = _load(isolated_env)  # the dataset exists: what the interrupted run left can be counted
     assert first.returncode == 0, first.stderr
-    done = _load(isolated_env, env={"LOADBAY_CRASH_AT": "normalize.batch", "LOADBAY_CRASH_SIGNAL": "SIGINT"})
+    # batches of 2,000 rows: the signal comes after the first of three (the file's JSON reader would otherwise hand
+    # all 6,000 rows over as one Arrow batch, and normalizing would be over when the signal is seen)
+    done = _load(isolated_env, env={"LOADBAY_CRASH_AT": "normalize.batch", "LOADBAY_CRASH_SIGNAL": "SIGINT",
+                                    "PIPELINE__BATCH_SIZE": "2000"})
     assert done.returncode == 130, done.stderr
     assert "none of it was loaded: send it again" in done.stderr
     assert _count(isolated_env) == ROWS
