@@ -101,10 +101,7 @@ class Pipeline:
     def __exit__(self, *exc_info: object) -> None:
         kept, self._kept_client = self._kept_client, None
         if kept is not None:
-            try:
-                kept.close()
-            except DestinationError as exc:  # what the runs committed stays committed
-                logger.warning("pipeline %r: closing the connection failed: %s", self.pipeline_name, exc)
+            self._close(kept)
 
     def __repr__(self) -> str:
         return f"<pipeline {self.pipeline_name} → {self.destination!r} dataset {self.requested_dataset_name}>"
@@ -299,6 +296,13 @@ class Pipeline:
             raise ConfigurationError(f"loader_file_format {file_format!r} needs pyarrow: pip install 'loadbay[parquet]'")
         return file_format
 
+    def _close(self, shared: SharedClient) -> None:
+        """Close a run's or a block's connection; a failure is only warned of: what was committed stays committed."""
+        try:
+            shared.close()
+        except DestinationError as exc:
+            logger.warning("pipeline %r: closing the connection failed: %s", self.pipeline_name, exc)
+
     def _shared_client(self) -> SharedClient:
         return SharedClient(self.destination, self.config, self._retry_policy(),
                             f"pipeline {self.pipeline_name!r}: connect")
@@ -315,10 +319,7 @@ class Pipeline:
         finally:
             shared, self._run_client = self._run_client, None
             if own:
-                try:
-                    shared.close()
-                except DestinationError as exc:  # what the run committed stays committed
-                    logger.warning("pipeline %r: closing the connection failed: %s", self.pipeline_name, exc)
+                self._close(shared)
 
     def _interrupted(self, signum: int, info: LoadInfo, normalized: bool) -> PipelineInterrupted:
         import signal

@@ -2,8 +2,8 @@
 
 Objects are recognized by the module and name of their type, so neither pandas nor polars is imported
 unless the data is theirs. Every batch has at most ``batch_size`` rows (65,536 unless set: see
-``sources.batch_sizes``) and plain columns (dictionary
-columns, such as pandas categoricals, are decoded to their values).
+``sources.batch_sizes``) and plain columns (dictionary columns, such as pandas categoricals, are decoded
+to their values).
 
 pandas: ``NaN``/``NaT``/``pd.NA`` become NULL, nullable dtypes keep their type, and the index is dropped
 unless every level of it is named (``df.set_index("id")`` keeps ``id`` as a column; a plain row-number
