@@ -138,23 +138,44 @@ class SparkSqlClient(SqlClient):
 
         return connect(**self.config.credentials.connect_args())  # type: ignore[attr-defined]
 
+    _renew_session: bool = False
+    """Set by ``forget_catalog`` on a connection with a session: the next statement runs in a new session. A Spark
+    session keeps the files of every table it has read (its relation cache) and does not see files another session
+    writes later: a kept connection's merge rebuilt a table without the rows another pipeline had appended between
+    its runs (seen here). Users of ``p.sql_client()`` between runs meet the same cache (``REFRESH TABLE``)."""
+
     @contextmanager
     def cursor(self) -> Iterator[Any]:
-        """The connection's session cursor (``_session``), opened on first use and kept until ``close``."""
+        """The connection's session cursor (``_session``), opened on first use and kept until ``close`` or, once
+        ``forget_catalog`` ran, until the next statement: that one runs in a new session, after its ``USE``."""
         connection = self.native_connection
-        if self._session is None:
-            session = connection.cursor(configuration=dict(SESSION_SETTINGS))
-            session.session = WaitingSession(session.session)
-            self._session = session
+        if self._session is not None and self._renew_session:
+            self._renew_session = False
+            self._end_session()
+            self._session = self._new_session(connection)
+            self.use_dataset()  # the new session's current database (this cursor() call finds the session set)
+        elif self._session is None:
+            self._session = self._new_session(connection)
         yield self._session
 
-    def close(self) -> None:
+    @staticmethod
+    def _new_session(connection: Any) -> Any:
+        session = connection.cursor(configuration=dict(SESSION_SETTINGS))
+        session.session = WaitingSession(session.session)
+        return session
+
+    def _end_session(self) -> None:
         session, self._session = self._session, None
         try:
             if session is not None and self._conn is not None:
                 session.close()
         except Exception:  # noqa: BLE001 - the session ends with its connection either way
             pass
+
+    def close(self) -> None:
+        self._renew_session = False
+        try:
+            self._end_session()
         finally:
             super().close()
 
@@ -235,8 +256,11 @@ class SparkSqlClient(SqlClient):
         self.create_dataset()
 
     def forget_catalog(self) -> None:
+        """The base's, and a new session for the next statement (``_renew_session``): nothing is sent here, since a
+        reconnect after a dead connection comes this way too."""
         super().forget_catalog()
         self._listed = None
+        self._renew_session = self._session is not None
 
     def table_names(self, dataset: str) -> set[str] | None:
         """The tables of ``dataset``; None when it does not exist. ``SHOW TABLES`` unless ``ensure_dataset`` just

@@ -27,15 +27,16 @@ from tests.integration.support import new_dataset
 
 @pytest.fixture
 def sp(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
-    """``sp(name)``: a spark pipeline on a fresh dataset, dropped (with its staging twin) afterwards."""
+    """``sp(name, dataset_name=None)``: a spark pipeline on a fresh dataset (or the one named), dropped (with its
+    staging twin) afterwards."""
     if "spark" not in active():
         pytest.skip("the spark setup is not part of this run: pass --lb-setup spark or set LOADBAY_TEST_SPARK")
     require_server("spark")
     made: list[loadbay.Pipeline] = []
 
-    def make(name: str = "spark_test") -> loadbay.Pipeline:
-        p = loadbay.pipeline(name, destination="spark", dataset_name=new_dataset(), credentials=SPARK_URL,
-                             pipelines_dir=tmp_path / "pipelines")
+    def make(name: str = "spark_test", dataset_name: str | None = None) -> loadbay.Pipeline:
+        p = loadbay.pipeline(name, destination="spark", dataset_name=dataset_name or new_dataset(),
+                             credentials=SPARK_URL, pipelines_dir=tmp_path / "pipelines")
         made.append(p)
         return p
 
@@ -215,6 +216,21 @@ def test_a_kept_connection_sees_what_another_changed_between_runs(sp):
         run_ok(p, [{"id": 4}], table_name="u")
     assert query(p, "SELECT id FROM t") == [(3,)]
     assert query(p, "SELECT id, extra FROM u") == [(4, None)]
+
+
+def test_a_kept_connection_reads_what_another_pipeline_loaded_between_its_runs(sp):
+    """A Spark session keeps the files of each table it read: a merge on a kept connection rebuilt the table from
+    the files it saw in its previous run, and the rows another pipeline appended in between were lost (seen here).
+    Each run on a kept connection starts a new session."""
+    p = sp("keeps")
+    other = sp("appends", dataset_name=p.dataset_name)
+    with p:
+        run_ok(p, [{"id": 1, "v": "a"}], table_name="t", write_disposition="merge", primary_key="id")
+        assert query(p, "SELECT id FROM t") == [(1,)]  # the kept session reads t (and the loads table)
+        run_ok(other, [{"id": 2, "v": "b"}], table_name="t", write_disposition="append")
+        run_ok(p, [{"id": 3, "v": "c"}, {"id": 1, "v": "a2"}], table_name="t", write_disposition="merge",
+               primary_key="id")
+        assert query(p, "SELECT id, v FROM t ORDER BY id") == [(1, "a2"), (2, "b"), (3, "c")]
 
 
 def test_a_dataset_made_by_another_connection_during_the_first_run_is_used(sp):
