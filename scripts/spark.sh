@@ -12,7 +12,8 @@
 # LOADBAY_SPARK_MASTER_PORT (7077), LOADBAY_SPARK_WAIT (seconds to wait for an answer, 240),
 # LOADBAY_SPARK_DIR (state folder), PYTHON (the interpreter with the `spark` extra: .venv/bin/python),
 # LOADBAY_SPARK_EXTRA_CONF (more spark-submit options for the Thrift server, e.g. "--conf spark.x=y").
-# SPARK_HOME is the installed pyspark package (`pip install -e '.[spark]'`); Java 17 must be on PATH.
+# SPARK_HOME is the installed pyspark package (`pip install -e '.[spark]'`); Java 17 must be on PATH, and javac
+# for the warehouse's file system (scripts/spark/NioLocalFileSystem.java; without javac, Hadoop's own, slower).
 # Stopping the worker stops the executors it launched (their parent); nothing else is killed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,10 @@ STATE="${LOADBAY_SPARK_DIR:-$PWD/.loadbay/spark}"
 PYTHON="${PYTHON:-$PWD/.venv/bin/python}"
 HOST=127.0.0.1
 PROCESSES=(master worker thrift)
+# C2 (the JIT's optimizing compiler) only for methods three times as hot as by default: a test cluster lives for
+# minutes, and on two cores the compiler's threads took the CPU the statements needed (the dispositions tests:
+# 325 -> 300 s, the C2 threads' CPU 135 -> 88 s)
+JIT_OPTIONS="-XX:Tier4InvocationThreshold=15000 -XX:Tier4MinInvocationThreshold=2000 -XX:Tier4CompileThreshold=45000 -XX:Tier4BackEdgeThreshold=120000"
 
 die() { echo "spark.sh: $*" >&2; exit 1; }
 
@@ -67,6 +72,21 @@ wait_for_port() {  # wait_for_port NAME PORT: until something listens on PORT, o
   done
 }
 
+local_fs_classes() {  # scripts/spark/NioLocalFileSystem.java compiled into $STATE/classes (again when newer); the
+  # folder, or nothing where javac is missing (then Hadoop's own local file system, which forks chmod per file)
+  local src=scripts/spark/NioLocalFileSystem.java classes="$STATE/classes"
+  local built="$classes/loadbay/spark/NioLocalFileSystem.class"
+  if [ ! -f "$built" ] || [ "$src" -nt "$built" ]; then
+    if ! command -v javac >/dev/null; then
+      echo "spark.sh: no javac (apt-get install openjdk-17-jdk-headless): the warehouse forks chmod for every file" >&2
+      return 0
+    fi
+    rm -rf "$classes" && mkdir -p "$classes"
+    javac -nowarn -cp "$SPARK_HOME/jars/*" -d "$classes" "$src" >&2 || die "javac failed on $src"
+  fi
+  echo "$classes"
+}
+
 start() {
   command -v java >/dev/null || die "java not found: install Java 17 (apt-get install openjdk-17-jre-headless)"
   mkdir -p "$STATE/warehouse" "$STATE/work"
@@ -89,18 +109,30 @@ start() {
     die "LOADBAY_SPARK_MODE must be standalone or local, not $MODE"
   fi
   if [ -z "$(pid_of thrift)" ]; then
+    local classes local_fs=()
+    classes="$(local_fs_classes)"
+    if [ -n "$classes" ]; then
+      local_fs=(--driver-class-path "$classes" --conf "spark.executor.extraClassPath=$classes"
+                --conf spark.hadoop.fs.file.impl=loadbay.spark.NioLocalFileSystem)
+    fi
     # few shuffle partitions: loadbay's merges and swaps shuffle small data, 200 tasks each would dominate;
     # adaptive query execution off: it re-plans every shuffle stage, which costs more than it saves on statements
-    # this size (the conformance suite's merges: 6-14% of its time on a cold cluster, two trials each)
+    # this size (the conformance suite's merges: 6-14% of its time on a cold cluster, two trials each);
+    # no _SUCCESS file per INSERT; a new table's folder does not copy its parent's owner and permissions (Hive
+    # forks `ls -ld` for them); four background threads, kept: HiveServer2 starts a new one for each statement
+    # until it has 100 (its core pool size), and each new thread builds its own metastore client and HiveConf
     launch thrift "$SPARK_HOME/bin/spark-submit" --master "$master" \
       --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 --name loadbay-thrift \
-      --driver-memory 1g --executor-memory 1g \
+      --driver-memory 1g --executor-memory 1g "${local_fs[@]}" \
+      --driver-java-options "$JIT_OPTIONS" --conf "spark.executor.extraJavaOptions=$JIT_OPTIONS" \
       --conf spark.ui.enabled=false --conf spark.driver.host=$HOST --conf spark.driver.bindAddress=$HOST \
       --conf spark.sql.warehouse.dir="$STATE/warehouse" --conf spark.sql.shuffle.partitions=2 \
       --conf spark.sql.adaptive.enabled=false \
+      --conf spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs=false \
       --conf spark.default.parallelism=2 --conf spark.sql.session.timeZone=UTC ${LOADBAY_SPARK_EXTRA_CONF:-} \
       --hiveconf hive.server2.thrift.port="$PORT" --hiveconf hive.server2.thrift.bind.host=$HOST \
-      --hiveconf hive.server2.transport.mode=binary
+      --hiveconf hive.server2.transport.mode=binary --hiveconf hive.warehouse.subdir.inherit.perms=false \
+      --hiveconf hive.server2.async.exec.threads=4 --hiveconf hive.server2.async.exec.keepalive.time=86400
   fi
   local deadline=$((SECONDS + WAIT))
   until answers; do
