@@ -186,9 +186,13 @@ SPARK_ERROR_CLASSES: dict[str, type[DestinationError]] = {
     "SCHEMA_NOT_FOUND": DestinationUndefinedRelation,         # 42704: the database (dataset) is missing
     "TABLE_OR_VIEW_ALREADY_EXISTS": DestinationTerminalError,
     "SCHEMA_ALREADY_EXISTS": DestinationTerminalError,
+    # KD001: a file the session listed for the table is gone (another session truncated or swapped it since);
+    # a new connection's session lists the files again. Other FAILED_READ_FILE errors (a corrupt file) are terminal
+    "FAILED_READ_FILE.FILE_NOT_EXIST": DestinationTransientError,
 }
-"""Spark error classes with their own meaning; looked up before the SQLSTATE (a class without an entry
-is classified by its SQLSTATE: analysis and parse errors are 42xxx, data errors 22xxx, both terminal)."""
+"""Spark error classes (or ``CLASS.SUBCLASS``, looked up first) with their own meaning; looked up before the SQLSTATE
+(a class without an entry is classified by its SQLSTATE: analysis and parse errors are 42xxx, data errors 22xxx,
+both terminal)."""
 
 SPARK_TRANSIENT = re.compile(r"Invalid SessionHandle|Invalid OperationHandle|Connection reset|Broken pipe")
 """The Thrift server's words for a session it no longer has (it restarted) or a connection that broke: a new
@@ -213,8 +217,10 @@ def classify_impyla(exc: BaseException) -> type[DestinationError] | None:
         return None
     text = str(exc)
     error_class = SPARK_ERROR_CLASS.search(text)
-    if error_class is not None and error_class.group(1) in SPARK_ERROR_CLASSES:
-        return SPARK_ERROR_CLASSES[error_class.group(1)]
+    if error_class is not None:
+        for name in (error_class.group(0)[1:-1], error_class.group(1)):  # CLASS.SUBCLASS, then CLASS
+            if name in SPARK_ERROR_CLASSES:
+                return SPARK_ERROR_CLASSES[name]
     state = SPARK_SQLSTATE.search(text)
     if state is not None:
         code = state.group(1)

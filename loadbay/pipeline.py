@@ -552,7 +552,8 @@ class Pipeline:
     def _clean_up(self, package: LoadPackage) -> None:
         try:
             schema = package.schema()
-            if self._kept_client is not None:
+            if self._kept_client is not None:  # what it knows is the last run's (on Spark, the table files too)
+                self._kept_client.forget_catalog()
                 self._kept_client.get().clean_up_package(schema, list(schema.tables), package.load_id)
             else:
                 with self.destination.client(self.config) as client:

@@ -11,7 +11,8 @@
 # Settings (environment): LOADBAY_SPARK_MODE (standalone | local), LOADBAY_SPARK_PORT (Thrift, 10000),
 # LOADBAY_SPARK_MASTER_PORT (7077), LOADBAY_SPARK_WAIT (seconds to wait for an answer, 240),
 # LOADBAY_SPARK_DIR (state folder), PYTHON (the interpreter with the `spark` extra: .venv/bin/python),
-# LOADBAY_SPARK_EXTRA_CONF (more spark-submit options for the Thrift server, e.g. "--conf spark.x=y").
+# LOADBAY_SPARK_EXTRA_CONF (more spark-submit options for the Thrift server, e.g. "--conf spark.x=y"; the JVM
+# options are JIT_OPTIONS below: a spark.{driver,executor}.extraJavaOptions given here replaces them).
 # SPARK_HOME is the installed pyspark package (`pip install -e '.[spark]'`); Java 17 must be on PATH, and javac
 # for the warehouse's file system (scripts/spark/NioLocalFileSystem.java; without javac, Hadoop's own, slower).
 # Stopping the worker stops the executors it launched (their parent); nothing else is killed.
@@ -72,17 +73,18 @@ wait_for_port() {  # wait_for_port NAME PORT: until something listens on PORT, o
   done
 }
 
-local_fs_classes() {  # scripts/spark/NioLocalFileSystem.java compiled into $STATE/classes (again when newer); the
-  # folder, or nothing where javac is missing (then Hadoop's own local file system, which forks chmod per file)
-  local src=scripts/spark/NioLocalFileSystem.java classes="$STATE/classes"
-  local built="$classes/loadbay/spark/NioLocalFileSystem.class"
-  if [ ! -f "$built" ] || [ "$src" -nt "$built" ]; then
+local_fs_classes() {  # scripts/spark/NioLocalFileSystem.java compiled into $STATE/classes, again when the source or
+  # Spark's jars changed; the folder, or nothing where javac is missing (then Hadoop's own, which forks chmod per file)
+  local src=scripts/spark/NioLocalFileSystem.java classes="$STATE/classes" stamp
+  stamp="$(cksum <"$src") $(ls "$SPARK_HOME/jars" | cksum)"
+  if [ "$(cat "$classes/stamp" 2>/dev/null)" != "$stamp" ]; then
     if ! command -v javac >/dev/null; then
       echo "spark.sh: no javac (apt-get install openjdk-17-jdk-headless): the warehouse forks chmod for every file" >&2
       return 0
     fi
     rm -rf "$classes" && mkdir -p "$classes"
-    javac -nowarn -cp "$SPARK_HOME/jars/*" -d "$classes" "$src" >&2 || die "javac failed on $src"
+    javac -nowarn --release 17 -cp "$SPARK_HOME/jars/*" -d "$classes" "$src" >&2 || die "javac failed on $src"
+    echo "$stamp" >"$classes/stamp"
   fi
   echo "$classes"
 }
@@ -123,7 +125,7 @@ start() {
     # until it has 100 (its core pool size), and each new thread builds its own metastore client and HiveConf
     launch thrift "$SPARK_HOME/bin/spark-submit" --master "$master" \
       --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 --name loadbay-thrift \
-      --driver-memory 1g --executor-memory 1g "${local_fs[@]}" \
+      --driver-memory 1g --executor-memory 1g ${local_fs[@]+"${local_fs[@]}"} \
       --driver-java-options "$JIT_OPTIONS" --conf "spark.executor.extraJavaOptions=$JIT_OPTIONS" \
       --conf spark.ui.enabled=false --conf spark.driver.host=$HOST --conf spark.driver.bindAddress=$HOST \
       --conf spark.sql.warehouse.dir="$STATE/warehouse" --conf spark.sql.shuffle.partitions=2 \

@@ -192,11 +192,14 @@ class SparkJobClient(SqlJobClient):
         """Empty ``_lb_jobs`` (TRUNCATE) once package ``load_id`` is recorded, when it holds records of that
         package only: they are what a DELETE would have removed with the record. Records of another package
         in flight (a pipeline loading the same dataset) are left, tombstones and all: a record that pipeline
-        writes between the look and the TRUNCATE is lost, and a crash of it then loads that file again."""
+        writes between the look and the TRUNCATE is lost, and a crash of it then loads that file again. The look
+        lists the table's files anew (``REFRESH TABLE``): this session's list is as of its own last record, and
+        another pipeline's records written since would not be seen."""
         table = self.sql_client.qualified(JOBS_TABLE)
         others = exp.select(exp.Literal.number(1)).from_(table.copy()).where(
             exp.NEQ(this=exp.column("load_id", quoted=True), expression=exp.Placeholder())).limit(1)
         try:
+            self.sql_client.execute_sql(sql.raw("REFRESH TABLE ", table.copy()))
             if not self.sql_client.execute_sql(others, load_id):
                 self.sql_client.execute_sql(exp.TruncateTable(expressions=[table]))
         except DestinationUndefinedRelation:  # a dry run of a new dataset: no _lb_jobs to look at

@@ -138,6 +138,8 @@ class SparkSqlClient(SqlClient):
 
         return connect(**self.config.credentials.connect_args())  # type: ignore[attr-defined]
 
+    _needs_use: bool = False
+    """A renewed session that has not run its ``USE`` yet (``_renew_session``)."""
     _renew_session: bool = False
     """Set by ``forget_catalog`` on a connection with a session: the next statement runs in a new session. A Spark
     session keeps the files of every table it has read (its relation cache) and does not see files another session
@@ -152,10 +154,15 @@ class SparkSqlClient(SqlClient):
         if self._session is not None and self._renew_session:
             self._renew_session = False
             self._end_session()
+        if self._session is None:
             self._session = self._new_session(connection)
-            self.use_dataset()  # the new session's current database (this cursor() call finds the session set)
-        elif self._session is None:
-            self._session = self._new_session(connection)
+        if self._needs_use:  # the new session's current database; this call's own cursor() finds the session set
+            self._needs_use = False
+            try:
+                self.use_dataset()
+            except BaseException:
+                self._needs_use = True  # asked again by the next statement, or by a reconnect's new session
+                raise
         yield self._session
 
     @staticmethod
@@ -173,7 +180,7 @@ class SparkSqlClient(SqlClient):
             pass
 
     def close(self) -> None:
-        self._renew_session = False
+        self._renew_session = self._needs_use = False  # a new connection runs its USE in after_connect
         try:
             self._end_session()
         finally:
@@ -260,7 +267,7 @@ class SparkSqlClient(SqlClient):
         reconnect after a dead connection comes this way too."""
         super().forget_catalog()
         self._listed = None
-        self._renew_session = self._session is not None
+        self._renew_session = self._needs_use = self._session is not None
 
     def table_names(self, dataset: str) -> set[str] | None:
         """The tables of ``dataset``; None when it does not exist. ``SHOW TABLES`` unless ``ensure_dataset`` just

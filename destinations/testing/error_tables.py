@@ -357,6 +357,9 @@ SPARK = ErrorTable("CREATE TABLE {table} (a BIGINT NOT NULL, u INT, v INT, s VAR
               "DELETE FROM {table} WHERE a = 1"),
     RealError("table_exists", "terminal", r"\[TABLE_OR_VIEW_ALREADY_EXISTS\]", "CREATE TABLE {table} (a INT) USING parquet"),
     RealError("schema_exists", "terminal", r"\[SCHEMA_ALREADY_EXISTS\]", "CREATE SCHEMA {dataset}"),
+    RealError("file_listed_then_removed", "transient", r"\[FAILED_READ_FILE\.FILE_NOT_EXIST\]", "SELECT * FROM {table}",
+              before=("SELECT * FROM {table}",), reconnect=True,  # the session's list of the table's files is stale
+              other=("TRUNCATE TABLE {table}", "INSERT INTO {table} (a, u, v) VALUES (1, 1, 0), (2, 2, 0)")),
     RealError("transport_closed", "transient", "Invalid (Session|Operation)Handle", "SELECT 1", provoke=_spark_transport_closed,
               reconnect=True),
     RealError("connection_refused", "transient", "Could not connect", provoke=_spark_refused),

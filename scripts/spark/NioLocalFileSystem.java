@@ -25,6 +25,10 @@ public class NioLocalFileSystem extends LocalFileSystem {
   public static class Raw extends RawLocalFileSystem {
     @Override
     public void setPermission(Path path, FsPermission permission) throws IOException {
+      if (permission.getStickyBit()) {  // java.nio has no sticky bit: Hadoop's own chmod
+        super.setPermission(path, permission);
+        return;
+      }
       String rwx = permission.getUserAction().SYMBOL + permission.getGroupAction().SYMBOL
           + permission.getOtherAction().SYMBOL;
       Files.setPosixFilePermissions(pathToFile(path).toPath(), PosixFilePermissions.fromString(rwx));
