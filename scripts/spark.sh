@@ -90,7 +90,7 @@ local_fs_classes() {  # scripts/spark/NioLocalFileSystem.java compiled into $STA
 }
 
 start() {
-  command -v java >/dev/null || die "java not found: install Java 17 (apt-get install openjdk-17-jre-headless)"
+  command -v java >/dev/null || die "java not found: install Java 17 (apt-get install openjdk-17-jdk-headless)"
   mkdir -p "$STATE/warehouse" "$STATE/work"
   export SPARK_HOME; SPARK_HOME="$(spark_home)"
   export SPARK_LOCAL_IP=$HOST SPARK_LOG_DIR="$STATE" SPARK_WORKER_DIR="$STATE/work" SPARK_NO_DAEMONIZE=1
