@@ -538,6 +538,8 @@ class Pipeline:
         append files that did load, while normalizing or in a job that completed, stay in the destination).
         Their staging tables are dropped where the destination can be reached, their staged files removed."""
         dropped = []
+        if self._kept_client is not None:  # what it knows is the last run's (on Spark, the table files too)
+            self._kept_client.forget_catalog()
         with self.storage.lock(f"pipeline {self.pipeline_name!r}"):
             for package in self.storage.pending():
                 self._clean_up(package)
@@ -552,8 +554,7 @@ class Pipeline:
     def _clean_up(self, package: LoadPackage) -> None:
         try:
             schema = package.schema()
-            if self._kept_client is not None:  # what it knows is the last run's (on Spark, the table files too)
-                self._kept_client.forget_catalog()
+            if self._kept_client is not None:
                 self._kept_client.get().clean_up_package(schema, list(schema.tables), package.load_id)
             else:
                 with self.destination.client(self.config) as client:
