@@ -11,6 +11,11 @@ crash test), ``crash_point`` is one dictionary lookup. The points, in the order 
 - ``job.committed``: a job's transaction (rows and done-record) committed, its file not yet moved
 - ``package.merged``: the merge/replace SQL ran, the ``_lb_loads`` marker not yet written
 - ``package.committed``: the package's final transaction committed, its folder not yet removed
+
+Points of one destination's own code (``DESTINATION_POINTS``), where its load is not one transaction:
+
+- ``spark.built``: a merge's or replace's new tables are all built (``<t>__<load id>__new``), none swapped
+- ``spark.swapping``: a table renamed to ``<t>__<load id>__old``, its new one not yet renamed into place
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ ENV = "LOADBAY_CRASH_AT"
 SIGNAL_ENV = "LOADBAY_CRASH_SIGNAL"
 POINTS = ("normalize.batch", "normalize.committed", "job.loaded", "job.committed", "package.merged",
           "package.committed")
+DESTINATION_POINTS = ("spark.built", "spark.swapping")
 
 _counts: dict[str, int] = {}
 _lock = threading.Lock()
@@ -33,8 +39,8 @@ def _target() -> tuple[str, int] | None:
     if not spec:
         return None
     name, _, nth = spec.partition(":")
-    if name not in POINTS:
-        raise ValueError(f"{ENV}={spec!r}: unknown crash point; known: {POINTS}")
+    if name not in POINTS + DESTINATION_POINTS:
+        raise ValueError(f"{ENV}={spec!r}: unknown crash point; known: {POINTS + DESTINATION_POINTS}")
     return name, int(nth or 1)
 
 
