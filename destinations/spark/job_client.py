@@ -5,21 +5,25 @@ since Spark cannot delete rows from a parquet table."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from sqlglot import exp
 
 from loadbay.common.destination import LoadJob
-from loadbay.common.exceptions import DestinationUndefinedRelation
+from loadbay.common.exceptions import DestinationTerminalError, DestinationUndefinedRelation
 from loadbay.common.schema.types import Column, Schema, Table
 from loadbay.destinations import statements as sql
 from loadbay.destinations.job_client import JOBS_TABLE, LOADS_TABLE, STATE_TABLE, SqlJobClient
+from loadbay.destinations.job_errors import where
 from loadbay.destinations.spark.jobs import ParquetInsertJob
 from loadbay.destinations.spark.sql_client import JSON_COMMENT
 from loadbay.destinations.spark.swap import SwapPlan
 from loadbay.destinations.type_mapping import DType, TypeMapper
 from loadbay.faults import crash_point
+
+logger = logging.getLogger(__name__)
 
 FORGOTTEN = ""
 """The ``job_id`` of a tombstone in ``_lb_jobs``: the records of its load id and table (``*``: every table)
@@ -71,18 +75,57 @@ class SparkJobClient(SqlJobClient):
     _records: tuple[str, list[tuple[str, str]]] | None = None
     """(load id, its live done-records) as ``_forget_jobs`` left them, for the ``loaded_jobs`` that follows it in
     ``prepare_load``: one read of ``_lb_jobs``, not two. Used once; a job's record or a reconnect drops it."""
+    _tried: set[tuple[str, str]]
+    """(load id, job id) of the jobs this client has run: a second attempt checks what the first committed."""
     _swept: str | None = None
     """The package whose swapped-out tables ``complete_load`` just dropped, so its ``clean_up_package`` need not
     look for them again (used once)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tried = set()
 
     def forget_catalog(self) -> None:
         super().forget_catalog()
         self._records = self._swept = None
 
     def load_with_done_record(self, job: LoadJob, load_id: str) -> None:
-        """The base's, after which the done-records ``_forget_jobs`` saw are no longer all there are."""
-        self._records = None
+        """The base's: the file's INSERT, then its done-record, two statements here. A job tried before (by a killed
+        run, or by this one before its connection was lost) whose rows are in its table already committed its INSERT
+        without the record: it gets the record only, where loading the file again would double its rows (a table
+        loaded straight, not a staging table: those are emptied before a package's files load again)."""
+        self._records = None  # the done-records ``_forget_jobs`` saw are no longer all there are
+        key = (load_id, job.job_file.job_id)
+        tried = job.job_file.retry_count > 0 or key in self._tried
+        self._tried.add(key)
+        if tried and not self.uses_staging(job.table) and self._rows_loaded(job):
+            logger.info("%s: its rows are in the table, loaded by an earlier attempt that wrote no done-record; "
+                        "the record only", where(job))
+            statement, params = self.done_record(job, load_id)
+            self.sql_client.execute_sql(statement, *params)
+            return
         super().load_with_done_record(job, load_id)
+
+    def _rows_loaded(self, job: LoadJob) -> bool:
+        """Whether the first and the last row of the job's file are in its table, by ``_lb_id`` (unique: a random
+        prefix per normalizer, then a count). One of the two only is a file loaded in part, which Spark's commit
+        of one INSERT does not leave: an error, for a user to look at, rather than a guess."""
+        import pyarrow.parquet as pq
+
+        if "_lb_id" not in pq.read_schema(job.job_file.path).names:
+            return False
+        ids = pq.read_table(job.job_file.path, columns=["_lb_id"]).column("_lb_id")
+        if len(ids) == 0:
+            return False
+        ends = sorted({ids[0].as_py(), ids[-1].as_py()})
+        query = exp.select(exp.Count(this=exp.Star())).from_(job.target.copy()).where(
+            exp.column("_lb_id", quoted=True).isin(*[exp.Placeholder() for _ in ends]))
+        found = (self.sql_client.execute_sql(query, *ends) or [(0,)])[0][0]
+        if found and found != len(ends):
+            raise DestinationTerminalError(
+                f"{where(job)}: {found} of its first and last rows are in the table after an interrupted load: "
+                f"the file is in the table in part (rows with _lb_id {ends})")
+        return bool(found)
 
     def column_sql(self, column: Column, for_alter: bool = False) -> exp.ColumnDef:
         """The base's, and a json column's ``COMMENT 'loadbay:json'`` (``JSON_COMMENT``): its type is STRING."""

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import loadbay
-from loadbay.common.exceptions import DestinationUndefinedRelation
+from loadbay.common.exceptions import DestinationTransientError, DestinationUndefinedRelation
+from loadbay.destinations import job_client
 from loadbay.destinations.spark import swap
 from loadbay.destinations.testing.conformance.helpers import drop_datasets, query, run_ok
 from loadbay.destinations.testing.setups import SPARK_URL, active, require_server
@@ -27,16 +29,16 @@ from tests.integration.support import new_dataset
 
 @pytest.fixture
 def sp(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
-    """``sp(name, dataset_name=None)``: a spark pipeline on a fresh dataset (or the one named), dropped (with its
+    """``sp(name, dataset_name=None, **settings)``: a spark pipeline on a fresh dataset (or the one named), dropped (with its
     staging twin) afterwards."""
     if "spark" not in active():
         pytest.skip("the spark setup is not part of this run: pass --lb-setup spark or set LOADBAY_TEST_SPARK")
     require_server("spark")
     made: list[loadbay.Pipeline] = []
 
-    def make(name: str = "spark_test", dataset_name: str | None = None) -> loadbay.Pipeline:
+    def make(name: str = "spark_test", dataset_name: str | None = None, **settings: Any) -> loadbay.Pipeline:
         p = loadbay.pipeline(name, destination="spark", dataset_name=dataset_name or new_dataset(),
-                             credentials=SPARK_URL, pipelines_dir=tmp_path / "pipelines")
+                             credentials=SPARK_URL, pipelines_dir=tmp_path / "pipelines", **settings)
         made.append(p)
         return p
 
@@ -75,6 +77,40 @@ def test_a_merge_interrupted_mid_swap_resumes_without_rebuilding(sp, monkeypatch
     with p.sql_client() as client:
         assert not {n for n in client.table_names(p.dataset_name) or set() if n.endswith(("__old", "__new"))}
     assert query(p, "SELECT count(*) FROM _lb_loads") == [(2,)]
+
+
+@pytest.mark.parametrize("stop", ["killed", "connection lost"])
+def test_an_append_stopped_between_a_files_insert_and_its_record_does_not_load_it_twice(sp, monkeypatch, caplog, stop):
+    """Spark commits a file's INSERT before its done-record is written (no transactions). Stopped between the two,
+    the next attempt finds the file's rows in the table and writes the record only: by the resume of a killed run
+    (the job tried before: its file's retry count), or by the same run's retry after a lost connection."""
+    p = sp(file_max_items=4)
+    rows = [{"id": i, "tags": [f"{i}a", f"{i}b"]} for i in range(10)]  # 3 files of t, 5 of t__tags
+    calls: list[str] = []
+
+    def crash_at(name: str) -> None:
+        if name == "job.loaded":
+            calls.append(name)
+            if len(calls) == 2:  # the second file's INSERT committed, its record not written
+                raise Crash(name) if stop == "killed" else DestinationTransientError("connection lost (test)")
+
+    monkeypatch.setattr(job_client, "crash_point", crash_at)
+    caplog.set_level("INFO", logger="loadbay")
+    if stop == "killed":
+        with pytest.raises(Exception) as raised:
+            p.run(rows, table_name="t")
+        assert any(isinstance(e, Crash) for e in _chain(raised.value))
+        loaded = query(p, "SELECT count(*) FROM t")[0][0] + query(p, "SELECT count(*) FROM t__tags")[0][0]
+        assert loaded == 8  # two files of 4 rows in: the first, and the one whose record is missing
+        monkeypatch.undo()
+        run_ok(p)  # resumes the package
+    else:
+        run_ok(p, rows, table_name="t")  # the Loader's retry, on a new connection
+    assert query(p, "SELECT count(*), count(DISTINCT id), sum(id) FROM t") == [(10, 10, 45)]
+    assert query(p, "SELECT count(*), count(DISTINCT value) FROM t__tags") == [(20, 20)]
+    records_only = [r.getMessage() for r in caplog.records if "the record only" in r.getMessage()]
+    assert len(records_only) == 1, records_only
+    assert query(p, "SELECT count(*) FROM _lb_loads") == [(1,)]
 
 
 def test_done_records_are_forgotten_by_tombstones(sp):
