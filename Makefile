@@ -37,10 +37,13 @@ test-spark: $(STAMP)
 CRASH_KILLS ?= 20
 CRASH_DOUBLE_KILLS ?= 5
 CRASH_TRIALS ?= 10
+# CRASH_ARGS: more pytest arguments, e.g. "--lb-setup spark" for the Spark cluster alone (LOADBAY_TEST_SPARK set,
+# scripts/spark.sh start)
+CRASH_ARGS ?=
 crash: $(STAMP)
 	LOADBAY_CRASH_KILLS=$(CRASH_KILLS) LOADBAY_CRASH_DOUBLE_KILLS=$(CRASH_DOUBLE_KILLS) \
 		LOADBAY_CONCURRENT_TRIALS=$(CRASH_TRIALS) LOADBAY_CRASH_POINTS=all \
-		LOADBAY_CRASH_REPORT=.loadbay/crash-report.json $(BIN)/python -m pytest -q tests/crash
+		LOADBAY_CRASH_REPORT=.loadbay/crash-report.json $(BIN)/python -m pytest -q tests/crash $(CRASH_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev,parquet,bench]"  # dlt 1.31 for the comparison figures only

@@ -17,7 +17,8 @@ variables):
 - ``LOADBAY_CRASH_DOUBLE_KILLS`` random kills whose first resume run is killed too (default 0;
   ``LOADBAY_CRASH_DOUBLE_SEED`` replays);
 - ``LOADBAY_CRASH_POINTS``: comma-separated points (``job.committed:3``), ``all`` (every point,
-  and some reached again later in the run), ``none``; default: each point once;
+  and some reached again later in the run), ``none``; default: each point once, the destination's own
+  among them (``Target.own_points``: Spark's swap);
 - ``LOADBAY_CONCURRENT_TRIALS`` trials per concurrency scenario (default 2);
 - ``LOADBAY_CRASH_ROWS`` / ``LOADBAY_CRASH_FILE_MAX_ITEMS`` data size and files (default 10,000
   base root rows, 400 rows a file: 10 to 60 files a table and batch), ``LOADBAY_CONCURRENT_ROWS`` /
@@ -31,7 +32,8 @@ variables):
   other tests.
 
 Which scenarios run: every destination and disposition the selected tests name (``-k`` narrows
-them), except that beside other tests (``make test``) the ``mysql`` destination runs one
+them; the destinations are those whose setup the session runs, ``--lb-setup spark`` for the Spark cluster:
+``targets.session_destinations``), except that beside other tests (``make test``) the ``mysql`` destination runs one
 disposition, ``merge`` (``BESIDE_SUITE``); its append and replace scenarios are deselected (pytest
 counts them, and the summary names them). A crash scenario costs 20 to 45 s (mysql merge ~65 s),
 a concurrency one 5 to 15 s, and the pool runs one at a time beside other tests: all six mysql
@@ -83,12 +85,14 @@ def selected_dispositions(destination: str, *, alone: bool) -> tuple[str, ...] |
     return None if alone else BESIDE_SUITE.get(destination)
 
 
-def crash_points() -> list[str]:
+def crash_points(own: tuple[str, ...] = ()) -> list[str]:
+    """The points to kill at: ``LOADBAY_CRASH_POINTS`` when it lists them, else the shared ones and the
+    destination's ``own`` (``Target.own_points``)."""
     spec = os.environ.get("LOADBAY_CRASH_POINTS", "").strip()
     if not spec:
-        return list(POINTS)
+        return list(POINTS + own)
     if spec == "all":
-        return list(POINTS + LATER_POINTS)
+        return list(POINTS + LATER_POINTS + own)
     if spec == "none":
         return []
     return [p.strip() for p in spec.split(",") if p.strip()]
@@ -152,7 +156,7 @@ class Scheduler:
         target = TARGETS[destination]
         folder = self.root / f"{kind}-{destination}-{disposition}"
         if kind == "crash":
-            results = run_scenario(target, disposition, folder, points=crash_points(),
+            results = run_scenario(target, disposition, folder, points=crash_points(target.own_points(disposition)),
                                    random_seeds=Seeds(KILLS, replay_seeds("random")),
                                    double_seeds=Seeds(DOUBLE_KILLS, replay_seeds("double")))
         else:
@@ -175,12 +179,16 @@ class Scheduler:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _declared_skip(item: pytest.Item) -> bool:
+    return item.get_closest_marker("skip") is not None
+
+
 def _key(item: pytest.Item) -> Key | None:
     """The scenario a collected test waits for; None for any other test."""
     kind = next((KINDS[f] for f in getattr(item, "fixturenames", ()) if f in KINDS), None)
     callspec = getattr(item, "callspec", None)
-    if kind is None or callspec is None:
-        return None
+    if kind is None or callspec is None or _declared_skip(item):
+        return None  # a scenario declared out of reach (test_concurrent.py: spark) is not run
     return kind, callspec.params["destination"], callspec.params["disposition"]
 
 
@@ -197,7 +205,7 @@ def _start(session: pytest.Session) -> Scheduler:
             if key is not None and key not in keys:
                 keys.append(key)
         parallel = os.environ.get(PARALLEL_ENV)
-        alone = all(_key(item) is not None for item in session.items)
+        alone = all(_key(item) is not None or _declared_skip(item) for item in session.items)
         # the session's own basetemp (what the tmp_path_factory fixture returns), so kept folders of
         # failed cases sit beside every other test's
         factory: pytest.TempPathFactory = session.config._tmp_path_factory  # type: ignore[attr-defined]
@@ -216,7 +224,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """Scenarios not selected for this session deselected (``selected_dispositions``); crash and
     concurrency tests last (their order kept): they only wait for the pool, which runs from the
     start, so every other test runs in the meantime instead of after it."""
-    alone = all(_key(item) is not None for item in items)
+    alone = all(_key(item) is not None or _declared_skip(item) for item in items)
     kept, dropped = [], []
     for item in items:
         key = _key(item)

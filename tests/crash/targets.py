@@ -1,7 +1,7 @@
 """The destinations the crash harness runs against, each read back with its own driver.
 
 The harness checks what loadbay wrote with the database's plain driver (duckdb, psycopg2,
-sqlite3, pymysql), not with loadbay's SQL client: a checker sharing code with what it checks could
+sqlite3, pymysql, impyla), not with loadbay's SQL client: a checker sharing code with what it checks could
 share its bugs. Every connection is closed before the next worker starts (a DuckDB file
 takes one writing process at a time).
 
@@ -9,7 +9,8 @@ Each destination is a ``Target`` subclass; what differs between their SQL dialec
 each (``quote`` for identifiers, ``tables_sql``, ``is_missing`` for "no such table" errors,
 ``drop_datasets``), so the checks build their SQL through the target and hold no dialect branches.
 ``mysql`` is the native mysql destination on the MariaDB server of ``MYSQL_URL`` (user root,
-database ``test``): there a dataset is a database of its own, and ``<dataset>_staging`` another.
+database ``test``): there a dataset is a database of its own, and ``<dataset>_staging`` another; so it is on
+``spark``, the Thrift server of ``SPARK_URL``, read through impyla.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from loadbay.common.destination import STAGING_SUFFIX
-from loadbay.destinations.testing.setups import MYSQL_URL, POSTGRES_URL, SETUPS
+from loadbay.destinations.testing.setups import MYSQL_URL, POSTGRES_URL, SETUPS, SPARK_URL, active
 
 
 class TableMissing(Exception):
@@ -48,6 +49,11 @@ class Target:
 
     def credentials(self, workdir: Path) -> str:
         raise NotImplementedError
+
+    def own_points(self, disposition: str) -> tuple[str, ...]:
+        """Crash points of this destination's own code that a load in ``disposition`` passes, run beside the
+        shared ones (``harness.POINTS``)."""
+        return ()
 
     # -- the dialect -------------------------------------------------------------------------------
     def quote(self, identifier: str) -> str:
@@ -219,7 +225,65 @@ class MysqlTarget(Target):
                 cur.execute(f"DROP DATABASE IF EXISTS {self.quote(name)}")
 
 
+class SparkTarget(Target):
+    """The Spark Thrift server of ``SPARK_URL``, read through impyla (the driver, not loadbay's client); a dataset is
+    a Spark database. Each read opens a new connection, so a new session: it lists every table's files anew (a
+    session keeps the file lists of the tables it has read)."""
+
+    def credentials(self, workdir: Path) -> str:
+        return SPARK_URL
+
+    def own_points(self, disposition: str) -> tuple[str, ...]:
+        """Merge and replace build new tables, then rename them over the targets (``destinations/spark/swap.py``):
+        killed once every table is built, after the first table's swap, and after the second's (the child table:
+        the whole group swapped, its load record not yet written)."""
+        return ("spark.built", "spark.swapping", "spark.swapping:2") if disposition != "append" else ()
+
+    def quote(self, identifier: str) -> str:
+        return "`" + identifier.replace("`", "``") + "`"
+
+    def tables_sql(self, dataset: str) -> str:
+        return f"SHOW TABLES IN {self.quote(dataset)}"
+
+    def tables(self, credentials: str, dataset: str) -> set[str]:
+        """``SHOW TABLES`` answers (database, table, is temporary)."""
+        try:
+            rows = self.query(credentials, dataset, self.tables_sql(dataset))
+        except TableMissing:
+            return set()
+        return {r[1] for r in rows}
+
+    def is_missing(self, exc: Exception) -> bool:
+        return any(code in str(exc) for code in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"))
+
+    @contextmanager
+    def _connect(self, credentials: str, dataset: str) -> Iterator[Any]:
+        from impala.dbapi import connect
+
+        url = urlsplit(credentials)
+        conn = connect(host=url.hostname, port=url.port or 10000, user=unquote(url.username or "loadbay"),
+                       password=unquote(url.password or "x"), auth_mechanism="PLAIN", timeout=120)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def drop_datasets(self, credentials: str, dataset: str) -> None:
+        with self._connect(credentials, dataset) as conn:
+            cur = conn.cursor()
+            for name in (dataset, dataset + STAGING_SUFFIX):
+                cur.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} CASCADE")
+
+
 TARGETS: dict[str, Target] = {target.name: target for target in (
-    DuckdbTarget("duckdb"), PostgresTarget("postgres"), SqliteTarget("sqlite"), MysqlTarget("mysql"))}
-DESTINATIONS = tuple(TARGETS)
-"""The names the scenarios are parametrized with (a setup's name in ``SETUPS``, and the worker's ``--destination``)."""
+    DuckdbTarget("duckdb"), PostgresTarget("postgres"), SqliteTarget("sqlite"), MysqlTarget("mysql"),
+    SparkTarget("spark"))}
+
+
+def session_destinations(names: tuple[str, ...] = tuple(TARGETS)) -> tuple[str, ...]:
+    """Those of ``names`` (a setup's name in ``SETUPS``, and the worker's ``--destination``) whose setup this session
+    runs, as the conformance suite does: every built-in one but ``spark`` by default (``spark`` where
+    ``LOADBAY_TEST_SPARK`` names a cluster), those of ``--lb-setup`` when given (``.ci/spark``: spark alone). Called
+    by the test modules, which are imported after the plugin has read the options."""
+    chosen = active()
+    return tuple(name for name in names if name in chosen)

@@ -1,7 +1,8 @@
 """A load killed (SIGKILL) at any moment, then resumed, leaves every batch in the destination
 exactly once: no row lost, none doubled, no stale version, children linked to their root.
 
-Per destination and write disposition: one kill at each named crash point, and
+Per destination and write disposition: one kill at each named crash point (the destination's own
+too: Spark's swap of rebuilt tables), and
 ``LOADBAY_CRASH_KILLS`` kills at random moments (each prints its seed; ``LOADBAY_CRASH_SEED``
 replays it). See tests/crash/harness.py for the cases and conftest.py for the settings (beside
 other tests, mysql runs merge only).
@@ -12,11 +13,11 @@ from __future__ import annotations
 import pytest
 
 from tests.crash.harness import CaseResult
-from tests.crash.targets import DESTINATIONS, TARGETS
+from tests.crash.targets import TARGETS, session_destinations
 
 DISPOSITIONS = ("append", "merge", "replace")
 SCENARIOS = [pytest.param(d, w, id=f"{d}-{w}", marks=[pytest.mark.server] if TARGETS[d].needs_server else [])
-             for d in DESTINATIONS for w in DISPOSITIONS]
+             for d in session_destinations() for w in DISPOSITIONS]
 
 
 @pytest.mark.parametrize(("destination", "disposition"), SCENARIOS)

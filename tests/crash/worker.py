@@ -26,7 +26,7 @@ from tests.crash.data import ROOT, Batches
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.crash.worker", description=__doc__)
-    parser.add_argument("--destination", required=True, choices=("duckdb", "mysql", "postgres", "sqlite"))
+    parser.add_argument("--destination", required=True, choices=("duckdb", "mysql", "postgres", "sqlite", "spark"))
     parser.add_argument("--credentials", required=True)
     parser.add_argument("--pipeline", required=True)
     parser.add_argument("--pipelines-dir", required=True)
