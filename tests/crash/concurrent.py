@@ -21,7 +21,7 @@ from typing import Any
 from tests.crash import process
 from tests.crash.data import Batches, Expected
 from tests.crash.harness import CaseResult
-from tests.crash.targets import STAGING_SUFFIX, Target
+from tests.crash.targets import Target
 from tests.crash.verify import Snapshot, check_contents, read
 
 OFFSET = 10_000_000
@@ -101,7 +101,7 @@ def _round(target: Target, credentials: str, dataset: str, workdir: Path, names:
                 for p in (folder / sub).iterdir()]
         if left:
             leftover.append(f"leftover in the pipeline folder: {left}")
-    staging = target.tables(credentials, dataset + STAGING_SUFFIX)
+    staging = target.leftover_tables(credentials, dataset)
     if staging:
         leftover.append(f"leftover staging tables: {sorted(staging)}")
     return wrong, leftover

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tests.crash import process
 from tests.crash.data import Batches, Expected
-from tests.crash.targets import STAGING_SUFFIX, Target
+from tests.crash.targets import Target
 from tests.crash.verify import check_contents, read
 
 POINTS = ("normalize.batch", "normalize.committed", "job.loaded", "job.committed", "package.merged",
@@ -199,7 +199,7 @@ class Segment:
             if len(loads) != len(self.applied):
                 problems.append(f"_lb_loads has {len(loads)} rows, {len(self.applied)} packages were loaded")
         files = sorted(set(self.leftovers()) - self.seen_leftovers)
-        staging = sorted(self.target.tables(self.credentials, self.dataset + STAGING_SUFFIX) - self.seen_leftovers)
+        staging = sorted(self.target.leftover_tables(self.credentials, self.dataset) - self.seen_leftovers)
         self.seen_leftovers.update(files + staging)  # reported once, by the case that left them
         leftover = [f"leftover in the pipeline folder: {files}"] if files else []
         if staging:

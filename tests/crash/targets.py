@@ -101,6 +101,10 @@ class Target:
             return set()
         return {r[0] for r in rows}
 
+    def leftover_tables(self, credentials: str, dataset: str) -> set[str]:
+        """Tables a completed load must not leave: those of the staging dataset (``<dataset>_staging``)."""
+        return self.tables(credentials, dataset + STAGING_SUFFIX)
+
     # -- clean-up ----------------------------------------------------------------------------------
     def drop(self, credentials: str, dataset: str, workdir: Path, *, keep_files: bool = False) -> None:
         """Remove the dataset and its staging twin (on a server), and the work folder (worker logs,
@@ -255,6 +259,11 @@ class SparkTarget(Target):
 
     def is_missing(self, exc: Exception) -> bool:
         return any(code in str(exc) for code in ("TABLE_OR_VIEW_NOT_FOUND", "SCHEMA_NOT_FOUND"))
+
+    def leftover_tables(self, credentials: str, dataset: str) -> set[str]:
+        """The staging dataset's tables, and the dataset's own ``<t>__<load id>__new`` / ``__old`` of a swap."""
+        swapped = {n for n in self.tables(credentials, dataset) if n.endswith(("__new", "__old"))}
+        return super().leftover_tables(credentials, dataset) | swapped
 
     @contextmanager
     def _connect(self, credentials: str, dataset: str) -> Iterator[Any]:
