@@ -239,8 +239,8 @@ class SparkTarget(Target):
 
     def own_points(self, disposition: str) -> tuple[str, ...]:
         """Merge and replace build new tables, then rename them over the targets (``destinations/spark/swap.py``):
-        killed once every table is built, after the first table's swap, and after the second's (the child table:
-        the whole group swapped, its load record not yet written)."""
+        killed once every table is built, and between the two renames of the first table (the root: renamed away,
+        its new one not yet in place) and of the second (the child table, the root swapped already)."""
         return ("spark.built", "spark.swapping", "spark.swapping:2") if disposition != "append" else ()
 
     def quote(self, identifier: str) -> str:
