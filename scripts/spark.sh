@@ -73,17 +73,20 @@ wait_for_port() {  # wait_for_port NAME PORT: until something listens on PORT, o
   done
 }
 
-local_fs_classes() {  # scripts/spark/NioLocalFileSystem.java compiled into $STATE/classes, again when the source or
-  # Spark's jars changed; the folder, or nothing where javac is missing (then Hadoop's own, which forks chmod per file)
-  local src=scripts/spark/NioLocalFileSystem.java classes="$STATE/classes" stamp
-  stamp="$(cksum <"$src") $(ls "$SPARK_HOME/jars" | cksum)"
+local_fs_classes() {  # scripts/spark/*.java compiled into $STATE/classes, again when a source or Spark's jars
+  # changed; the folder, or nothing where javac is missing. NioLocalFileSystem.java: the warehouse's file system
+  # (without it Hadoop's own, which forks chmod per file); LlapSigner.java: the one LLAP class Hive's function
+  # registry needs to load (without it a Thrift server can hang closing a session: see the file)
+  local src=(scripts/spark/NioLocalFileSystem.java scripts/spark/LlapSigner.java) classes="$STATE/classes" stamp
+  stamp="$(cat "${src[@]}" | cksum) $(ls "$SPARK_HOME/jars" | cksum)"
   if [ "$(cat "$classes/stamp" 2>/dev/null)" != "$stamp" ]; then
     if ! command -v javac >/dev/null; then
-      echo "spark.sh: no javac (apt-get install openjdk-17-jdk-headless): the warehouse forks chmod for every file" >&2
+      echo "spark.sh: no javac (apt-get install openjdk-17-jdk-headless): the warehouse forks chmod for every file," \
+        "and the Thrift server may hang closing a session (scripts/spark/LlapSigner.java)" >&2
       return 0
     fi
     rm -rf "$classes" && mkdir -p "$classes"
-    javac -nowarn --release 17 -cp "$SPARK_HOME/jars/*" -d "$classes" "$src" >&2 || die "javac failed on $src"
+    javac -nowarn --release 17 -cp "$SPARK_HOME/jars/*" -d "$classes" "${src[@]}" >&2 || die "javac failed on ${src[*]}"
     echo "$stamp" >"$classes/stamp"
   fi
   echo "$classes"
