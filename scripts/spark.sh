@@ -125,7 +125,9 @@ start() {
     # this size (the conformance suite's merges: 6-14% of its time on a cold cluster, two trials each);
     # no _SUCCESS file per INSERT; a new table's folder does not copy its parent's owner and permissions (Hive
     # forks `ls -ld` for them); four background threads, kept: HiveServer2 starts a new one for each statement
-    # until it has 100 (its core pool size), and each new thread builds its own metastore client and HiveConf
+    # until it has 100 (its core pool size), and each new thread builds its own metastore client and HiveConf;
+    # operation logs in the state folder: the default, /tmp/<user>/operation_logs, is shared by every server on the
+    # machine, and one that stops deletes it under the others ("Couldn't find log associated with operation handle")
     launch thrift "$SPARK_HOME/bin/spark-submit" --master "$master" \
       --class org.apache.spark.sql.hive.thriftserver.HiveThriftServer2 --name loadbay-thrift \
       --driver-memory 1g --executor-memory 1g ${local_fs[@]+"${local_fs[@]}"} \
@@ -137,7 +139,8 @@ start() {
       --conf spark.default.parallelism=2 --conf spark.sql.session.timeZone=UTC ${LOADBAY_SPARK_EXTRA_CONF:-} \
       --hiveconf hive.server2.thrift.port="$PORT" --hiveconf hive.server2.thrift.bind.host=$HOST \
       --hiveconf hive.server2.transport.mode=binary --hiveconf hive.warehouse.subdir.inherit.perms=false \
-      --hiveconf hive.server2.async.exec.threads=4 --hiveconf hive.server2.async.exec.keepalive.time=86400
+      --hiveconf hive.server2.async.exec.threads=4 --hiveconf hive.server2.async.exec.keepalive.time=86400 \
+      --hiveconf hive.server2.logging.operation.log.location="$STATE/operation_logs"
   fi
   local deadline=$((SECONDS + WAIT))
   until answers; do
