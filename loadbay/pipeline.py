@@ -63,10 +63,25 @@ def pipeline(pipeline_name: str, destination: str | Destination | type[Destinati
     """Create (or reopen) the pipeline ``pipeline_name``; its local state lives under pipelines_dir."""
     if not pipeline_name or not isinstance(pipeline_name, str):
         raise ConfigurationError("pipeline_name must be a non-empty string")
+    _refuse_unknown_settings(pipeline_name, destination, settings)
     resolved = resolve(PipelineSettings, [("pipelines", pipeline_name), ("pipeline",)],
                        {"pipelines_dir": str(pipelines_dir) if pipelines_dir else None, **settings})
     dest = resolve_destination(destination)
     return Pipeline(pipeline_name, dest, dataset_name or f"{pipeline_name}_dataset", resolved)
+
+
+def _refuse_unknown_settings(pipeline_name: str, destination: object, settings: dict[str, Any]) -> None:
+    """A keyword ``PipelineSettings`` lacks is an error, never dropped: ``credentials=`` given here was once ignored
+    without a word, and the pipeline loaded into the destination's default server instead."""
+    known = {f.name for f in dataclasses.fields(PipelineSettings)}
+    unknown = sorted(set(settings) - known)
+    if not unknown:
+        return
+    name = destination if isinstance(destination, str) else "<name>"
+    hint = (f" Credentials go to the destination: destination=loadbay.destination({name!r}, credentials=...), or "
+            f"[destination.{name}] in .loadbay/secrets.toml." if "credentials" in unknown else "")
+    raise ConfigurationError(f"pipeline {pipeline_name!r}: unknown setting(s) {', '.join(map(repr, unknown))}; "
+                             f"a pipeline takes {', '.join(sorted(known))}.{hint}")
 
 
 class Pipeline:

@@ -37,8 +37,8 @@ def sp(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
     made: list[loadbay.Pipeline] = []
 
     def make(name: str = "spark_test", dataset_name: str | None = None, **settings: Any) -> loadbay.Pipeline:
-        p = loadbay.pipeline(name, destination="spark", dataset_name=dataset_name or new_dataset(),
-                             credentials=SPARK_URL, pipelines_dir=tmp_path / "pipelines", **settings)
+        p = loadbay.pipeline(name, destination=loadbay.destination("spark", credentials=SPARK_URL),
+                             dataset_name=dataset_name or new_dataset(), pipelines_dir=tmp_path / "pipelines", **settings)
         made.append(p)
         return p
 

@@ -583,3 +583,14 @@ def test_resolve_with_explicit_providers_only_reads_those(tmp_path: Path) -> Non
                         providers=[EnvProvider({"DESTINATION__DUCKDB__CREDENTIALS": "/data/env.duckdb"}),
                                    TomlProvider(toml)])
     assert env_first.credentials.database == "/data/env.duckdb"
+
+
+def test_a_pipeline_refuses_a_setting_it_does_not_have_naming_it(tmp_path):
+    """``credentials=`` on ``loadbay.pipeline`` was once dropped without a word (the pipeline then loaded into the
+    destination's default server); a misspelt setting was too. Both are errors that name the keyword."""
+    with pytest.raises(ConfigurationError, match=r"pipeline 'p': unknown setting\(s\) 'credentials'.*"
+                                                 r"loadbay\.destination\('postgres', credentials=\.\.\.\)"):
+        loadbay.pipeline("p", destination="postgres", pipelines_dir=tmp_path, credentials="postgresql://u@h:5499/db")
+    with pytest.raises(ConfigurationError, match=r"unknown setting\(s\) 'batchsize'.*batch_size"):
+        loadbay.pipeline("p", pipelines_dir=tmp_path, batchsize=10)
+    assert loadbay.pipeline("p", pipelines_dir=tmp_path, batch_size=10).settings.batch_size == 10
