@@ -22,6 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER_TIMEOUT = float(os.environ.get("LOADBAY_CRASH_WORKER_TIMEOUT", "300"))
 """Seconds before a worker is taken for hung (killed, and reported as such)."""
 KILLED = -signal.SIGKILL
+PYTHON = sys.executable
+ENVIRON = dict(os.environ)
+"""The interpreter and environment of the session as it started: the scenarios run on threads beside the other
+tests, some of which patch ``sys.executable`` or ``PYTHONHOME`` for a moment (tests/integration/test_sqlite_worker.py);
+a worker started in that moment could not start (seen in CI: FileNotFoundError for the patched interpreter)."""
 
 
 @dataclass
@@ -59,9 +64,9 @@ class WorkerRun:
 
 
 def worker_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
+    env = {k: v for k, v in ENVIRON.items()
            if not k.startswith(("DESTINATION__", "PIPELINE__", "PIPELINES__", "LOADBAY_CRASH_AT"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [ENVIRON.get("PYTHONPATH")])])
     env["HOME"] = str(home)
     env.update(extra or {})
     return env
@@ -70,7 +75,7 @@ def worker_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str
 def start(args: list[str], *, cwd: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     cwd.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as stderr:
-        return subprocess.Popen([sys.executable, "-m", "tests.crash.worker", *args], cwd=cwd, env=env,
+        return subprocess.Popen([PYTHON, "-m", "tests.crash.worker", *args], cwd=cwd, env=env,
                                 stdout=subprocess.PIPE, stderr=stderr, text=True)
 
 
