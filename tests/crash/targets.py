@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from loadbay.common.destination import STAGING_SUFFIX
@@ -77,8 +77,17 @@ class Target:
         """A connection for reading ``dataset``, closed on leaving; raises ``TableMissing`` when it cannot be there."""
         raise NotImplementedError
 
+    DROP_DATABASE: ClassVar[str | None] = None
+    """Where a dataset is a database of its own (MySQL, Spark): the statement dropping one, ``{}`` its quoted name."""
+
     def drop_datasets(self, credentials: str, dataset: str) -> None:
         """Drop ``dataset`` and its staging twin, where they live on a server (files go with the work folder)."""
+        if self.DROP_DATABASE is None:
+            return
+        with self._connect(credentials, dataset) as conn:
+            cur = conn.cursor()
+            for name in (dataset, dataset + STAGING_SUFFIX):
+                cur.execute(self.DROP_DATABASE.format(self.quote(name)))
 
     # -- reading -----------------------------------------------------------------------------------
     def query(self, credentials: str, dataset: str, sql: str) -> list[tuple[Any, ...]]:
@@ -193,6 +202,7 @@ class PostgresTarget(Target):
 class MysqlTarget(Target):
     """The native mysql destination on the MariaDB server of ``MYSQL_URL``; a dataset is a database."""
 
+    DROP_DATABASE = "DROP DATABASE IF EXISTS {}"
     MISSING_CODES = (1146, 1049)
     """ER_NO_SUCH_TABLE ("Table 'd.t' doesn't exist"), ER_BAD_DB_ERROR ("Unknown database")."""
 
@@ -222,17 +232,13 @@ class MysqlTarget(Target):
         finally:
             conn.close()
 
-    def drop_datasets(self, credentials: str, dataset: str) -> None:
-        with self._connect(credentials, dataset) as conn:
-            cur = conn.cursor()
-            for name in (dataset, dataset + STAGING_SUFFIX):
-                cur.execute(f"DROP DATABASE IF EXISTS {self.quote(name)}")
-
 
 class SparkTarget(Target):
     """The Spark Thrift server of ``SPARK_URL``, read through impyla (the driver, not loadbay's client); a dataset is
     a Spark database. Each read opens a new connection, so a new session: it lists every table's files anew (a
     session keeps the file lists of the tables it has read)."""
+
+    DROP_DATABASE = "DROP DATABASE IF EXISTS {} CASCADE"
 
     def credentials(self, workdir: Path) -> str:
         return SPARK_URL
@@ -276,12 +282,6 @@ class SparkTarget(Target):
             yield conn
         finally:
             conn.close()
-
-    def drop_datasets(self, credentials: str, dataset: str) -> None:
-        with self._connect(credentials, dataset) as conn:
-            cur = conn.cursor()
-            for name in (dataset, dataset + STAGING_SUFFIX):
-                cur.execute(f"DROP DATABASE IF EXISTS {self.quote(name)} CASCADE")
 
 
 TARGETS: dict[str, Target] = {target.name: target for target in (
