@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
@@ -66,6 +67,19 @@ class WaitingSession:
 
 
 _SELECT = re.compile(r"\bSELECT\b", re.IGNORECASE)
+
+
+def transport_socket(connection: Any) -> socket.socket | None:
+    """The TCP socket under an impyla connection (thrift's ``TSocket``, under a SASL or buffered transport); None
+    over HTTP, whose transport keeps no socket between requests."""
+    transport = getattr(getattr(getattr(connection, "service", None), "client", None), "_iprot", None)
+    transport = getattr(transport, "trans", None)
+    for _ in range(3):
+        handle = getattr(transport, "handle", None)
+        if isinstance(handle, socket.socket):
+            return handle
+        transport = getattr(transport, "_trans", None) or getattr(transport, "_TBufferedTransport__trans", None)
+    return None
 
 
 def moves_data(keyword: str, text: str) -> bool:
@@ -153,7 +167,10 @@ class SparkSqlClient(SqlClient):
         connection = self.native_connection
         if self._session is not None and self._renew_session:
             self._renew_session = False
-            self._end_session()
+            if not self._end_session():  # the connection went with the session: a new one, whose USE opens a session
+                self._needs_use = False
+                self.open()
+                connection = self.native_connection
         if self._session is None:
             self._session = self._new_session(connection)
         if self._needs_use:  # the new session's current database; this call's own cursor() finds the session set
@@ -171,12 +188,36 @@ class SparkSqlClient(SqlClient):
         session.session = WaitingSession(session.session)
         return session
 
-    def _end_session(self) -> None:
+    SESSION_CLOSE_TIMEOUT: float = 30.0
+    """Seconds a session's close (``CloseSession``) may take before its connection is dropped instead. A Spark 4
+    Thrift server without Hive's LLAP jar (the pyspark wheel has none) can hang every close for good: its first close
+    on a handler thread registers Hive's functions, fails on ``LlapSigner`` (SPARK-51041), and later ones wait on
+    it. A healthy close takes milliseconds."""
+
+    def _end_session(self) -> bool:
+        """Close the session, within ``SESSION_CLOSE_TIMEOUT``; False when the close failed or timed out, and the
+        connection (no longer in step with the server) was closed with it."""
         session, self._session = self._session, None
+        if session is None or self._conn is None:
+            return True
+        sock = transport_socket(self._conn)
+        before = sock.gettimeout() if sock is not None else None
         try:
-            if session is not None and self._conn is not None:
-                session.close()
-        except Exception:  # noqa: BLE001 - the session ends with its connection either way
+            if sock is not None:
+                sock.settimeout(self.SESSION_CLOSE_TIMEOUT)
+            session.close()
+            if sock is not None:
+                sock.settimeout(before)
+            return True
+        except Exception:  # noqa: BLE001 - the session ends with its connection
+            self._drop_connection()
+            return False
+
+    def _drop_connection(self) -> None:
+        connection, self._conn = self._conn, None
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001 - a connection out of step with its server is gone either way
             pass
 
     def close(self) -> None:

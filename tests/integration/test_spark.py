@@ -1,7 +1,8 @@
 """The spark destination on the real Thrift server, beyond the conformance suite: a merge interrupted between
 the renames of its swap resumes without building again from a table already swapped, done-records are forgotten
-by tombstones (Spark cannot delete them), values sent as literals arrive exactly, and statements run before the
-server answers (no polling).
+by tombstones (Spark cannot delete them), values sent as literals arrive exactly, statements run before the
+server answers (no polling), and a session close the server never answers does not block (through a proxy that
+holds the answers back).
 
 The server is ``setups.SPARK_URL`` (``scripts/spark.sh start``). The tests run when the ``spark`` setup does
 (``--lb-setup spark``, or ``LOADBAY_TEST_SPARK`` set); then they skip with the reason when it does not answer, and
@@ -13,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,18 +25,26 @@ import loadbay
 from loadbay.common.exceptions import DestinationTransientError, DestinationUndefinedRelation
 from loadbay.destinations import job_client
 from loadbay.destinations.spark import swap
+from loadbay.destinations.spark.sql_client import SparkSqlClient
 from loadbay.destinations.testing.conformance.helpers import drop_datasets, query, run_ok
 from loadbay.destinations.testing.setups import SPARK_URL, active, require_server
 from tests.integration.support import new_dataset
+from tests.integration.tcp_proxy import HoldingProxy, holding_proxy
 
 
 @pytest.fixture
-def sp(tmp_path: Path) -> Iterator[Callable[..., loadbay.Pipeline]]:
-    """``sp(name, dataset_name=None, **settings)``: a spark pipeline on a fresh dataset (or the one named), dropped (with its
-    staging twin) afterwards."""
+def spark_server() -> str:
+    """The test server's URL, where the spark setup is part of the run and the server answers."""
     if "spark" not in active():
         pytest.skip("the spark setup is not part of this run: pass --lb-setup spark or set LOADBAY_TEST_SPARK")
     require_server("spark")
+    return SPARK_URL
+
+
+@pytest.fixture
+def sp(tmp_path: Path, spark_server: str) -> Iterator[Callable[..., loadbay.Pipeline]]:
+    """``sp(name, dataset_name=None, **settings)``: a spark pipeline on a fresh dataset (or the one named), dropped (with its
+    staging twin) afterwards."""
     made: list[loadbay.Pipeline] = []
 
     def make(name: str = "spark_test", dataset_name: str | None = None, **settings: Any) -> loadbay.Pipeline:
@@ -294,3 +305,64 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
         out.append(exc)
         exc = exc.__cause__ or exc.__context__
     return out
+
+
+def _in_thread(work: Callable[[], Any], seconds: float = 60) -> Any:
+    """``work()``'s result, run on a thread given ``seconds``: a client blocked for good fails the test, not the run."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(("value", work()))
+        except BaseException as exc:  # noqa: BLE001 - raised again on the test's thread
+            outcome.append(("error", exc))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert outcome, f"still blocked after {seconds} s"
+    kind, value = outcome[0]
+    if kind == "error":
+        raise value
+    return value
+
+
+def _pipeline_through(proxy: HoldingProxy, server: str, tmp_path: Path) -> loadbay.Pipeline:
+    url = urlsplit(server)._replace(netloc=f"{urlsplit(server).username or 'loadbay'}@127.0.0.1:{proxy.port}")
+    return loadbay.pipeline("spark_close", destination=loadbay.destination("spark", credentials=url.geturl()),
+                            dataset_name=new_dataset(), pipelines_dir=tmp_path / "pipelines")
+
+
+def test_a_session_close_that_gets_no_answer_ends_with_its_connection(spark_server, tmp_path, monkeypatch):
+    """A close the server never answers (a Spark 4 server without Hive's LLAP jar hangs them all) drops the connection
+    after ``SESSION_CLOSE_TIMEOUT`` instead of blocking the pipeline for good."""
+    monkeypatch.setattr(SparkSqlClient, "SESSION_CLOSE_TIMEOUT", 1.0)
+    with holding_proxy(urlsplit(spark_server).hostname or "127.0.0.1", urlsplit(spark_server).port or 10000) as proxy:
+        p = _pipeline_through(proxy, spark_server, tmp_path)
+
+        def use_then_close() -> Any:
+            with p.sql_client() as client:
+                answer = client.execute_sql("SELECT 1")
+                proxy.hold()
+            return answer, client._conn
+
+        assert _in_thread(use_then_close) == ([(1,)], None)
+
+
+def test_a_renewed_session_whose_old_one_gets_no_close_answer_runs_on_a_new_connection(spark_server, tmp_path,
+                                                                                       monkeypatch):
+    """A kept connection renews its session for a new run (``forget_catalog``); when the old session's close gets no
+    answer, the statement runs on a new connection instead of waiting."""
+    monkeypatch.setattr(SparkSqlClient, "SESSION_CLOSE_TIMEOUT", 1.0)
+    with holding_proxy(urlsplit(spark_server).hostname or "127.0.0.1", urlsplit(spark_server).port or 10000) as proxy:
+        p = _pipeline_through(proxy, spark_server, tmp_path)
+
+        def renew() -> Any:
+            with p.sql_client() as client:
+                client.execute_sql("SELECT 1")
+                first = client._conn
+                proxy.hold()
+                client.forget_catalog()
+                return client.execute_sql("SELECT 2"), client._conn is not first
+
+        assert _in_thread(renew) == ([(2,)], True)
