@@ -16,9 +16,9 @@ variables):
   replays those seeds instead (with ``LOADBAY_CRASH_POINTS=none`` and ``-k`` for one scenario);
 - ``LOADBAY_CRASH_DOUBLE_KILLS`` random kills whose first resume run is killed too (default 0;
   ``LOADBAY_CRASH_DOUBLE_SEED`` replays);
-- ``LOADBAY_CRASH_POINTS``: comma-separated points (``job.committed:3``), ``all`` (every point,
-  and some reached again later in the run), ``none``; default: each point once, the destination's own
-  among them (``Target.own_points``: Spark's swap);
+- ``LOADBAY_CRASH_POINTS``: comma-separated points (``job.committed:3``; ``own`` stands for the destination's own
+  points in each disposition, ``Target.own_points``: Spark's swap), ``all`` (every point, and some reached again
+  later in the run), ``none``; default: each point once, the destination's own among them;
 - ``LOADBAY_CONCURRENT_TRIALS`` trials per concurrency scenario (default 2);
 - ``LOADBAY_CRASH_ROWS`` / ``LOADBAY_CRASH_FILE_MAX_ITEMS`` data size and files (default 10,000
   base root rows, 400 rows a file: 10 to 60 files a table and batch), ``LOADBAY_CONCURRENT_ROWS`` /
@@ -95,7 +95,10 @@ def crash_points(own: tuple[str, ...] = ()) -> list[str]:
         return list(POINTS + LATER_POINTS + own)
     if spec == "none":
         return []
-    return [p.strip() for p in spec.split(",") if p.strip()]
+    points: list[str] = []
+    for token in (p.strip() for p in spec.split(",")):
+        points += list(own) if token == "own" else [token] if token else []
+    return points
 
 
 class Scheduler:
