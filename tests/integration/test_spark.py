@@ -11,10 +11,10 @@ fail under CI=true. Each test drops its datasets afterwards.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
-import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
