@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/atomic_append.py
 	$(BIN)/python bench/arrow_inputs.py --memory
+	$(BIN)/python bench/id_columns.py
 	$(BIN)/python bench/small_loads.py --rounds 9
 	$(BIN)/python bench/mysql_sqlite.py --rounds 3
 
