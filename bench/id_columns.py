@@ -38,12 +38,13 @@ LOAD_ID = "1764300000.123456"
 PREFIX = "ab12cd34ef56"
 
 
-def sql_cases(path: str) -> dict[str, str]:
-    source = f"read_parquet('{path}', file_row_number := true)"
+def sql_cases() -> dict[str, str]:
+    """The statements over ``read_parquet($path)``, the file's path bound as a parameter."""
+    source = "read_parquet($path, file_row_number := true)"
     keep = f"* EXCLUDE (file_row_number), '{LOAD_ID}' AS _lb_load_id"
     return {
-        "plain": f"CREATE TABLE e AS SELECT * FROM read_parquet('{path}')",
-        "+ load id": f"CREATE TABLE e AS SELECT *, '{LOAD_ID}' AS _lb_load_id FROM read_parquet('{path}')",
+        "plain": "CREATE TABLE e AS SELECT * FROM read_parquet($path)",
+        "+ load id": f"CREATE TABLE e AS SELECT *, '{LOAD_ID}' AS _lb_load_id FROM read_parquet($path)",
         "+ bigint id": f"CREATE TABLE e AS SELECT {keep}, file_row_number + 4000000000 AS _lb_id FROM {source}",
         "+ text id in SQL": f"CREATE TABLE e AS SELECT {keep}, "
                             f"'{PREFIX}' || lpad(to_hex(file_row_number), 12, '0') AS _lb_id FROM {source}",
@@ -71,8 +72,8 @@ def main() -> None:
         work = Path(tmp)
         path = str(work / "events.parquet")
         pq.write_table(make_table(args.rows), path)
-        results = {name: timed(work, lambda con, sql=sql: con.execute(sql), args.rounds)
-                   for name, sql in sql_cases(path).items()}
+        results = {name: timed(work, lambda con, sql=sql: con.execute(sql, {"path": path}), args.rounds)
+                   for name, sql in sql_cases().items()}
         table = pq.read_table(path)
         with_ids = table.append_column("_lb_load_id", pa.array([LOAD_ID] * table.num_rows)).append_column(
             "_lb_id", id_array(PREFIX, 0, table.num_rows))
@@ -92,6 +93,7 @@ def main() -> None:
         for name, seconds in group.items():
             median = statistics.median(seconds)
             print(f"| {source} | {name} | {median:.3f} | {median / base:.2f}x | {' '.join(f'{x:.2f}' for x in seconds)} |")
+
 
 if __name__ == "__main__":
     main()
