@@ -96,8 +96,8 @@ def crash_points(own: tuple[str, ...] = ()) -> list[str]:
     if spec == "none":
         return []
     points: list[str] = []
-    for token in (p.strip() for p in spec.split(",")):
-        points += list(own) if token == "own" else [token] if token else []
+    for token in filter(None, (p.strip() for p in spec.split(","))):
+        points.extend(own if token == "own" else (token,))
     return points
 
 

@@ -327,42 +327,44 @@ def _in_thread(work: Callable[[], Any], seconds: float = 60) -> Any:
     return value
 
 
-def _pipeline_through(proxy: HoldingProxy, server: str, tmp_path: Path) -> loadbay.Pipeline:
-    url = urlsplit(server)._replace(netloc=f"{urlsplit(server).username or 'loadbay'}@127.0.0.1:{proxy.port}")
-    return loadbay.pipeline("spark_close", destination=loadbay.destination("spark", credentials=url.geturl()),
-                            dataset_name=new_dataset(), pipelines_dir=tmp_path / "pipelines")
+@pytest.fixture
+def through_proxy(spark_server: str, tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[HoldingProxy, loadbay.Pipeline]]:
+    """A pipeline whose connections go through a ``HoldingProxy`` in front of the test server (on a dataset never
+    created: nothing to drop), with a session close bounded to one second."""
+    monkeypatch.setattr(SparkSqlClient, "SESSION_CLOSE_TIMEOUT", 1.0)
+    server = urlsplit(spark_server)
+    with holding_proxy(server.hostname or "127.0.0.1", server.port or 10000) as proxy:
+        url = server._replace(netloc=f"{server.username or 'loadbay'}@127.0.0.1:{proxy.port}").geturl()
+        yield proxy, loadbay.pipeline("spark_close", destination=loadbay.destination("spark", credentials=url),
+                                      dataset_name=new_dataset(), pipelines_dir=tmp_path / "pipelines")
 
 
-def test_a_session_close_that_gets_no_answer_ends_with_its_connection(spark_server, tmp_path, monkeypatch):
+def test_a_session_close_that_gets_no_answer_ends_with_its_connection(through_proxy):
     """A close the server never answers (a Spark 4 server without Hive's LLAP jar hangs them all) drops the connection
     after ``SESSION_CLOSE_TIMEOUT`` instead of blocking the pipeline for good."""
-    monkeypatch.setattr(SparkSqlClient, "SESSION_CLOSE_TIMEOUT", 1.0)
-    with holding_proxy(urlsplit(spark_server).hostname or "127.0.0.1", urlsplit(spark_server).port or 10000) as proxy:
-        p = _pipeline_through(proxy, spark_server, tmp_path)
+    proxy, p = through_proxy
 
-        def use_then_close() -> Any:
-            with p.sql_client() as client:
-                answer = client.execute_sql("SELECT 1")
-                proxy.hold()
-            return answer, client._conn
+    def use_then_close() -> Any:
+        with p.sql_client() as client:
+            answer = client.execute_sql("SELECT 1")
+            proxy.hold()
+        return answer, client._conn
 
-        assert _in_thread(use_then_close) == ([(1,)], None)
+    assert _in_thread(use_then_close) == ([(1,)], None)
 
 
-def test_a_renewed_session_whose_old_one_gets_no_close_answer_runs_on_a_new_connection(spark_server, tmp_path,
-                                                                                       monkeypatch):
+def test_a_renewed_session_whose_old_one_gets_no_close_answer_runs_on_a_new_connection(through_proxy):
     """A kept connection renews its session for a new run (``forget_catalog``); when the old session's close gets no
     answer, the statement runs on a new connection instead of waiting."""
-    monkeypatch.setattr(SparkSqlClient, "SESSION_CLOSE_TIMEOUT", 1.0)
-    with holding_proxy(urlsplit(spark_server).hostname or "127.0.0.1", urlsplit(spark_server).port or 10000) as proxy:
-        p = _pipeline_through(proxy, spark_server, tmp_path)
+    proxy, p = through_proxy
 
-        def renew() -> Any:
-            with p.sql_client() as client:
-                client.execute_sql("SELECT 1")
-                first = client._conn
-                proxy.hold()
-                client.forget_catalog()
-                return client.execute_sql("SELECT 2"), client._conn is not first
+    def renew() -> Any:
+        with p.sql_client() as client:
+            client.execute_sql("SELECT 1")
+            first = client._conn
+            proxy.hold()
+            client.forget_catalog()
+            return client.execute_sql("SELECT 2"), client._conn is not first
 
-        assert _in_thread(renew) == ([(2,)], True)
+    assert _in_thread(renew) == ([(2,)], True)
