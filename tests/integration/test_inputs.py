@@ -19,6 +19,7 @@ import pytest
 
 import loadbay
 from loadbay.common.exceptions import SourceError
+from loadbay.sources import json_reader
 from loadbay.destinations.testing.conformance.helpers import (as_bool, as_int, as_utc, by_id, count, count_or_none,
                                                               ident, load_sample, query, run_ok)
 
@@ -173,13 +174,15 @@ def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make
 
 def _tricky_rows(kind: str) -> list[dict[str, Any]]:
     """Rows whose types change partway (DuckDB types them from the whole file)."""
-    if kind == "columnar":  # read as Arrow throughout: new keys late, a key null until late, big integers
-        return [{"id": i, "s": {"x": i}, "later": None, "tags": [], "big": 2**70 + i, "f": i + 0.5} for i in range(12)] + \
-            [{"id": 12, "s": {"x": 12, "y": "new"}, "later": "v", "tags": ["a", "b"], "big": -(2**70), "f": 1e-3,
+    if kind == "columnar":  # read as Arrow throughout: new keys late, a key null until late, 64-bit extremes
+        return [{"id": i, "s": {"x": i}, "later": None, "tags": [], "big": 2**63 - 1 - i, "f": i + 0.5}
+                for i in range(12)] + \
+            [{"id": 12, "s": {"x": 12, "y": "new"}, "later": "v", "tags": ["a", "b"], "big": -(2**63), "f": 1e-3,
               "extra": {"deep": [1, 2]}}]
-    # numbers of several kinds under one key: those batches go as Python rows
+    # numbers of several kinds under one key, integers past 64 bits: those batches go as Python rows
     return [{"id": i, "n": i} for i in range(6)] + [{"id": 6, "n": 6.5}, {"id": 7, "n": "seven"},
-                                                     {"id": 8, "n": 2**64}, {"id": 9, "n": 9}]
+                                                     {"id": 8, "n": 2**64}, {"id": 9, "n": 9},
+                                                     {"id": 10, "n": 2**70}, {"id": 11, "n": -(2**70)}]
 
 
 @pytest.mark.parametrize("kind", ["columnar", "python"])
@@ -189,6 +192,8 @@ def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, ki
     items = _tricky_rows(kind)
     path = tmp_path / "tricky.jsonl"
     path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    read_as = ["rows" if isinstance(b, list) else "arrow" for b in json_reader.json_batches(path, 4)]
+    assert (set(read_as) == {"arrow"}) if kind == "columnar" else ("rows" in read_as)
     as_dicts, as_file = make_pipeline("as_dicts", batch_size=4), make_pipeline("as_file", batch_size=4)
     run_ok(as_dicts, json.loads(json.dumps(items)), table_name="tricky")
     run_ok(as_file, path)
