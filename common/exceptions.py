@@ -46,7 +46,18 @@ class UnknownDestinationError(ConfigurationError):
 
 
 class SchemaError(LoadbayError):
-    """The data or hints do not fit the schema."""
+    """The data or hints do not fit the schema. ``.path`` is the file the offending rows were read from, when
+    they came from one (``in_file``)."""
+
+    path: str | None = None
+
+    def in_file(self, path: str) -> SchemaError:
+        """This error, its message also naming the file whose rows raised it (once: the innermost file wins)."""
+        if self.path is None:
+            self.path = path
+            message = str(self.args[0]) if self.args else type(self).__name__
+            self.args = (f"{message} (rows of file {path})", *self.args[1:])
+        return self
 
 
 class SchemaContractViolation(SchemaError):

@@ -26,6 +26,7 @@ from loadbay.faults import crash_point
 from loadbay.cursor import CURSORS_KEY
 from loadbay.interrupts import RunStopped
 from loadbay.progress import RunProgress
+from loadbay.sources.files import reading_file
 
 GC_THRESHOLD = 100_000
 
@@ -185,20 +186,11 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
             for batch in _timed(res.batches(batch_size), timings):
                 if stop is not None and stop.is_set():
                     raise RunStopped(f"normalizing of package {load_id} stopped by a signal")
-                if _is_arrow_batch(batch):  # columnar: Arrow tables per table, no Python per row
-                    from loadbay.common.normalizer_arrow import normalize_arrow
-
-                    for table_name, data in normalize_arrow(normalizer, res.name, batch).items():
-                        if data.num_rows:
-                            writer.write_arrow(table_name, data)
-                            if progress is not None:
-                                progress.normalized(table_name, data.num_rows)
-                else:
-                    for table_name, rows in normalizer.normalize(res.name, batch).items():
-                        if rows:
-                            writer.write(table_name, rows)
-                            if progress is not None:
-                                progress.normalized(table_name, len(rows))
+                try:
+                    _normalize_batch(normalizer, writer, res.name, batch, progress)
+                except SchemaError as exc:
+                    path = reading_file()
+                    raise exc.in_file(path) if path else exc
                 crash_point("normalize.batch")
                 if follower is not None and not told_large:
                     told_large = any(follower.large_files_ahead(evolved.tables[name])
@@ -221,6 +213,26 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
         if follower is None or follower.abandon():
             storage.discard(package)
         raise
+
+
+def _normalize_batch(normalizer: RelationalNormalizer, writer: PackageWriter, resource: str, batch: Any,
+                     progress: RunProgress | None) -> None:
+    """One batch of ``resource`` normalized into the package's files: Arrow tables per table for a record
+    batch (no Python per row), rows per table for a list."""
+    if _is_arrow_batch(batch):
+        from loadbay.common.normalizer_arrow import normalize_arrow
+
+        for table_name, data in normalize_arrow(normalizer, resource, batch).items():
+            if data.num_rows:
+                writer.write_arrow(table_name, data)
+                if progress is not None:
+                    progress.normalized(table_name, data.num_rows)
+        return
+    for table_name, rows in normalizer.normalize(resource, batch).items():
+        if rows:
+            writer.write(table_name, rows)
+            if progress is not None:
+                progress.normalized(table_name, len(rows))
 
 
 def _counting(progress: RunProgress, then: Callable[[JobFile], None] | None) -> Callable[[JobFile], None]:

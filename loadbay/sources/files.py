@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -130,9 +131,23 @@ class Files:
     csv_delimiter: str = ","
 
     def batches(self, batch_size: int | None = None) -> Iterator[pa.RecordBatch | list[Any]]:
-        """Batches of every file in turn; the next file opens when the last batch of the one before is taken."""
+        """Batches of every file in turn; the next file opens when the last batch of the one before is taken.
+        While a file's batches are handed on, ``reading_file()`` names it."""
         for item in self.inputs:
-            yield from read_file(item, batch_size, csv_delimiter=self.csv_delimiter)
+            _READING.set(item.display)
+            try:
+                yield from read_file(item, batch_size, csv_delimiter=self.csv_delimiter)
+            finally:
+                _READING.set(None)
+
+
+_READING: ContextVar[str | None] = ContextVar("loadbay_reading_file", default=None)
+
+
+def reading_file() -> str | None:
+    """The file whose batch the caller took last, while that file is being read: normalize names it in the
+    errors its rows raise (a generator runs in its caller's context, so the caller sees what it set)."""
+    return _READING.get()
 
 
 def files(*sources: str | Path | IO[bytes], format: str | None = None,  # noqa: A002 - the CLI's --format

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import loadbay
-from loadbay.common.exceptions import SourceError
+from loadbay.common.exceptions import SchemaError, SourceError
 from loadbay.sources import json_reader
 from loadbay.destinations.testing.conformance.helpers import (as_bool, as_int, as_utc, by_id, count, count_or_none,
                                                               ident, load_sample, query, run_ok)
@@ -168,6 +168,41 @@ def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make
     assert caught.value.line == 3
     assert count_or_none(p, "events") in (None, 0)
     assert p.pending_packages() == []
+
+
+@pytest.mark.parametrize("bad_file", ["b.csv", "b.jsonl", "b.parquet"])
+def test_rows_a_contract_refuses_are_named_by_their_file_and_nothing_of_the_run_loads(make_pipeline, tmp_path,
+                                                                                       bad_file):
+    """A frozen data type meets text in a bigint column in the second file of a folder: the error names the
+    pipeline, table, column, value and that file (not the first), and the destination keeps what it had."""
+    p = make_pipeline()
+    run_ok(p, [{"id": 0, "n": 5}], table_name="events")
+    folder = tmp_path / "events"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1, 2], "n": [6, 7]}), folder / "a.parquet")
+    bad = pa.table({"id": [3, 4], "n": ["not a number", "nor this"]})
+    if bad_file.endswith(".csv"):
+        (folder / bad_file).write_text("id,n\n3,not a number\n4,nor this\n")
+    elif bad_file.endswith(".jsonl"):
+        (folder / bad_file).write_text("".join(json.dumps(row) + "\n" for row in bad.to_pylist()))
+    else:
+        pq.write_table(bad, folder / bad_file)
+    with pytest.raises(SchemaError) as caught:
+        p.run(folder, table_name="events", schema_contract={"data_type": "freeze"})
+    message = str(caught.value)
+    assert "'test_pipeline'" in message and "table 'events'" in message and "n (bigint)" in message
+    assert "not a number" in message
+    assert caught.value.path == str(folder / bad_file) and message.endswith(f"(rows of file {folder / bad_file})")
+    assert count(p, "events") == 1
+    assert p.pending_packages() == []
+
+
+def test_rows_not_read_from_a_file_name_no_file(make_pipeline):
+    p = make_pipeline()
+    run_ok(p, [{"id": 0, "n": 5}], table_name="events")
+    with pytest.raises(SchemaError) as caught:
+        p.run(pa.table({"id": [1], "n": ["x"]}), table_name="events", schema_contract={"data_type": "freeze"})
+    assert caught.value.path is None and "file" not in str(caught.value)
 
 
 # -- JSON files load exactly as their parsed rows ----------------------------------------------------
