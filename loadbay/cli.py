@@ -45,7 +45,11 @@ def _attached(args: argparse.Namespace) -> loadbay.Pipeline:
 def print_tables(pipeline: loadbay.Pipeline) -> None:
     from loadbay.inspection import table_counts
 
-    counts = table_counts(pipeline)
+    try:
+        counts = table_counts(pipeline)
+    except NotImplementedError as exc:  # a destination that runs no SQL (noop) has no tables to count
+        print(f"\nTables in dataset {pipeline.dataset_name}: none to count ({exc})")
+        return
     width = max((len(name) for name, _ in counts), default=5)
     print(f"\nTables in dataset {pipeline.dataset_name}:")
     for name, count in counts:

@@ -21,7 +21,7 @@ import loadbay
 from loadbay.common.exceptions import SchemaError, SourceError
 from loadbay.sources import json_reader
 from loadbay.destinations.testing.conformance.helpers import (as_bool, as_int, as_utc, by_id, count, count_or_none,
-                                                              ident, load_sample, query, run_ok)
+                                                              ident, load_sample, query, run_ok, table_columns)
 
 UTC = timezone.utc
 
@@ -58,6 +58,32 @@ def test_pandas_frame_loads_its_values_nulls_and_named_index(make_pipeline):
     assert as_utc(got[1][6]) == datetime(2024, 3, 1, 1, 2, 3, 456789, tzinfo=UTC) and got[2][6] is None
 
 
+def test_an_unnamed_pandas_index_is_not_loaded(make_pipeline):
+    """A RangeIndex, or the unnamed index a filter leaves, is pandas' bookkeeping, not data: no column."""
+    pd = pytest.importorskip("pandas")
+    p = make_pipeline()
+    df = pd.DataFrame({"id": [1, 2, 3, 4], "v": ["a", "b", "c", "d"]})
+    run_ok(p, [loadbay.resource(df, name="ranged"), loadbay.resource(df[df.id % 2 == 0], name="filtered")])
+    for name, ids in (("ranged", {1, 2, 3, 4}), ("filtered", {2, 4})):
+        assert set(by_id(p, name, "v")) == ids
+        assert {c for c in table_columns(p, name) if not c.startswith("_lb_")} == {"id", "v"}, name
+
+
+def test_polars_values_and_nulls_arrive(make_pipeline):
+    pl = pytest.importorskip("polars")
+    p = make_pipeline()
+    frame = pl.DataFrame({"id": [1, 2, 3], "n": [10, None, -3], "f": [0.5, None, 2.5],
+                          "at": [datetime(2024, 1, 1, tzinfo=UTC), None, datetime(2024, 2, 29, 23, 59, tzinfo=UTC)],
+                          "kind": pl.Series(["a", None, "a"], dtype=pl.Categorical), "ok": [True, None, False]})
+    run_ok(p, frame, table_name="pframe")
+    got = by_id(p, "pframe", "n", "f", "at", "kind", "ok")
+    assert {k: (as_int(v[0]), v[1], as_utc(v[2]), v[3], None if v[4] is None else as_bool(v[4]))
+            for k, v in got.items()} == {
+        1: (10, 0.5, datetime(2024, 1, 1, tzinfo=UTC), "a", True),
+        2: (None, None, None, None, None),
+        3: (-3, 2.5, datetime(2024, 2, 29, 23, 59, tzinfo=UTC), "a", False)}
+
+
 def test_polars_frames_and_arrow_objects_load_into_their_tables(make_pipeline, tmp_path):
     pl = pytest.importorskip("polars")
     p = make_pipeline(batch_size=2)
@@ -70,10 +96,11 @@ def test_polars_frames_and_arrow_objects_load_into_their_tables(make_pipeline, t
         loadbay.resource(table, name="arrow_table"),
         loadbay.resource(pa.RecordBatchReader.from_batches(table.schema, table.to_batches()), name="arrow_reader"),
         loadbay.resource(pads.dataset(tmp_path / "t.parquet"), name="arrow_dataset"),
+        loadbay.resource(table.to_batches()[0], name="arrow_batch"),
     ]
     run_ok(p, resources)
     expected = {1: ("a",), 2: (None,), 3: ("c",)}
-    for name in ("eager", "arrow_table", "arrow_reader", "arrow_dataset"):
+    for name in ("eager", "arrow_table", "arrow_reader", "arrow_dataset", "arrow_batch"):
         assert by_id(p, name, "name") == expected, name
     assert by_id(p, "lazy", "name") == {2: ("lazy",), 3: ("lazy",), 4: ("lazy",)}
 
