@@ -1,6 +1,7 @@
 """``loadbay load`` run as a subprocess: every input format by name, a quoted glob, a folder, several files,
-stdin (JSON lines, or --format csv), a forced --format, on DuckDB files and on PostgreSQL, checked by the
-rows in the destination; malformed, missing and unknown files exit 2 with a message naming them.
+stdin (JSON lines, or --format csv), a forced --format, on DuckDB files and on PostgreSQL, and each format
+once on every destination under test, checked by the rows in the destination; malformed, missing and unknown
+files exit 2 with a message naming them.
 """
 
 from __future__ import annotations
@@ -168,3 +169,33 @@ def test_load_files_and_stdin_into_postgres(isolated_env: Path, postgres_dataset
         assert cur.fetchone() == (len({e["id"] for e in events}), len({e["actor"]["login"] for e in events}))
         cur.execute(f'SELECT id, name FROM "{postgres_dataset}".piped ORDER BY id')
         assert cur.fetchall() == EXPECTED
+
+
+def test_every_format_and_stdin_load_through_the_cli_on_every_destination(make_pipeline, destination_setup, tmp_path):
+    """The CLI is a thin layer over ``Pipeline.run``; this runs it once per format on each destination under
+    test (its own credentials and dataset), checked by the rows and child rows the destination holds."""
+    from loadbay.destinations.testing.conformance.helpers import ident, query
+
+    p = make_pipeline("cli")  # names the dataset, and drops it afterwards on a server
+    credentials = destination_setup.credentials
+    credentials = credentials(tmp_path, "cli") if callable(credentials) else credentials
+    zstd = pytest.importorskip("zstandard").ZstdCompressor().compress
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "rows.parquet")
+    (tmp_path / "rows.csv.gz").write_bytes(gzip.compress(csv_text(ROWS)))
+    (tmp_path / "rows.ndjson.zst").write_bytes(zstd(jsonl(ROWS)))
+    (tmp_path / "rows.json").write_bytes(json.dumps(ROWS).encode())
+    common = ["--pipeline", "cli", "--pipelines-dir", str(tmp_path / "cli_pipes"), "--dataset", p.dataset_name,
+              "--destination", destination_setup.reference, "--credentials", str(credentials)]
+    tables = {"parquet_t": "rows.parquet", "csv_t": "rows.csv.gz", "ndjson_t": "rows.ndjson.zst",
+              "json_t": "rows.json", "stdin_t": "-"}
+    for table, name in tables.items():
+        done = subprocess.run([*loadbay_command(), "load", name, "--table", table, *common],
+                              input=jsonl(ROWS) if name == "-" else None, capture_output=True, check=False,
+                              cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=180)
+        assert done.returncode == 0, f"{name}: {done.stderr.decode()[-2000:]}"
+    for table in tables:
+        rows = query(p, f"SELECT {ident(p, 'id')}, {ident(p, 'name')} FROM {ident(p, p.dataset_name)}.{ident(p, table)}")
+        assert sorted((int(i), n) for i, n in rows) == EXPECTED, table
+        if table != "csv_t":
+            tags = query(p, f"SELECT count(*) FROM {ident(p, p.dataset_name)}.{ident(p, table + '__tags')}")
+            assert tags[0][0] == sum(len(r["tags"]) for r in ROWS), table
