@@ -6,12 +6,13 @@ other core idle. Here the file is cut at line ends into one part per core, each 
 DuckDB connection in its own thread (DuckDB releases the GIL; a part is served to it as a file of its own
 by an fsspec file system over the byte range), which took 0.8 s for that file.
 
-The parts' answer is used only when every part found the same columns in the same order with the same types
-(nested fields included). The whole-file pass then finds them too: it merges what each row says, and
-merging a type with itself changes nothing, while a key first seen in a later part, a value of another
-JSON type there or another field order all make the parts differ. When they differ, or a part fails (a
-malformed line: its message and line number come from the whole-file pass), the answer is ``None`` and the
-caller makes the whole-file pass as before, so a file that is not uniform costs the parts' time on top.
+The parts' columns are combined only as far as the whole-file pass is known to combine them (``combine``): a
+column typed alike in every part keeps its type (merging a type with itself changes nothing), a key first
+seen in a later part is added after the earlier parts' keys, and a column holding only nulls in a part
+takes the type the other parts give it: files that grow columns over time take this path. Any other
+difference (a fraction where a part had integers, a string where it had numbers, nested fields that
+differ), or a part that fails (a malformed line: its message and line number come from the whole-file
+pass), and the caller makes the whole-file pass as before, the parts' time spent on top.
 """
 
 from __future__ import annotations
@@ -72,23 +73,41 @@ def columns_in_parts(path: Path, query: str, params: Mapping[str, Any], *,
         return None
     with ThreadPoolExecutor(max_workers=len(bounds), thread_name_prefix="loadbay-json-part") as pool:
         found = list(pool.map(lambda b: _columns_of_part(path, b, query, params), bounds))
-    first = found[0]
-    if first is None or any(other is None or other[0] != first[0] for other in found[1:]):
+    combined = None if any(part is None for part in found) else combine(found)  # type: ignore[arg-type]
+    if combined is None:
         logger.info("file %s: its %d parts were typed apart (or one failed); typing it in one pass", path, len(bounds))
         return None
     logger.debug("file %s: columns found in %d parallel parts", path, len(bounds))
-    return first[1], first[2]
+    return list(combined), list(combined.values())
+
+
+def combine(parts: list[list[tuple[str, duckdb.DuckDBPyType]]]) -> dict[str, duckdb.DuckDBPyType] | None:
+    """The columns the whole file has, from its parts' in file order; ``None`` where the parts do not say.
+
+    Only what the whole-file pass is known to do is done here: a column keeps the place of its first part (a
+    key first seen in a later part comes after the earlier parts' keys, as it is first seen after them); a
+    column typed alike in every part that has it keeps that type; one holding only nulls in some parts takes
+    the type of the others. Any other difference (a BIGINT beside a DOUBLE, nested types that differ) is
+    ``None``: DuckDB's own merge of them is not repeated here."""
+    columns: dict[str, duckdb.DuckDBPyType] = {}
+    for part in parts:
+        for name, t in part:
+            known = columns.get(name)
+            if known is None or (known.id == "null" and t.id != "null"):
+                columns[name] = t  # a dict keeps the place of the first insertion
+            elif str(known) != str(t) and t.id != "null":
+                return None
+    return columns
 
 
 def _columns_of_part(path: Path, bounds: tuple[int, int], query: str,
-                     params: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[str], list[duckdb.DuckDBPyType]] | None:
-    """(name, type text) pairs to compare, and the names and types, of one part; ``None`` if it fails."""
+                     params: Mapping[str, Any]) -> list[tuple[str, duckdb.DuckDBPyType]] | None:
+    """The (name, type) columns of one part; ``None`` if it cannot be typed (a malformed line)."""
     con = duckdb.connect()
     try:
         con.register_filesystem(_PartFileSystem(path, bounds))
         relation = con.sql(query, params={**params, "p": f"{PROTOCOL}://part.jsonl"})
-        names, types = list(relation.columns), list(relation.types)
-        return [(name, str(t)) for name, t in zip(names, types)], names, types
+        return list(zip(relation.columns, relation.types))
     except (duckdb.Error, OSError) as exc:
         logger.debug("file %s: part %s could not be typed: %s", path, bounds, str(exc).splitlines()[0] if str(exc) else exc)
         return None
@@ -121,11 +140,11 @@ class _PartFileSystem(AbstractFileSystem):
 
 
 class _Range(io.RawIOBase):
-    """Bytes ``[start, end)`` of a file as a file of their own, read with ``os.pread`` (no shared offset)."""
+    """Bytes ``[start, end)`` of a file as a file of their own (on a file handle of their own)."""
 
     def __init__(self, path: Path, start: int, end: int) -> None:
         super().__init__()
-        self._fd = os.open(path, os.O_RDONLY)
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self._start, self._size, self._pos = start, end - start, 0
 
     def readable(self) -> bool:
@@ -146,12 +165,12 @@ class _Range(io.RawIOBase):
         n = min(len(buffer), self._size - self._pos)
         if n <= 0:
             return 0
-        data = os.pread(self._fd, n, self._start + self._pos)
-        buffer[:len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        self._file.seek(self._start + self._pos)
+        got = self._file.readinto(memoryview(buffer)[:n]) or 0
+        self._pos += got
+        return got
 
     def close(self) -> None:
         if not self.closed:
-            os.close(self._fd)
+            self._file.close()
         super().close()

@@ -113,27 +113,45 @@ def test_a_uniform_file_is_typed_in_parts_to_what_one_pass_finds(data_dir, tmp_p
     assert [dropping_nulls(r) for r in read(path)] == [dropping_nulls(i) for i in items + items]
 
 
-LATER_PARTS = {
-    "a fraction after integers": {"n": 1.5},
-    "a string after integers": {"n": "7"},
-    "a new key": {"n": 3, "new": True},
-    "a new nested field": {"n": 3, "s": {"x": 1, "y": "new"}},
-    "a list where an object was": {"n": 3, "s": [1]},
-    "an integer past 64 bits": {"n": 2 ** 70},
-    "another field order": {"s": {"x": 2}, "n": 4},
+LATER_PARTS = {  # the last row of the second part → whether the parts' columns can be combined
+    "a new key": ({"n": 3, "new": True, "s": {"x": 1}}, True),
+    "a key null until then": ({"n": 3, "s": {"x": 1}, "later": "v"}, True),
+    "another key order": ({"s": {"x": 2}, "n": 4}, True),
+    "a fraction after integers": ({"n": 1.5}, False),
+    "a string after integers": ({"n": "7"}, False),
+    "a new nested field": ({"n": 3, "s": {"x": 1, "y": "new"}}, False),
+    "a list where an object was": ({"n": 3, "s": [1]}, False),
+    "an integer past 64 bits": ({"n": 2 ** 70}, False),
 }
 
 
 @pytest.mark.parametrize("later", list(LATER_PARTS), ids=list(LATER_PARTS))
-def test_parts_that_differ_are_typed_in_one_pass(tmp_path, cut_small, caplog, later):
-    first = [{"n": i, "s": {"x": i}} for i in range(2000)]
-    second = [{"n": i, "s": {"x": i}} for i in range(1999)] + [LATER_PARTS[later]]
+def test_parts_combine_only_as_the_whole_file_pass_does(tmp_path, cut_small, caplog, later):
+    last, combined = LATER_PARTS[later]
+    first = [{"n": i, "s": {"x": i}, "later": None} for i in range(2000)]
+    second = [{"n": i, "s": {"x": i}} for i in range(1999)] + [last]
     path = jsonl(tmp_path / "f.jsonl", first + second)
     parted = parted_columns(path, 2)
-    assert parted is None or parted == whole_file_columns(path)
-    if later != "another field order":
-        assert parted is None, "the second part types otherwise: the parts must not be used"
-    assert [dropping_nulls(r) for r in read(path)] == first + second
+    if combined:
+        assert parted == whole_file_columns(path)
+    else:
+        assert parted is None, "the whole-file pass merges these its own way: the parts must not be used"
+    with caplog.at_level(logging.DEBUG, logger=json_parts.__name__):
+        got = read(path)
+    assert (PARALLEL in caplog.text) == combined
+    assert [dropping_nulls(r) for r in got] == [dropping_nulls(i) for i in first + second]
+
+
+def test_combine_keeps_first_places_and_fills_null_columns():
+    con = duckdb.connect()
+    t = {name: con.sql(f"SELECT NULL::{name}").types[0] for name in ("BIGINT", "VARCHAR", "DOUBLE")}
+    null = con.sql("SELECT NULL").types[0]
+    assert null.id == "null"
+    got = json_parts.combine([[("a", t["BIGINT"]), ("b", null)], [("c", t["VARCHAR"]), ("a", t["BIGINT"]), ("b", t["DOUBLE"])],
+                              [("b", null), ("d", null)]])
+    assert got is not None and [(k, str(v)) for k, v in got.items()] == [
+        ("a", "BIGINT"), ("b", "DOUBLE"), ("c", "VARCHAR"), ("d", '"NULL"')]
+    assert json_parts.combine([[("a", t["BIGINT"])], [("a", t["DOUBLE"])]]) is None
 
 
 def test_a_malformed_line_in_a_later_part_is_named_by_its_line(tmp_path, cut_small):
