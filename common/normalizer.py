@@ -55,6 +55,18 @@ class _TooManyColumns(_ItemError):
               "(columns={'<field>': {'data_type': 'json'}}), or leave fields out.")
 
 
+class _TooDeep(_ItemError):
+    """Dicts and lists nested past ``MAX_NESTING_LEVELS``: a value that contains itself, as a rule."""
+
+    advice = ("Nothing of this run is loaded: a dict or list that contains itself cannot be loaded, break the "
+              "cycle; for data really nested this deep, set max_table_nesting or hint the field as json.")
+
+
+MAX_NESTING_LEVELS = 200
+"""Levels of dicts and lists flattened into columns and child tables below a root row. Deeper is an error
+that names the column (a dict that contains itself would otherwise recurse until Python's RecursionError)."""
+
+
 class _UnloadableValue(_ItemError):
     """A value of a type loadbay does not know (or a json value it cannot write)."""
 
@@ -402,6 +414,10 @@ class RelationalNormalizer:
             if (t is dict or t is list) and name not in state.json_columns:
                 if state.max_nesting is not None and level >= state.max_nesting:
                     state.json_columns.add(name)  # for good: every later value of the column too
+                elif level >= MAX_NESTING_LEVELS:
+                    raise _TooDeep(f"pipeline {self.schema.name!r}: table {_short(state.table.name)!r} column {_short(name)!r}: "
+                                   f"dicts and lists nested more than {MAX_NESTING_LEVELS} levels deep (a value that "
+                                   "contains itself?)")
                 elif t is dict:
                     self._walk(state, value, name, row, children, level + 1)
                     continue
@@ -562,6 +578,11 @@ def _last_resort(table: Table, column: Column) -> bool:
         return False
     parent = table.columns.get(column.variant_of)
     return column.data_type == "text" or parent is None or parent.variant_of is not None
+
+
+def _short(name: str, limit: int = 100) -> str:
+    """``name``, cut to ``limit`` characters with a mark where it is longer (a name grown by a cycle)."""
+    return name if len(name) <= limit else f"{name[:limit]}… ({len(name)} characters)"
 
 
 def _preview(item: Any) -> str:

@@ -30,7 +30,7 @@ import pytest
 import loadbay
 from loadbay.common.exceptions import SchemaError
 from loadbay.destinations.testing.conformance.helpers import (ALL_FORMATS, as_bool, as_bytes, as_date, as_int, as_json,
-                                                              as_utc, by_id, count_or_none, ident, query,
+                                                              as_utc, by_id, count, count_or_none, ident, query,
                                                               require_format, run_ok, table_columns, wide_int_type)
 
 np = pytest.importorskip("numpy", reason="numpy is optional; its scalars are tested where it is installed")
@@ -248,6 +248,28 @@ def test_an_unknown_type_nested_in_json_stops_the_run_naming_the_column(make_pip
         assert_names(message, "pipeline 'test_pipeline'", "table 't'", "column 'j'")
         assert f"type {__name__}.Thing nested in its json value" in message or "contains itself" in message, message
         assert count_or_none(p, "t") is None
+
+
+def test_a_dict_that_contains_itself_stops_the_run_naming_the_column_not_a_recursion_error(make_pipeline):
+    """Flattened into columns (a dict in a dict) or child tables (through a list), a cycle would recurse
+    until Python gives up; it is an error naming the table and column, and deep real data still loads."""
+    p = make_pipeline()
+    in_dict: dict[str, Any] = {"x": 1}
+    in_dict["self"] = in_dict
+    through_list: dict[str, Any] = {"id": 3}
+    through_list["kids"] = [through_list]
+    for row, table, column in (({"id": 1, "a": in_dict}, "'t'", "column 'a__self__self"),
+                               ({"id": 2, "deep": {"k": [{"m": in_dict}]}}, "'t__deep__k'", "column 'm__self__self"),
+                               (through_list, "'t__kids__kids__kids", "column 'kids")):
+        message = failed_run(p, [{"id": 0}, row], table_name="t")
+        assert_names(message, "pipeline 'test_pipeline'", f"table {table}", column, "nested more than 200 levels",
+                     "item 2 of resource 't'", "contains itself")
+        assert "RecursionError" not in message and count_or_none(p, "t") is None
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(60):
+        deep = {"k": deep}
+    run_ok(p, [{"id": 4, "deep": deep}], table_name="deep")
+    assert count(p, "deep") == 1
 
 
 # -- what a resource's items may be -----------------------------------------------------------------------
