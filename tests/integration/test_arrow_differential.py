@@ -6,7 +6,7 @@ file (read by a columnar reader, normalized by ``common/normalizer_arrow``). The
 every table, column and type of the schema, and on every row. ``_lb_id`` values differ between any
 two runs, so rows are matched by their place in the data instead: a root row by its position (ids
 grow in load order), a child row by its parent's place and its ``_lb_list_idx``; a wrong parent link
-therefore shows as a difference too.
+therefore shows as a difference too, and a child's ``_lb_root_id`` must name the root row of its place.
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def rows_by_place(p: loadbay.Pipeline) -> dict[str, dict[Place, dict[str, Any]]]
             rows.sort(key=lambda r: r[ROW_ID])
         for position, row in enumerate(rows):
             place = (position,) if table.parent is None else places[row[PARENT_ID]] + (int(row[LIST_IDX]),)
+            if table.parent is not None:
+                assert places[row[ROOT_ID]] == place[:1], f"table {name}: row {place} names another root row"
             places[row[ROW_ID]] = place
             keyed[place] = {c: (as_json(v) if c in json_columns else v) for c, v in row.items() if c not in SYSTEM}
         out[name] = keyed
