@@ -232,6 +232,20 @@ def test_rows_not_read_from_a_file_name_no_file(make_pipeline):
     assert caught.value.path is None and "file" not in str(caught.value)
 
 
+def test_a_missing_file_stops_the_run_naming_pipeline_table_and_file(make_pipeline, tmp_path):
+    p = make_pipeline()
+    for data, kwargs, table in ((tmp_path / "nope.jsonl", {"table_name": "t"}, "t"),
+                                (loadbay.resource(tmp_path / "gone.csv"), {}, "gone"),
+                                ([{"id": 1}, tmp_path / "also.parquet"], {"table_name": "t"}, "t")):
+        with pytest.raises(SourceError) as caught:
+            p.run(data, **kwargs)
+        missing = Path(caught.value.path or "")
+        assert str(caught.value) == f"pipeline 'test_pipeline', table '{table}': file {missing} does not exist"
+        assert missing.parent == tmp_path and missing.name in ("nope.jsonl", "gone.csv", "also.parquet")
+        assert count_or_none(p, table) is None
+    assert p.pending_packages() == []
+
+
 # -- JSON files load exactly as their parsed rows ----------------------------------------------------
 
 def _tricky_rows(kind: str) -> list[dict[str, Any]]:
