@@ -74,7 +74,7 @@ def columns_in_parts(path: Path, query: str, params: Mapping[str, Any], *,
     with ThreadPoolExecutor(max_workers=len(bounds), thread_name_prefix="loadbay-json-part") as pool:
         found = list(pool.map(lambda b: _columns_of_part(path, b, query, params), bounds))
     combined = None if any(part is None for part in found) else combine(found)  # type: ignore[arg-type]
-    if combined is None:
+    if not combined:  # None, or no columns at all (rows of empty objects): the whole-file pass says what to do
         logger.info("file %s: its %d parts were typed apart (or one failed); typing it in one pass", path, len(bounds))
         return None
     logger.debug("file %s: columns found in %d parallel parts", path, len(bounds))

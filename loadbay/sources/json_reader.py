@@ -9,7 +9,8 @@ types them, so a file by path loads exactly as its parsed rows would. How a file
    another JSON type to the sampled one without a word (1.5 into a BIGINT as 2, "12" as 12, true as 1,
    an object into a VARCHAR as its text). The whole-file pass costs about 1.2 s per million flat rows in
    one thread; an uncompressed JSON Lines file of 64 MB or more is typed in parallel parts instead
-   (``json_parts``: one per core, used when the parts agree), about half that on 2 cores.
+   (``json_parts``: one per core, their columns combined only where that gives what the whole-file pass
+   gives), about half that on 2 cores.
 2. Strings are read as text: DuckDB would take "01-02-2020" for a DATE (its guessed format) and
    "12:00:00" for a TIME, where the dict path types only ISO 8601 timestamps and ``YYYY-MM-DD`` dates;
    the Arrow path then types text columns as the dict path does. So DuckDB is not asked to try date and
