@@ -106,12 +106,17 @@ def with_loadbay_columns(table: Any) -> Any:
 
     n = table.num_rows
     return (table.append_column("_lb_load_id", pa.array(["1795799523.2585460"] * n))
-            .append_column("_lb_id", pa.array([f"Xk3_9aQzLm0p{k:012d}" for k in range(n)])))
+            .append_column("_lb_id", pa.array([f"{ID_PREFIX}{k:012d}" for k in range(n)])))
+
+
+ID_PREFIX = "Xk3_9aQzLm0p"
 
 
 def child_duckdb(db: str, source: str, path: str) -> dict[str, Any]:
-    """DuckDB's own load: CREATE TABLE AS from the Arrow table (read first; ``arrow_ids``: with loadbay's
-    two columns added before the clock starts) or from the file."""
+    """DuckDB's own load: CREATE TABLE AS from the Arrow table (read first) or from the file. With ``_ids``
+    (``arrow_ids``, ``parquet_ids``, ``jsonl_ids``): loadbay's two columns added, for the Arrow table before
+    the clock starts, for a file by DuckDB in the statement (the id of a parquet row from its row number, of
+    a JSON row from a sequence)."""
     import duckdb
 
     arrow_table = read_table(path) if source.startswith("arrow") else None  # DuckDB finds it by name
@@ -121,6 +126,16 @@ def child_duckdb(db: str, source: str, path: str) -> dict[str, Any]:
     con = duckdb.connect(db)
     if source.startswith("arrow"):
         con.execute("CREATE TABLE events AS SELECT * FROM arrow_table")
+    elif source == "parquet_ids":
+        con.execute("CREATE TABLE events AS SELECT * EXCLUDE (file_row_number), $load_id AS _lb_load_id, "
+                    "$prefix || lpad(to_hex(file_row_number), 12, '0') AS _lb_id "
+                    "FROM read_parquet($path, file_row_number := true)",
+                    {"load_id": "1795799523.2585460", "prefix": ID_PREFIX, "path": path})
+    elif source == "jsonl_ids":
+        con.execute("CREATE SEQUENCE lb_ids")
+        con.execute("CREATE TABLE events AS SELECT *, $load_id AS _lb_load_id, "
+                    "$prefix || lpad(to_hex(nextval('lb_ids')), 12, '0') AS _lb_id FROM read_json($path)",
+                    {"load_id": "1795799523.2585460", "prefix": ID_PREFIX, "path": path})
     else:
         con.execute(f"CREATE TABLE events AS SELECT * FROM {'read_parquet' if source == 'parquet' else 'read_json'}(?)",
                     [path])
