@@ -56,7 +56,7 @@ class SchemaError(LoadbayError):
         if self.path is None:
             self.path = path
             message = str(self.args[0]) if self.args else type(self).__name__
-            self.args = (f"{message} (rows of file {path})", *self.args[1:])
+            self.args = (f"{message} (while reading file {path})", *self.args[1:])
         return self
 
 

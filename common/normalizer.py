@@ -31,7 +31,7 @@ from loadbay.common.normalizer_batch import normalize_batch
 from loadbay.common.row_hash import with_row_hashes
 from loadbay.common.schema import scd2
 from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema, Table
-from loadbay.common.schema.values import UnloadableValue, is_null, plain_value, type_name
+from loadbay.common.schema.values import MAX_NESTING_LEVELS, NestedTooDeep, UnloadableValue, is_null, plain_value, type_name
 
 logger = logging.getLogger(__name__)
 Rows = dict[str, list[dict[str, Any]]]
@@ -60,11 +60,6 @@ class _TooDeep(_ItemError):
 
     advice = ("Nothing of this run is loaded: a dict or list that contains itself cannot be loaded, break the "
               "cycle; for data really nested this deep, set max_table_nesting or hint the field as json.")
-
-
-MAX_NESTING_LEVELS = 200
-"""Levels of dicts and lists flattened into columns and child tables below a root row. Deeper is an error
-that names the column (a dict that contains itself would otherwise recurse until Python's RecursionError)."""
 
 
 class _UnloadableValue(_ItemError):
@@ -275,7 +270,12 @@ class RelationalNormalizer:
             self._value_items[name] = False
         self._items_seen[name] = first + len(items)
         if state.row_hash is not None:
-            items = with_row_hashes(items, state.row_hash)
+            try:
+                items = with_row_hashes(items, state.row_hash)
+            except NestedTooDeep as exc:
+                raise SchemaError(f"pipeline {self.schema.name!r}: table {_short(name)!r}: {exc}, found while hashing "
+                                  f"an item for scd2; it appeared in item {first + (exc.index or 0) + 1} of resource "
+                                  f"{raw_table!r} (counting from 1). {_TooDeep.advice}") from None
         batch = normalize_batch(self, state, items, all_dicts=True)  # the common case: nothing new, a column at a time
         if batch is not None:
             return batch

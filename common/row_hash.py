@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from loadbay.common.schema.values import UnknownType, json_default
+from loadbay.common.schema.values import MAX_NESTING_LEVELS, NestedTooDeep, UnknownType, json_default
 
 HASH_BYTES = 16
 """128 bits: 32 hex digits; a collision between two versions of one table is out of reach."""
@@ -42,14 +42,20 @@ def _empty(value: Any) -> bool:
     return (type(value) is list or type(value) is dict) and not value
 
 
-def _without_nulls(value: Any) -> Any:
+def _without_nulls(value: Any, depth: int = 0) -> Any:
     """``value`` with its None, ``[]`` and ``{}`` dict values left out, at every depth: a missing key, a null
     one and an empty list or dict load the same (an Arrow row has every field of its schema, a dict only
-    those it was given)."""
+    those it was given). ``NestedTooDeep`` past ``MAX_NESTING_LEVELS`` (a dict that contains itself)."""
     if type(value) is dict:
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None and not _empty(v)}
+        if depth >= MAX_NESTING_LEVELS:
+            raise NestedTooDeep(f"dicts and lists nested more than {MAX_NESTING_LEVELS} levels deep (a value that "
+                                "contains itself?)")
+        return {k: _without_nulls(v, depth + 1) for k, v in value.items() if v is not None and not _empty(v)}
     if type(value) is list:
-        return [_without_nulls(v) for v in value]
+        if depth >= MAX_NESTING_LEVELS:
+            raise NestedTooDeep(f"dicts and lists nested more than {MAX_NESTING_LEVELS} levels deep (a value that "
+                                "contains itself?)")
+        return [_without_nulls(v, depth + 1) for v in value]
     return value
 
 
@@ -65,5 +71,13 @@ def row_hash(item: Any) -> str:
 
 
 def with_row_hashes(items: Iterable[dict[str, Any]], column: str) -> list[dict[str, Any]]:
-    """Each item copied with its hash under ``column`` (the resource's own dicts are never changed)."""
-    return [{**item, column: row_hash(item)} for item in items]
+    """Each item copied with its hash under ``column`` (the resource's own dicts are never changed). A
+    ``NestedTooDeep`` says in ``.index`` which item (from 0) raised it."""
+    out = []
+    for index, item in enumerate(items):
+        try:
+            out.append({**item, column: row_hash(item)})
+        except NestedTooDeep as exc:
+            exc.index = index
+            raise
+    return out

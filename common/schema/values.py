@@ -54,6 +54,19 @@ class UnloadableValue(TypeError):
     """A value loadbay cannot store; the normalizer adds pipeline, table, column and item."""
 
 
+MAX_NESTING_LEVELS = 400
+"""Levels of dicts and lists loadbay walks into below a root row (flattening it, hashing it for scd2). Deeper
+is an error naming where (a dict that contains itself would otherwise recurse until Python's RecursionError;
+Python's default limit is 1,000 frames, and a level costs about one)."""
+
+
+class NestedTooDeep(UnloadableValue):
+    """Dicts and lists nested past ``MAX_NESTING_LEVELS``: a value that contains itself, as a rule. ``index``:
+    the item's place in its batch, where the raiser knows it."""
+
+    index: int | None = None
+
+
 class UnknownType(UnloadableValue):
     """A value of a type loadbay does not know how to store; ``py_type`` names it, ``nested`` says
     whether it was found inside a json value rather than being the column's value itself."""

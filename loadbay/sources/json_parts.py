@@ -53,11 +53,25 @@ def part_bounds(path: Path, parts: int) -> list[tuple[int, int]]:
     starts = [0]
     with path.open("rb") as f:
         for i in range(1, parts):
-            f.seek(max(size * i // parts - 1, starts[-1]))
-            f.readline()  # to the end of the line holding the byte before the cut
-            starts.append(f.tell())
+            starts.append(_line_start(f, max(size * i // parts, starts[-1] + 1), size))
     ends = [*starts[1:], size]
     return [(start, end) for start, end in zip(starts, ends) if end > start]
+
+
+def _line_start(f: Any, offset: int, size: int, chunk: int = 1 << 16) -> int:
+    """The first line start at or after ``offset`` (``size`` if none), read a chunk at a time: a very long
+    line is not read into memory whole."""
+    at = offset - 1  # the byte before: a newline there makes ``offset`` itself a line start
+    while at < size:
+        f.seek(at)
+        data = f.read(chunk)
+        newline = data.find(b"\n")
+        if newline >= 0:
+            return at + newline + 1
+        if len(data) < chunk:
+            break
+        at += len(data)
+    return size
 
 
 def columns_in_parts(path: Path, query: str, params: Mapping[str, Any], *,
@@ -71,8 +85,22 @@ def columns_in_parts(path: Path, query: str, params: Mapping[str, Any], *,
     bounds = part_bounds(path, wanted)
     if len(bounds) < 2:
         return None
-    with ThreadPoolExecutor(max_workers=len(bounds), thread_name_prefix="loadbay-json-part") as pool:
-        found = list(pool.map(lambda b: _columns_of_part(path, b, query, params), bounds))
+    try:
+        connections = [duckdb.connect() for _ in bounds]
+    except duckdb.Error:
+        return None
+    pool = ThreadPoolExecutor(max_workers=len(bounds), thread_name_prefix="loadbay-json-part")
+    try:
+        futures = [pool.submit(_columns_of_part, con, path, b, query, params) for con, b in zip(connections, bounds)]
+        found = [future.result() for future in futures]
+    except BaseException:  # Ctrl-C: stop the parts' statements rather than wait for them
+        for con in connections:
+            con.interrupt()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        for con in connections:
+            con.close()
     combined = None if any(part is None for part in found) else combine(found)  # type: ignore[arg-type]
     if not combined:  # None, or no columns at all (rows of empty objects): the whole-file pass says what to do
         logger.info("file %s: its %d parts were typed apart (or one failed); typing it in one pass", path, len(bounds))
@@ -87,11 +115,15 @@ def combine(parts: list[list[tuple[str, duckdb.DuckDBPyType]]]) -> dict[str, duc
     Only what the whole-file pass is known to do is done here: a column keeps the place of its first part (a
     key first seen in a later part comes after the earlier parts' keys, as it is first seen after them); a
     column typed alike in every part that has it keeps that type; one holding only nulls in some parts takes
-    the type of the others. Any other difference (a BIGINT beside a DOUBLE, nested types that differ) is
-    ``None``: DuckDB's own merge of them is not repeated here."""
+    the type of the others. Any other difference (a BIGINT beside a DOUBLE, nested types that differ, keys
+    of two parts that differ only by case, which DuckDB would rename) is ``None``: DuckDB's own merge of them
+    is not repeated here."""
     columns: dict[str, duckdb.DuckDBPyType] = {}
+    cased: dict[str, str] = {}
     for part in parts:
         for name, t in part:
+            if cased.setdefault(name.lower(), name) != name:
+                return None
             known = columns.get(name)
             if known is None or (known.id == "null" and t.id != "null"):
                 columns[name] = t  # a dict keeps the place of the first insertion
@@ -100,10 +132,10 @@ def combine(parts: list[list[tuple[str, duckdb.DuckDBPyType]]]) -> dict[str, duc
     return columns
 
 
-def _columns_of_part(path: Path, bounds: tuple[int, int], query: str,
+def _columns_of_part(con: duckdb.DuckDBPyConnection, path: Path, bounds: tuple[int, int], query: str,
                      params: Mapping[str, Any]) -> list[tuple[str, duckdb.DuckDBPyType]] | None:
-    """The (name, type) columns of one part; ``None`` if it cannot be typed (a malformed line)."""
-    con = duckdb.connect()
+    """The (name, type) columns of one part, on ``con`` (the caller's, to interrupt and close); ``None`` if
+    it cannot be typed (a malformed line, an interrupted statement)."""
     try:
         con.register_filesystem(_PartFileSystem(path, bounds))
         relation = con.sql(query, params={**params, "p": f"{PROTOCOL}://part.jsonl"})
@@ -111,8 +143,6 @@ def _columns_of_part(path: Path, bounds: tuple[int, int], query: str,
     except (duckdb.Error, OSError) as exc:
         logger.debug("file %s: part %s could not be typed: %s", path, bounds, str(exc).splitlines()[0] if str(exc) else exc)
         return None
-    finally:
-        con.close()
 
 
 class _PartFileSystem(AbstractFileSystem):

@@ -122,7 +122,7 @@ class _Reader:
             message = str(exc)
             if "Malformed JSON" in message or "JSON parse error" in message:
                 raise self._malformed(exc) from exc
-            if "JSON transform error" in message or "Could not convert" in message or "expected records" in message:
+            if any(sign in message for sign in _UNTYPED_SIGNS):
                 raise _Untyped(message.splitlines()[0]) from exc
             raise SourceError(f"file {self.display}: cannot be read as JSON: {message}", path=self.display) from exc
         finally:
@@ -145,6 +145,9 @@ class _Reader:
         numbers: list[_Path] = []
         untyped: list[_Path] = []
         texts: list[_Path] = []
+        renamed = _renamed_by_case(list(names))
+        if renamed:
+            raise _Untyped(f"keys differing only by case ({', '.join(renamed)}), which DuckDB takes for one name")
         columns = {name: _spec(t, (name,), numbers, untyped, texts) for name, t in zip(names, types)}
         if relation is not None and not numbers and not untyped and not texts:
             return relation, [], []
@@ -161,6 +164,27 @@ class _Reader:
         line += self.first_line - 1
         return SourceError(f"file {self.display}, line {line}: malformed JSON ({reason})", path=self.display,
                            line=line)
+
+
+_UNTYPED_SIGNS = ("JSON transform error", "Could not convert", "expected records", "Duplicate name")
+"""DuckDB's words for a file its types cannot read as it is (a nested key twice, differing only by case, is a
+"Duplicate name" in a STRUCT): the rest of the file goes on as Python rows."""
+_SUFFIXED = re.compile(r"^(.*)_[0-9]+$")
+
+
+def _renamed_by_case(names: list[str]) -> list[str]:
+    """Columns DuckDB made by renaming a key that differs from another only by case (``a`` and ``A`` give
+    ``a`` and ``A_1``; the dict path keeps both apart its own way, so such a file goes as Python rows). A key
+    really named ``a_1`` beside ``a`` is not one: the base of a rename differs from the other key's case."""
+    by_lower = {name.lower(): name for name in names}
+    found = []
+    for name in names:
+        match = _SUFFIXED.match(name)
+        if match:
+            other = by_lower.get(match.group(1).lower())
+            if other is not None and other != match.group(1):
+                found.append(name)
+    return found
 
 
 @contextmanager

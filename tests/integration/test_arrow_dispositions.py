@@ -11,6 +11,7 @@ content of its parents and its place in their list, an scd2 validity time by the
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -140,8 +141,11 @@ def contents(p: loadbay.Pipeline, times: dict[datetime, int]) -> dict[str, list[
 
 
 def differences(left: list[tuple[str, str]], right: list[tuple[str, str]]) -> Iterable[str]:
-    for row in sorted(set(left) ^ set(right)):
-        yield f"{'dicts only' if row in left else 'arrow only'}: {row[1]:.120} at {row[0]:.80}"
+    """Rows one side holds more often than the other (a row loaded twice, or a duplicate lost, counts)."""
+    ours, theirs = Counter(left), Counter(right)
+    for row in sorted(set(ours) | set(theirs)):
+        if ours[row] != theirs[row]:
+            yield f"{ours[row]}× as dicts, {theirs[row]}× as Arrow: {row[1]:.120} at {row[0]:.80}"
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -160,6 +164,7 @@ def test_arrow_data_loads_as_its_dicts_do(make_pipeline, destination_capabilitie
     assert set(got) == set(expected)
     assert any(expected.values()), "nothing loaded: the comparison would prove nothing"
     for name, rows in expected.items():
+        assert len(got[name]) == len(rows), f"table {name}: {len(rows)} rows as dicts, {len(got[name])} as Arrow"
         diff = list(differences(rows, got[name]))
         assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:4]}"
         assert not any("<orphan>" in place for place, _ in rows), f"table {name}: a child row without its parent"

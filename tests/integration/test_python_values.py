@@ -262,9 +262,14 @@ def test_a_dict_that_contains_itself_stops_the_run_naming_the_column_not_a_recur
                                ({"id": 2, "deep": {"k": [{"m": in_dict}]}}, "'t__deep__k'", "column 'm__self__self"),
                                (through_list, "'t__kids__kids__kids", "column 'kids")):
         message = failed_run(p, [{"id": 0}, row], table_name="t")
-        assert_names(message, "pipeline 'test_pipeline'", f"table {table}", column, "nested more than 200 levels",
+        assert_names(message, "pipeline 'test_pipeline'", f"table {table}", column, "nested more than 400 levels",
                      "item 2 of resource 't'", "contains itself")
         assert "RecursionError" not in message and count_or_none(p, "t") is None
+    if "scd2" in p.capabilities.merge_strategies:  # scd2 hashes each item whole before flattening it
+        message = failed_run(p, [{"id": 0}, {"id": 1, "a": in_dict}], table_name="t",
+                             write_disposition={"disposition": "merge", "strategy": "scd2"})
+        assert_names(message, "pipeline 'test_pipeline'", "table 't'", "hashing an item for scd2",
+                     "item 2 of resource 't'", "contains itself")
     deep: dict[str, Any] = {"leaf": 1}
     for _ in range(60):
         deep = {"k": deep}
