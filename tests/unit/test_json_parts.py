@@ -90,6 +90,19 @@ def test_cuts_fall_on_line_starts_and_cover_the_file(tmp_path):
     assert json_parts.part_bounds(half, 2) == [(0, 90), (90, 180)]
 
 
+def test_a_cut_in_a_long_line_reads_on_chunk_by_chunk(tmp_path):
+    """The next line start is found a chunk at a time: across many chunks, at a chunk's edge, or at the end."""
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(b"a" * 1000 + b"\n" + b"b" * 10 + b"\n" + b"c" * 50)
+    with path.open("rb") as f:
+        size = path.stat().st_size
+        assert json_parts._line_start(f, 3, size, chunk=16) == 1001  # 62 chunks on, past the long line
+        assert json_parts._line_start(f, 1001, size, chunk=16) == 1001  # a line start already
+        assert json_parts._line_start(f, 1000, size, chunk=1) == 1001  # the newline is the whole chunk
+        assert json_parts._line_start(f, 1005, size, chunk=16) == 1012
+        assert json_parts._line_start(f, 1013, size, chunk=16) == size  # the last line has no newline
+
+
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_a_uniform_file_is_typed_in_parts_to_what_one_pass_finds(data_dir, tmp_path, cut_small, caplog, sample):
     """Two copies of a sample, cut between them: both parts see the same rows, so they agree; columns,
