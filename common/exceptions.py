@@ -150,3 +150,15 @@ class PipelineInterrupted(LoadbayError):
         super().__init__(message)
         self.signal_number = signal_number
         self.load_info = load_info
+
+
+def shortened(name: str, limit: int = 100) -> str:
+    """``name`` for a message, cut to ``limit`` characters with a mark where it is longer (a name grown by a
+    cycle in the data)."""
+    return name if len(name) <= limit else f"{name[:limit]}… ({len(name)} characters)"
+
+
+def preview(item: object) -> str:
+    """A short repr of a value for a message."""
+    text = repr(item)
+    return text if len(text) <= 60 else text[:57] + "..."

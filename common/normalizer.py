@@ -23,7 +23,7 @@ from types import NoneType
 from typing import Any
 
 from loadbay.common.capabilities import DestinationCapabilities
-from loadbay.common.exceptions import SchemaContractViolation, SchemaError
+from loadbay.common.exceptions import SchemaContractViolation, SchemaError, preview, shortened
 from loadbay.common.schema import naming
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for, infer_data_type
@@ -273,7 +273,7 @@ class RelationalNormalizer:
             try:
                 items = with_row_hashes(items, state.row_hash)
             except NestedTooDeep as exc:
-                raise SchemaError(f"pipeline {self.schema.name!r}: table {_short(name)!r}: {exc}, found while hashing "
+                raise SchemaError(f"pipeline {self.schema.name!r}: table {shortened(name)!r}: {exc}, found while hashing "
                                   f"an item for scd2; it appeared in item {first + (exc.index or 0) + 1} of resource "
                                   f"{raw_table!r} (counting from 1). {_TooDeep.advice}") from None
         batch = normalize_batch(self, state, items, all_dicts=True)  # the common case: nothing new, a column at a time
@@ -333,9 +333,9 @@ class RelationalNormalizer:
         return rows
 
     def _stray_item(self, name: str, raw_table: str, item: Any, position: int, values: bool) -> None:
-        shown = f"{type_name(type(item))} ({_preview(item)})"
+        shown = f"{type_name(type(item))} ({preview(item)})"
         if type(item) is list:
-            problem = (f"is a list inside a list item ({_preview(item)}): a list item is a page of items, "
+            problem = (f"is a list inside a list item ({preview(item)}): a list item is a page of items, "
                        "taken apart one level only")
         elif values:
             problem = (f"is of type {shown}, but its first item was not a dict: the resource holds values "
@@ -415,7 +415,7 @@ class RelationalNormalizer:
                 if state.max_nesting is not None and level >= state.max_nesting:
                     state.json_columns.add(name)  # for good: every later value of the column too
                 elif level >= MAX_NESTING_LEVELS:
-                    raise _TooDeep(f"pipeline {self.schema.name!r}: table {_short(state.table.name)!r} column {_short(name)!r}: "
+                    raise _TooDeep(f"pipeline {self.schema.name!r}: table {shortened(state.table.name)!r} column {shortened(name)!r}: "
                                    f"dicts and lists nested more than {MAX_NESTING_LEVELS} levels deep (a value that "
                                    "contains itself?)")
                 elif t is dict:
@@ -578,17 +578,6 @@ def _last_resort(table: Table, column: Column) -> bool:
         return False
     parent = table.columns.get(column.variant_of)
     return column.data_type == "text" or parent is None or parent.variant_of is not None
-
-
-def _short(name: str, limit: int = 100) -> str:
-    """``name``, cut to ``limit`` characters with a mark where it is longer (a name grown by a cycle)."""
-    return name if len(name) <= limit else f"{name[:limit]}… ({len(name)} characters)"
-
-
-def _preview(item: Any) -> str:
-    """A short repr of a stray item for an error message."""
-    text = repr(item)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _column(d: dict[str, Any]) -> Column:

@@ -22,6 +22,7 @@ import pytest
 
 from loadbay.common.exceptions import SourceError
 from loadbay.sources import json_parts, json_reader
+from tests.unit.test_sources import without_nulls
 
 PARALLEL = "parallel parts"
 SAMPLES = ["github_events.json", "github_issues.json", "ethereum_blocks.json", "weird_rows.json"]
@@ -42,15 +43,6 @@ def jsonl(path: Path, items: list[Any]) -> Path:
 def read(path: Path) -> list[Any]:
     return [row for b in json_reader.json_batches(path, 1000)
             for row in (b if isinstance(b, list) else b.to_pylist())]
-
-
-def dropping_nulls(value: Any) -> Any:
-    """A key a row lacks reads back as None: compare rows without the None members of dicts."""
-    if isinstance(value, dict):
-        return {k: dropping_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [dropping_nulls(v) for v in value]
-    return value
 
 
 def whole_file_columns(path: Path) -> list[tuple[str, str]]:
@@ -123,7 +115,7 @@ def test_a_uniform_file_is_typed_in_parts_to_what_one_pass_finds(data_dir, tmp_p
     assert [type(b).__name__ for b in parted] == [type(b).__name__ for b in whole]
     for a, b in zip(parted, whole):
         assert a == b if isinstance(a, list) else a.equals(b)
-    assert [dropping_nulls(r) for r in read(path)] == [dropping_nulls(i) for i in items + items]
+    assert [without_nulls(r) for r in read(path)] == [without_nulls(i) for i in items + items]
 
 
 LATER_PARTS = {  # the last row of the second part → whether the parts' columns can be combined
@@ -152,7 +144,7 @@ def test_parts_combine_only_as_the_whole_file_pass_does(tmp_path, cut_small, cap
     with caplog.at_level(logging.DEBUG, logger=json_parts.__name__):
         got = read(path)
     assert (PARALLEL in caplog.text) == combined
-    assert [dropping_nulls(r) for r in got] == [dropping_nulls(i) for i in first + second]
+    assert [without_nulls(r) for r in got] == [without_nulls(i) for i in first + second]
 
 
 def test_combine_keeps_first_places_and_fills_null_columns():
