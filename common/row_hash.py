@@ -46,17 +46,15 @@ def _without_nulls(value: Any, depth: int = 0) -> Any:
     """``value`` with its None, ``[]`` and ``{}`` dict values left out, at every depth: a missing key, a null
     one and an empty list or dict load the same (an Arrow row has every field of its schema, a dict only
     those it was given). ``NestedTooDeep`` past ``MAX_NESTING_LEVELS`` (a dict that contains itself)."""
-    if type(value) is dict:
-        if depth >= MAX_NESTING_LEVELS:
-            raise NestedTooDeep(f"dicts and lists nested more than {MAX_NESTING_LEVELS} levels deep (a value that "
-                                "contains itself?)")
+    t = type(value)
+    if t is not dict and t is not list:
+        return value
+    if depth >= MAX_NESTING_LEVELS:
+        raise NestedTooDeep(f"dicts and lists nested more than {MAX_NESTING_LEVELS} levels deep (a value that "
+                            "contains itself?)")
+    if t is dict:
         return {k: _without_nulls(v, depth + 1) for k, v in value.items() if v is not None and not _empty(v)}
-    if type(value) is list:
-        if depth >= MAX_NESTING_LEVELS:
-            raise NestedTooDeep(f"dicts and lists nested more than {MAX_NESTING_LEVELS} levels deep (a value that "
-                                "contains itself?)")
-        return [_without_nulls(v, depth + 1) for v in value]
-    return value
+    return [_without_nulls(v, depth + 1) for v in value]
 
 
 def row_hash(item: Any) -> str:
