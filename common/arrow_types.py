@@ -22,6 +22,8 @@ Kinds group the Arrow types that load alike::
                                                         the dict path would store str(timedelta) text)
     uuid      the uuid extension type                   text, canonical 8-4-4-4-12 hex
     json      map, union, the json extension type       json
+    numbers   ``JsonNumbers``: JSON ints and floats in   each part as its kind (``arrow_numbers.parts``),
+              one column (the JSON reader makes it)     the first value's first, as the dict path
     struct    struct                                    flattened to parent__child columns
     list      list, large_list, fixed_size_list,        a child table
               list_view, large_list_view
@@ -42,6 +44,7 @@ import pyarrow.compute as pc
 
 from loadbay.common import arrow_build
 from loadbay.common.arrow_build import first_true
+from loadbay.common.arrow_numbers import is_json_numbers
 from loadbay.common.schema.inference import INT64_MAX, infer_data_type
 from loadbay.common.schema.types import Column
 
@@ -140,6 +143,8 @@ _KIND_TESTS: tuple[tuple[Callable[[pa.DataType], bool], str], ...] = (
 def kind_of(t: pa.DataType) -> str:
     """The kind of an Arrow type (see the module docstring); ``t`` is a ``plain`` array's type."""
     if isinstance(t, pa.BaseExtensionType):
+        if is_json_numbers(t):
+            return "numbers"
         if isinstance(t, pa.JsonType):
             return "json"
         if isinstance(t, pa.UuidType):

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loadbay.common import arrow_build
+from loadbay.common import arrow_build, arrow_numbers
 from loadbay.common.arrow_convert import Rules, convert, sample, variant_types
 from loadbay.common.arrow_types import kind_of, new_column_type, plain
 from loadbay.common.exceptions import SchemaContractViolation, SchemaError
@@ -206,6 +206,10 @@ class _Walker:
 
     def put(self, level: _Level, name: str, array: pa.Array, kind: str) -> None:
         """Values of column ``name``: converted to its type; those that do not fit go to a variant."""
+        if kind == "numbers":  # JSON ints and floats: each part as the dict path puts each value
+            for part, part_kind in arrow_numbers.parts(array):
+                self.put(level, name, part, part_kind)
+            return
         try:
             column = level.state.table.columns.get(name)
             if column is None:

@@ -71,7 +71,9 @@ class Incremental:
     def filter(self, batch: Any, resource: str) -> Any:
         """The rows of ``batch`` (dicts, pages of dicts, or an Arrow table or record batch) past the start."""
         if hasattr(batch, "schema") and hasattr(batch, "num_rows"):
-            return self._filter_arrow(batch, resource)
+            if not _compared_by_value(batch, self.cursor_path):
+                return self._filter_arrow(batch, resource)
+            batch = batch.to_pylist()
         rows = [row for item in batch for row in (item if isinstance(item, list) else [item])]  # pages: their rows
         return [row for position, row in enumerate(rows) if self._keep(row, self._value(row, resource, position))]
 
@@ -136,6 +138,15 @@ class Incremental:
                                                 pa.scalar(top, type=column.type))).to_pylist():
                     self._advance(top, row)
         return kept
+
+
+def _compared_by_value(batch: Any, cursor_path: str) -> bool:
+    """Whether the cursor column holds JSON ints and floats side by side (``JsonNumbers``, from a JSON file):
+    Arrow cannot compare those, and a float would round a large int, so such a batch is filtered as dicts."""
+    from loadbay.common.arrow_numbers import is_json_numbers
+
+    names = batch.schema.names
+    return cursor_path in names and is_json_numbers(batch.schema.field(cursor_path).type)
 
 
 def with_package_state(state: dict[str, Any] | None, meta: dict[str, Any]) -> dict[str, Any] | None:

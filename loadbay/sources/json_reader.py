@@ -20,10 +20,11 @@ types them, so a file by path loads exactly as its parsed rows would. How a file
    exactly as those dicts would (variant columns and all).
 4. Numbers DuckDB would read as DOUBLE (or as integers past BIGINT) are read as JSON text and typed per
    batch in Arrow as each value is in Python: int64, or float64 for a fraction or exponent, so an integer
-   is never rounded through a double. A batch where such a key holds numbers of both kinds (1 and 1.5:
-   the dict path types them apart, as a bigint column and a variant), numbers and strings, or an integer
-   beyond 64 bits (a decimal sized by the destination) goes on as Python rows, its numbers parsed as
-   ``json.loads`` parses them; the next batch is columnar again.
+   is never rounded through a double. Where such a key holds numbers of both kinds in a batch (1 and 1.5:
+   the dict path types them apart, as a bigint column and a variant), the column is handed on as
+   ``JsonNumbers`` (``common/arrow_numbers``), which keeps each value's kind for the normalizer. A batch
+   where it holds an integer beyond 64 bits (a decimal sized by the destination) goes on as Python rows,
+   its numbers parsed as ``json.loads`` parses them; the next batch is columnar again.
 
 Rows come out in file order. Memory is bounded by DuckDB's buffers and one batch. A ``.json`` document is
 read by DuckDB as well (``format='auto'``: an array of objects, one object, or JSON lines); only the
@@ -49,6 +50,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loadbay.common.arrow_numbers import json_numbers
 from loadbay.common.exceptions import SourceError
 from loadbay.sources import json_parts
 from loadbay.sources.batch_sizes import arrow_batch_size, rows_batch_size
@@ -226,13 +228,13 @@ def _spec(t: duckdb.DuckDBPyType, path: _Path, numbers: list[_Path], untyped: li
 # -- leaves typed per batch ------------------------------------------------------------------------
 
 class _MixedNumbers(Exception):
-    """Numbers of several Python kinds under one key in a batch (1 and 1.5, or a number and a string)."""
+    """Under one key in a batch, numbers beside other values, or an integer beyond 64 bits."""
 
 
 def _typed_leaves(batch: pa.RecordBatch, numbers: list[_Path], untyped: list[_Path]) -> pa.RecordBatch | list[Any]:
     """``batch`` with untyped leaves, which must hold no value (else ``_Untyped``), as Arrow nulls, and number
-    leaves typed by ``number_array``; where one holds numbers of several kinds, the batch as Python rows
-    with each number as ``json.loads`` reads it (the dict path types such values apart)."""
+    leaves typed by ``number_array``; where ``number_array`` cannot type one, the batch as Python rows
+    with each number as ``json.loads`` reads it."""
     arrays = list(batch.columns)
     for paths, leaf in ((untyped, _no_values), (numbers, number_array)):
         for path in paths:
@@ -294,19 +296,24 @@ def _replace_leaf(array: pa.Array, path: _Path, leaf: Callable[[pa.Array], pa.Ar
 
 
 def number_array(text: pa.Array) -> pa.Array:
-    """JSON number texts as the Arrow type of what each is in Python: int64 (all integers that fit) or
-    float64 (all with a fraction or exponent). Raises ``_MixedNumbers`` where they are of both kinds, not
-    all numbers, or hold an integer beyond 64 bits (the dict path sizes its decimal column by the
-    destination's precision, which the reader does not know)."""
+    """JSON number texts as the Arrow type of what each is in Python: int64 (all integers that fit), float64
+    (all with a fraction or exponent), or ``JsonNumbers`` where they are of both kinds (the normalizer puts
+    each kind as the dict path does). Raises ``_MixedNumbers`` where they are not all numbers, or hold an
+    integer beyond 64 bits (the dict path sizes its decimal column by the destination's precision, which
+    the reader does not know)."""
     text = text.cast(pa.string())
     if text.null_count == len(text):
         return pa.nulls(len(text))
     # one regex pass for a batch of floats, the most common case (two before: JSON number, then integer)
-    if pc.all(pc.match_substring_regex(text, _FRACTIONAL)).as_py():
+    fractional = pc.match_substring_regex(text, _FRACTIONAL)
+    if pc.all(fractional).as_py():
         return pc.cast(text, pa.float64())
-    if not pc.all(pc.match_substring_regex(text, _INTEGER)).as_py():
+    integer = pc.match_substring_regex(text, _INTEGER)
+    if not pc.all(pc.or_(fractional, integer)).as_py():
         raise _MixedNumbers
     try:
+        if pc.any(fractional).as_py():
+            return json_numbers(text, fractional)
         return pc.cast(text, pa.int64())
     except pa.ArrowInvalid:
         raise _MixedNumbers from None

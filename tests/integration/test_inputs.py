@@ -255,6 +255,13 @@ def _tricky_rows(kind: str) -> list[dict[str, Any]]:
                 for i in range(12)] + \
             [{"id": 12, "s": {"x": 12, "y": "new"}, "later": "v", "tags": ["a", "b"], "big": -(2**63), "f": 1e-3,
               "extra": {"deep": [1, 2]}}]
+    if kind == "mixed_numbers":  # ints and floats under one key (bigint + variant, or double), read as Arrow
+        return [{"id": 0, "n": 1, "s": {"x": 1.5}, "l": [1, 2.5], "o": [{"v": 2.0}, {"v": 3}], "z": -0},
+                {"id": 1, "n": 2.5, "s": {"x": 2}, "l": [], "o": [], "z": -0.0},
+                {"id": 2, "n": 2**63 - 1, "s": None, "l": [7], "o": [{"v": 1e3}], "z": 0.5},
+                {"id": 3, "n": None, "s": {"x": None}, "l": None, "o": None, "z": None}] + \
+            [{"id": 4, "n": 4.5, "m": 1.5, "l": [4, 4.25], "z": 1}, {"id": 5, "n": 5, "m": 2, "z": 2e-3}] + \
+            [{"id": 6 + i, "n": -(2**63) + i, "m": 1e300 if i else 7, "z": i / 3} for i in range(3)]
     if kind == "case_keys":  # keys differing only by case, which DuckDB takes for one name: Python rows
         return [{"id": i, "a": i, "s": {"x": i}} for i in range(5)] + [{"id": 5, "A": 1.5, "s": {"x": 5, "X": "five"}}]
     # numbers of several kinds under one key, integers past 64 bits: those batches go as Python rows
@@ -263,7 +270,7 @@ def _tricky_rows(kind: str) -> list[dict[str, Any]]:
                                                      {"id": 10, "n": 2**70}, {"id": 11, "n": -(2**70)}]
 
 
-@pytest.mark.parametrize("kind", ["columnar", "python", "case_keys"])
+@pytest.mark.parametrize("kind", ["columnar", "mixed_numbers", "python", "case_keys"])
 def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, kind):
     from tests.integration.test_arrow_differential import differences, rows_by_place, schema_shape
 
@@ -271,7 +278,7 @@ def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, ki
     path = tmp_path / "tricky.jsonl"
     path.write_text("".join(json.dumps(item) + "\n" for item in items))
     read_as = ["rows" if isinstance(b, list) else "arrow" for b in json_reader.json_batches(path, 4)]
-    assert (set(read_as) == {"arrow"}) if kind == "columnar" else ("rows" in read_as)
+    assert (set(read_as) == {"arrow"}) if kind in ("columnar", "mixed_numbers") else ("rows" in read_as)
     as_dicts, as_file = make_pipeline("as_dicts", batch_size=4), make_pipeline("as_file", batch_size=4)
     run_ok(as_dicts, json.loads(json.dumps(items)), table_name="tricky")
     run_ok(as_file, path)
@@ -280,6 +287,36 @@ def test_a_json_lines_file_loads_exactly_as_its_rows(make_pipeline, tmp_path, ki
     assert set(got) == set(expected)
     for name, rows in expected.items():
         assert rows and not list(differences(rows, got[name])), name
+
+
+@pytest.mark.parametrize("mode", ["discard_value", "discard_row", "freeze"])
+def test_ints_and_floats_under_one_json_key_meet_the_data_type_contract_as_their_rows_do(make_pipeline, tmp_path,
+                                                                                        mode):
+    """A float into a bigint column is a new data type: the contract decides, on the columnar path too."""
+    from tests.integration.test_arrow_differential import schema_shape
+
+    items = [{"id": 1, "n": 2}, {"id": 2, "n": 2.5}, {"id": 3, "n": 3}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    assert [b.schema.field("n").type.extension_name for b in json_reader.json_batches(path, None)] == \
+        ["loadbay.json_numbers"]
+    as_dicts, as_file = make_pipeline("as_dicts"), make_pipeline("as_file")
+    for p in (as_dicts, as_file):
+        run_ok(p, [{"id": 0, "n": 1}], table_name="mixed")  # n: bigint
+    if mode == "freeze":
+        for p, data in ((as_dicts, items), (as_file, path)):
+            with pytest.raises(SchemaError, match="mixed.*n \\(bigint\\) got float 2.5"):
+                p.run(data, table_name="mixed", schema_contract={"data_type": mode})
+            assert count(p, "mixed") == 1
+        return
+    run_ok(as_dicts, items, table_name="mixed", schema_contract={"data_type": mode})
+    run_ok(as_file, path, table_name="mixed", schema_contract={"data_type": mode})
+    assert schema_shape(as_file.schema) == schema_shape(as_dicts.schema)
+    assert "n__v_double" not in schema_shape(as_file.schema)["mixed"]
+    expected = [(0, 1), (1, 2), (2, None), (3, 3)] if mode == "discard_value" else [(0, 1), (1, 2), (3, 3)]
+    for p in (as_dicts, as_file):  # two loads: rows are told apart by id, not by place
+        rows = query(p, f"SELECT {ident(p, 'id')}, {ident(p, 'n')} FROM {ident(p, 'mixed')}")
+        assert sorted((as_int(i), n if n is None else as_int(n)) for i, n in rows) == expected
 
 
 def test_json_date_and_time_strings_load_as_the_same_dicts_do(make_pipeline, tmp_path):

@@ -1,16 +1,20 @@
 """``json_reader.number_array`` types a batch of JSON number texts with one regex pass where they are all
 floats: a differential test against the two-pass function it replaced (copied here as the oracle), over
 integers, fractions, exponents, signs, leading zeros, numbers past 64 bits, texts that are no JSON number,
-NULLs and batches that mix them."""
+NULLs and batches that mix them. Where the old function gave up on integers beside fractions, the new one
+hands on ``JsonNumbers`` holding what ``json.loads`` gives for each text."""
 
 from __future__ import annotations
 
+import json
 import random
+import re
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from loadbay.common.arrow_numbers import JsonNumbers
 from loadbay.sources.json_reader import _MixedNumbers, number_array
 
 _OLD_INTEGER = r"^-?[0-9]+$"
@@ -44,8 +48,25 @@ def outcome(f, values: list[str | None]):
     try:
         result = f(pa.array(values, pa.string()))
     except _MixedNumbers:
-        return "mixed"
+        return "mixed" if f is number_array else both_kinds(values)
+    if isinstance(result.type, JsonNumbers):
+        loaded = result.to_pylist()
+        return "json_numbers", [(type(v), v) for v in loaded]
     return result.type, result.to_pylist()
+
+
+def both_kinds(values: list[str | None]):
+    """What the new function gives where the old one gave up: ``JsonNumbers`` when every text is a JSON
+    number, the integers fit 64 bits and both kinds are there; otherwise it gives up too."""
+    texts = [v for v in values if v is not None]
+    if not all(re.fullmatch(_OLD_NUMBER, v) for v in texts):
+        return "mixed"
+    loaded = [json.loads(v) for v in texts]
+    if any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in loaded):
+        return "mixed"
+    if {type(v) for v in loaded} != {int, float}:
+        return "mixed"
+    return "json_numbers", [(type(v), v) for v in (None if v is None else json.loads(v) for v in values)]
 
 
 @pytest.mark.parametrize("value", INTEGERS + FLOATS + ODD)
@@ -67,4 +88,6 @@ def test_random_batches_type_as_before() -> None:
 def test_the_usual_batches() -> None:
     assert outcome(number_array, ["773.96", None, "1.0"]) == (pa.float64(), [773.96, None, 1.0])
     assert outcome(number_array, ["1", None, "-2"]) == (pa.int64(), [1, None, -2])
-    assert outcome(number_array, ["1", "1.5"]) == "mixed"
+    assert outcome(number_array, ["1", "1.5"]) == ("json_numbers", [(int, 1), (float, 1.5)])
+    assert outcome(number_array, ["1", "1.5", "x"]) == "mixed"
+    assert outcome(number_array, ["1.5", "18446744073709551616"]) == "mixed"
