@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from loadbay.common.exceptions import LoadbayError
+from loadbay.common.row_hash import row_hash
 
 STATE_KEY = "incremental"
 """Key of the cursors in the pipeline state: resource name → ``Incremental.state()``."""
@@ -92,7 +93,7 @@ class Incremental:
             if last is None:
                 if start is not None and value < start:
                     return False
-            elif value < last or (value == last and _row_hash(row) in self.boundary):
+            elif value < last or (value == last and _loaded_before(row, self.boundary)):
                 return False
             self._advance(value, row)
         except TypeError as exc:
@@ -112,6 +113,8 @@ class Incremental:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from loadbay.sources import json_rows
+
         column = batch.column(self.cursor_path) if "." not in self.cursor_path else None
         if column is None or column.null_count:
             where = "no column" if column is None else "nulls in column"
@@ -125,12 +128,12 @@ class Incremental:
             at_bound = pc.equal(column, pa.scalar(bound, type=column.type))
             if self.last_value is not None and pc.any(at_bound).as_py():  # the boundary rows: as dicts, by hash
                 rows = batch.filter(at_bound).to_pylist()
-                fresh = iter([_row_hash(r) not in self.boundary for r in rows])
+                fresh = iter([not _loaded_before(r, self.boundary) for r in rows])
                 mask = [next(fresh) if eq else False for eq in at_bound.to_pylist()]
                 keep = pc.or_(keep, pa.array(mask))
             elif self.last_value is None:
                 keep = pc.or_(keep, at_bound)  # the first run keeps initial_value itself
-        kept = batch.filter(keep)
+        kept = json_rows.filtered(batch, keep) if isinstance(batch, pa.RecordBatch) else batch.filter(keep)
         if kept.num_rows:
             top = pc.max(kept.column(self.cursor_path)).as_py()
             if self._top is None or top >= self._top:
@@ -143,7 +146,7 @@ class Incremental:
 def _compared_by_value(batch: Any, cursor_path: str) -> bool:
     """Whether the cursor column holds JSON ints and floats side by side (``JsonNumbers``, from a JSON file):
     Arrow cannot compare those, and a float would round a large int, so such a batch is filtered as dicts."""
-    from loadbay.common.arrow_numbers import is_json_numbers
+    from loadbay.common.arrow_json import is_json_numbers
 
     names = batch.schema.names
     return cursor_path in names and is_json_numbers(batch.schema.field(cursor_path).type)
@@ -166,8 +169,19 @@ def incremental(cursor_path: str, initial_value: Any = None) -> Incremental:
 
 
 def _row_hash(row: Any) -> str:
-    return hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
-                                       default=str)).hexdigest()[:20]
+    """The hash a boundary row is kept by: scd2's content hash, for which a missing key and a null one are
+    alike, so a row hashes the same as a dict, as an Arrow row (every field of its schema) and read from
+    a later file whose other rows bring new keys."""
+    return row_hash(row)
+
+
+def _loaded_before(row: Any, boundary: set[str]) -> bool:
+    """Whether ``row`` is a boundary row a run before loaded: by ``_row_hash``, or by the hash of the rows
+    as given (20 hex digits) that cursors stored before 2026-11-28."""
+    if _row_hash(row) in boundary:
+        return True
+    legacy = orjson.dumps(row, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    return hashlib.sha256(legacy).hexdigest()[:20] in boundary
 
 
 def _encode(value: Any) -> Any:
