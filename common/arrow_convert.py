@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loadbay.common import arrow_build
+from loadbay.common import arrow_build, arrow_json
 from loadbay.common.arrow_shapes import uniform_shape
 from loadbay.common.arrow_types import ISO_DATE, ISO_DATETIME, KIND_TYPES, new_column_type, storage_type
 from loadbay.common.schema.inference import (INT64_MAX, NAT_TEXT, NOT_COERCIBLE, NotCoercible, converter_for,
@@ -280,6 +280,8 @@ def to_json(array: pa.Array, kind: str) -> pa.Array:
     only) so both paths store the same text. The json extension type already holds JSON text."""
     if isinstance(array.type, pa.JsonType):
         return array.storage.cast(pa.string())
+    if arrow_json.is_json_values(array.type):  # already the text dumps_json writes
+        return array.storage
     values = array.to_pylist()
     if pa.types.is_map(array.type):
         values = [None if v is None else dict(v) for v in values]

@@ -22,13 +22,14 @@ Kinds group the Arrow types that load alike::
                                                         the dict path would store str(timedelta) text)
     uuid      the uuid extension type                   text, canonical 8-4-4-4-12 hex
     json      map, union, the json extension type       json
-    numbers   ``JsonNumbers``: JSON ints and floats in   each part as its kind (``arrow_numbers.parts``),
-              one column (the JSON reader makes it)     the first value's first, as the dict path
+    numbers   JsonNumbers: JSON ints and floats in one  each part as its kind (``arrow_json.parts``),
+              column (the JSON reader makes it)         the first value's first, as the dict path
+    python    JsonValues (JSON objects as written),     decided value by value, as the dict path does
+              anything else (intervals, ...)
     struct    struct                                    flattened to parent__child columns
     list      list, large_list, fixed_size_list,        a child table
               list_view, large_list_view
     null      null                                      no column (a key that was only ever None)
-    python    anything else (intervals, ...)            decided value by value, as the dict path does
 
 Dictionary (pandas categoricals) and run-end encoded arrays are decoded to their value type first.
 """
@@ -42,9 +43,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loadbay.common import arrow_build
+from loadbay.common import arrow_build, arrow_json
 from loadbay.common.arrow_build import first_true
-from loadbay.common.arrow_numbers import is_json_numbers
 from loadbay.common.schema.inference import INT64_MAX, infer_data_type
 from loadbay.common.schema.types import Column
 
@@ -143,8 +143,9 @@ _KIND_TESTS: tuple[tuple[Callable[[pa.DataType], bool], str], ...] = (
 def kind_of(t: pa.DataType) -> str:
     """The kind of an Arrow type (see the module docstring); ``t`` is a ``plain`` array's type."""
     if isinstance(t, pa.BaseExtensionType):
-        if is_json_numbers(t):
-            return "numbers"
+        own = arrow_json.kind(t)
+        if own is not None:
+            return own
         if isinstance(t, pa.JsonType):
             return "json"
         if isinstance(t, pa.UuidType):

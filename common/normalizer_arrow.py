@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loadbay.common import arrow_build, arrow_numbers
+from loadbay.common import arrow_build, arrow_json
 from loadbay.common.arrow_convert import Rules, convert, sample, variant_types
 from loadbay.common.arrow_types import kind_of, new_column_type, plain
 from loadbay.common.exceptions import SchemaContractViolation, SchemaError
@@ -44,16 +45,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 Fields = list[tuple[str, pa.Array]]
+RawPath = tuple[str | None, ...]
+"""Keys from a row down to a value; None steps into a list's elements."""
+ExactRows = Callable[[np.ndarray], list[Any]]
+"""The rows of a batch at the given positions, as ``json.loads`` gives them."""
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)  # byte → its 2 hex digits
 ID_DIGITS = 12
 """Hex digits of the counter in an ``_lb_id``, after the normalizer's prefix (as ``_new_id`` formats it)."""
 
 
-def normalize_arrow(norm: RelationalNormalizer, raw_table: str,
-                    batch: pa.RecordBatch | pa.Table) -> dict[str, pa.Table]:
+def normalize_arrow(norm: RelationalNormalizer, raw_table: str, batch: pa.RecordBatch | pa.Table,
+                    exact_rows: ExactRows | None = None) -> dict[str, pa.Table]:
     """Per table name: a pyarrow Table of normalized rows of ``batch`` (items of the root table ``raw_table``),
-    its column names schema column names, its columns typed for the load file (``arrow_types.storage_type``)."""
+    its column names schema column names, its columns typed for the load file (``arrow_types.storage_type``).
+
+    ``exact_rows``, for a batch read from a JSON file: the batch's rows (by position) as ``json.loads`` gives
+    them, asked for only where a struct or a list becomes json text (the struct does not tell a missing key
+    from a null one; the dict path stores the object as it was written)."""
     name = norm.table_name(raw_table)
     try:
         state = norm._state(name)
@@ -65,14 +74,15 @@ def normalize_arrow(norm: RelationalNormalizer, raw_table: str,
     if state.row_hash is not None:  # scd2: a hash per row, as the dict path makes it (one Python call a row)
         fields.append((state.row_hash, arrow_build.texts([row_hash(r) for r in batch.to_pylist()])))
     origin = np.arange(first, first + batch.num_rows)  # each row's place in the resource, for messages
+    rows = np.arange(batch.num_rows)  # each row's place in the batch, for ``exact_rows``
     while True:
-        walker = _Walker(norm, raw_table, origin)
+        walker = _Walker(norm, raw_table, origin, exact_rows and (lambda rows=rows: exact_rows(rows)))
         root = walker.root(state, fields)
         if not walker.discard.any():
             return walker.tables(root) if root.n else {}
         keep = arrow_build.bools(~walker.discard)
         fields = [(key, plain(array).filter(keep)) for key, array in fields]
-        origin = origin[~walker.discard]
+        origin, rows = origin[~walker.discard], rows[~walker.discard]
 
 
 @dataclass
@@ -85,7 +95,8 @@ class _Level:
     parents: np.ndarray | None = None  # parent row of each row, in the parent level
     list_idx: np.ndarray | None = None
     columns: dict[str, pa.Array] = field(default_factory=dict)
-    lists: Fields = field(default_factory=list)  # list fields found, by column-style name
+    lists: list[tuple[str, pa.Array, RawPath]] = field(default_factory=list)  # list fields: column-style name, array, keys
+    raw: RawPath = ()  # the keys from a root row to this level's rows (None: into a list's elements)
     children: list[_Level] = field(default_factory=list)
 
     def root_rows(self, mask: Any) -> np.ndarray:
@@ -97,10 +108,13 @@ class _Level:
 class _Walker:
     """One pass over one batch: schema decisions as it goes, output columns per level."""
 
-    def __init__(self, norm: RelationalNormalizer, raw_table: str, origin: np.ndarray) -> None:
+    def __init__(self, norm: RelationalNormalizer, raw_table: str, origin: np.ndarray,
+                 exact_rows: Callable[[], list[Any]] | None = None) -> None:
         self.norm = norm
         self.raw_table = raw_table
         self.origin = origin
+        self.exact_rows = exact_rows  # the batch's rows as json.loads gives them (a JSON file's batch only)
+        self._exact: list[Any] | None = None
         self.rules = Rules(norm.decimal_precision, norm.max_decimal_precision, norm.nan_infinity)
         self.discard = np.zeros(len(origin), dtype=bool)
         self.created: list[tuple[Table, str, int]] = []  # columns added, with the first row that has a value
@@ -126,9 +140,10 @@ class _Walker:
         for _, (name, _row) in sorted(enumerate(self.created_tables), key=lambda item: (item[1][1], item[0])):
             tables[name] = tables.pop(name)
 
-    def walk(self, level: _Level, fields: Fields, prefix: str, depth: int) -> None:
+    def walk(self, level: _Level, fields: Fields, prefix: str, depth: int, raw: RawPath = ()) -> None:
         """Scalar columns of ``fields`` (at nesting ``depth``) into ``level``, structs flattened under
-        ``prefix``, list fields noted; a struct or list at the table's ``max_nesting`` is json, as in the dict path."""
+        ``prefix``, list fields noted; a struct or list at the table's ``max_nesting`` is json, as in the dict path.
+        ``raw``: the keys from this level's row to ``fields``."""
         state = level.state
         self.check_unique(level, fields, prefix)
         names = state.names.get(prefix)
@@ -146,10 +161,12 @@ class _Walker:
                     and depth >= state.max_nesting:
                 state.json_columns.add(name)
             if kind == "struct" and name not in state.json_columns:
-                self.walk(level, _struct_fields(array), name, depth + 1)
+                self.walk(level, _struct_fields(array), name, depth + 1, raw + (key,))
             elif kind == "list" and name not in state.json_columns:
                 state.list_levels.setdefault(name, depth)
-                level.lists.append((name, array))
+                level.lists.append((name, array, raw + (key,)))
+            elif self.exact_rows is not None and _holds_struct(array.type):  # json of the objects as written
+                self.put(level, name, self.exact_values(level, name, raw + (key,)), "python")
             else:
                 self.put(level, name, *_scalar_kind(array, kind))
 
@@ -166,10 +183,10 @@ class _Walker:
                           f"(resource {self.raw_table!r}). Rename or drop the duplicates before loading.")
 
     def children(self, parent: _Level) -> None:
-        for name, array in parent.lists:
-            self.child(parent, name, array)
+        for name, array, raw in parent.lists:
+            self.child(parent, name, array, raw)
 
-    def child(self, parent: _Level, field_name: str, array: pa.Array) -> None:
+    def child(self, parent: _Level, field_name: str, array: pa.Array, raw: RawPath) -> None:
         """The child rows of list field ``field_name``: one per element, null elements too."""
         norm, state = self.norm, parent.state
         lengths = pc.list_value_length(array)
@@ -192,22 +209,42 @@ class _Walker:
         parents = np.repeat(np.arange(parent.n), lengths)
         starts = np.cumsum(lengths) - lengths
         level = _Level(child_state, total, parents if parent.roots is None else parent.roots[parents], parents,
-                       np.arange(total) - np.repeat(starts, lengths))
+                       np.arange(total) - np.repeat(starts, lengths), raw=parent.raw + raw + (None,))
         values = plain(pc.list_flatten(array))
         kind = kind_of(values.type)
         if kind == "struct":
             self.walk(level, _struct_fields(values), "", child_state.depth)
         elif values.null_count < len(values):  # scalars (a list in a list too: json, as in the dict path)
-            self.put(level, "value", *_scalar_kind(values, "json" if kind == "list" else kind))
+            if kind == "list" and self.exact_rows is not None and _holds_struct(values.type):
+                self.put(level, "value", self.exact_values(level, "value", ()), "python")
+            else:
+                self.put(level, "value", *_scalar_kind(values, "json" if kind == "list" else kind))
         parent.children.append(level)
         self.children(level)
+
+    def exact_values(self, level: _Level, name: str, raw: RawPath) -> pa.Array:
+        """The values at keys ``raw`` of ``level``'s rows (for column ``name``), from the rows as ``json.loads``
+        gives them."""
+        if self._exact is None:
+            self._exact = self.exact_rows()  # type: ignore[misc]
+        values: list[Any] = []
+        for row in self._exact:
+            _collect(row, level.raw + raw, values)
+        if len(values) != level.n:  # the file's rows and DuckDB's disagree: never expected, never guessed
+            raise SchemaError(f"pipeline {self.norm.schema.name!r}: table {level.state.table.name!r}: the JSON file's "
+                              f"rows give {len(values)} values at {raw!r} where its record batch has {level.n}")
+        try:
+            return arrow_json.json_values(values)
+        except UnloadableValue as exc:  # name the item of the first value that cannot be written
+            failing = np.array([v is not None and not _writable(v) for v in values])
+            raise self.unloadable(level, name, arrow_build.bools(failing, valid=failing), exc) from None
 
     # -- columns ---------------------------------------------------------------------------------------
 
     def put(self, level: _Level, name: str, array: pa.Array, kind: str) -> None:
         """Values of column ``name``: converted to its type; those that do not fit go to a variant."""
         if kind == "numbers":  # JSON ints and floats: each part as the dict path puts each value
-            for part, part_kind in arrow_numbers.parts(array):
+            for part, part_kind in arrow_json.parts(array):
                 self.put(level, name, part, part_kind)
             return
         try:
@@ -344,6 +381,44 @@ def id_array(prefix: str, start: int, n: int) -> pa.StringArray:
     buffer[:, len(head):] = _HEX_PAIRS[counter_bytes].view(np.uint8)  # big-endian bytes → 2 digits each
     offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(buffer))
+
+
+def _writable(value: Any) -> bool:
+    try:
+        arrow_json.json_values([value])
+    except UnloadableValue:
+        return False
+    return True
+
+
+def _holds_struct(t: pa.DataType) -> bool:
+    """Whether values of ``t`` hold objects (a struct, or lists of them at any depth): only those lose the
+    difference between a missing key and a null one."""
+    if pa.types.is_struct(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _holds_struct(t.value_type)
+    return False
+
+
+def _collect(value: Any, raw: RawPath, out: list[Any]) -> None:
+    """Append to ``out`` the values at keys ``raw`` of ``value`` (a row): one per element where ``raw`` steps
+    into a list (None), none for a missing or null list, one None for a missing or null key."""
+    if not raw:
+        out.append(value)
+        return
+    step, rest = raw[0], raw[1:]
+    if step is None:
+        if isinstance(value, list):
+            for item in value:
+                _collect(item, rest, out)
+        return
+    found = value.get(step) if isinstance(value, dict) else None
+    if found is None:
+        if None not in rest:
+            out.append(None)
+        return
+    _collect(found, rest, out)
 
 
 def _struct_fields(array: pa.StructArray) -> Fields:

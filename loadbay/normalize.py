@@ -221,8 +221,9 @@ def _normalize_batch(normalizer: RelationalNormalizer, writer: PackageWriter, re
     batch (no Python per row), rows per table for a list."""
     if _is_arrow_batch(batch):
         from loadbay.common.normalizer_arrow import normalize_arrow
+        from loadbay.sources.json_rows import exact_rows
 
-        for table_name, data in normalize_arrow(normalizer, resource, batch).items():
+        for table_name, data in normalize_arrow(normalizer, resource, batch, exact_rows(batch)).items():
             if data.num_rows:
                 writer.write_arrow(table_name, data)
                 if progress is not None:

@@ -22,7 +22,7 @@ types them, so a file by path loads exactly as its parsed rows would. How a file
    batch in Arrow as each value is in Python: int64, or float64 for a fraction or exponent, so an integer
    is never rounded through a double. Where such a key holds numbers of both kinds in a batch (1 and 1.5:
    the dict path types them apart, as a bigint column and a variant), the column is handed on as
-   ``JsonNumbers`` (``common/arrow_numbers``), which keeps each value's kind for the normalizer. A batch
+   ``JsonNumbers`` (``common/arrow_json``), which keeps each value's kind for the normalizer. A batch
    where it holds an integer beyond 64 bits (a decimal sized by the destination) goes on as Python rows,
    its numbers parsed as ``json.loads`` parses them; the next batch is columnar again.
 
@@ -50,9 +50,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from loadbay.common.arrow_numbers import json_numbers
+from loadbay.common.arrow_json import has_long_digits, json_numbers
 from loadbay.common.exceptions import SourceError
 from loadbay.sources import json_parts
+from loadbay.sources.json_rows import RowSource
 from loadbay.sources.batch_sizes import arrow_batch_size, rows_batch_size
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ _FRACTIONAL = r"^-?(0|[1-9][0-9]*)(\.[0-9]+([eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)$"
 """A JSON number with a fraction or an exponent: a float in Python."""
 _INTEGER = r"^-?(0|[1-9][0-9]*)$"
 """A JSON number without either: an int in Python. Every JSON number is one of the two."""
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
 _NUMBER_TYPES = ("double", "ubigint", "hugeint", "uhugeint")  # read as JSON text, typed per batch
 _TEMPORAL_TYPES = ("date", "time", "time with time zone", "timestamp", "timestamp with time zone",
                    "timestamp_s", "timestamp_ms", "timestamp_ns")  # read as VARCHAR: DuckDB guesses formats the dict path does not know
@@ -113,13 +113,20 @@ class _Reader:
 
     def _duckdb_batches(self, duck_path: Path, batch_size: int | None) -> Iterator[pa.RecordBatch | list[Any]]:
         con = duckdb.connect()
+        rows = RowSource(self.path, fmt=self.format, compression=self.compression, opener=_open, loads=loads)
         try:
             relation, numbers, untyped = self._bind(con, duck_path)
             stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader  # DuckDB 2 / 1.x
+            done = 0
             for batch in stream(arrow_batch_size(batch_size)):
                 if numbers or untyped:
                     batch = _typed_leaves(batch, numbers, untyped)
-                yield batch  # type: ignore[misc] - a list of rows where numbers of several kinds met
+                if isinstance(batch, pa.RecordBatch):
+                    size, batch = batch.num_rows, rows.tag(batch, done)
+                else:  # a list of rows where numbers could not be typed
+                    size = len(batch)
+                done += size
+                yield batch
         except (duckdb.Error, pa.ArrowException, OSError) as exc:  # errors inside the stream come as Arrow's
             message = str(exc)
             if "Malformed JSON" in message or "JSON parse error" in message:
@@ -128,6 +135,7 @@ class _Reader:
                 raise _Untyped(message.splitlines()[0]) from exc
             raise SourceError(f"file {self.display}: cannot be read as JSON: {message}", path=self.display) from exc
         finally:
+            rows.close()
             con.close()
 
     def _bind(self, con: duckdb.DuckDBPyConnection,
@@ -330,7 +338,7 @@ def loads(text: bytes) -> Any:
     """One JSON document as the Python objects ``json.loads`` gives: by orjson (fast), except where orjson
     would differ: an integer of 19 digits or more (orjson reads those past 64 bits as floats), or what
     orjson refuses and ``json`` takes (NaN, Infinity, 1e400). Raises ValueError for malformed text."""
-    if _LONG_DIGITS.search(text) is None:
+    if not has_long_digits(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:

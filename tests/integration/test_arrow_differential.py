@@ -127,3 +127,40 @@ def test_dicts_and_arrow_give_identical_tables(make_pipeline, tmp_path, sample):
         diff = list(differences(rows, arrow_rows[name]))
         assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
         assert rows, f"table {name} is empty: the comparison would prove nothing"
+
+
+JSON_SHAPES = [
+    ("github_events.json", {"columns": {"payload": {"data_type": "json"}}}),  # each event type its own keys
+    ("github_events.json", {"max_table_nesting": 1}),
+    ("github_events.json", {"max_table_nesting": 0}),
+    ("lists_of_objects", {}),
+]
+
+
+def objects_in_lists() -> list[Any]:
+    """Lists of lists of objects whose keys come and go (a list in a list is json), and null elements."""
+    return [{"id": 0, "grid": [[{"a": 1}, {"b": None}], [], None, [{"a": 2, "c": {"d": 1}}]]},
+            {"id": 1, "grid": None},
+            {"id": 2, "grid": [[{}], [{"b": "x", "a": None}]]}]
+
+
+@pytest.mark.parametrize("sample,hints", JSON_SHAPES, ids=["payload_json", "nesting_1", "nesting_0", "lists"])
+def test_objects_stored_as_json_keep_the_keys_they_were_written_with(make_pipeline, tmp_path, sample, hints):
+    """A JSON file's object becomes a struct of every key the file has (a missing key reads as null); where
+    it is stored as json text, it is stored as written, as its dict is: no key added, none lost."""
+    items = objects_in_lists() if sample == "lists_of_objects" else sample_items(sample)
+    table = sample.split(".")[0]
+    path = as_jsonl(items, tmp_path / f"{table}.jsonl")
+    assert {"rows" if isinstance(b, list) else "arrow" for b in json_reader.json_batches(path, None)} == {"arrow"}
+    as_dicts, as_arrow = make_pipeline("as_dicts"), make_pipeline("as_arrow")
+    as_dicts.run(loadbay.resource(items, table, **hints))
+    as_arrow.run(loadbay.resource(path, table, **hints))
+
+    shape = schema_shape(as_dicts.schema)
+    assert schema_shape(as_arrow.schema) == shape
+    assert any("json" in columns.values() for columns in shape.values())  # else nothing here is json text
+    dict_rows, arrow_rows = rows_by_place(as_dicts), rows_by_place(as_arrow)
+    assert set(arrow_rows) == set(dict_rows)
+    for name, rows in dict_rows.items():
+        diff = list(differences(rows, arrow_rows[name]))
+        assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"

@@ -319,6 +319,32 @@ def test_ints_and_floats_under_one_json_key_meet_the_data_type_contract_as_their
         assert sorted((as_int(i), n if n is None else as_int(n)) for i, n in rows) == expected
 
 
+@pytest.mark.parametrize("how", ["cursor", "discard_row"])
+def test_json_objects_keep_their_keys_when_rows_of_the_batch_are_left_out(make_pipeline, tmp_path, how):
+    """Stored as json text, an object is taken from the file's own row: still the right row when an
+    incremental cursor or the schema contract has left rows of the batch out."""
+    items = [{"id": i, "doc": {"k": i} if i % 2 else {"other": [i], "k": None}} for i in range(8)]
+    items[5]["late"] = "a new column, which discard_row keeps out"
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    hints = {"columns": {"doc": {"data_type": "json"}}}
+    got = {}
+    for name, data in (("as_dicts", items), ("as_file", path)):
+        p = make_pipeline(name)
+        if how == "cursor":
+            run_ok(p, loadbay.resource(items[:3], "docs", incremental=loadbay.incremental("id"), **hints))
+            run_ok(p, loadbay.resource(data, "docs", incremental=loadbay.incremental("id"), **hints))
+        else:
+            run_ok(p, loadbay.resource(items[:1], "docs", **hints))
+            run_ok(p, loadbay.resource(data, "docs", **hints), schema_contract={"columns": "discard_row"})
+        docs = query(p, f"SELECT {ident(p, 'id')}, {ident(p, 'doc')} FROM {ident(p, 'docs')}")
+        got[name] = sorted((as_int(i), json.loads(d) if isinstance(d, str) else d) for i, d in docs)
+    assert got["as_file"] == got["as_dicts"]
+    kept = [item for item in items if how == "cursor" or "late" not in item]
+    assert got["as_file"] == sorted((item["id"], item["doc"]) for item in
+                                    (kept if how == "cursor" else [items[0]] + kept))
+
+
 def test_json_date_and_time_strings_load_as_the_same_dicts_do(make_pipeline, tmp_path):
     """Only ISO 8601 timestamps and YYYY-MM-DD dates are typed; "01-02-2020" and "12:00:00" stay text."""
     from tests.integration.test_arrow_differential import differences, rows_by_place, schema_shape

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from loadbay.common.arrow_numbers import JsonNumbers
+from loadbay.common.arrow_json import JsonNumbers
 from loadbay.sources.json_reader import _MixedNumbers, number_array
 
 _OLD_INTEGER = r"^-?[0-9]+$"

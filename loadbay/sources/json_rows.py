@@ -1,0 +1,137 @@
+"""A JSON file's record batches, tied back to the file's rows as ``json.loads`` gives them.
+
+DuckDB reads a JSON object into a STRUCT of every key the file has: a key an object lacks and a key that
+holds null become the same NULL. Flattened into columns that is what the dict path stores too, but where
+an object is stored as json text (a ``json`` column hint, ``max_table_nesting``, lists in lists) the dict
+path stores it as it was written (``{"a": 1}``, not ``{"a": 1, "b": null}``). So each record batch the JSON
+reader hands on names its file and its first row (``tag``); the Arrow normalizer asks for the batch's rows
+(``exact_rows``) only when it meets such a value, and this module parses just those lines with the
+reader's own ``loads``, reading the file forward as the batches come.
+
+A batch lives while its reader does: the reader closes its ``RowSource`` when its last batch has been
+taken, which the normalizer has then finished with. A batch filtered on the way (an incremental cursor)
+keeps its rows' places (``filtered``).
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loadbay.common import arrow_build
+
+SOURCE = b"loadbay.json_rows.source"
+FIRST_ROW = b"loadbay.json_rows.first_row"
+KEPT = b"loadbay.json_rows.kept"  # int64 positions in the batch as read, after a filter
+
+_OPEN: dict[str, RowSource] = {}
+
+
+class RowSource:
+    """The rows of one JSON file (or stdin chunk), parsed on request, reading the file forward."""
+
+    def __init__(self, path: Path, *, fmt: str, compression: str, opener: Callable[[Path, str], io.BufferedReader],
+                 loads: Callable[[bytes], Any]) -> None:
+        self.path, self.format, self.compression = path, fmt, compression
+        self._opener, self._loads = opener, loads
+        self.token = uuid.uuid4().hex
+        self._lines: Iterator[bytes] | None = None
+        self._file: io.BufferedReader | None = None
+        self._next = 0  # the row the next non-blank line holds
+        self._items: list[Any] | None = None  # a JSON document's items (format auto)
+        _OPEN[self.token] = self
+
+    def tag(self, batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
+        """``batch``, whose first row is row ``first_row`` of the file, with this source named in its metadata."""
+        meta = dict(batch.schema.metadata or {})
+        meta.update({SOURCE: self.token.encode(), FIRST_ROW: str(first_row).encode()})
+        return batch.replace_schema_metadata(meta)
+
+    def rows(self, rows: np.ndarray) -> list[Any]:
+        """Rows ``rows`` (ascending) of the file, as ``loads`` gives them."""
+        if self.format == "auto" and self._document() is not None:
+            items = self._items or []
+            if len(rows) and int(rows[-1]) >= len(items):
+                raise ValueError(f"file {self.path}: has {len(items)} rows, row {int(rows[-1])} was asked for")
+            return [items[int(r)] for r in rows]
+        wanted = [int(r) for r in rows]
+        if not wanted:
+            return []
+        if self._lines is None or wanted[0] < self._next:
+            self._rewind()
+        out: list[Any] = []
+        at = 0
+        for line in self._lines:  # type: ignore[union-attr]
+            if not line.strip():
+                continue
+            if self._next == wanted[at]:
+                out.append(self._loads(line))
+                at += 1
+            self._next += 1
+            if at == len(wanted):
+                break
+        if at != len(wanted):
+            raise ValueError(f"file {self.path}: has {self._next} rows, row {wanted[at]} was asked for")
+        return out
+
+    def _document(self) -> list[Any] | None:
+        """A ``.json`` document's items (an array's, or the one object), or None when it is JSON lines."""
+        if self._items is None:
+            with self._opener(self.path, self.compression) as f:
+                data = f.read()
+            try:
+                document = self._loads(data)
+            except ValueError:
+                self.format = "newline_delimited"  # JSON lines in a .json file
+                return None
+            self._items = document if isinstance(document, list) else [document]
+        return self._items
+
+    def _rewind(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._file = self._opener(self.path, self.compression)
+        self._lines = iter(self._file)
+        self._next = 0
+
+    def close(self) -> None:
+        _OPEN.pop(self.token, None)
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._lines, self._items = None, None
+
+
+def exact_rows(batch: Any) -> Callable[[np.ndarray], list[Any]] | None:
+    """For a batch a ``RowSource`` tagged: the function giving its rows (by position in ``batch``) as
+    ``loads`` gives them; None for any other batch, or one whose reader is gone."""
+    meta = getattr(batch.schema, "metadata", None) or {}
+    source = _OPEN.get(meta.get(SOURCE, b"").decode())
+    if source is None:
+        return None
+    first = int(meta[FIRST_ROW])
+    kept = np.frombuffer(meta[KEPT], dtype=np.int64) if KEPT in meta else None
+
+    def rows(positions: np.ndarray) -> list[Any]:
+        return source.rows(first + (positions if kept is None else kept[positions]))
+
+    return rows
+
+
+def filtered(batch: pa.RecordBatch, keep: pa.BooleanArray) -> pa.RecordBatch:
+    """``batch.filter(keep)``, still tied to its file's rows when a ``RowSource`` tagged it."""
+    kept = batch.filter(keep)
+    meta = batch.schema.metadata or {}
+    if SOURCE not in meta:
+        return kept
+    positions = np.flatnonzero(arrow_build.to_numpy(pc.fill_null(keep, arrow_build.FALSE))).astype(np.int64)
+    if KEPT in meta:
+        positions = np.frombuffer(meta[KEPT], dtype=np.int64)[positions]
+    return kept.replace_schema_metadata({**meta, KEPT: positions.tobytes()})
