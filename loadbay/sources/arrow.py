@@ -108,11 +108,12 @@ def pandas_batches(df: Any, batch_size: int | None = None) -> Iterator[pa.Record
     batch_size = arrow_batch_size(batch_size)
     for start in range(0, len(df), batch_size):
         chunk = df.iloc[start:start + batch_size]
-        try:
-            batch = pa.RecordBatch.from_pandas(chunk, schema=schema, preserve_index=index)
+        try:  # a Table, not a RecordBatch: an Arrow-backed column may be chunked (pd.concat of pandas 3 strings)
+            table = pa.Table.from_pandas(chunk, schema=schema, preserve_index=index).combine_chunks()
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise SourceError(f"DataFrame rows {start}..{start + len(chunk) - 1}: {exc}") from exc
-        yield plain(batch)
+        for batch in table.to_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]:
+            yield plain(batch)
 
 
 def _flat_columns(df: Any) -> Any:

@@ -58,6 +58,23 @@ def test_pandas_frame_loads_its_values_nulls_and_named_index(make_pipeline):
     assert as_utc(got[1][6]) == datetime(2024, 3, 1, 1, 2, 3, 456789, tzinfo=UTC) and got[2][6] is None
 
 
+def test_pandas_columns_of_several_arrow_chunks_load(make_pipeline):
+    """pandas 3's strings are Arrow-backed, and ``pd.concat`` leaves such a column in chunks, as does a frame
+    made from a chunked Arrow table with ``ArrowDtype``: each loads as its rows do."""
+    pd = pytest.importorskip("pandas")
+    concat = pd.concat([pd.DataFrame({"id": [1, 2], "s": ["a", None]}), pd.DataFrame({"id": [3], "s": ["c"]})],
+                       ignore_index=True)
+    chunked = pa.concat_tables([pa.table({"id": [1, 2], "n": [10, None]}), pa.table({"id": [3], "n": [30]})])
+    framed = chunked.to_pandas(types_mapper=pd.ArrowDtype)
+    assert framed["n"].array._pa_array.num_chunks == 2  # the case this test is about
+    p = make_pipeline()  # one slice of each frame holds both chunks
+    run_ok(p, concat, table_name="concat")
+    run_ok(p, framed, table_name="framed")
+    assert by_id(p, "concat", "s") == {1: ("a",), 2: (None,), 3: ("c",)}
+    assert {k: None if v[0] is None else as_int(v[0]) for k, v in by_id(p, "framed", "n").items()} == \
+        {1: 10, 2: None, 3: 30}
+
+
 def test_an_unnamed_pandas_index_is_not_loaded(make_pipeline):
     """A RangeIndex, or the unnamed index a filter leaves, is pandas' bookkeeping, not data: no column."""
     pd = pytest.importorskip("pandas")
