@@ -150,13 +150,17 @@ class JsonlWriter(LoadFileWriter):
 
     def write_header(self) -> None:
         self._double_columns: list[str] = []
+        self._time_columns: list[str] = []
         self._columns_seen = 0
 
     def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
         columns = self.table.columns
         if len(columns) != self._columns_seen:  # a jsonl file takes columns added after it opened
             self._double_columns = [c.name for c in columns.values() if c.data_type == "double"]
+            self._time_columns = [c.name for c in columns.values() if c.data_type == "time"]
             self._columns_seen = len(columns)
+        if self._time_columns:
+            rows = _spell_times(rows, self._time_columns)
         if self._double_columns:
             rows = _spell_non_finite(rows, self._double_columns)
         data = self._encode(rows)
@@ -209,6 +213,25 @@ def _spell_non_finite(rows: Sequence[dict[str, Any]], columns: list[str]) -> Seq
     return out
 
 
+def time_text(value: Any) -> str:
+    """A time of day as ISO text. Not by orjson: 3.13 writes 13,000 µs as ``.13000`` (a tenfold error)."""
+    return value.isoformat() if isinstance(value, time) else str(value)
+
+
+def _spell_times(rows: Sequence[dict[str, Any]], columns: list[str]) -> Sequence[dict[str, Any]]:
+    """Rows with the times of ``columns`` as ISO text (``time_text``); copies only of rows that hold one."""
+    out = []
+    for row in rows:
+        fixed = None
+        for name in columns:
+            value = row.get(name)
+            if isinstance(value, time):
+                fixed = fixed or dict(row)
+                fixed[name] = value.isoformat()
+        out.append(fixed or row)
+    return out
+
+
 class _CsvNull(int):
     """A number to the csv module, so written unquoted under QUOTE_NONNUMERIC (where every string is
     quoted), as ``text``: NULL and '' (or 'NULL') stay distinct."""
@@ -257,7 +280,9 @@ class CsvWriter(LoadFileWriter):
         for c in self.columns:
             if c.data_type == "timestamp" and naive:
                 plan.append((c.name, _UTC_WALL))
-            elif c.data_type in ("timestamp", "date", "time"):
+            elif c.data_type == "time":
+                plan.append((c.name, time_text))
+            elif c.data_type in ("timestamp", "date"):
                 plan.append((c.name, _ISO))
             elif c.data_type == "double":
                 plan.append((c.name, _FLOAT))

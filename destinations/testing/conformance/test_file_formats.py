@@ -17,7 +17,7 @@ each_format = pytest.mark.parametrize("file_format", ALL_FORMATS)
 TYPED_ROWS = [
     {"id": 1, "t": "text", "empty": "", "b": True, "f": 1.5, "d": Decimal("12.345"),
      "ts": datetime(2024, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc), "dd": date(2024, 2, 29),
-     "tm": time(13, 14, 15), "bin": b"\x00\x01\xff'\"\\", "js": {"a": [1, 2, {"b": None}], "s": "x'y\"z"}},
+     "tm": time(13, 14, 15, 13000), "bin": b"\x00\x01\xff'\"\\", "js": {"a": [1, 2, {"b": None}], "s": "x'y\"z"}},
     {"id": 2, "t": None, "empty": None, "b": False, "f": -2.25, "d": Decimal("-0.001"),
      "ts": datetime(1999, 12, 31, 23, 59, 59, tzinfo=timezone.utc), "dd": date(1970, 1, 1),
      "tm": time(0, 0), "bin": b"", "js": [1, "two", 3.5]},
