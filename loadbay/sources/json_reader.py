@@ -65,6 +65,9 @@ _INTEGER = r"^-?(0|[1-9][0-9]*)$"
 _NUMBER_TYPES = ("double", "ubigint", "hugeint", "uhugeint")  # read as JSON text, typed per batch
 _TEMPORAL_TYPES = ("date", "time", "time with time zone", "timestamp", "timestamp with time zone",
                    "timestamp_s", "timestamp_ms", "timestamp_ns")  # read as VARCHAR: DuckDB guesses formats the dict path does not know
+_JSON_KINDS = ("bigint", "boolean", "varchar", "struct", "list", "null", "map", *_NUMBER_TYPES)
+"""DuckDB types of what JSON itself holds; any other (UUID, ...) DuckDB guessed from text, which is read as
+written."""
 _NO_TEMPORAL_FORMAT = "<no date>"
 """The date and timestamp format DuckDB is given, which no date or time text has: strings are read as text
 (point 2 of the module doc), so trying ISO formats on each one while typing the file is wasted (0.25 s of the
@@ -217,7 +220,7 @@ def _spec(t: duckdb.DuckDBPyType, path: _Path, numbers: list[_Path], untyped: li
     if kind in _NUMBER_TYPES:
         numbers.append(path)
         return "JSON"
-    if kind in _TEMPORAL_TYPES:
+    if kind in _TEMPORAL_TYPES or kind not in _JSON_KINDS:  # a type DuckDB guessed from text (UUID: its case lost)
         texts.append(path)
         return "VARCHAR"
     if kind == "null" or str(t) == "JSON":

@@ -363,11 +363,14 @@ def test_json_objects_keep_their_keys_when_rows_of_the_batch_are_left_out(make_p
 
 
 def test_json_date_and_time_strings_load_as_the_same_dicts_do(make_pipeline, tmp_path):
-    """Only ISO 8601 timestamps and YYYY-MM-DD dates are typed; "01-02-2020" and "12:00:00" stay text."""
+    """Only ISO 8601 timestamps and YYYY-MM-DD dates are typed; "01-02-2020", "12:00:00" and a UUID (whose
+    case DuckDB's own UUID type would lose) stay text as written."""
     from tests.integration.test_arrow_differential import differences, rows_by_place, schema_shape
 
-    items = [{"id": 1, "d": "01-02-2020", "t": "12:00:00", "iso": "2020-01-02", "at": "2020-01-01T10:00:00+02:00"},
-             {"id": 2, "d": "13-02-2020", "t": "23:59:59.5", "iso": "2020-01-03", "at": "2020-06-01T10:00:00Z"}]
+    items = [{"id": 1, "d": "01-02-2020", "t": "12:00:00", "iso": "2020-01-02", "at": "2020-01-01T10:00:00+02:00",
+              "u": "123E4567-E89B-12D3-A456-426614174000"},
+             {"id": 2, "d": "13-02-2020", "t": "23:59:59.5", "iso": "2020-01-03", "at": "2020-06-01T10:00:00Z",
+              "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}]
     path = tmp_path / "dates.jsonl"
     path.write_text("".join(json.dumps(item) + "\n" for item in items))
     as_dicts, as_file = make_pipeline("as_dicts"), make_pipeline("as_file")
@@ -375,7 +378,9 @@ def test_json_date_and_time_strings_load_as_the_same_dicts_do(make_pipeline, tmp
     run_ok(as_file, path)
     assert schema_shape(as_file.schema) == schema_shape(as_dicts.schema)
     columns = schema_shape(as_file.schema)["dates"]
-    assert [columns[name] for name in ("d", "t", "iso", "at")] == ["text", "text", "date", "timestamp"]
+    assert [columns[name] for name in ("d", "t", "iso", "at", "u")] == ["text", "text", "date", "timestamp", "text"]
+    uuids = query(as_file, f"SELECT {ident(as_file, 'u')} FROM {ident(as_file, 'dates')} ORDER BY {ident(as_file, 'id')}")
+    assert [r[0] for r in uuids] == [item["u"] for item in items]
     expected, got = rows_by_place(as_dicts), rows_by_place(as_file)
     assert set(got) == set(expected) and not list(differences(expected["dates"], got["dates"]))
     texts = query(as_file, f"SELECT {ident(as_file, 'd')}, {ident(as_file, 't')} FROM {ident(as_file, 'dates')} "
