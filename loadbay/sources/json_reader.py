@@ -130,6 +130,10 @@ class _Reader:
                     size = len(batch)
                 done += size
                 yield batch
+        except _UnparsedNumber as exc:  # DuckDB read a number (nan, inf) that json.loads refuses
+            raise self._malformed(exc) from exc
+        except UnicodeDecodeError as exc:  # DuckDB's message cut inside a character (a duplicate key's text)
+            raise _Untyped(f"DuckDB's error could not be read ({exc.reason})") from exc
         except (duckdb.Error, pa.ArrowException, OSError) as exc:  # errors inside the stream come as Arrow's
             message = str(exc)
             if "Malformed JSON" in message or "JSON parse error" in message:
@@ -238,6 +242,10 @@ def _spec(t: duckdb.DuckDBPyType, path: _Path, numbers: list[_Path], untyped: li
 
 # -- leaves typed per batch ------------------------------------------------------------------------
 
+class _UnparsedNumber(Exception):
+    """A number DuckDB read that ``json.loads`` refuses (``nan``, ``inf``): the file is malformed for the dict path."""
+
+
 class _MixedNumbers(Exception):
     """Under one key in a batch, numbers beside other values, or an integer beyond 64 bits."""
 
@@ -271,7 +279,10 @@ def _parse_at(value: Any, path: _Path) -> Any:
     if value is None:
         return None
     if not path:
-        return loads(value.encode())
+        try:
+            return loads(value.encode())
+        except ValueError as exc:
+            raise _UnparsedNumber(str(exc)) from exc
     step, rest = path[0], path[1:]
     if step is None:
         value[:] = [_parse_at(item, rest) for item in value]

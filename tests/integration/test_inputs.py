@@ -214,6 +214,29 @@ def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make
     assert p.pending_packages() == []
 
 
+@pytest.mark.parametrize("token", ["nan", "inf", "-inf", "NAN"])
+def test_a_number_json_loads_refuses_is_malformed_though_duckdb_reads_it(make_pipeline, tmp_path, token):
+    path = tmp_path / "floats.jsonl"
+    path.write_text('{"id": 1, "f": 1.5}\n{"id": 2, "f": 2}\n{"id": 3, "f": %s}\n' % token)
+    p = make_pipeline()
+    with pytest.raises(SourceError) as caught:
+        p.run(path)
+    assert "floats.jsonl, line 3: malformed JSON" in str(caught.value) and caught.value.line == 3
+    assert count_or_none(p, "floats") is None
+
+
+def test_a_duplicate_key_beside_multibyte_text_loads_as_its_dict_does(make_pipeline, tmp_path):
+    """DuckDB's error for a key given twice quotes the object cut at a byte count, here inside a character,
+    which its Python package then cannot decode: the file still loads, as Python rows (the last value wins)."""
+    line = '{"a": {"x": "%s日本語日本語日本語日本語", "x": 1}}\n' % ("x" * 40)
+    path = tmp_path / "dup.jsonl"
+    path.write_text(line.replace(": ", ":").replace(", ", ","), encoding="utf-8")
+    p = make_pipeline()
+    run_ok(p, path)
+    assert table_columns(p, "dup")["a__x"] == "bigint"
+    assert [as_int(r[0]) for r in query(p, f"SELECT {ident(p, 'a__x')} FROM {ident(p, 'dup')}")] == [1]
+
+
 @pytest.mark.parametrize("bad_file", ["b.csv", "b.jsonl", "b.parquet"])
 def test_rows_a_contract_refuses_are_named_by_their_file_and_nothing_of_the_run_loads(make_pipeline, tmp_path,
                                                                                        bad_file):
