@@ -46,10 +46,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loadbay.common import arrow_build
 from loadbay.common.arrow_json import has_long_digits, json_numbers
 from loadbay.common.exceptions import SourceError
 from loadbay.sources import json_parts
@@ -125,6 +127,8 @@ class _Reader:
                 if numbers or untyped:
                     batch = _typed_leaves(batch, numbers, untyped)
                 if isinstance(batch, pa.RecordBatch):
+                    if _holds_a_null_line(batch, rows, done):
+                        raise _Untyped("a line holds null, not an object")
                     size, batch = batch.num_rows, rows.tag(batch, done)
                 else:  # a list of rows where numbers could not be typed
                     size = len(batch)
@@ -238,6 +242,19 @@ def _spec(t: duckdb.DuckDBPyType, path: _Path, numbers: list[_Path], untyped: li
         (_, child), = t.children
         return f"{_spec(child, (*path, None), numbers, untyped, texts)}[]"
     return str(t)
+
+
+def _holds_a_null_line(batch: pa.RecordBatch, rows: RowSource, first_row: int) -> bool:
+    """Whether a row of ``batch`` that is null in every column is a ``null`` line, which DuckDB reads as a
+    record of nulls and the dict path refuses as an item that is no dict (``{}`` reads the same and is fine):
+    such rows are few, and only their lines are parsed."""
+    if not batch.num_columns:
+        return False
+    empty = batch.column(0).is_null()
+    for column in batch.columns[1:]:
+        empty = pc.and_(empty, column.is_null())
+    positions = np.flatnonzero(arrow_build.to_numpy(empty))
+    return bool(positions.size) and any(row is None for row in rows.rows(first_row + positions))
 
 
 # -- leaves typed per batch ------------------------------------------------------------------------

@@ -225,6 +225,22 @@ def test_a_number_json_loads_refuses_is_malformed_though_duckdb_reads_it(make_pi
     assert count_or_none(p, "floats") is None
 
 
+def test_a_null_line_is_refused_as_its_item_is_and_an_empty_object_loads(make_pipeline, tmp_path):
+    """DuckDB reads ``null`` as a record of nulls, like ``{}``; the dict path refuses a None item of a dict
+    resource, so the file does too, naming the item and the file."""
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    good.write_text('{"a": 1}\n{}\n{"a": null}\n{"a": 2}\n')
+    bad.write_text('{"a": 1}\n{"a": null}\nnull\n{"a": 2}\n')
+    p = make_pipeline()
+    run_ok(p, good)
+    assert sorted((as_int(r[0]) if r[0] is not None else -1) for r in query(p, f"SELECT a FROM {ident(p, 'good')}")) \
+        == [-1, -1, 1, 2]
+    with pytest.raises(SchemaError, match="item 3 of resource 'bad'.*NoneType") as caught:
+        p.run(bad)
+    assert caught.value.path == str(bad)
+    assert count_or_none(p, "bad") is None
+
+
 def test_a_duplicate_key_beside_multibyte_text_loads_as_its_dict_does(make_pipeline, tmp_path):
     """DuckDB's error for a key given twice quotes the object cut at a byte count, here inside a character,
     which its Python package then cannot decode: the file still loads, as Python rows (the last value wins)."""
