@@ -81,10 +81,14 @@ def storage_type(column: Column, decimal_default: tuple[int, int]) -> pa.DataTyp
 
 def plain(array: Any) -> pa.Array:
     """``array`` as one contiguous array of a non-encoded type: chunks combined, dictionaries and
-    run-end encoding decoded, view types in their classic layout, decimals of negative scale at scale 0."""
+    run-end encoding decoded, view types in their classic layout, decimals of negative scale at scale 0,
+    extension types other than uuid, json and loadbay's own as their storage."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     t = array.type
+    if isinstance(t, pa.BaseExtensionType) and not isinstance(t, (pa.JsonType, pa.UuidType)) \
+            and arrow_json.kind(t) is None:  # another library's type: its values are its storage's
+        return plain(array.storage)
     if pa.types.is_dictionary(t):
         return plain(array.dictionary_decode())
     if pa.types.is_run_end_encoded(t):

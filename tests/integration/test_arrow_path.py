@@ -200,3 +200,37 @@ def test_decimals_list_views_and_old_nanoseconds_arrive_exactly(make_pipeline):
                    4: (Decimal("2.25"), None, None)}
     assert [(i, k, as_int(v)) for i, k, v in linked(p, "t__l", "t", "id", "value")] == [(1, 0, 3), (1, 1, 4), (3, 0, 1),
                                                                                          (3, 1, 2)]
+
+
+class _Extension(pa.ExtensionType):
+    """Another library's extension type (as pandas' Interval is): loadbay knows only its storage."""
+
+    def __init__(self, storage: pa.DataType, name: str) -> None:
+        super().__init__(storage, name)
+
+    def __arrow_ext_serialize__(self) -> bytes:
+        return b""
+
+    @classmethod
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> _Extension:
+        return cls(storage_type, "test.extension")
+
+
+def test_extension_types_of_other_libraries_load_as_their_storage(make_pipeline):
+    point = pa.struct([("x", pa.int64()), ("y", pa.int64())])
+    columns = {
+        "pt": pa.array([{"x": 1, "y": 2}, None], point),
+        "tags": pa.array([["a", "b"], []], pa.list_(pa.string())),
+        "price": pa.array([Decimal("1.50"), Decimal("-2.25")], pa.decimal128(10, 2)),
+    }
+    table = pa.table({"id": [1, 2], **{name: pa.ExtensionArray.from_storage(_Extension(a.type, f"test.{name}"), a)
+                                       for name, a in columns.items()}})
+    p = make_pipeline()
+    run_ok(p, table, table_name="ext")
+    cols = table_columns(p, "ext")
+    assert {k: cols[k] for k in ("pt__x", "pt__y", "price")} == {"pt__x": "bigint", "pt__y": "bigint", "price": "decimal"}
+    rows = query(p, f"SELECT id, pt__x, pt__y, price FROM {ident(p, 'ext')} ORDER BY id")
+    assert [(as_int(a), b if b is None else as_int(b), c if c is None else as_int(c), Decimal(str(d)))
+            for a, b, c, d in rows] == [(1, 1, 2, Decimal("1.5")), (2, None, None, Decimal("-2.25"))]
+    tags = query(p, f"SELECT value FROM {ident(p, 'ext__tags')} ORDER BY {ident(p, '_lb_list_idx')}")
+    assert [r[0] for r in tags] == ["a", "b"]
