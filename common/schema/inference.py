@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import date, datetime, time, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 from loadbay.common.schema.types import Column
@@ -238,7 +238,9 @@ def decimal_converter(precision: int, scale: int) -> Converter:
     def convert(value: Any) -> Decimal:
         result = _to_decimal(value)
         if result.as_tuple().exponent < -scale:  # type: ignore[operator]
-            result = result.quantize(quantum, rounding=ROUND_HALF_UP)
+            # digits enough for the rounded value (the default context's 28 raised InvalidOperation past them)
+            digits = Context(prec=max(28, result.adjusted() + scale + 2))
+            result = result.quantize(quantum, rounding=ROUND_HALF_UP, context=digits)
         if result and result.adjusted() + 1 > max_integer_digits:
             raise NotCoercible(value)
         return result

@@ -274,6 +274,17 @@ def test_decimal_converter_checks_the_column_precision(precision: int, scale: in
         conv(too_wide)
 
 
+@pytest.mark.parametrize(("precision", "scale", "value", "rounded"), [
+    (38, 9, Decimal("12345678901234567890.0123456789"), Decimal("12345678901234567890.012345679")),  # 30 digits
+    (38, 9, Decimal("-99999999999999999999.9999999999"), Decimal("-100000000000000000000.000000000")),
+    (76, 38, Decimal("1" * 38 + "." + "1" * 40), Decimal("1" * 38 + "." + "1" * 38)),
+])
+def test_rounding_to_the_scale_works_past_28_digits(precision: int, scale: int, value: Decimal,
+                                                    rounded: Decimal) -> None:
+    """Python's default decimal context holds 28 digits; rounding a wider value in it raised InvalidOperation."""
+    assert converter_for(Column("d", "decimal", precision=precision, scale=scale), Decimal)(value) == rounded
+
+
 def test_decimal_without_precision_uses_the_default() -> None:
     conv = converter_for("decimal", int, (20, 0))
     assert conv(10**20 - 1) == Decimal(10**20 - 1)
