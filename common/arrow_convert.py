@@ -229,6 +229,7 @@ def parse_timestamps(array: pa.Array) -> tuple[pa.Array, Mask]:
         if not pc.any(matches).as_py():
             return pa.nulls(len(text), _UTC), matches
         candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
+    candidates = _without_year_zero(candidates)
     try:
         parsed = candidates.cast(_UTC)
     except pa.ArrowInvalid:
@@ -257,11 +258,21 @@ def parse_dates(array: pa.Array) -> tuple[pa.Array, Mask]:
         if not pc.any(matches).as_py():
             return pa.nulls(len(text), pa.date32()), matches
         candidates = pc.if_else(matches, text, arrow_build.scalar(None, pa.string()))
+    candidates = _without_year_zero(candidates)
     try:
         parsed = candidates.cast(pa.date32())
     except pa.ArrowInvalid:
         parsed = pa.array([_try(parse_date, v) for v in candidates.to_pylist()], pa.date32())
     return parsed, pc.fill_null(parsed.is_valid(), arrow_build.FALSE)
+
+
+def _without_year_zero(text: pa.Array) -> pa.Array:
+    """``text`` without the values of year 0000, which Arrow parses (as 1 BC) and Python's dates, so the dict
+    path, refuse: they stay text (a variant), as there."""
+    zero = pc.starts_with(text, "0000")
+    if not pc.any(zero).as_py():
+        return text
+    return pc.if_else(zero, arrow_build.scalar(None, pa.string()), text)
 
 
 def _try(parse: Any, value: str | None) -> Any:

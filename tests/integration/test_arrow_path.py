@@ -234,3 +234,17 @@ def test_extension_types_of_other_libraries_load_as_their_storage(make_pipeline)
             for a, b, c, d in rows] == [(1, 1, 2, Decimal("1.5")), (2, None, None, Decimal("-2.25"))]
     tags = query(p, f"SELECT value FROM {ident(p, 'ext__tags')} ORDER BY {ident(p, '_lb_list_idx')}")
     assert [r[0] for r in tags] == ["a", "b"]
+
+
+def test_year_zero_text_stays_text_as_in_the_dict_path(make_pipeline):
+    """Arrow parses 0000-01-01 (1 BC); Python's dates, so the dict path, do not: such text is a variant."""
+    rows = [{"id": 1, "d": "2020-01-01", "t": "2020-01-01T00:00:00Z"},
+            {"id": 2, "d": "0000-01-01", "t": "0000-01-01T00:00:00Z"}]
+    as_dicts, as_arrow = make_pipeline("as_dicts"), make_pipeline("as_arrow")
+    run_ok(as_dicts, rows, table_name="years")
+    run_ok(as_arrow, pa.Table.from_pylist(rows), table_name="years")
+    for p in (as_dicts, as_arrow):
+        cols = table_columns(p, "years")
+        assert (cols["d"], cols["d__v_text"], cols["t"], cols["t__v_text"]) == ("date", "text", "timestamp", "text")
+        got = query(p, f"SELECT d__v_text, t__v_text FROM {ident(p, 'years')} WHERE id = 2")
+        assert [tuple(r) for r in got] == [("0000-01-01", "0000-01-01T00:00:00Z")]
