@@ -76,7 +76,7 @@ def normalize_arrow(norm: RelationalNormalizer, raw_table: str, batch: pa.Record
     origin = np.arange(first, first + batch.num_rows)  # each row's place in the resource, for messages
     rows = np.arange(batch.num_rows)  # each row's place in the batch, for ``exact_rows``
     while True:
-        walker = _Walker(norm, raw_table, origin, exact_rows and (lambda rows=rows: exact_rows(rows)))
+        walker = _Walker(norm, raw_table, origin, exact_rows and (lambda at, rows=rows: exact_rows(rows[at])))
         root = walker.root(state, fields)
         if not walker.discard.any():
             return walker.tables(root) if root.n else {}
@@ -109,15 +109,16 @@ class _Walker:
     """One pass over one batch: schema decisions as it goes, output columns per level."""
 
     def __init__(self, norm: RelationalNormalizer, raw_table: str, origin: np.ndarray,
-                 exact_rows: Callable[[], list[Any]] | None = None) -> None:
+                 exact_rows: ExactRows | None = None) -> None:
         self.norm = norm
         self.raw_table = raw_table
         self.origin = origin
-        self.exact_rows = exact_rows  # the batch's rows as json.loads gives them (a JSON file's batch only)
+        self.exact_rows = exact_rows  # rows of the batch (by position) as json.loads gives them (JSON files only)
         self._exact: list[Any] | None = None
         self.rules = Rules(norm.decimal_precision, norm.max_decimal_precision, norm.nan_infinity)
         self.discard = np.zeros(len(origin), dtype=bool)
-        self.created: list[tuple[Table, str, int]] = []  # columns added, with the first row that has a value
+        self.created: list[tuple[Table, str, int, _Level, RawPath | None]] = []  # columns added: first row with a
+        # value, level, keys (from the level's row; None where no key names it)
         self.created_tables: list[tuple[str, int]] = []  # child tables added, with the first root row of theirs
 
     # -- walking ---------------------------------------------------------------------------------------
@@ -132,13 +133,41 @@ class _Walker:
     def order_new_columns(self) -> None:
         """Put the columns this batch added in the order the dict path adds them, row by row: by the
         first row with a value, then in the order of the fields (a column at a time has added them
-        field by field)."""
-        ordered = sorted(enumerate(self.created), key=lambda item: (item[1][2], item[0]))
-        for _, (table, name, _row) in ordered:
+        field by field); for a JSON file's batch, columns first seen in one row in the order of that row's
+        keys (its fields are in the order keys first appear anywhere in the file)."""
+        tied = _tied(self.created) if self.exact_rows is not None else set()
+        ordered = sorted(enumerate(self.created), key=lambda item: (
+            item[1][2], self.key_places(*item[1][2:]) if (id(item[1][3]), item[1][2]) in tied else (), item[0]))
+        for _, (table, name, *_rest) in ordered:
             table.columns[name] = table.columns.pop(name)
         tables = self.norm.schema.tables
         for _, (name, _row) in sorted(enumerate(self.created_tables), key=lambda item: (item[1][1], item[0])):
             tables[name] = tables.pop(name)
+
+    def key_places(self, row: int, level: _Level, raw: RawPath | None) -> tuple[int, ...]:
+        """Where the keys ``raw`` stand in row ``row`` of ``level`` (the place of each key among its
+        object's keys), from the file's own line: the dict path adds columns in that order."""
+        if raw is None:
+            return (_LAST,)
+        value = self.element(level, row)
+        places = []
+        for key in raw:
+            if not isinstance(value, dict) or key not in value:
+                places.append(_LAST)
+                break
+            places.append(list(value).index(key))
+            value = value[key]
+        return tuple(places)
+
+    def element(self, level: _Level, row: int) -> Any:
+        """Row ``row`` of ``level`` as ``json.loads`` gives it (for a child level: that list element)."""
+        root = row if level.roots is None else int(level.roots[row])
+        line = self._exact[root] if self._exact is not None else self.exact_rows(np.array([root]))[0]  # type: ignore[misc]
+        if level.roots is None:
+            return line
+        elements: list[Any] = []
+        _collect(line, level.raw, elements)
+        return elements[row - int(np.searchsorted(level.roots, root))]
 
     def walk(self, level: _Level, fields: Fields, prefix: str, depth: int, raw: RawPath = ()) -> None:
         """Scalar columns of ``fields`` (at nesting ``depth``) into ``level``, structs flattened under
@@ -166,9 +195,9 @@ class _Walker:
                 state.list_levels.setdefault(name, depth)
                 level.lists.append((name, array, raw + (key,)))
             elif self.exact_rows is not None and _holds_struct(array.type):  # json of the objects as written
-                self.put(level, name, self.exact_values(level, name, raw + (key,)), "python")
+                self.put(level, name, self.exact_values(level, name, raw + (key,)), "python", raw + (key,))
             else:
-                self.put(level, name, *_scalar_kind(array, kind))
+                self.put(level, name, *_scalar_kind(array, kind), raw=raw + (key,))
 
     def check_unique(self, level: _Level, fields: Fields, prefix: str) -> None:
         """Arrow lets a table (or a struct) have two fields of one name; a row cannot, and merging them
@@ -226,7 +255,7 @@ class _Walker:
         """The values at keys ``raw`` of ``level``'s rows (for column ``name``), from the rows as ``json.loads``
         gives them."""
         if self._exact is None:
-            self._exact = self.exact_rows()  # type: ignore[misc]
+            self._exact = self.exact_rows(np.arange(len(self.origin)))  # type: ignore[misc]
         values: list[Any] = []
         for row in self._exact:
             _collect(row, level.raw + raw, values)
@@ -241,16 +270,17 @@ class _Walker:
 
     # -- columns ---------------------------------------------------------------------------------------
 
-    def put(self, level: _Level, name: str, array: pa.Array, kind: str) -> None:
-        """Values of column ``name``: converted to its type; those that do not fit go to a variant."""
+    def put(self, level: _Level, name: str, array: pa.Array, kind: str, raw: RawPath | None = None) -> None:
+        """Values of column ``name`` (of the keys ``raw``): converted to its type; those that do not fit go to a
+        variant."""
         if kind == "numbers":  # JSON ints and floats: each part as the dict path puts each value
             for part, part_kind in arrow_json.parts(array):
-                self.put(level, name, part, part_kind)
+                self.put(level, name, part, part_kind, raw)
             return
         try:
             column = level.state.table.columns.get(name)
             if column is None:
-                column = self.new_column(level, name, array, kind)
+                column = self.new_column(level, name, array, kind, raw)
                 if column is None:
                     return
             values, failed = convert(array, kind, column, self.rules)
@@ -259,9 +289,10 @@ class _Walker:
         previous = level.columns.get(name)  # two sources of one column (a variant named like a key)
         level.columns[name] = values if previous is None else pc.coalesce(previous, values)
         if failed is not None:
-            self.variants(level, column, _where(failed, array), kind)
+            self.variants(level, column, _where(failed, array), kind, raw)
 
-    def new_column(self, level: _Level, name: str, array: pa.Array, kind: str) -> Column | None:
+    def new_column(self, level: _Level, name: str, array: pa.Array, kind: str,
+                   raw: RawPath | None = None) -> Column | None:
         """Add column ``name`` as the dict path would for the first value, or None where the contract says no."""
         norm, state = self.norm, level.state
         table = state.table
@@ -276,12 +307,12 @@ class _Walker:
         hints = norm._pending.get(table.name, {}).pop(name, {})
         column = table.columns[name] = _column({"name": name, "data_type": data_type, **extra, **hints})
         norm.new_columns.setdefault(table.name, []).append(name)
-        self.created.append((table, name, _first(array.is_valid())))
+        self.created.append((table, name, _first(array.is_valid()), level, raw))
         if data_type == "json":
             state.json_columns.add(name)
         return column
 
-    def variants(self, level: _Level, column: Column, failing: pa.Array, kind: str) -> None:
+    def variants(self, level: _Level, column: Column, failing: pa.Array, kind: str, raw: RawPath | None = None) -> None:
         """Values of ``column`` that did not fit, into the variant column of their own type."""
         norm, table = self.norm, level.state.table
         for data_type, extra, mask, non_finite in variant_types(failing, kind, column, self.rules):
@@ -308,10 +339,10 @@ class _Walker:
                                    table.name, column.name, vname)
                 table.columns[vname] = Column(vname, data_type, variant_of=column.name, **extra)
                 norm.new_columns.setdefault(table.name, []).append(vname)
-                self.created.append((table, vname, _first(mask)))
+                self.created.append((table, vname, _first(mask), level, raw))
                 if data_type == "json":
                     level.state.json_columns.add(vname)
-            self.put(level, vname, _where(mask, failing), kind)
+            self.put(level, vname, _where(mask, failing), kind, raw)
 
     def check_room(self, level: _Level, name: str, mask: Any, *, source: tuple[str, str] | None = None) -> None:
         """``_check_room`` of the dict path, naming the first item that brought the column."""
@@ -389,6 +420,17 @@ def _writable(value: Any) -> bool:
     except UnloadableValue:
         return False
     return True
+
+
+_LAST = 1 << 30  # the place of a key a row does not hold
+
+
+def _tied(created: list[tuple[Table, str, int, _Level, RawPath | None]]) -> set[tuple[int, int]]:
+    """(level, row) of the rows where more than one new column first got a value."""
+    counts: dict[tuple[int, int], int] = {}
+    for _table, _name, row, level, _raw in created:
+        counts[(id(level), row)] = counts.get((id(level), row), 0) + 1
+    return {place for place, n in counts.items() if n > 1}
 
 
 def _holds_struct(t: pa.DataType) -> bool:

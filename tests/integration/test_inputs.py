@@ -214,6 +214,25 @@ def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make
     assert p.pending_packages() == []
 
 
+def test_columns_first_seen_in_one_row_take_that_rows_key_order(make_pipeline, tmp_path):
+    """A JSON file's fields come in the order keys first appear anywhere in the file (nulls included); the dict
+    path adds the columns a row brings in the order of that row's keys, and so does a file by path."""
+    items = [{"a": None, "s": None, "n": 1, "l": [{"q": None}]},
+             {"s": {"y": 1, "x": 2}, "b": 1, "a": 2, "n": 1.5, "l": [{"p": 1, "q": 2}]},
+             {"c": 3, "l": [{"r": 1}, {"q": 1, "p": 2}]}]
+    path = tmp_path / "order.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    as_dicts, as_file = make_pipeline("as_dicts"), make_pipeline("as_file")
+    run_ok(as_dicts, items, table_name="order")
+    run_ok(as_file, path)
+    for table in ("order", "order__l"):
+        expected = list(as_dicts.schema.tables[table].columns)
+        assert list(as_file.schema.tables[table].columns) == expected
+    assert [c for c in expected if not c.startswith("_lb")] == ["p", "q", "r"]
+    assert [c for c in as_file.schema.tables["order"].columns if not c.startswith("_lb")] == \
+        ["n", "s__y", "s__x", "b", "a", "n__v_double", "c"]
+
+
 @pytest.mark.parametrize("token", ["nan", "inf", "-inf", "NAN"])
 def test_a_number_json_loads_refuses_is_malformed_though_duckdb_reads_it(make_pipeline, tmp_path, token):
     path = tmp_path / "floats.jsonl"
