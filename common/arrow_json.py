@@ -18,7 +18,7 @@ each value (``parts``), never a Python loop per row; ``as_py`` of a value is the
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pyarrow as pa
@@ -41,22 +41,30 @@ class JsonNumbersScalar(pa.ExtensionScalar):
         return value["float"].as_py() if number is None else number
 
 
-class JsonNumbers(pa.ExtensionType):
-    """The type of a column of JSON numbers of both kinds (see the module doc). Made and read inside one
-    process only, so it is not registered with Arrow."""
+class _InProcessType(pa.ExtensionType):
+    """An extension type without parameters, made and read inside one process (never written to a file, so
+    not registered with Arrow); ``scalar`` gives its values' ``as_py``."""
 
-    def __init__(self) -> None:
-        super().__init__(_STORAGE, "loadbay.json_numbers")
+    scalar: ClassVar[type[pa.ExtensionScalar]]
 
     def __arrow_ext_serialize__(self) -> bytes:
         return b""
 
     @classmethod
-    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> JsonNumbers:
-        return cls()
+    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> _InProcessType:
+        return cls()  # type: ignore[call-arg]
 
     def __arrow_ext_scalar_class__(self) -> type[pa.ExtensionScalar]:
-        return JsonNumbersScalar
+        return self.scalar
+
+
+class JsonNumbers(_InProcessType):
+    """The type of a column of JSON numbers of both kinds (see the module doc)."""
+
+    scalar = JsonNumbersScalar
+
+    def __init__(self) -> None:
+        super().__init__(_STORAGE, "loadbay.json_numbers")
 
 
 JSON_NUMBERS = JsonNumbers()
@@ -115,22 +123,14 @@ class JsonValuesScalar(pa.ExtensionScalar):
         return None if text is None else _loads(text)
 
 
-class JsonValues(pa.ExtensionType):
+class JsonValues(_InProcessType):
     """Python values (as ``json.loads`` gives them) carried as the json text the dict path stores for them
     (``dumps_json``); ``as_py`` gives them back equal."""
 
+    scalar = JsonValuesScalar
+
     def __init__(self) -> None:
         super().__init__(pa.string(), "loadbay.json_values")
-
-    def __arrow_ext_serialize__(self) -> bytes:
-        return b""
-
-    @classmethod
-    def __arrow_ext_deserialize__(cls, storage_type: pa.DataType, serialized: bytes) -> JsonValues:
-        return cls()
-
-    def __arrow_ext_scalar_class__(self) -> type[pa.ExtensionScalar]:
-        return JsonValuesScalar
 
 
 JSON_VALUES = JsonValues()

@@ -26,7 +26,7 @@ import orjson
 
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.exceptions import SchemaError
-from loadbay.common.schema.inference import NON_FINITE_TEXT
+from loadbay.common.storage.spelled import spell_non_finite, spell_times, time_text
 from loadbay.common.schema.types import LOAD_ID, ROW_ID, Column, Table
 from loadbay.common.schema.values import UnloadableValue, json_default
 from loadbay.common.storage.rows_with_ids import RowsWithIds
@@ -160,9 +160,9 @@ class JsonlWriter(LoadFileWriter):
             self._time_columns = [c.name for c in columns.values() if c.data_type == "time"]
             self._columns_seen = len(columns)
         if self._time_columns:
-            rows = _spell_times(rows, self._time_columns)
+            rows = spell_times(rows, self._time_columns)
         if self._double_columns:
-            rows = _spell_non_finite(rows, self._double_columns)
+            rows = spell_non_finite(rows, self._double_columns)
         data = self._encode(rows)
         if may_hold_nul(data):  # orjson escapes NUL as \u0000
             data = self._encode(self.repairs.repair_rows(self.table_name, rows))
@@ -191,45 +191,6 @@ class JsonlWriter(LoadFileWriter):
             return orjson.dumps(row, default=_json_default, option=orjson.OPT_APPEND_NEWLINE)
         except orjson.JSONEncodeError:
             return _stdlib_dumps(row).encode() + b"\n"
-
-
-def _spell_non_finite(rows: Sequence[dict[str, Any]], columns: list[str]) -> Sequence[dict[str, Any]]:
-    """Rows with NaN/±inf in a double column spelled as text; a C-level sum finds them, so the
-    common batch without any costs one pass per double column and no copies."""
-    get = dict.get
-    suspects = [name for name in columns  # filter(None, ...) drops None values (NULLs) and zeros
-                if not math.isfinite(sum(filter(None, map(get, rows, repeat(name), repeat(0.0)))))]
-    if not suspects:
-        return rows
-    out = []
-    for row in rows:
-        fixed = None
-        for name in suspects:
-            value = row.get(name)
-            if isinstance(value, float) and not math.isfinite(value):
-                fixed = fixed or dict(row)
-                fixed[name] = "NaN" if value != value else NON_FINITE_TEXT[value]
-        out.append(fixed or row)
-    return out
-
-
-def time_text(value: Any) -> str:
-    """A time of day as ISO text. Not by orjson: 3.13 writes 13,000 µs as ``.13000`` (a tenfold error)."""
-    return value.isoformat() if isinstance(value, time) else str(value)
-
-
-def _spell_times(rows: Sequence[dict[str, Any]], columns: list[str]) -> Sequence[dict[str, Any]]:
-    """Rows with the times of ``columns`` as ISO text (``time_text``); copies only of rows that hold one."""
-    out = []
-    for row in rows:
-        fixed = None
-        for name in columns:
-            value = row.get(name)
-            if isinstance(value, time):
-                fixed = fixed or dict(row)
-                fixed[name] = value.isoformat()
-        out.append(fixed or row)
-    return out
 
 
 class _CsvNull(int):
