@@ -114,7 +114,8 @@ class _Walker:
         self.raw_table = raw_table
         self.origin = origin
         self.exact_rows = exact_rows  # rows of the batch (by position) as json.loads gives them (JSON files only)
-        self._exact: list[Any] | None = None
+        self._exact: list[Any] | None = None  # every row of the batch, once a json value needed them
+        self._lines: dict[int, Any] = {}  # single rows read for the order of new columns
         self.rules = Rules(norm.decimal_precision, norm.max_decimal_precision, norm.nan_infinity)
         self.discard = np.zeros(len(origin), dtype=bool)
         self.created: list[tuple[Table, str, int, _Level, RawPath | None]] = []  # columns added: first row with a
@@ -162,7 +163,12 @@ class _Walker:
     def element(self, level: _Level, row: int) -> Any:
         """Row ``row`` of ``level`` as ``json.loads`` gives it (for a child level: that list element)."""
         root = row if level.roots is None else int(level.roots[row])
-        line = self._exact[root] if self._exact is not None else self.exact_rows(np.array([root]))[0]  # type: ignore[misc]
+        if self._exact is not None:
+            line = self._exact[root]
+        elif root in self._lines:
+            line = self._lines[root]
+        else:  # one line, read once: every column first seen in this row asks for it
+            line = self._lines[root] = self.exact_rows(np.array([root]))[0]  # type: ignore[misc]
         if level.roots is None:
             return line
         elements: list[Any] = []
