@@ -45,6 +45,9 @@ class RowSource:
         self._lines: Iterator[bytes] | None = None
         self._file: io.BufferedReader | None = None
         self._next = 0  # the row the next non-blank line holds
+        self._offset = 0  # the byte offset of the next line
+        self._batch_start = 0  # the first row of the batch tagged last
+        self._anchor: tuple[int, int] | None = None  # (row, offset) of that batch's start, once read past
         self._items: list[Any] | None = None  # a JSON document's items (format auto)
         _OPEN[self.token] = self
 
@@ -52,6 +55,7 @@ class RowSource:
         """``batch``, whose first row is row ``first_row`` of the file, with this source named in its metadata."""
         meta = dict(batch.schema.metadata or {})
         meta.update({SOURCE: self.token.encode(), FIRST_ROW: str(first_row).encode()})
+        self._batch_start = first_row
         return batch.replace_schema_metadata(meta)
 
     def rows(self, rows: np.ndarray) -> list[Any]:
@@ -65,10 +69,13 @@ class RowSource:
         if not wanted:
             return []
         if self._lines is None or wanted[0] < self._next:
-            self._rewind()
+            self._restart(wanted[0])
         out: list[Any] = []
         at = 0
         for line in self._lines:  # type: ignore[union-attr]
+            if self._next == self._batch_start:  # a later ask within this batch starts from here, not row 0
+                self._anchor = (self._next, self._offset)
+            self._offset += len(line)
             if not line.strip():
                 continue
             if self._next == wanted[at]:
@@ -94,12 +101,23 @@ class RowSource:
             self._items = document if isinstance(document, list) else [document]
         return self._items
 
+    def _restart(self, row: int) -> None:
+        """Read on from the start of the current batch if ``row`` is in it and the file can seek (not a
+        compressed one), else from the start of the file."""
+        anchor = self._anchor
+        if anchor is not None and anchor[0] <= row and self._file is not None and self._file.seekable():
+            self._file.seek(anchor[1])
+            self._lines = iter(self._file)
+            self._next, self._offset = anchor
+            return
+        self._rewind()
+
     def _rewind(self) -> None:
         if self._file is not None:
             self._file.close()
         self._file = self._opener(self.path, self.compression)
         self._lines = iter(self._file)
-        self._next = 0
+        self._next, self._offset = 0, 0
 
     def close(self) -> None:
         _OPEN.pop(self.token, None)
