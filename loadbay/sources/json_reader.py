@@ -127,9 +127,9 @@ class _Reader:
                 if numbers or untyped:
                     batch = _typed_leaves(batch, numbers, untyped)
                 if isinstance(batch, pa.RecordBatch):
+                    size, batch = batch.num_rows, rows.tag(batch, done)  # first: the lines it reads are this batch's
                     if _holds_a_null_line(batch, rows, done):
                         raise _Untyped("a line holds null, not an object")
-                    size, batch = batch.num_rows, rows.tag(batch, done)
                 else:  # a list of rows where numbers could not be typed
                     size = len(batch)
                 done += size

@@ -6,7 +6,9 @@ an object is stored as json text (a ``json`` column hint, ``max_table_nesting``,
 path stores it as it was written (``{"a": 1}``, not ``{"a": 1, "b": null}``). So each record batch the JSON
 reader hands on names its file and its first row (``tag``); the Arrow normalizer asks for the batch's rows
 (``exact_rows``) only when it meets such a value, and this module parses just those lines with the
-reader's own ``loads``, reading the file forward as the batches come.
+reader's own ``loads``, reading the file forward as the batches come. A second ask within one batch (the
+reader's null-line check, then the normalizer) seeks back to the batch's first line; a compressed file
+cannot seek, so the lines of its current batch read so far are held in memory until the next batch.
 
 A batch lives while its reader does: the reader closes its ``RowSource`` when its last batch has been
 taken, which the normalizer has then finished with. A batch filtered on the way (an incremental cursor)
@@ -48,6 +50,8 @@ class RowSource:
         self._offset = 0  # the byte offset of the next line
         self._batch_start = 0  # the first row of the batch tagged last
         self._anchor: tuple[int, int] | None = None  # (row, offset) of that batch's start, once read past
+        self._held: list[bytes] = []  # a file that cannot seek (compressed): lines of the batch read so far,
+        self._held_from = 0  # the first of them row ``_held_from``
         self._items: list[Any] | None = None  # a JSON document's items (format auto)
         _OPEN[self.token] = self
 
@@ -55,7 +59,7 @@ class RowSource:
         """``batch``, whose first row is row ``first_row`` of the file, with this source named in its metadata."""
         meta = dict(batch.schema.metadata or {})
         meta.update({SOURCE: self.token.encode(), FIRST_ROW: str(first_row).encode()})
-        self._batch_start = first_row
+        self._batch_start, self._held, self._held_from = first_row, [], first_row
         return batch.replace_schema_metadata(meta)
 
     def rows(self, rows: np.ndarray) -> list[Any]:
@@ -68,16 +72,26 @@ class RowSource:
         wanted = [int(r) for r in rows]
         if not wanted:
             return []
-        if self._lines is None or wanted[0] < self._next:
-            self._restart(wanted[0])
         out: list[Any] = []
         at = 0
+        held_end = self._held_from + len(self._held)
+        if self._held and self._held_from <= wanted[0] and held_end == self._next:  # read past: kept in memory
+            while at < len(wanted) and wanted[at] < held_end:
+                out.append(self._loads(self._held[wanted[at] - self._held_from]))
+                at += 1
+            if at == len(wanted):
+                return out
+        elif self._lines is None or wanted[0] < self._next:
+            self._restart(wanted[0])
+        hold = self._file is not None and not self._file.seekable()
         for line in self._lines:  # type: ignore[union-attr]
             if self._next == self._batch_start:  # a later ask within this batch starts from here, not row 0
                 self._anchor = (self._next, self._offset)
             self._offset += len(line)
             if not line.strip():
                 continue
+            if hold and self._next == self._held_from + len(self._held):
+                self._held.append(line)
             if self._next == wanted[at]:
                 out.append(self._loads(line))
                 at += 1
@@ -102,8 +116,8 @@ class RowSource:
         return self._items
 
     def _restart(self, row: int) -> None:
-        """Read on from the start of the current batch if ``row`` is in it and the file can seek (not a
-        compressed one), else from the start of the file."""
+        """Read on from the start of the current batch if ``row`` is in it and the file can seek, else from
+        the start of the file (a compressed file's batch lines are held instead: ``_held``)."""
         anchor = self._anchor
         if anchor is not None and anchor[0] <= row and self._file is not None and self._file.seekable():
             self._file.seek(anchor[1])
@@ -118,6 +132,7 @@ class RowSource:
         self._file = self._opener(self.path, self.compression)
         self._lines = iter(self._file)
         self._next, self._offset = 0, 0
+        self._held, self._held_from = [], self._batch_start
 
     def close(self) -> None:
         _OPEN.pop(self.token, None)

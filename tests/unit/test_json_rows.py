@@ -76,21 +76,25 @@ def test_the_reader_tags_its_batches_with_their_first_row(tmp_path):
     assert seen == list(range(10))
 
 
-def test_an_ask_back_within_the_batch_reads_on_from_the_batch_not_the_file(tmp_path):
+@pytest.mark.parametrize("how,name,compression", [("lines", "r.jsonl", "none"), ("gzip", "r.jsonl.gz", "gzip")])
+def test_an_ask_back_within_the_batch_reads_on_from_the_batch_not_the_file(tmp_path, how, name, compression):
     """The null-line check asks for a row deep in a batch, the json values then for all of it: the second ask
-    seeks back to the batch's first line (uncompressed files) instead of reading the file from its start."""
+    seeks back to the batch's first line (uncompressed files), or takes the batch's lines read so far from
+    memory (a compressed file, which cannot seek), instead of reading the file from its start."""
     opened = []
 
     def opener(path, compression):
         opened.append(path)
         return json_reader._open(path, compression)
 
-    rows = json_rows.RowSource(write(tmp_path / "r.jsonl", "lines"), fmt="newline_delimited", compression="none",
+    rows = json_rows.RowSource(write(tmp_path / name, how), fmt="newline_delimited", compression=compression,
                                opener=opener, loads=json_reader.loads)
     try:
         rows.tag(pa.RecordBatch.from_pylist([{"id": 0}]), first_row=4)
         assert rows.rows(np.array([8])) == [ROWS[8]]
         assert rows.rows(np.array([4, 5, 6])) == ROWS[4:7]  # past the blank lines after row 3, from the batch
+        assert rows.rows(np.array([7, 9])) == [ROWS[7], ROWS[9]]  # partly read already, partly ahead
+        assert rows.rows(np.array([4, 9])) == [ROWS[4], ROWS[9]]
         assert len(opened) == 1
         assert rows.rows(np.array([1])) == [ROWS[1]]  # before the batch: the file from its start
         assert len(opened) == 2
