@@ -19,7 +19,7 @@ Kinds group the Arrow types that load alike::
                                                         when wider than max_decimal_precision (a negative
                                                         scale: scale 0, the same integers)
     duration  duration                                  bigint: microseconds (exact, sortable, summable;
-                                                        the dict path would store str(timedelta) text)
+                                                        the dict path refuses a timedelta value)
     uuid      the uuid extension type                   text, canonical 8-4-4-4-12 hex
     json      map, union, the json extension type       json
     numbers   JsonNumbers: JSON ints and floats in one  each part as its kind (``arrow_json.parts``),

@@ -434,6 +434,11 @@ class RelationalNormalizer:
 
     def _column_name(self, state: _TableState, prefix: str, key: str) -> str:
         """Column for ``key``; a second key that normalizes alike gets a tag from its raw name."""
+        if not isinstance(key, str):
+            path = f"{prefix}__{key!r}" if prefix else repr(key)
+            raise SchemaError(f"pipeline {self.schema.name!r}: table {state.table.name!r}: key {path} is of type "
+                              f"{type(key).__name__}, not text; column names are made from text keys: give the "
+                              "rows str keys (as json.dumps would write them)")
         name = (naming.join_path(prefix, naming.snake_case(key), self.max_length) if prefix
                 else self.column_name(key))
         source = state.sources.setdefault(name, (prefix, key))

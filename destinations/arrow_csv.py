@@ -10,6 +10,9 @@ What makes Arrow's csv exactly loadbay's csv (each point is under test in tests/
 - timestamps keep their microseconds, aware ones written in UTC with a ``Z`` (``utc_text``), so the
   session's time zone plays no part; decimals keep every digit
   (``0E-9`` is a valid numeric); bools are ``true``/``false``;
+- an instant or a date before the year 1 (an offset text such as ``0001-01-01T00:00:00+01:00`` is in 1 BC
+  in UTC) is spelled as PostgreSQL reads it, ``0001-12-31 23:00:00Z BC``, where Arrow writes the proleptic
+  year 0 (``before_year_one``; only such values are touched, in Python);
 - binary has no csv form Arrow writes: it becomes bytea's hex text (``\\x0aff``) here, by Arrow
   kernels (``bytea_hex``); dictionary-encoded columns are decoded first.
 """
@@ -80,6 +83,36 @@ def utc_text(array: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(wall, _Z, _EMPTY)  # NULL stays NULL
 
 
+_YEAR_ONE_SECONDS = -62135596800  # 0001-01-01T00:00:00 from the epoch
+_UNIT_SECONDS = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _first_year_one(arrow_type: pa.DataType) -> tuple[pa.DataType, int]:
+    """The integer storage of a timestamp or date type and its value at 0001-01-01."""
+    if pa.types.is_timestamp(arrow_type):
+        return pa.int64(), _YEAR_ONE_SECONDS * _UNIT_SECONDS[arrow_type.unit]
+    if pa.types.is_date32(arrow_type):
+        return pa.int32(), _YEAR_ONE_SECONDS // 86400
+    return pa.int64(), _YEAR_ONE_SECONDS * 1000  # date64: milliseconds
+
+
+def before_year_one(original: pa.Array, text: pa.Array | None = None) -> pa.Array | None:
+    """``text`` (the csv text of ``original``, a timestamp or date column; None: Arrow's own cast) with the
+    values before the year 1 spelled as PostgreSQL reads them (``-0001-…`` and ``0000-…`` → ``0002-… BC``,
+    ``0001-… BC``); None when there is none (the usual case: one vectorized comparison)."""
+    storage, first = _first_year_one(original.type)
+    early = pc.less(original.view(storage), arrow_build.scalar(first, storage))  # no pandas import (pa.scalar)
+    if not pc.any(early).as_py():
+        return None
+    values = (text if text is not None else original.cast(pa.string())).to_pylist()
+    for i in np.flatnonzero(arrow_build.to_numpy(pc.fill_null(early, arrow_build.FALSE))):
+        spelled = values[i]
+        year, rest = (spelled[1:].split("-", 1) if spelled.startswith("-") else spelled.split("-", 1))
+        proleptic = -int(year) if spelled.startswith("-") else int(year)
+        values[i] = f"{1 - proleptic:04d}-{rest} BC"
+    return pa.array(values, pa.string())
+
+
 def copy_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
     """The batch with every column in a type whose Arrow csv text COPY reads as the column's value."""
     columns: list[pa.Array] = []
@@ -89,8 +122,12 @@ def copy_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
             column, changed = column.dictionary_decode(), True
         if _is_binary(column.type):
             column, changed = bytea_hex(column), True
-        elif pa.types.is_timestamp(column.type) and column.type.tz is not None:
-            column, changed = utc_text(column), True
+        elif pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+            aware = pa.types.is_timestamp(column.type) and column.type.tz is not None
+            text = utc_text(column) if aware else None
+            early = before_year_one(column, text)
+            if early is not None or text is not None:
+                column, changed = (early if early is not None else text), True
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names) if changed else batch
 

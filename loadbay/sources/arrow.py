@@ -8,8 +8,12 @@ to their values).
 pandas: ``NaN``/``NaT``/``pd.NA`` become NULL, nullable dtypes keep their type, and the index is dropped
 unless every level of it is named (``df.set_index("id")`` keeps ``id`` as a column; a plain row-number
 index is noise; ``df.reset_index()`` keeps any index). MultiIndex columns are flattened, their levels
-joined with ``__`` as nested keys are (``("a", "x")`` → ``a__x``; empty levels left out). A frame with an object column Arrow cannot give one
-type (``[1, "a"]``) loads row by row instead, exactly as the same rows given as dicts would.
+joined with ``__`` as nested keys are (``("a", "x")`` → ``a__x``; empty levels left out); column labels that
+are not text (``read_csv(header=None)`` gives 0, 1, …) load under their ``str``. An object column whose
+Python values Arrow would not keep as they are (several kinds, ``[1, "a"]`` or ``[date, Decimal]``, which
+Arrow refuses or coerces; dicts, lists, tuples, sets, UUIDs, which Arrow turns into structs and lists the
+dict path does not make) makes the frame load row by row instead, exactly as the same rows given as dicts
+would; as does a polars ``Object`` column.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Iterator
+from datetime import date as _date
 from typing import Any
 
 import pyarrow as pa
@@ -82,7 +87,7 @@ def plain(batch: pa.RecordBatch) -> pa.RecordBatch:
     schema = batch.schema
     if not any(pa.types.is_dictionary(f.type) for f in schema) and not schema.metadata:
         return batch
-    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
     return pa.RecordBatch.from_arrays(columns, names=schema.names)
 
 
@@ -94,16 +99,31 @@ def keeps_index(df: Any) -> bool:
     return bool(names) and all(name is not None for name in names)
 
 
+_UNTYPEABLE = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError,
+               UnicodeError)
+"""What Arrow raises for values it cannot type (an int past 64 bits, a sparse column, a lone surrogate): the
+frame loads row by row, as the dict path loads such values."""
+
+
 def pandas_batches(df: Any, batch_size: int | None = None) -> Iterator[pa.RecordBatch | list[dict[str, Any]]]:
     """A pandas DataFrame in slices of ``batch_size`` rows, typed once from the whole frame."""
     df = _flat_columns(df)
     index = keeps_index(df)
+    if index:
+        both = sorted({str(n) for n in df.index.names} & {str(c) for c in df.columns})
+        if both:
+            raise SourceError(f"DataFrame index level(s) {both} have the name of a column: rename one, or "
+                              "df.reset_index(drop=True) to leave the index out")
+    coerced = _coerced_object_columns(df)
+    if coerced:
+        yield from _pandas_rows(df, rows_batch_size(batch_size), index, coerced, "Arrow would change their values")
+        return
     try:
         schema = pa.Schema.from_pandas(df, preserve_index=index).remove_metadata()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        yield from _pandas_rows(df, rows_batch_size(batch_size), index, exc)
+    except _UNTYPEABLE as exc:
+        yield from _pandas_rows(df, rows_batch_size(batch_size), index, _untypeable_columns(df), str(exc))
         return
-    except ValueError as exc:  # duplicate column names, an index name that is also a column
+    except ValueError as exc:  # duplicate column names
         raise SourceError(f"DataFrame cannot be loaded: {exc}") from exc
     batch_size = arrow_batch_size(batch_size)
     for start in range(0, len(df), batch_size):
@@ -117,18 +137,53 @@ def pandas_batches(df: Any, batch_size: int | None = None) -> Iterator[pa.Record
 
 
 def _flat_columns(df: Any) -> Any:
-    """``df`` with MultiIndex column names joined by ``__`` (Arrow finds no column by a tuple name)."""
-    if getattr(df.columns, "nlevels", 1) == 1:
+    """``df`` with MultiIndex column names joined by ``__`` (Arrow finds no column by a tuple name), and
+    every column label as text (Arrow names a column ``0`` "0" but then looks it up by the label)."""
+    if getattr(df.columns, "nlevels", 1) > 1:
+        names = ["__".join(str(level) for level in name if level is not None and level != "") for name in df.columns]
+        return df.set_axis(names, axis=1)
+    if all(isinstance(name, str) for name in df.columns):
         return df
-    names = ["__".join(str(level) for level in name if level is not None and level != "") for name in df.columns]
-    return df.set_axis(names, axis=1)
+    return df.set_axis([str(name) for name in df.columns], axis=1)
 
 
-def _pandas_rows(df: Any, batch_size: int, index: bool, cause: Exception) -> Iterator[list[dict[str, Any]]]:
-    """The frame as dict rows (missing values as None), for columns that mix Python types."""
-    mixed = [str(c) for c in df.columns if not _arrow_typeable(df[c])]
-    logger.warning("DataFrame column(s) %s mix Python types that one Arrow column cannot hold (%s); "
-                   "the frame loads row by row, like a list of dicts", mixed or "?", cause)
+_KEPT_KINDS = {"string", "bytes", "integer", "floating", "boolean", "decimal", "date", "datetime", "time", "empty"}
+"""pandas' ``infer_dtype`` of an object column whose values Arrow keeps as they are; any other (``mixed``:
+dicts, lists, tuples, UUIDs; ``mixed-integer-float``: ``[1, 2.5]``, which the dict path keeps as a bigint and
+a double variant) is loaded by the dict path."""
+
+
+def _coerced_object_columns(df: Any) -> list[str]:
+    """Object columns Arrow would type by coercing some of their values (a date from a Decimal, a double
+    from a bool, a date from a datetime, a naive timestamp from an aware one) or by making structs and
+    lists of them; one pass of pandas' C type inference per object column, none for typed columns."""
+    from pandas.api.types import infer_dtype
+
+    found = []
+    for name, column in df.items():
+        if column.dtype != object:
+            continue
+        kind = infer_dtype(column, skipna=True)
+        if kind not in _KEPT_KINDS or (kind in ("date", "datetime") and not _one_temporal_kind(column, kind)):
+            found.append(str(name))
+    return found
+
+
+def _one_temporal_kind(column: Any, kind: str) -> bool:
+    """Dates without datetimes among them (a datetime is a date to ``infer_dtype``; Arrow truncates it), or
+    datetimes all aware or all naive (Arrow makes the rest like the first)."""
+    values = column.dropna()
+    if kind == "date":
+        return not any(type(v) is not _date for v in values)
+    aware = {getattr(v, "tzinfo", None) is not None for v in values}
+    return len(aware) <= 1
+
+
+def _pandas_rows(df: Any, batch_size: int, index: bool, columns: list[str],
+                 reason: str) -> Iterator[list[dict[str, Any]]]:
+    """The frame as dict rows (missing values as None), for columns Arrow cannot type as the dict path would."""
+    logger.warning("DataFrame column(s) %s hold Python values one Arrow column cannot keep as they are (%s); "
+                   "the frame loads row by row, like a list of dicts", columns or "?", reason)
     if index:
         df = df.reset_index()
     for start in range(0, len(df), batch_size):
@@ -136,12 +191,14 @@ def _pandas_rows(df: Any, batch_size: int, index: bool, cause: Exception) -> Ite
         yield chunk.where(chunk.notna(), None).to_dict("records")
 
 
-def _arrow_typeable(column: Any) -> bool:
-    try:
-        pa.array(column, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return False
-    return True
+def _untypeable_columns(df: Any) -> list[str]:
+    found = []
+    for name, column in df.items():
+        try:
+            pa.array(column, from_pandas=True)
+        except _UNTYPEABLE:
+            found.append(str(name))
+    return found
 
 
 # -- polars ----------------------------------------------------------------------------------------
@@ -155,12 +212,27 @@ def _to_arrow(frame: Any) -> pa.Table:
         raise SourceError(f"polars DataFrame cannot be converted to Arrow: {exc}") from exc
 
 
-def polars_batches(df: Any, batch_size: int) -> Iterator[pa.RecordBatch]:
+def polars_batches(df: Any, batch_size: int) -> Iterator[pa.RecordBatch | list[dict[str, Any]]]:
+    """A polars frame's Arrow record batches; as dict rows (as the dict path loads its values) a frame with
+    an ``Object`` column (Python objects, which Arrow would export as their 8-byte addresses) or a type Arrow
+    has not (``Int128``)."""
+    objects = [name for name, dtype in df.schema.items() if "Object" in str(dtype)]  # also in a List or Struct
+    reason = f"column(s) {objects} hold Python objects" if objects else None
+    if reason is None:
+        try:
+            _to_arrow(df.head(0))  # a type Arrow cannot take fails on the schema alone
+        except SourceError as exc:
+            reason = str(exc)
+    if reason is not None:
+        logger.warning("polars %s; the frame loads row by row, like a list of dicts", reason)
+        for chunk in df.iter_slices(n_rows=rows_batch_size(None)):
+            yield chunk.to_dicts()
+        return
     for chunk in df.iter_slices(n_rows=batch_size):
         yield from _plain_all(_to_arrow(chunk).to_batches(max_chunksize=batch_size), batch_size)
 
 
-def polars_lazy_batches(lf: Any, batch_size: int) -> Iterator[pa.RecordBatch]:
+def polars_lazy_batches(lf: Any, batch_size: int) -> Iterator[pa.RecordBatch | list[dict[str, Any]]]:
     """A LazyFrame collected in chunks where polars streams them (``collect_batches``), else at once."""
     collect_batches = getattr(lf, "collect_batches", None)
     frames = collect_batches(chunk_size=batch_size) if collect_batches is not None else [lf.collect()]

@@ -86,6 +86,19 @@ def test_an_unnamed_pandas_index_is_not_loaded(make_pipeline):
         assert {c for c in table_columns(p, name) if not c.startswith("_lb_")} == {"id", "v"}, name
 
 
+def test_an_index_named_as_a_column_and_keys_that_are_not_text_are_refused_by_name(make_pipeline):
+    """pyarrow would load such an index as a column ``__index_level_0__``; a dict's int key has no column name
+    (a frame's int labels do: they load as their text)."""
+    pd = pytest.importorskip("pandas")
+    p = make_pipeline()
+    clash = pd.DataFrame({"a": [1, 2], "v": [3, 4]}, index=pd.Index([10, 20], name="a"))
+    with pytest.raises(SourceError, match=r"index level\(s\) \['a'\] have the name of a column"):
+        p.run(clash, table_name="clash")
+    with pytest.raises(SchemaError, match=r"table 'keys': key 0 is of type int, not text"):
+        p.run([{0: 1, "b": 2}], table_name="keys")
+    assert count_or_none(p, "clash") is None and count_or_none(p, "keys") is None
+
+
 def test_polars_values_and_nulls_arrive(make_pipeline):
     pl = pytest.importorskip("polars")
     p = make_pipeline()

@@ -385,3 +385,26 @@ def test_a_partitioned_table_made_beforehand_is_extended_and_merged_into(pg):
                                                                        (date(2025, 2, 1), 2, "b")]
     assert query(p, f'SELECT id FROM "{p.dataset_name}"."events_2024"') == [(1,)]
     assert query(p, f"SELECT relkind FROM pg_class WHERE oid = '{table}'::regclass") == [("p",)]
+
+
+def test_an_instant_before_the_year_one_loads_from_arrow_as_from_dicts(pg):
+    """``0001-01-01T00:00:00+01:00`` is in 1 BC in UTC: the dict path's jsonl gives PostgreSQL the text, the Arrow
+    path's csv spells it ``0001-12-31 23:00:00…Z BC`` (Arrow writes the proleptic year 0, which PostgreSQL
+    refuses); naive timestamps and dates before the year 1 likewise."""
+    import pyarrow as pa
+
+    text = ["2020-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", None]
+    p = pg()
+    run_ok(p, [{"id": i, "at": v} for i, v in enumerate(text)], table_name="from_dicts")
+    run_ok(p, pa.table({"id": [0, 1, 2], "at": text}), table_name="from_arrow")
+    year_one = -62135596800 * 10**6
+    run_ok(p, pa.table({"id": [0, 1], "naive": pa.array([year_one - 3600 * 10**6, 0], pa.timestamp("us")),
+                        "day": pa.array([-719162 - 1, -719162 - 366], pa.date32())}), table_name="early")
+
+    def texts(table: str, columns: str) -> list[tuple]:
+        return query(p, f"SELECT {columns} FROM {p.dataset_name}.{table} ORDER BY id")
+
+    assert texts("from_arrow", "at::text") == texts("from_dicts", "at::text") == [
+        ("2020-01-01 00:00:00+00",), ("0001-12-31 23:00:00+00 BC",), (None,)]
+    assert texts("early", "naive::text, day::text") == [("0001-12-31 23:00:00+00 BC", "0001-12-31 BC"),  # naive: UTC
+                                                       ("1970-01-01 00:00:00+00", "0001-01-01 BC")]
