@@ -186,6 +186,14 @@ class RelationalNormalizer:
             col_name = self.column_name(raw_col)
             existing = table.columns.get(col_name)
             if existing is not None:
+                wanted = hints.get("data_type")
+                if wanted and existing.data_type and wanted != existing.data_type:
+                    raise SchemaError(
+                        f"pipeline {self.schema.name!r}: table {name!r}: column {col_name!r} is of type "
+                        f"{existing.data_type} in the schema (and its table); the columns hint asks for {wanted}. "
+                        "A column keeps its type once made (values of another type go to a variant column such "
+                        f"as {col_name}__v_{wanted}): drop the hint, hint a new column, or drop the table first. "
+                        "Nothing of this run is loaded.")
                 table.columns[col_name] = _column({**existing.to_dict(), **hints, "name": col_name})
             elif "data_type" in hints:
                 self._check_room(table, col_name, hinted=True)
@@ -353,6 +361,22 @@ class RelationalNormalizer:
         """``n`` fresh row ids at once, the same as ``n`` calls of ``_new_id``."""
         return list(map(f"{self._id_prefix}%012x".__mod__, itertools.islice(self._ids, n)))
 
+    def child_table_name(self, parent: _TableState, field: str) -> str:
+        """The child table of ``parent``'s list ``field``: ``parent__field``, unless a list elsewhere has that
+        name already (``o.n1`` of ``t`` and ``o[].n1`` of ``t__o`` both make ``t__o__n1``, a dict in one row and
+        a list of dicts in another): then a tag from the parent keeps the two apart, one parent per table."""
+        name = naming.join_path(parent.table.name, field, self.max_table_length)
+        taken = self.schema.tables.get(name)
+        if taken is None or taken.parent == parent.table.name:
+            return name
+        tagged = naming.tagged(name, f"{parent.table.name}.{field}", self.max_table_length)
+        if tagged in self.schema.tables and self.schema.tables[tagged].parent != parent.table.name:
+            raise SchemaError(f"pipeline {self.schema.name!r}: table {parent.table.name!r}: cannot find a distinct "
+                              f"name for the child table of list {field!r}")
+        logger.warning("table %r: list %r would make child table %r, which holds a list of table %r; its rows go "
+                       "to table %r", parent.table.name, field, name, taken.parent, tagged)
+        return tagged
+
     def known_state(self, table_name: str) -> _TableState | None:
         """The caches of a table this normalizer has already seen rows of."""
         return self._states.get(table_name)
@@ -361,7 +385,7 @@ class RelationalNormalizer:
                   root_id: str, out: Rows) -> None:
         child_name = parent.child_tables.get(field)
         if child_name is None:
-            child_name = parent.child_tables[field] = naming.join_path(parent.table.name, field, self.max_table_length)
+            child_name = parent.child_tables[field] = self.child_table_name(parent, field)
         state = self._states.get(child_name) or self._state(child_name, parent, field)
         rows = out.setdefault(child_name, [])
         ids, prefix, passthrough = self._ids, self._id_prefix, state.passthrough

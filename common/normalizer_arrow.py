@@ -98,6 +98,15 @@ class _Level:
     lists: list[tuple[str, pa.Array, RawPath]] = field(default_factory=list)  # list fields: column-style name, array, keys
     raw: RawPath = ()  # the keys from a root row to this level's rows (None: into a list's elements)
     children: list[_Level] = field(default_factory=list)
+    up: _Level | None = None  # the parent level
+    field_pos: int = 0  # the place of this level's list among the parent's list fields
+
+    def place(self, row: int) -> tuple[int, ...]:
+        """Where row ``row`` stands in the order the dict path walks a batch (root row, then per level the
+        list field and the element): a row is met before any row whose place sorts after it."""
+        if self.up is None or self.parents is None or self.list_idx is None:
+            return (row,)
+        return (*self.up.place(int(self.parents[row])), self.field_pos, int(self.list_idx[row]))
 
     def root_rows(self, mask: Any) -> np.ndarray:
         """Root rows of the rows under ``mask``."""
@@ -120,7 +129,8 @@ class _Walker:
         self.discard = np.zeros(len(origin), dtype=bool)
         self.created: list[tuple[Table, str, int, _Level, RawPath | None]] = []  # columns added: first row with a
         # value, level, keys (from the level's row; None where no key names it)
-        self.created_tables: list[tuple[str, int]] = []  # child tables added, with the first root row of theirs
+        self.created_tables: list[tuple[str, tuple[int, ...]]] = []  # child tables added, with where the dict
+        # path meets their first row (``_Level.place`` of the parent row, then the list field)
 
     # -- walking ---------------------------------------------------------------------------------------
 
@@ -218,10 +228,10 @@ class _Walker:
                           f"(resource {self.raw_table!r}). Rename or drop the duplicates before loading.")
 
     def children(self, parent: _Level) -> None:
-        for name, array, raw in parent.lists:
-            self.child(parent, name, array, raw)
+        for pos, (name, array, raw) in enumerate(parent.lists):
+            self.child(parent, name, array, raw, pos)
 
-    def child(self, parent: _Level, field_name: str, array: pa.Array, raw: RawPath) -> None:
+    def child(self, parent: _Level, field_name: str, array: pa.Array, raw: RawPath, pos: int = 0) -> None:
         """The child rows of list field ``field_name``: one per element, null elements too."""
         norm, state = self.norm, parent.state
         lengths = pc.list_value_length(array)
@@ -231,7 +241,7 @@ class _Walker:
             return
         child_name = state.child_tables.get(field_name)
         if child_name is None:
-            child_name = naming.join_path(state.table.name, field_name, norm.max_table_length)
+            child_name = norm.child_table_name(state, field_name)
             state.child_tables[field_name] = child_name
         is_new = child_name not in norm.schema.tables
         try:
@@ -240,11 +250,12 @@ class _Walker:
             self.discard_rows(parent, lengths > 0)
             return
         if is_new:
-            self.created_tables.append((child_name, int(parent.root_rows(lengths > 0)[0])))
+            self.created_tables.append((child_name, (*parent.place(int(np.flatnonzero(lengths)[0])), pos)))
         parents = np.repeat(np.arange(parent.n), lengths)
         starts = np.cumsum(lengths) - lengths
         level = _Level(child_state, total, parents if parent.roots is None else parent.roots[parents], parents,
-                       np.arange(total) - np.repeat(starts, lengths), raw=parent.raw + raw + (None,))
+                       np.arange(total) - np.repeat(starts, lengths), raw=parent.raw + raw + (None,), up=parent,
+                       field_pos=pos)
         values = plain(pc.list_flatten(array))
         kind = kind_of(values.type)
         if kind == "struct":

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from loadbay.common.capabilities import DestinationCapabilities
 from loadbay.common.destination import ATOMIC_APPEND, strategy_problem
-from loadbay.common.exceptions import ConfigurationError, SchemaError
+from loadbay.common.exceptions import ConfigurationError, SchemaError, SourceError
 from loadbay.common.normalizer import RelationalNormalizer
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.types import Schema, Table
@@ -191,6 +191,8 @@ def normalize(resources: Sequence[Resource], schema: Schema, capabilities: Desti
                 except SchemaError as exc:
                     path = reading_file()
                     raise exc.in_file(path) if path else exc
+                except SourceError as exc:  # a file's line parsed for its exact value (json_rows)
+                    raise exc.within(table=res.name) from exc
                 crash_point("normalize.batch")
                 if follower is not None and not told_large:
                     told_large = any(follower.large_files_ahead(evolved.tables[name])

@@ -118,24 +118,24 @@ class _Reader:
 
     def _duckdb_batches(self, duck_path: Path, batch_size: int | None) -> Iterator[pa.RecordBatch | list[Any]]:
         con = duckdb.connect()
-        rows = RowSource(self.path, fmt=self.format, compression=self.compression, opener=_open, loads=loads)
+        rows = RowSource(self.path, fmt=self.format, compression=self.compression, opener=_open, loads=loads,
+                         refusal=self._malformed)
         try:
             relation, numbers, untyped = self._bind(con, duck_path)
             stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader  # DuckDB 2 / 1.x
             done = 0
             for batch in stream(arrow_batch_size(batch_size)):
-                if numbers or untyped:
-                    batch = _typed_leaves(batch, numbers, untyped)
-                if isinstance(batch, pa.RecordBatch):
-                    size, batch = batch.num_rows, rows.tag(batch, done)  # first: the lines it reads are this batch's
-                    if _holds_a_null_line(batch, rows, done):
+                size = batch.num_rows
+                rows.begin(done)  # first: the lines read for this batch are its own
+                typed = _typed_leaves(batch, numbers, untyped) if numbers or untyped else batch
+                if typed is None:  # numbers Arrow cannot type: the batch's rows as their lines parse
+                    yield rows.rows(np.arange(done, done + size))
+                else:
+                    typed = rows.tag(typed, done)
+                    if _holds_a_null_line(typed, rows, done):
                         raise _Untyped("a line holds null, not an object")
-                else:  # a list of rows where numbers could not be typed
-                    size = len(batch)
+                    yield typed
                 done += size
-                yield batch
-        except _UnparsedNumber as exc:  # DuckDB read a number (nan, inf) that json.loads refuses
-            raise self._malformed(exc) from exc
         except UnicodeDecodeError as exc:  # DuckDB's message cut inside a character (a duplicate key's text)
             raise _Untyped(f"DuckDB's error could not be read ({exc.reason})") from exc
         except (duckdb.Error, pa.ArrowException, OSError) as exc:  # errors inside the stream come as Arrow's
@@ -187,9 +187,11 @@ class _Reader:
                            line=line)
 
 
-_UNTYPED_SIGNS = ("JSON transform error", "Could not convert", "expected records", "Duplicate name")
+_UNTYPED_SIGNS = ("JSON transform error", "Could not convert", "expected records", "Duplicate name",
+                  "maximum recursion depth", "Recursion level")
 """DuckDB's words for a file its types cannot read as it is (a nested key twice, differing only by case, is a
-"Duplicate name" in a STRUCT): the rest of the file goes on as Python rows."""
+"Duplicate name" in a STRUCT; objects nested past 128 levels, or past 63 for its Arrow export): the rest of
+the file goes on as Python rows."""
 _SUFFIXED = re.compile(r"^(.*)_[0-9]+$")
 
 
@@ -259,18 +261,15 @@ def _holds_a_null_line(batch: pa.RecordBatch, rows: RowSource, first_row: int) -
 
 # -- leaves typed per batch ------------------------------------------------------------------------
 
-class _UnparsedNumber(Exception):
-    """A number DuckDB read that ``json.loads`` refuses (``nan``, ``inf``): the file is malformed for the dict path."""
-
-
 class _MixedNumbers(Exception):
     """Under one key in a batch, numbers beside other values, or an integer beyond 64 bits."""
 
 
-def _typed_leaves(batch: pa.RecordBatch, numbers: list[_Path], untyped: list[_Path]) -> pa.RecordBatch | list[Any]:
+def _typed_leaves(batch: pa.RecordBatch, numbers: list[_Path], untyped: list[_Path]) -> pa.RecordBatch | None:
     """``batch`` with untyped leaves, which must hold no value (else ``_Untyped``), as Arrow nulls, and number
-    leaves typed by ``number_array``; where ``number_array`` cannot type one, the batch as Python rows
-    with each number as ``json.loads`` reads it."""
+    leaves typed by ``number_array``; None where ``number_array`` cannot type one (the caller then takes
+    the batch's rows from its lines, as ``json.loads`` reads them: DuckDB's structs would add every key of
+    the file to each object)."""
     arrays = list(batch.columns)
     for paths, leaf in ((untyped, _no_values), (numbers, number_array)):
         for path in paths:
@@ -278,34 +277,8 @@ def _typed_leaves(batch: pa.RecordBatch, numbers: list[_Path], untyped: list[_Pa
             try:
                 arrays[index] = _replace_leaf(arrays[index], path[1:], leaf)
             except _MixedNumbers:
-                return _python_batch(batch, numbers)
+                return None
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-
-
-def _python_batch(batch: pa.RecordBatch, numbers: list[_Path]) -> list[Any]:
-    """The rows of ``batch`` as dicts, the JSON texts of number leaves parsed."""
-    rows = batch.to_pylist()
-    for path in numbers:
-        for row in rows:
-            _parse_at(row, path)
-    return rows
-
-
-def _parse_at(value: Any, path: _Path) -> Any:
-    """``value`` with the JSON texts at ``path`` (from here down) parsed, in place where it is a container."""
-    if value is None:
-        return None
-    if not path:
-        try:
-            return loads(value.encode())
-        except ValueError as exc:
-            raise _UnparsedNumber(str(exc)) from exc
-    step, rest = path[0], path[1:]
-    if step is None:
-        value[:] = [_parse_at(item, rest) for item in value]
-    else:
-        value[step] = _parse_at(value[step], rest)
-    return value
 
 
 def _no_values(array: pa.Array) -> pa.Array:
@@ -442,6 +415,6 @@ def find_malformed(path: Path, *, fmt: str, compression: str) -> tuple[int, str]
 def _reason(exc: ValueError) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8: {exc.reason} at byte {exc.start}"
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at column {exc.colno}" if exc.colno else exc.msg
+    if isinstance(exc, json.JSONDecodeError):  # some messages end in "at" ("Invalid control character at")
+        return f"{exc.msg}{'' if exc.msg.endswith(' at') else ' at'} column {exc.colno}" if exc.colno else exc.msg
     return str(exc)

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loadbay.common import arrow_build
+from loadbay.common.exceptions import SourceError
 
 SOURCE = b"loadbay.json_rows.source"
 FIRST_ROW = b"loadbay.json_rows.first_row"
@@ -40,9 +41,11 @@ class RowSource:
     """The rows of one JSON file (or stdin chunk), parsed on request, reading the file forward."""
 
     def __init__(self, path: Path, *, fmt: str, compression: str, opener: Callable[[Path, str], io.BufferedReader],
-                 loads: Callable[[bytes], Any]) -> None:
+                 loads: Callable[[bytes], Any], refusal: Callable[[ValueError], Exception] | None = None) -> None:
+        """``refusal``: the error for a line ``loads`` refuses though DuckDB read it (``nan``, pretty-printed
+        objects one after another): the reader's, naming the file's first malformed line."""
         self.path, self.format, self.compression = path, fmt, compression
-        self._opener, self._loads = opener, loads
+        self._opener, self._loads, self._refusal = opener, loads, refusal
         self.token = uuid.uuid4().hex
         self._lines: Iterator[bytes] | None = None
         self._file: io.BufferedReader | None = None
@@ -55,12 +58,27 @@ class RowSource:
         self._items: list[Any] | None = None  # a JSON document's items (format auto)
         _OPEN[self.token] = self
 
+    def begin(self, first_row: int) -> None:
+        """The batch read now starts at row ``first_row``: lines before it are not asked for again."""
+        self._batch_start, self._held, self._held_from = first_row, [], first_row
+
     def tag(self, batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
         """``batch``, whose first row is row ``first_row`` of the file, with this source named in its metadata."""
         meta = dict(batch.schema.metadata or {})
         meta.update({SOURCE: self.token.encode(), FIRST_ROW: str(first_row).encode()})
-        self._batch_start, self._held, self._held_from = first_row, [], first_row
+        if first_row != self._batch_start:
+            self.begin(first_row)
         return batch.replace_schema_metadata(meta)
+
+    def _parsed(self, line: bytes) -> Any:
+        try:
+            return self._loads(line)
+        except ValueError as exc:
+            found = self._refusal(exc) if self._refusal is not None else None
+            if isinstance(found, SourceError):
+                raise found from exc
+            raise SourceError(f"file {self.path}: a line DuckDB read does not parse as JSON ({exc})",
+                              path=str(self.path)) from exc
 
     def rows(self, rows: np.ndarray) -> list[Any]:
         """Rows ``rows`` (ascending) of the file, as ``loads`` gives them."""
@@ -77,7 +95,7 @@ class RowSource:
         held_end = self._held_from + len(self._held)
         if self._held and self._held_from <= wanted[0] and held_end == self._next:  # read past: kept in memory
             while at < len(wanted) and wanted[at] < held_end:
-                out.append(self._loads(self._held[wanted[at] - self._held_from]))
+                out.append(self._parsed(self._held[wanted[at] - self._held_from]))
                 at += 1
             if at == len(wanted):
                 return out
@@ -93,7 +111,7 @@ class RowSource:
             if hold and self._next == self._held_from + len(self._held):
                 self._held.append(line)
             if self._next == wanted[at]:
-                out.append(self._loads(line))
+                out.append(self._parsed(line))
                 at += 1
             self._next += 1
             if at == len(wanted):

@@ -238,3 +238,66 @@ def test_arrow_values_pandas_and_polars_frames_load_as_their_dicts_do(make_pipel
     for name, got in dict_rows.items():
         diff = list(differences(got, column_rows[name]))
         assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+JSON_FILE_CASES = {
+    # a batch with an integer past 64 bits is read as Python rows: from its lines, not from DuckDB's structs
+    "past_64_bits_json_objects": ([{"o": {"a": 1}, "n": 2**64}, {"o": {"b": 2}, "n": 1}], {"max_table_nesting": 0}),
+    "past_64_bits_key_order": ([{"a": 1, "n": 2**64}, {"b": 0.5, "a": 1.5}], {}),
+    # child tables first met in one root row, in the order the dict path walks it
+    "tables_by_element": ([{"a": [{"x": [], "y": [1]}, {"x": [1]}]}], {}),
+    "tables_depth_first": ([{"a": [{"y": [1]}], "b": [1]}], {}),
+    # past DuckDB's Arrow export (63 levels) and its parser (128): Python rows
+    "nested_63": ([{"id": 1, "d": _nested(63)}], {}),
+    "nested_129": ([{"id": 1, "d": _nested(129)}], {}),
+}
+
+
+@pytest.mark.parametrize("case", list(JSON_FILE_CASES))
+def test_a_json_file_makes_its_dicts_tables_and_columns_in_their_order(make_pipeline, tmp_path, case):
+    items, hints = JSON_FILE_CASES[case]
+    as_dicts, as_file = make_pipeline("as_dicts"), make_pipeline("as_file")
+    path = as_jsonl(items, tmp_path / "t.jsonl")
+    as_dicts.run(loadbay.resource(items, "t", **hints)).raise_on_failed_jobs()
+    as_file.run(loadbay.resource(path, "t", **hints)).raise_on_failed_jobs()
+
+    def order(p: loadbay.Pipeline) -> list[tuple[str, list[str]]]:
+        return [(t.name, list(t.columns)) for t in p.schema.data_tables()]
+
+    assert order(as_file) == order(as_dicts)
+    dict_rows, file_rows = rows_by_place(as_dicts), rows_by_place(as_file)
+    assert set(file_rows) == set(dict_rows)
+    for name, got in dict_rows.items():
+        diff = list(differences(got, file_rows[name]))
+        assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
+
+
+def test_a_list_under_a_dict_then_under_a_list_of_dicts_loads_as_its_dicts_do(make_pipeline):
+    """``o.n1`` then, in a later run, ``o[].n1``: both join to ``t__o__n1``; the second gets a table of its own
+    (a tagged name) on both paths, so each child row's parent is in its table's parent table."""
+    runs = [[{"id": 1, "o": {"n1": [1, 2]}}], [{"id": 2, "o": [{"n1": [3]}]}]]
+    as_dicts, as_arrow = make_pipeline("as_dicts"), make_pipeline("as_arrow")
+    for rows in runs:
+        as_dicts.run(rows, table_name="t").raise_on_failed_jobs()
+        as_arrow.run(pa.Table.from_pylist(rows), table_name="t").raise_on_failed_jobs()
+
+    def order(p: loadbay.Pipeline) -> list[tuple[str, str | None, list[str]]]:
+        return [(t.name, t.parent, list(t.columns)) for t in p.schema.data_tables()]
+
+    assert order(as_arrow) == order(as_dicts)
+    assert [t.parent for t in as_dicts.schema.data_tables() if t.name.startswith("t__o__n1")] == ["t", "t__o"]
+    for p in (as_dicts, as_arrow):
+        for table in p.schema.data_tables():
+            if table.parent is not None:  # every child row's parent is a row of the table's parent
+                orphans = query(p, f"SELECT count(*) FROM {ident(p, table.name)} c WHERE NOT EXISTS (SELECT 1 FROM "
+                                   f"{ident(p, table.parent)} t WHERE t.{ident(p, ROW_ID)} = c.{ident(p, PARENT_ID)})")
+                assert orphans[0][0] == 0, table.name
+        assert sorted(r["value"] for name, rows in rows_by_place(p).items() if name.startswith("t__o__n1")
+                      for r in rows.values()) == [1, 2, 3]

@@ -227,6 +227,23 @@ def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make
     assert p.pending_packages() == []
 
 
+@pytest.mark.parametrize("name,text,line,reason", [
+    # DuckDB reads objects one after another; neither json.loads nor JSON lines does
+    ("pretty.json", '{\n  "id": 1,\n  "o": {"a": 1}\n}\n{\n  "id": 2,\n  "o": {"b": 2}\n}\n', 5, "Extra data"),
+    ("tab.jsonl", '{"id": 1}\n{"id": "a\tb"}\n', 2, "Invalid control character at column 10"),  # not "at at"
+])
+def test_a_file_only_duckdb_reads_is_refused_naming_its_line(make_pipeline, tmp_path, name, text, line, reason):
+    p = make_pipeline()
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(SourceError) as caught:
+        p.run(path, table_name="t")
+    message = str(caught.value)
+    assert message.startswith("pipeline 'test_pipeline', table 't': file ") and f"{name}, line {line}:" in message
+    assert reason in message and "at at" not in message
+    assert count_or_none(p, "t") in (None, 0)
+
+
 def test_columns_first_seen_in_one_row_take_that_rows_key_order(make_pipeline, tmp_path):
     """A JSON file's fields come in the order keys first appear anywhere in the file (nulls included); the dict
     path adds the columns a row brings in the order of that row's keys, and so does a file by path."""

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from loadbay.common.capabilities import DEFAULTS, DestinationCapabilities
-from loadbay.common.exceptions import SchemaContractViolation
+from loadbay.common.exceptions import SchemaContractViolation, SchemaError
 from loadbay.common.normalizer import RelationalNormalizer, Rows
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Schema
@@ -262,12 +262,17 @@ def test_a_hint_without_a_type_merges_with_the_inferred_type() -> None:
     assert (col.data_type, col.nullable, col.sort) == ("bigint", False, True)
 
 
-def test_hints_on_an_existing_column_change_it() -> None:
+def test_a_type_hint_on_an_existing_column_of_another_type_is_refused_and_other_hints_apply() -> None:
+    """The destination's column keeps its type: a schema saying text over a BIGINT column made its load fail."""
     n = _normalizer()
     n.normalize("t", [{"x": 5}])
-    n.apply_hints("t", columns={"x": {"data_type": "text"}})
-    (row,) = n.normalize("t", [{"x": 6}])["t"]
-    assert row["x"] == "6"
+    with pytest.raises(SchemaError, match=r"column 'x' is of type bigint in the schema .* asks for text"):
+        n.apply_hints("t", columns={"x": {"data_type": "text"}})
+    assert n.schema.tables["t"].columns["x"].data_type == "bigint"
+    n.apply_hints("t", columns={"x": {"data_type": "bigint", "nullable": False}})  # the same type: fine
+    assert not n.schema.tables["t"].columns["x"].nullable
+    (row,) = n.normalize("t", [{"x": "6"}])["t"]
+    assert row == {"x__v_text": "6", **{k: v for k, v in row.items() if k.startswith("_lb")}}
 
 
 def test_primary_key_columns_are_not_nullable() -> None:
@@ -446,3 +451,23 @@ def test_data_keys_named_like_system_columns_do_not_overwrite_them() -> None:
     (root,) = out["t"]
     assert root[LOAD_ID] == LOAD
     assert root[ROW_ID] == out["t__items"][0][PARENT_ID]
+
+
+@pytest.mark.parametrize("dict_first", [True, False])
+def test_a_list_under_a_dict_and_under_a_list_of_dicts_get_tables_of_their_own(dict_first) -> None:
+    """``o.n1`` (``o`` a dict) and ``o[].n1`` (``o`` a list of dicts) both join to ``t__o__n1``: the second met
+    gets a tagged name, so every child table has one parent."""
+    n = _normalizer()
+    as_dict, as_list = {"id": 1, "o": {"n1": [1, 2]}}, {"id": 2, "o": [{"n1": [3]}]}
+    out = n.normalize("t", [as_dict, as_list] if dict_first else [as_list, as_dict])
+    tables = n.schema.tables
+    under_lists = [name for name, table in tables.items() if table.parent == "t__o"]
+    assert tables["t__o__n1"].parent == ("t" if dict_first else "t__o")
+    tagged = next(name for name in tables if name.startswith("t__o__n1_"))
+    assert tables[tagged].parent == ("t__o" if dict_first else "t") and len(under_lists) == 1
+    ids = {table: {row[ROW_ID] for row in rows} for table, rows in out.items()}
+    for name, rows in out.items():
+        parent = tables[name].parent
+        if parent is not None:
+            assert {row[PARENT_ID] for row in rows} <= ids[parent], name  # each row's parent in its table
+    assert sorted(r["value"] for r in out["t__o__n1"]) == ([1, 2] if dict_first else [3])
