@@ -126,7 +126,7 @@ def child_duckdb(db: str, source: str, path: str, warm: str = "cold") -> dict[st
     """DuckDB's own load: CREATE TABLE AS from the Arrow table (read first) or from the file. With ``_ids``
     (``arrow_ids``, ``parquet_ids``, ``jsonl_ids``): loadbay's two columns added, for the Arrow table before
     the clock starts, for a file by DuckDB in the statement (the id of a parquet row from its row number, of
-    a JSON row from a sequence). ``warm`` (Arrow tables): first, before the clock, the same statement on the
+    a JSON row from a sequence). ``jsonl_exact``: ``read_json`` typing every row (``sample_size = -1``). ``warm`` (Arrow tables): first, before the clock, the same statement on the
     first 1,000 rows into another database file, as ``child_loadbay`` warms up."""
     import duckdb
 
@@ -146,6 +146,8 @@ def child_duckdb(db: str, source: str, path: str, warm: str = "cold") -> dict[st
                     "$prefix || lpad(to_hex(file_row_number), 12, '0') AS _lb_id "
                     "FROM read_parquet($path, file_row_number := true)",
                     {"load_id": "1795799523.2585460", "prefix": ID_PREFIX, "path": path})
+    elif source == "jsonl_exact":  # every row typed, as loadbay types a file (the default samples 20,480)
+        con.execute("CREATE TABLE events AS SELECT * FROM read_json(?, sample_size = -1)", [path])
     elif source == "jsonl_ids":
         con.execute("CREATE SEQUENCE lb_ids")
         con.execute("CREATE TABLE events AS SELECT *, $load_id AS _lb_load_id, "

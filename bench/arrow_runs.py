@@ -242,6 +242,9 @@ class Bench:
             if dest == "duckdb" and case in ("arrow", *FILE_CASES):  # with loadbay's two columns: the design's floor
                 self.load_baseline(("timed", dest, case, "baseline_ids"), dest, case, d, self.fresh(work, dest),
                                    source=f"{case}_ids")
+            if dest == "duckdb" and case == "jsonl":  # DuckDB typing every row, as loadbay does
+                self.load_baseline(("timed", dest, case, "baseline_exact"), dest, case, d, self.fresh(work, dest),
+                                   source="jsonl_exact")
             self.load_loadbay(("timed", dest, case, "loadbay"), dest, case, d, self.fresh(work, dest))
             if case not in FILE_CASES:  # a call: also as the second load of a long-lived process
                 self.load_loadbay(("timed", dest, case, "loadbay_warm"), dest, case, d, self.fresh(work, dest), "warm")
@@ -364,6 +367,13 @@ def report(bench: Bench, rows: int, elapsed: float) -> bool:
                 extra.append(f"the same baseline with loadbay's `_lb_load_id` and `_lb_id` columns added ({made}) "
                              f"{with_ids:.2f} s ({with_ids / base_s:.2f}× of the plain one; loadbay "
                              + (f"{lb_s / with_ids:.2f}× of it)" if lb_s else "–)"))
+            exact, _ = figures(res.get(("timed", dest, case, "baseline_exact"), []))
+            if exact is not None and base_s:
+                extra.append(f"DuckDB typing every row as loadbay does (`read_json(..., sample_size = -1)`; the default "
+                             f"types the first 20,480 rows: a later new key or text in a number column fails the "
+                             f"statement, a later 1.5 in a BIGINT column loads as 2) {exact:.2f} s "
+                             f"({exact / base_s:.2f}× of the default; loadbay "
+                             + (f"{lb_s / exact:.2f}× of it)" if lb_s else "–)"))
             extra.extend(warm_notes(res, dest, case, base_s))
             inner = [m.inner_seconds for m in base if m.error is None and m.inner_seconds is not None]
             if case in FILE_CASES and inner:
