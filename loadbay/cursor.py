@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from loadbay.common.exceptions import LoadbayError
+from loadbay.common.exceptions import LoadbayError, SourceError
 from loadbay.common.row_hash import row_hash
 
 STATE_KEY = "incremental"
@@ -83,7 +83,7 @@ class Incremental:
         for key in self.cursor_path.split("."):
             value = value.get(key) if isinstance(value, dict) else None
         if value is None:
-            raise LoadbayError(f"resource {resource!r}: row {position + 1} of a batch has no value at incremental "
+            raise SourceError(f"resource {resource!r}: row {position + 1} of a batch has no value at incremental "
                                f"cursor {self.cursor_path!r}; every row needs one (or load it without incremental)")
         return value
 
@@ -97,7 +97,7 @@ class Incremental:
                 return False
             self._advance(value, row)
         except TypeError as exc:
-            raise LoadbayError(f"incremental cursor {self.cursor_path!r}: {value!r} cannot be compared with "
+            raise SourceError(f"incremental cursor {self.cursor_path!r}: {value!r} cannot be compared with "
                                f"{last if last is not None else start!r} ({exc})") from exc
         return True
 
@@ -118,7 +118,7 @@ class Incremental:
         column = batch.column(self.cursor_path) if "." not in self.cursor_path else None
         if column is None or column.null_count:
             where = "no column" if column is None else "nulls in column"
-            raise LoadbayError(f"resource {resource!r}: Arrow data with {where} {self.cursor_path!r}, the "
+            raise SourceError(f"resource {resource!r}: Arrow data with {where} {self.cursor_path!r}, the "
                                "incremental cursor (a top-level column without nulls)")
         bound = self.start_value
         if bound is None:

@@ -474,3 +474,16 @@ def test_json_date_and_time_strings_load_as_the_same_dicts_do(make_pipeline, tmp
     texts = query(as_file, f"SELECT {ident(as_file, 'd')}, {ident(as_file, 't')} FROM {ident(as_file, 'dates')} "
                            f"ORDER BY {ident(as_file, 'id')}")
     assert [tuple(r) for r in texts] == [("01-02-2020", "12:00:00"), ("13-02-2020", "23:59:59.5")]
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_a_row_without_a_cursor_value_is_refused_naming_pipeline_table_and_row(make_pipeline, arrow):
+    p = make_pipeline()
+    rows = [{"id": 1, "at": 10}, {"id": 2, "at": None}]
+    data = pa.Table.from_pylist(rows) if arrow else rows
+    with pytest.raises(SourceError) as caught:
+        p.run(loadbay.resource(data, "events", incremental=loadbay.incremental("at")))
+    message = str(caught.value)
+    assert message.startswith("pipeline 'test_pipeline', table 'events': ") and "'at'" in message
+    assert ("nulls in column" if arrow else "row 2 of a batch has no value") in message
+    assert count_or_none(p, "events") in (None, 0)
