@@ -155,11 +155,14 @@ class ServerCredentials(ConnectionStringCredentials):
         return {key: _coerce(value, self.QUERY_OPTIONS.get(key, str), key) for key, value in self.query.items()}
 
 
-_USERINFO = re.compile(r"(^|[\s/])([^\s:/@]*):(?!/)([^\s@]*)@")
+_USERINFO = re.compile(r"(^|[\s/])([^\s:/@]*):(?!/)(\S*)@")  # greedy: a password may hold '@'
+_SECRET_OPTION = re.compile(r"(?i)\b((?:ssl)?password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'|[^&\s]*)")
 
 
 def mask_url_text(value: str) -> str:
-    """Hide whatever sits between ``user:`` and ``@`` in anything shaped like a URL, even a broken one."""
+    """Hide whatever sits between ``user:`` and the last ``@`` in anything shaped like a URL, even a broken
+    one, and the value of a ``password=`` option (a URL's query, a libpq keyword string)."""
+    value = _SECRET_OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", value)
     return _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{MASK}@", value)
 
 
