@@ -64,16 +64,19 @@ def csv_batches(path: Path, batch_size: int | None, *, compression: str | None =
             _check_header(reader.schema, path, compression, display)
             types = {f.name: f.type for f in reader.schema}
             rounded = None
+            last: pa.RecordBatch | None = None
             for block in reader:
                 rounded = _rounded_column(block, forced)
                 if rounded is not None:  # read again from here with that column as text
                     forced[rounded] = pa.string()
                     break
                 for start in range(0, block.num_rows, batch_size):
-                    batch = block.slice(start, batch_size)
+                    batch = last = block.slice(start, batch_size)
                     done += batch.num_rows
                     yield batch
             if rounded is None:
+                if last is not None and _ends_in_a_line_break(last):
+                    _check_quotes_close(path, compression, delimiter, display)
                 return
         except pa.ArrowInvalid as exc:
             message = str(exc)
@@ -96,8 +99,42 @@ def csv_batches(path: Path, batch_size: int | None, *, compression: str | None =
                 forced[column] = widened
 
 
+def _ends_in_a_line_break(batch: pa.RecordBatch) -> bool:
+    """Whether a text value of the file's last row holds a line break: what a quote that never closes makes
+    of the rest of the file (Arrow reads it to the end as one value, without an error)."""
+    row = batch.slice(batch.num_rows - 1)
+    for column in row.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            value = column[0].as_py()
+            if value is not None and ("\n" in value or "\r" in value):
+                return True
+    return False
+
+
+def _check_quotes_close(path: Path, compression: str | None, delimiter: str, display: str) -> None:
+    """Raise ``SourceError`` at the row whose quoted value never closes (Python's csv module, strict: only
+    for a file whose last value spans lines)."""
+    start = 2
+    try:
+        with _text_lines(path, compression) as f:
+            rows = csv.reader(f, delimiter=delimiter, strict=True)
+            next(rows, None)
+            for _ in rows:
+                start = rows.line_num + 1
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise SourceError(f"file {display}, line {start}: malformed CSV: a quoted value opened on this line "
+                              "never closes (it would take the rest of the file)", path=display, line=start) from exc
+    except UnicodeDecodeError:  # not ours to report: the text columns' own check does
+        pass
+
+
 def _check_header(schema: pa.Schema, path: Path, compression: str | None, display: str) -> None:
     """Column names must be unique; a column Arrow typed as binary holds text that is not UTF-8."""
+    try:
+        schema.names
+    except UnicodeDecodeError as exc:
+        raise _bad_text(path, compression, display, "the header", exc) from exc
     seen: set[str] = set()
     for name in schema.names:
         if name in seen:
@@ -195,5 +232,8 @@ def parquet_batches(path: Path, batch_size: int | None, *, display: str | None =
     except (pa.ArrowException, OSError) as exc:
         raise SourceError(f"file {display}: not a readable Parquet file ({exc})", path=display) from exc
     with parquet:
-        for batch in parquet.iter_batches(batch_size=arrow_batch_size(batch_size)):
-            yield plain(batch)
+        try:
+            for batch in parquet.iter_batches(batch_size=arrow_batch_size(batch_size)):
+                yield plain(batch)
+        except (pa.ArrowException, OSError) as exc:  # a damaged page past a readable footer
+            raise SourceError(f"file {display}: a damaged Parquet file ({exc})", path=display) from exc

@@ -160,6 +160,9 @@ def files(*sources: str | Path | IO[bytes], format: str | None = None,  # noqa: 
     if not sources:
         raise SourceError("loadbay.files() needs at least one path, glob or '-'")
     _check_format(format)
+    if len(csv_delimiter) != 1 or csv_delimiter in "\r\n\"":
+        raise SourceError(f"csv_delimiter must be one character other than a quote or a line break, not "
+                          f"{csv_delimiter!r} (a tab: '\\t' in Python, $'\\t' in a shell)")
     inputs: list[InputFile] = []
     for source in sources:
         if hasattr(source, "read"):
@@ -195,6 +198,21 @@ def read_file(item: InputFile, batch_size: int | None, *, csv_delimiter: str = "
         return
     if not item.path.exists():
         raise SourceError(f"file {item.path} does not exist", path=str(item.path))
+    import pyarrow  # the readers' errors (pyarrow is imported by every reader anyway)
+
+    shown = display or str(item.path)
+    try:
+        yield from _read_path(item, batch_size, csv_delimiter, display)
+    except (OSError, pyarrow.ArrowException, UnicodeError, RecursionError) as exc:  # no reader named the file
+        kind = f"{item.compression} " if item.compression else ""
+        raise SourceError(f"file {shown}: cannot be read as {kind}{item.format} ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); a truncated or damaged file?",
+                          path=shown) from exc
+
+
+def _read_path(item: InputFile, batch_size: int | None, csv_delimiter: str,
+               display: str | None) -> Iterator[pa.RecordBatch | list[Any]]:
+    assert item.path is not None
     if item.format in ("jsonl", "ndjson", "json"):
         from loadbay.sources import json_reader
 

@@ -347,7 +347,10 @@ def loads(text: bytes) -> Any:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except RecursionError:  # orjson refuses past 1024 levels, json past Python's recursion limit
+        raise ValueError("nested too deeply to be read") from None
 
 
 def python_rows(path: Path, batch_size: int, *, fmt: str, compression: str, display: str, first_line: int = 1,

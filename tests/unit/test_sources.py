@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -499,6 +500,50 @@ def test_malformed_csv_names_the_file_and_line(tmp_path):
     (tmp_path / "latin.csv").write_bytes(b"a,b\n1,ok\n2,caf\xe9\n")
     with pytest.raises(SourceError, match=r"latin\.csv, line 3: column 'b' is not UTF-8"):
         batches(tmp_path / "latin.csv")
+
+
+def test_an_unclosed_quote_in_csv_is_refused_not_read_to_the_end_of_the_file(tmp_path):
+    """Arrow reads a quoted value that never closes to the end of the file as one value: the rows after it
+    would be lost into it without an error."""
+    (tmp_path / "open.csv").write_text('id,note\n1,ok\n2,"broken\n3,fine\n4,fine\n')
+    with pytest.raises(SourceError, match=r"open\.csv, line 3: malformed CSV: a quoted value opened on this line "
+                                          r"never closes"):
+        batches(tmp_path / "open.csv")
+    (tmp_path / "spans.csv").write_text('id,note\n1,ok\n2,"two\nlines"\n')  # a closed value over lines: fine
+    assert rows(tmp_path / "spans.csv") == [{"id": 1, "note": "ok"}, {"id": 2, "note": "two\nlines"}]
+
+
+@pytest.mark.parametrize("name", ["t.csv.gz", "t.csv.zst", "t.jsonl.zst", "t.parquet", "deep.jsonl", "latin.csv"])
+def test_a_damaged_file_is_a_source_error_naming_it(tmp_path, name):
+    """Truncated compressed files, damaged Parquet pages, a line nested past Python's recursion limit and a
+    header that is not UTF-8 each end in a SourceError naming the file, never a bare OSError or RecursionError."""
+    zstd = pytest.importorskip("zstandard")
+    text = b"id,s\n" + b"".join(f"{i},{'x' * 40}\n".encode() for i in range(2000))
+    lines = b"".join(json.dumps({"id": i, "s": "x" * 40}).encode() + b"\n" for i in range(2000))
+    path = tmp_path / name
+    if name == "t.parquet":
+        pq.write_table(pa.table({"id": list(range(50_000)), "s": [f"v{i}" for i in range(50_000)]}), path,
+                       compression="snappy")
+        data = bytearray(path.read_bytes())
+        for at in range(200, len(data) // 2, 97):  # the pages; the footer at the end stays readable
+            data[at] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif name == "deep.jsonl":
+        path.write_text('{"id": 1}\n' + '{"a": ' * 5000 + "1" + "}" * 5000 + "\n")
+    elif name == "latin.csv":
+        path.write_bytes(b"caf\xe9,b\n1,2\n")
+    else:
+        whole = {"t.csv.gz": gzip.compress(text), "t.csv.zst": zstd.ZstdCompressor().compress(text),
+                 "t.jsonl.zst": zstd.ZstdCompressor().compress(lines)}[name]
+        path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SourceError, match=re.escape(name)):
+        batches(path, 5000)
+
+
+def test_a_csv_delimiter_must_be_one_character():
+    for bad in ("", ";;", "\\t", '"'):
+        with pytest.raises(SourceError, match="csv_delimiter must be one character"):
+            loadbay.files("-", csv_delimiter=bad)
 
 
 def test_csv_compressed_empty_and_other_delimiters(tmp_path):
