@@ -560,6 +560,8 @@ class RelationalNormalizer:
 
     def _variant(self, state: _TableState, name: str, value: Any, row: dict[str, Any]) -> None:
         column = state.table.columns[name]
+        if self.contract.data_type != "discard_row":
+            refuse_variant_of_required(self.schema.name, state.table.name, column, type_name(type(value)), value)
         data_type, extra = infer_data_type(value, self.max_decimal_precision)
         non_finite = data_type == "double" and not self.nan_infinity and not math.isfinite(plain_value(value))
         if data_type == column.data_type or non_finite:  # fits the type but not this column (a too-wide
@@ -587,6 +589,20 @@ class RelationalNormalizer:
             if data_type == "json":
                 state.json_columns.add(vname)
         self._scalar(state, vname, vname, "", value, row)
+
+
+def refuse_variant_of_required(pipeline: str, table: str, column: Column, kind: str, value: Any) -> None:
+    """A value that does not fit a key or NOT NULL column cannot go to a variant column: the row would hold
+    NULL there (a merge on NULL keys, a NOT NULL violation when the file loads). Refused while normalizing,
+    naming it, before anything is written."""
+    role = ("primary key" if column.primary_key else "merge key" if column.merge_key
+            else "NOT NULL" if not column.nullable else None)
+    if role is None:
+        return
+    raise SchemaError(f"pipeline {pipeline!r}: table {table!r}: column {column.name!r} ({role}, {column.data_type}) "
+                      f"got {kind} value {value!r:.60}, which does not fit it; a {role} column takes no variant "
+                      "column (the row would hold NULL in it): send its values as one type. Nothing of this "
+                      "run is loaded.")
 
 
 def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> bool:

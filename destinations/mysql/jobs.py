@@ -35,6 +35,7 @@ CR_LOAD_DATA_LOCAL_INFILE_REJECTED, ER_CLIENT_LOCAL_FILES_DISABLED (MySQL 8), Ma
 WARNING_COLUMN = re.compile(r"column (?:`[^`]*`\.)*[`']([^`']+)[`'] at row (\d+)")
 """``Data truncated for column 's' at row 2``, ``... for column `db`.`t`.`n` at row 4`` (MariaDB)."""
 WARNING_ROW = re.compile(r"\b[Rr]ow (\d+)\b")
+CHECK_FAILED = re.compile(r"CONSTRAINT `[^`]*\.([^`]+)` failed")
 """``Row 3 doesn't contain data for all columns``, ``Row 3 was truncated; ...``."""
 
 
@@ -117,6 +118,13 @@ def warning_error(job: LoadJob, warnings: list[tuple[Any, ...]], path: Path, nam
     elif found := WARNING_ROW.search(message):
         row = int(found.group(1))
         place = f", row {row}"
+    advice = "fix the value, or widen the column in the schema hints (a key column of text is VARCHAR(255))"
+    if column is None and (found := CHECK_FAILED.search(message)):  # a json column's JSON_VALID check
+        column = found.group(1)
+        place = f" column {column!r}"
+        advice = ("MariaDB checks a json column with JSON_VALID, which refuses json nested more than 32 levels "
+                  "deep: a max_table_nesting that flattens the value into columns and child tables, or a text "
+                  "hint for the column, loads it")
     if row is not None and line_of is not None:
         place += f" (line {line_of(row)})"
     fields = csv_record(path, row)[1] if row is not None and column in names else []
@@ -127,8 +135,7 @@ def warning_error(job: LoadJob, warnings: list[tuple[Any, ...]], path: Path, nam
     more = max(sum(1 for w in warnings[first + 1:] if w[0] != "Note"), count - first - 1)
     return (f"{where(job)}{place}: LOAD DATA warned {level} {code}: {message}{notes}"
             f"{f' (and {more} more warnings)' if more else ''}. loadbay keeps no data the server truncated, "
-            "converted or skipped, so nothing of the file is loaded: fix the value, or widen the column in the "
-            "schema hints (a key column of text is VARCHAR(255))")
+            f"converted or skipped, so nothing of the file is loaded: {advice}")
 
 
 def csv_record(path: Path, row: int) -> tuple[int, list[str]]:

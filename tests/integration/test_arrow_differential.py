@@ -301,3 +301,20 @@ def test_a_list_under_a_dict_then_under_a_list_of_dicts_loads_as_its_dicts_do(ma
                 assert orphans[0][0] == 0, table.name
         assert sorted(r["value"] for name, rows in rows_by_place(p).items() if name.startswith("t__o__n1")
                       for r in rows.values()) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_a_merge_key_of_another_type_is_refused_naming_it_on_both_paths(make_pipeline, arrow):
+    """A variant column would leave the key NULL: the staging table's NOT NULL refused it at load time, with
+    a bare constraint error; now the run stops while normalizing, and the table keeps its rows."""
+    from loadbay.common.exceptions import SchemaError
+
+    p = make_pipeline()
+    first, second = [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}], [{"id": "abc", "v": "c"}]
+    p.run(loadbay.resource(pa.Table.from_pylist(first) if arrow else first, "t", write_disposition="merge",
+                           primary_key="id")).raise_on_failed_jobs()
+    with pytest.raises(SchemaError, match=r"column 'id' \(primary key, bigint\) got .* 'abc'"):
+        p.run(loadbay.resource(pa.Table.from_pylist(second) if arrow else second, "t", write_disposition="merge",
+                               primary_key="id"))
+    assert sorted(query(p, f"SELECT {ident(p, 'id')} FROM {ident(p, 't')}")) == [(1,), (2,)]
+    assert p.pending_packages() == []

@@ -163,6 +163,20 @@ def test_a_load_data_warning_fails_the_file_naming_table_column_row_and_line(my,
     assert query(p, "SELECT count(*) FROM _lb_jobs") == [(0,)]
 
 
+def test_json_past_mariadbs_check_depth_fails_naming_the_column_and_what_loads_it(my):
+    """MariaDB's JSON_VALID check constraint refuses json nested more than 32 levels deep (a warning naming the
+    constraint, no row); the message names the column and says how such a value loads."""
+    p = my()
+    deep: Any = 1
+    for _ in range(40):
+        deep = {"a": deep}
+    info = p.run(loadbay.resource([{"id": 1, "payload": deep}], "t", max_table_nesting=0))
+    error = failed_error(info)
+    assert "table 't' column 'payload'" in error and "JSON_VALID" in error and "max_table_nesting" in error, error
+    assert "VARCHAR(255)" not in error
+    assert query(p, "SELECT count(*) FROM t") == [(0,)]
+
+
 def test_every_warning_counts_not_only_those_the_server_lists(my):
     """The server lists 64 warnings by default, notes included: a truncation after 64 notes went unseen.
     Sessions count no notes and list every warning, and ``@@warning_count`` (never capped) decides."""

@@ -271,8 +271,8 @@ def test_a_type_hint_on_an_existing_column_of_another_type_is_refused_and_other_
     assert n.schema.tables["t"].columns["x"].data_type == "bigint"
     n.apply_hints("t", columns={"x": {"data_type": "bigint", "nullable": False}})  # the same type: fine
     assert not n.schema.tables["t"].columns["x"].nullable
-    (row,) = n.normalize("t", [{"x": "6"}])["t"]
-    assert row == {"x__v_text": "6", **{k: v for k, v in row.items() if k.startswith("_lb")}}
+    with pytest.raises(SchemaError, match=r"column 'x' \(NOT NULL, bigint\) got str value '6'.* takes no variant"):
+        n.normalize("t", [{"x": "6"}])  # a variant would leave the NOT NULL column NULL
 
 
 def test_primary_key_columns_are_not_nullable() -> None:
@@ -471,3 +471,17 @@ def test_a_list_under_a_dict_and_under_a_list_of_dicts_get_tables_of_their_own(d
         if parent is not None:
             assert {row[PARENT_ID] for row in rows} <= ids[parent], name  # each row's parent in its table
     assert sorted(r["value"] for r in out["t__o__n1"]) == ([1, 2] if dict_first else [3])
+
+
+@pytest.mark.parametrize("role", ["primary_key", "merge_key"])
+def test_a_key_value_of_another_type_is_refused_not_sent_to_a_variant(role) -> None:
+    """A variant would leave the key NULL: a merge on NULL keys, or a NOT NULL violation at load time."""
+    n = _normalizer()
+    n.apply_hints("t", write_disposition="merge", **{role: "id"})
+    n.normalize("t", [{"id": 1}])
+    with pytest.raises(SchemaError, match=rf"column 'id' \({role.replace('_', ' ')}, bigint\) got str value 'abc'"):
+        n.normalize("t", [{"id": "abc"}])
+    assert "id__v_text" not in n.schema.tables["t"].columns
+    lenient = _normalizer(contract={"data_type": "discard_row"})  # the contract drops such rows instead
+    lenient.apply_hints("t", write_disposition="merge", **{role: "id"})
+    assert len(lenient.normalize("t", [{"id": 1}, {"id": "abc"}])["t"]) == 1
