@@ -91,6 +91,16 @@ def differences(left: dict[Place, dict[str, Any]], right: dict[Place, dict[str, 
                                                for c in changed[:4])
 
 
+def assert_same_rows(expected: loadbay.Pipeline, got: loadbay.Pipeline) -> None:
+    """Every data table of ``got`` holds the rows of ``expected``'s, place by place."""
+    want, have = rows_by_place(expected), rows_by_place(got)
+    assert set(have) == set(want)
+    for name, rows in want.items():
+        diff = list(differences(rows, have[name]))
+        assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
+        assert rows, f"table {name} is empty: the comparison would prove nothing"
+
+
 def fitting_64_bits(value: Any) -> Any:
     """``value`` with each integer past 64 bits divided by 10**9 until it fits."""
     if isinstance(value, dict):
@@ -122,12 +132,7 @@ def test_dicts_and_arrow_give_identical_tables(make_pipeline, tmp_path, sample):
     as_arrow.run(path, table_name=table)
 
     assert schema_shape(as_arrow.schema) == schema_shape(as_dicts.schema)
-    dict_rows, arrow_rows = rows_by_place(as_dicts), rows_by_place(as_arrow)
-    assert set(arrow_rows) == set(dict_rows)
-    for name, rows in dict_rows.items():
-        diff = list(differences(rows, arrow_rows[name]))
-        assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
-        assert rows, f"table {name} is empty: the comparison would prove nothing"
+    assert_same_rows(as_dicts, as_arrow)
 
 
 JSON_SHAPES = [
@@ -160,11 +165,7 @@ def test_objects_stored_as_json_keep_the_keys_they_were_written_with(make_pipeli
     shape = schema_shape(as_dicts.schema)
     assert schema_shape(as_arrow.schema) == shape
     assert any("json" in columns.values() for columns in shape.values())  # else nothing here is json text
-    dict_rows, arrow_rows = rows_by_place(as_dicts), rows_by_place(as_arrow)
-    assert set(arrow_rows) == set(dict_rows)
-    for name, rows in dict_rows.items():
-        diff = list(differences(rows, arrow_rows[name]))
-        assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
+    assert_same_rows(as_dicts, as_arrow)
 
 
 def _object_cases() -> dict[str, list[Any]]:
@@ -203,11 +204,7 @@ def test_a_pandas_object_column_loads_as_its_dicts_do(make_pipeline, case):
     as_frame.run(frame, table_name="t").raise_on_failed_jobs()
 
     assert schema_shape(as_frame.schema) == schema_shape(as_dicts.schema)
-    dict_rows, frame_rows = rows_by_place(as_dicts), rows_by_place(as_frame)
-    assert set(frame_rows) == set(dict_rows)
-    for name, got in dict_rows.items():
-        diff = list(differences(got, frame_rows[name]))
-        assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
+    assert_same_rows(as_dicts, as_frame)
 
 
 def test_arrow_values_pandas_and_polars_frames_load_as_their_dicts_do(make_pipeline):
@@ -233,11 +230,8 @@ def test_arrow_values_pandas_and_polars_frames_load_as_their_dicts_do(make_pipel
                     loadbay.resource(labels, "labels")]).raise_on_failed_jobs()
 
     assert schema_shape(as_columns.schema) == schema_shape(as_dicts.schema)
-    dict_rows, column_rows = rows_by_place(as_dicts), rows_by_place(as_columns)
-    assert set(column_rows) == set(dict_rows) and dict_rows["objects"][(0,)]["u"] == str(uuid.UUID(int=5))
-    for name, got in dict_rows.items():
-        diff = list(differences(got, column_rows[name]))
-        assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
+    assert_same_rows(as_dicts, as_columns)
+    assert rows_by_place(as_dicts)["objects"][(0,)]["u"] == str(uuid.UUID(int=5))
 
 
 def _nested(depth: int) -> dict[str, Any]:
@@ -272,11 +266,7 @@ def test_a_json_file_makes_its_dicts_tables_and_columns_in_their_order(make_pipe
         return [(t.name, list(t.columns)) for t in p.schema.data_tables()]
 
     assert order(as_file) == order(as_dicts)
-    dict_rows, file_rows = rows_by_place(as_dicts), rows_by_place(as_file)
-    assert set(file_rows) == set(dict_rows)
-    for name, got in dict_rows.items():
-        diff = list(differences(got, file_rows[name]))
-        assert not diff, f"table {name}: {len(diff)} rows differ, first: {diff[:3]}"
+    assert_same_rows(as_dicts, as_file)
 
 
 def test_a_list_under_a_dict_then_under_a_list_of_dicts_loads_as_its_dicts_do(make_pipeline):
