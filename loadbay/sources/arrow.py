@@ -164,9 +164,18 @@ def _coerced_object_columns(df: Any) -> list[str]:
         if column.dtype != object:
             continue
         kind = infer_dtype(column, skipna=True)
+        if kind == "mixed" and _all_arrays(column):  # list columns of Arrow's own to_pandas(): typed arrays
+            continue
         if kind not in _KEPT_KINDS or (kind in ("date", "datetime") and not _one_temporal_kind(column, kind)):
             found.append(str(name))
     return found
+
+
+def _all_arrays(column: Any) -> bool:
+    """Whether every value of an object column is a numpy array (what ``Table.to_pandas()`` makes of a list
+    column; Arrow converts them back exactly)."""
+    values = column.dropna()
+    return bool(len(values)) and all(type(v).__name__ == "ndarray" for v in values)
 
 
 def _one_temporal_kind(column: Any, kind: str) -> bool:
@@ -188,7 +197,19 @@ def _pandas_rows(df: Any, batch_size: int, index: bool, columns: list[str],
         df = df.reset_index()
     for start in range(0, len(df), batch_size):
         chunk = df.iloc[start:start + batch_size].astype(object)
-        yield chunk.where(chunk.notna(), None).to_dict("records")
+        yield [{key: _listed(value) for key, value in row.items()}
+               for row in chunk.where(chunk.notna(), None).to_dict("records")]
+
+
+def _listed(value: Any) -> Any:
+    """``value`` with numpy arrays (a list column's cells, also inside dicts) as lists, as in the frame's dicts."""
+    if type(value).__name__ == "ndarray":
+        return [_listed(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {k: _listed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_listed(v) for v in value]
+    return value
 
 
 def _untypeable_columns(df: Any) -> list[str]:

@@ -308,3 +308,25 @@ def test_a_merge_key_of_another_type_is_refused_naming_it_on_both_paths(make_pip
                                primary_key="id"))
     assert sorted(query(p, f"SELECT {ident(p, 'id')} FROM {ident(p, 't')}")) == [(1,), (2,)]
     assert p.pending_packages() == []
+
+
+@pytest.mark.parametrize("rows_path", [False, True])
+def test_list_columns_of_arrows_own_to_pandas_load_as_their_dicts_do(make_pipeline, rows_path):
+    """``Table.to_pandas()`` makes numpy arrays of list cells (also inside structs): Arrow takes them back
+    exactly; where another column sends the frame row by row, they become lists, as in the frame's dicts."""
+    pytest.importorskip("pandas")
+    import uuid
+
+    table = pa.table({"id": [1, 2, 3], "tags": [["a", "b"], [], None], "n": [[1, 2], [3], []],
+                      "items": [[{"v": 1, "w": [1.5]}], [{"v": 2, "w": []}], None]})
+    frame = table.to_pandas()
+    assert type(frame["tags"][0]).__name__ == "ndarray"  # the case this test is about
+    rows = table.to_pylist()
+    if rows_path:  # a UUID column: Arrow would change it, so the frame goes as rows
+        frame["u"] = [uuid.UUID(int=i) for i in range(3)]
+        rows = [{**row, "u": uuid.UUID(int=i)} for i, row in enumerate(rows)]
+    as_dicts, as_frame = make_pipeline("as_dicts"), make_pipeline("as_frame")
+    as_dicts.run(rows, table_name="t").raise_on_failed_jobs()
+    as_frame.run(frame, table_name="t").raise_on_failed_jobs()
+    assert schema_shape(as_frame.schema) == schema_shape(as_dicts.schema)
+    assert_same_rows(as_dicts, as_frame)
