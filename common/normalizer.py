@@ -28,6 +28,8 @@ from loadbay.common.schema import naming
 from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for, infer_data_type
 from loadbay.common.normalizer_batch import normalize_batch
+from loadbay.common.normalizer_refusals import (_DiscardRow, _ItemError, _last_resort, _TooDeep, _TooManyColumns,
+                                                _UnloadableValue, refuse_variant_of_required)
 from loadbay.common.row_hash import with_row_hashes
 from loadbay.common.schema import scd2
 from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema, Table
@@ -36,38 +38,6 @@ from loadbay.common.schema.values import MAX_NESTING_LEVELS, NestedTooDeep, Unlo
 logger = logging.getLogger(__name__)
 Rows = dict[str, list[dict[str, Any]]]
 _DISCARD = object()
-
-
-class _DiscardRow(Exception):
-    """A contract says: drop the row being normalized."""
-
-
-class _ItemError(SchemaError):
-    """An error caused by one item: ``normalize`` adds the item's position and ``advice``."""
-
-    advice = ""
-
-
-class _TooManyColumns(_ItemError):
-    """A table would pass the destination's ``max_table_columns``."""
-
-    advice = ("Nothing of this run is loaded: hint a nested field as json to keep it in one column "
-              "(columns={'<field>': {'data_type': 'json'}}), or leave fields out.")
-
-
-class _TooDeep(_ItemError):
-    """Dicts and lists nested past ``MAX_NESTING_LEVELS``: a value that contains itself, as a rule."""
-
-    advice = ("Nothing of this run is loaded: a dict or list that contains itself cannot be loaded, break the "
-              "cycle; for data really nested this deep, set max_table_nesting or hint the field as json.")
-
-
-class _UnloadableValue(_ItemError):
-    """A value of a type loadbay does not know (or a json value it cannot write)."""
-
-    advice = ("Nothing of this run is loaded: convert such values in the resource to str, int, float, bool, "
-              "Decimal, datetime, date, time, bytes, dict or list (for example str(value), or "
-              "dataclasses.asdict(value) for a json column).")
 
 
 class _TableState:
@@ -591,20 +561,6 @@ class RelationalNormalizer:
         self._scalar(state, vname, vname, "", value, row)
 
 
-def refuse_variant_of_required(pipeline: str, table: str, column: Column, kind: str, value: Any) -> None:
-    """A value that does not fit a key or NOT NULL column cannot go to a variant column: the row would hold
-    NULL there (a merge on NULL keys, a NOT NULL violation when the file loads). Refused while normalizing,
-    naming it, before anything is written."""
-    role = ("primary key" if column.primary_key else "merge key" if column.merge_key
-            else "NOT NULL" if not column.nullable else None)
-    if role is None:
-        return
-    raise SchemaError(f"pipeline {pipeline!r}: table {table!r}: column {column.name!r} ({role}, {column.data_type}) "
-                      f"got {kind} value {value!r:.60}, which does not fit it; a {role} column takes no variant "
-                      "column (the row would hold NULL in it): send its values as one type. Nothing of this "
-                      "run is loaded.")
-
-
 def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> bool:
     """Whether every value of ``item`` goes into its row unchanged, under its own key (a None
     value too: rows may carry None, which means NULL like a missing key)."""
@@ -614,15 +570,6 @@ def _passes(passthrough: dict[str, set[type]], item: dict[str, Any]) -> bool:
         if types is None or t not in types or (t is int and not INT64_MIN <= value <= INT64_MAX):
             return False
     return True
-
-
-def _last_resort(table: Table, column: Column) -> bool:
-    """Whether ``column`` is a variant that must take what it gets: a text variant (text takes every
-    scalar), or a variant of a variant (a too-wide decimal's text is the deepest there is)."""
-    if column.variant_of is None:
-        return False
-    parent = table.columns.get(column.variant_of)
-    return column.data_type == "text" or parent is None or parent.variant_of is not None
 
 
 def _column(d: dict[str, Any]) -> Column:

@@ -34,7 +34,8 @@ from loadbay.common import arrow_build, arrow_json
 from loadbay.common.arrow_convert import Rules, convert, sample, variant_types
 from loadbay.common.arrow_types import kind_of, new_column_type, plain
 from loadbay.common.exceptions import SchemaContractViolation, SchemaError
-from loadbay.common.normalizer import _column, _DiscardRow, _TooManyColumns, refuse_variant_of_required
+from loadbay.common.normalizer import _column
+from loadbay.common.normalizer_refusals import _DiscardRow, _TooManyColumns, refuse_variant_of_required
 from loadbay.common.row_hash import row_hash
 from loadbay.common.schema import naming
 from loadbay.common.schema.values import UnloadableValue

@@ -13,7 +13,6 @@ import gzip
 import io
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import pytest
 import loadbay
 from loadbay.common.exceptions import SourceError
 from loadbay.sources import arrow as arrow_source
-from loadbay.sources import csv_reader, iter_batches, json_reader
+from loadbay.sources import iter_batches, json_reader
 from loadbay.sources import files as file_source
 from loadbay.sources.kinds import kind_of_type
 from loadbay.sources.files import format_of, name_of
@@ -456,119 +455,6 @@ def test_a_file_name_with_glob_characters_is_read_as_it_is(tmp_path):
     assert rows(path) == [{"a": 1}]
 
 
-# -- CSV and Parquet --------------------------------------------------------------------------------
-
-def test_csv_types_nulls_and_quoting(tmp_path):
-    (tmp_path / "t.csv").write_text('id,name,price,ok,when\n1,"a, ""b""",1.5,true,2024-01-01T00:00:00Z\n'
-                                    '2,,,false,\n3,"",2,,2024-01-02T03:04:05Z\n4,"two\nlines",3.5,true,\n')
-    got = rows(tmp_path / "t.csv", 3)
-    assert got[0] == {"id": 1, "name": 'a, "b"', "price": 1.5, "ok": True, "when": dt.datetime(2024, 1, 1, tzinfo=UTC)}
-    assert got[1] == {"id": 2, "name": None, "price": None, "ok": False, "when": None}  # empty: NULL
-    assert got[2]["name"] == "" and got[3]["name"] == "two\nlines"  # quoted empty: the empty string
-
-
-def test_csv_integers_past_64_bits_keep_every_digit(tmp_path, monkeypatch):
-    """Arrow types such a column float64 (first block) or widens an int64 column to it (later block):
-    either would round; the column is read as text instead, every row once."""
-    (tmp_path / "first.csv").write_text("id,a,f\n1,12345678901234567890123,1.5\n2,7,2.5\n")
-    assert [(r["a"], r["f"]) for r in rows(tmp_path / "first.csv", 10)] == \
-        [("12345678901234567890123", 1.5), ("7", 2.5)]
-    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 64)  # the big integer comes in a later block
-    lines = [f"{i},{i}" for i in range(40)] + ["40,123456789012345678901234567", "41,5"]
-    (tmp_path / "later.csv").write_text("id,a\n" + "\n".join(lines) + "\n")
-    got = rows(tmp_path / "later.csv", 7)
-    assert [r["id"] for r in got] == list(range(42))
-    assert [str(r["a"]) for r in got] == [str(i) for i in range(40)] + ["123456789012345678901234567", "5"]
-
-
-def test_csv_values_that_do_not_fit_a_later_block_widen_the_column(tmp_path, monkeypatch):
-    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 64)
-    lines = [f"{i},{i},,x{i}" for i in range(80)]
-    lines[40] = "40,4.5,later,x40"  # int64 → float64; an all-empty column typed afresh
-    lines[70] = "70,oops,7,x70"  # float64 → text
-    (tmp_path / "t.csv").write_text("id,n,empty,s\n" + "\n".join(lines) + "\n")
-    got = rows(tmp_path / "t.csv", 1000)
-    assert [r["id"] for r in got] == list(range(80)) and [r["s"] for r in got] == [f"x{i}" for i in range(80)]
-    assert got[0]["n"] == 0 and got[40]["n"] == 4.5 and got[41]["n"] == 41 and got[70]["n"] == "oops"
-    assert got[40]["empty"] == "later" and str(got[70]["empty"]) == "7" and got[0]["empty"] is None
-
-
-def test_malformed_csv_names_the_file_and_line(tmp_path):
-    (tmp_path / "bad.csv").write_text('a,b\n1,"x\ny"\n2,3\n4\n5,6\n')
-    with pytest.raises(SourceError, match=r"bad\.csv, line 5: malformed CSV: 1 field\(s\) where the header has 2"):
-        batches(tmp_path / "bad.csv")
-    (tmp_path / "latin.csv").write_bytes(b"a,b\n1,ok\n2,caf\xe9\n")
-    with pytest.raises(SourceError, match=r"latin\.csv, line 3: column 'b' is not UTF-8"):
-        batches(tmp_path / "latin.csv")
-
-
-def test_an_unclosed_quote_in_csv_is_refused_not_read_to_the_end_of_the_file(tmp_path):
-    """Arrow reads a quoted value that never closes to the end of the file as one value: the rows after it
-    would be lost into it without an error."""
-    (tmp_path / "open.csv").write_text('id,note\n1,ok\n2,"broken\n3,fine\n4,fine\n')
-    with pytest.raises(SourceError, match=r"open\.csv, line 3: malformed CSV: a quoted value opened on this line "
-                                          r"never closes"):
-        batches(tmp_path / "open.csv")
-    (tmp_path / "spans.csv").write_text('id,note\n1,ok\n2,"two\nlines"\n')  # a closed value over lines: fine
-    assert rows(tmp_path / "spans.csv") == [{"id": 1, "note": "ok"}, {"id": 2, "note": "two\nlines"}]
-
-
-@pytest.mark.parametrize("name", ["t.csv.gz", "t.csv.zst", "t.jsonl.zst", "t.parquet", "deep.jsonl", "latin.csv"])
-def test_a_damaged_file_is_a_source_error_naming_it(tmp_path, name):
-    """Truncated compressed files, damaged Parquet pages, a line nested past Python's recursion limit and a
-    header that is not UTF-8 each end in a SourceError naming the file, never a bare OSError or RecursionError."""
-    zstd = pytest.importorskip("zstandard")
-    text = b"id,s\n" + b"".join(f"{i},{'x' * 40}\n".encode() for i in range(2000))
-    lines = b"".join(json.dumps({"id": i, "s": "x" * 40}).encode() + b"\n" for i in range(2000))
-    path = tmp_path / name
-    if name == "t.parquet":
-        pq.write_table(pa.table({"id": list(range(50_000)), "s": [f"v{i}" for i in range(50_000)]}), path,
-                       compression="snappy")
-        data = bytearray(path.read_bytes())
-        for at in range(200, len(data) // 2, 97):  # the pages; the footer at the end stays readable
-            data[at] ^= 0xFF
-        path.write_bytes(bytes(data))
-    elif name == "deep.jsonl":
-        path.write_text('{"id": 1}\n' + '{"a": ' * 5000 + "1" + "}" * 5000 + "\n")
-    elif name == "latin.csv":
-        path.write_bytes(b"caf\xe9,b\n1,2\n")
-    else:
-        whole = {"t.csv.gz": gzip.compress(text), "t.csv.zst": zstd.ZstdCompressor().compress(text),
-                 "t.jsonl.zst": zstd.ZstdCompressor().compress(lines)}[name]
-        path.write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(SourceError, match=re.escape(name)):
-        batches(path, 5000)
-
-
-def test_a_csv_delimiter_must_be_one_character():
-    for bad in ("", ";;", "\\t", '"'):
-        with pytest.raises(SourceError, match="csv_delimiter must be one character"):
-            loadbay.files("-", csv_delimiter=bad)
-
-
-def test_csv_compressed_empty_and_other_delimiters(tmp_path):
-    zstd = pytest.importorskip("zstandard")
-    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(b"x,y\n1,2\n"))
-    (tmp_path / "b.csv.zst").write_bytes(zstd.ZstdCompressor().compress(b"x,y\n3,4\n"))
-    assert rows(tmp_path / "a.csv.gz") == [{"x": 1, "y": 2}]
-    assert rows(tmp_path / "b.csv.zst") == [{"x": 3, "y": 4}]
-    (tmp_path / "empty.csv").write_text("")
-    (tmp_path / "header.csv").write_text("x,y\n")
-    assert rows(tmp_path / "empty.csv") == [] and rows(tmp_path / "header.csv") == []
-    (tmp_path / "semi.csv").write_text("x;y\n1;a,b\n")
-    assert rows(loadbay.files(tmp_path / "semi.csv", csv_delimiter=";")) == [{"x": 1, "y": "a,b"}]
-
-
-def test_parquet_reads_in_bounded_batches_and_names_a_bad_file(tmp_path):
-    pq.write_table(pa.table({"id": list(range(5)), "s": ["a", None, "c", "d", "e"]}), tmp_path / "t.parquet",
-                   row_group_size=3)
-    assert sum(b.num_rows for b in batches(tmp_path / "t.parquet")) == 5  # batches() checks each is <= 2
-    assert rows(tmp_path / "t.parquet")[1] == {"id": 1, "s": None}
-    (tmp_path / "bad.parquet").write_text("not parquet")
-    with pytest.raises(SourceError, match=r"bad\.parquet: not a readable Parquet file"):
-        batches(tmp_path / "bad.parquet")
-
-
 # -- stdin ------------------------------------------------------------------------------------------
 
 def test_stdin_json_lines_stream_in_chunks_of_whole_lines(monkeypatch):
@@ -603,29 +489,3 @@ def test_a_source_error_names_table_and_pipeline_once_known(tmp_path):
     assert str(caught.value).startswith("table 'events': file ") and caught.value.line == 1
     named = caught.value.within(pipeline_name="gh")
     assert str(named).startswith("pipeline 'gh', table 'events': file ") and named.path == caught.value.path
-
-
-def test_csv_widened_column_that_fails_again_as_the_reader_opens(tmp_path, monkeypatch):
-    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 48)
-    lines = [f"{i},{i}" for i in range(30)]
-    lines[20], lines[21] = "20,2.5", "21,text"  # float64 forced, then text in the first block read again
-    (tmp_path / "t.csv").write_text("id,n\n" + "\n".join(lines) + "\n")
-    got = rows(tmp_path / "t.csv", 100)
-    assert [r["id"] for r in got] == list(range(30)) and got[21]["n"] == "text" and got[0]["n"] == 0
-
-
-def test_csv_blank_lines_before_a_widened_column_neither_repeat_nor_lose_rows(tmp_path, monkeypatch):
-    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 256)
-    lines = [f"{i},{i}\n" + ("\n\r\n" if i % 10 == 0 else "") for i in range(200)]
-    lines[50] = '50,"x\n\ny"\n'  # a blank line inside a quoted value is no blank line
-    lines[150] = "150,abc\n"  # int64 → text, read again past 150 rows and 30 blank lines
-    (tmp_path / "t.csv").write_text("\n\ni,a\n" + "".join(lines))
-    got = rows(tmp_path / "t.csv", 1000)
-    assert [r["i"] for r in got] == list(range(200))
-    assert got[150]["a"] == "abc" and got[50]["a"] == "x\n\ny" and got[151]["a"] == "151" and got[0]["a"] == 0
-
-
-def test_csv_header_naming_a_column_twice_is_refused(tmp_path):
-    (tmp_path / "dup.csv").write_text("a,b,a\n1,2,3\n")
-    with pytest.raises(SourceError, match=r"dup\.csv, line 1: the header names column 'a' twice"):
-        batches(tmp_path / "dup.csv")
