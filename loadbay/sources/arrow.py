@@ -32,6 +32,7 @@ from loadbay.sources.kinds import columnar_kind
 
 logger = logging.getLogger(__name__)
 
+
 def optional_import(module: str, extra: str) -> Any:
     """Import an optional dependency, or say which extra installs it."""
     try:

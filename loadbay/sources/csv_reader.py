@@ -6,7 +6,8 @@ the first block (int64, float64, bool, date, timestamp, text). A later value tha
 column's type does not fail the load: the rest of the file (from the first row not yet handed on) is read
 again with that column widened (Arrow skips the rows handed on, blank lines counted among them, which
 Python's csv module counts on this path only) (an int64 column to float64 where the value is a number, to text
-otherwise; an all-empty column is typed afresh). Integers past 64 bits are never rounded through a
+otherwise; an all-empty column is typed afresh) and every other column as it was typed. A row longer than a
+block is read again from it with blocks doubled until one holds it. Integers past 64 bits are never rounded through a
 double: a column Arrow would hold them in as float64 is read as text instead. A malformed row raises ``SourceError`` naming the file
 and line, found by Python's csv module on the error path only.
 
@@ -19,7 +20,9 @@ import csv
 import io
 import math
 import re
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,6 +35,8 @@ from loadbay.sources.arrow import plain
 from loadbay.sources.batch_sizes import arrow_batch_size
 
 BLOCK_BYTES = 1 << 20
+MAX_BLOCK_BYTES = 1 << 30
+"""Blocks grow (doubling) to hold the longest row, up to this."""
 _COLUMN = re.compile(r"In CSV column #(\d+)")
 _VALUE = re.compile(r"invalid value '(.*)'", re.S)
 _INTEGER = re.compile(r"^[+-]?\d+$")
@@ -51,12 +56,13 @@ def csv_batches(path: Path, batch_size: int | None, *, compression: str | None =
     done = 0  # rows handed on so far
     forced: dict[str, pa.DataType] = {}  # columns widened after a value did not fit
     types: dict[str, pa.DataType] = {}  # every column's type as last read
+    block_bytes = BLOCK_BYTES
     while True:
         progress_at_start = done
         try:
             reader = pacsv.open_csv(
                 _open(path, compression),
-                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES,
+                read_options=pacsv.ReadOptions(block_size=block_bytes,
                                                skip_rows_after_names=_rows_to_skip(path, compression, delimiter, done)),
                 parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(column_types=forced, null_values=[""], strings_can_be_null=True,
@@ -66,8 +72,9 @@ def csv_batches(path: Path, batch_size: int | None, *, compression: str | None =
             rounded = None
             last: pa.RecordBatch | None = None
             for block in reader:
-                rounded = _rounded_column(block, forced)
+                rounded = _rounded_column(block)
                 if rounded is not None:  # read again from here with that column as text
+                    _hold_types(forced, types)
                     forced[rounded] = pa.string()
                     break
                 for start in range(0, block.num_rows, batch_size):
@@ -82,6 +89,10 @@ def csv_batches(path: Path, batch_size: int | None, *, compression: str | None =
             message = str(exc)
             if "Empty CSV file" in message:
                 return
+            if "straddles two block boundaries" in message and block_bytes < MAX_BLOCK_BYTES:
+                block_bytes *= 2  # a row longer than a block: read again from it with blocks that hold it
+                _hold_types(forced, types)
+                continue
             column_number = _COLUMN.search(message)
             if not types or column_number is None or "conversion error" not in message:
                 raise _malformed(path, compression, delimiter, display, exc) from exc
@@ -93,10 +104,44 @@ def csv_batches(path: Path, batch_size: int | None, *, compression: str | None =
             widened = _widened(current, value.group(1) if value else "")
             if widened is None and done == progress_at_start:
                 widened = pa.string()  # typed afresh and still no fit: take it as text
+            _hold_types(forced, types)
             if widened is None:
                 forced.pop(column, None)
             else:
                 forced[column] = widened
+
+
+def _hold_types(forced: dict[str, pa.DataType], types: dict[str, pa.DataType]) -> None:
+    """Every column typed so far keeps its type when the file is read again from a later row: typed afresh
+    from a later block, a text column of zip codes could become int64 and lose its zeros when cast back. A
+    column of no value yet (null) is typed afresh."""
+    for name, data_type in types.items():
+        if not pa.types.is_null(data_type):
+            forced.setdefault(name, data_type)
+
+
+class _FieldLimit:
+    """Python's csv module refuses values over 128 KiB; Arrow reads any size, and so must the checks that
+    follow it. The module-wide limit is raised while any check runs (in any thread), then restored."""
+
+    lock = threading.Lock()
+    users = 0
+    saved = 0
+
+    @classmethod
+    @contextmanager
+    def lifted(cls) -> Iterator[None]:
+        with cls.lock:
+            if cls.users == 0:
+                cls.saved = csv.field_size_limit(2**31 - 1)  # what a C long holds everywhere
+            cls.users += 1
+        try:
+            yield
+        finally:
+            with cls.lock:
+                cls.users -= 1
+                if cls.users == 0:
+                    csv.field_size_limit(cls.saved)
 
 
 def _ends_in_a_line_break(batch: pa.RecordBatch) -> bool:
@@ -116,7 +161,7 @@ def _check_quotes_close(path: Path, compression: str | None, delimiter: str, dis
     for a file whose last value spans lines)."""
     start = 2
     try:
-        with _text_lines(path, compression) as f:
+        with _FieldLimit.lifted(), _text_lines(path, compression) as f:
             rows = csv.reader(f, delimiter=delimiter, strict=True)
             next(rows, None)
             for _ in rows:
@@ -153,7 +198,7 @@ def _rows_to_skip(path: Path, compression: str | None, delimiter: str, data_rows
         return 0
     seen = blank = 0
     stream = io.BufferedReader(_open(path, compression))  # type: ignore[arg-type]
-    with io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="") as f:
+    with _FieldLimit.lifted(), io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="") as f:
         rows = csv.reader(f, delimiter=delimiter)
         next((row for row in rows if row), None)  # the header
         for row in rows:
@@ -166,12 +211,13 @@ def _rows_to_skip(path: Path, compression: str | None, delimiter: str, data_rows
     return data_rows + blank
 
 
-def _rounded_column(block: pa.RecordBatch, forced: dict[str, pa.DataType]) -> str | None:
-    """A column Arrow typed float64 whose values reach 2**53, where a double no longer holds every integer:
-    integers past 64 bits (``12345678901234567890123``) are typed so and would lose digits. Such a column is
-    read as text instead, which keeps every digit (a double that large written in the file is kept as its text)."""
+def _rounded_column(block: pa.RecordBatch) -> str | None:
+    """A column Arrow typed (or a column widened to) float64 whose values reach 2**53, where a double no
+    longer holds every integer: integers past 64 bits (``12345678901234567890123``) are typed so and would
+    lose digits. Such a column is read as text instead, which keeps every digit (a double that large written
+    in the file is kept as its text)."""
     for field, column in zip(block.schema, block.columns):
-        if pa.types.is_floating(field.type) and field.name not in forced and column.null_count < len(column):
+        if pa.types.is_floating(field.type) and column.null_count < len(column):
             largest = pc.max(pc.abs(column)).as_py()
             if largest is not None and largest >= EXACT_DOUBLE_INTEGERS and math.isfinite(largest):
                 return field.name
@@ -199,7 +245,7 @@ def _text_lines(path: Path, compression: str | None) -> io.TextIOWrapper:
 def _malformed(path: Path, compression: str | None, delimiter: str, display: str, exc: Exception) -> SourceError:
     """A ``SourceError`` naming the first line whose number of fields differs from the header's."""
     try:
-        with _text_lines(path, compression) as f:
+        with _FieldLimit.lifted(), _text_lines(path, compression) as f:
             rows = csv.reader(f, delimiter=delimiter)
             header = next(rows, [])
             for row in rows:

@@ -227,6 +227,25 @@ def test_a_malformed_file_stops_the_run_naming_everything_and_loads_nothing(make
     assert p.pending_packages() == []
 
 
+def test_a_csv_column_widened_late_leaves_the_others_as_the_file_wrote_them(make_pipeline, tmp_path, monkeypatch):
+    """A value of column ``a`` that does not fit in a later block widens ``a`` only; the zip codes (text in
+    the first block, digits only later) keep their leading zeros, and a value longer than a block loads."""
+    from loadbay.sources import csv_reader
+
+    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 512)
+    long_value = "y" * 3000
+    lines = [f"{i},{i % 1000:05d},{long_value if i == 5 else 'v'}" for i in range(200)]
+    lines[0] = "0,abc,v"
+    lines[150] = "oops,00150,v"
+    (tmp_path / "zips.csv").write_text("a,zip,note\n" + "\n".join(lines) + "\n")
+    p = make_pipeline()
+    run_ok(p, tmp_path / "zips.csv")
+    got = query(p, f"SELECT {ident(p, 'zip')}, {ident(p, 'note')} FROM {ident(p, 'zips')}")
+    assert sorted(zip_code for zip_code, _ in got) == sorted(["abc"] + [f"{i % 1000:05d}" for i in range(1, 200)])
+    assert sorted(len(note) for _, note in got)[-2:] == [1, 3000]
+    assert count(p, "zips") == 200
+
+
 @pytest.mark.parametrize("name,text,line,reason", [
     # DuckDB reads objects one after another; neither json.loads nor JSON lines does
     ("pretty.json", '{\n  "id": 1,\n  "o": {"a": 1}\n}\n{\n  "id": 2,\n  "o": {"b": 2}\n}\n', 5, "Extra data"),
