@@ -210,9 +210,31 @@ def read_file(item: InputFile, batch_size: int | None, *, csv_delimiter: str = "
                           path=shown) from exc
 
 
+_SIGNATURES = {b"PAR1": ("a Parquet file", "read it as parquet (name it .parquet, or --format parquet, format='parquet')"),
+               b"\x1f\x8b": ("gzip-compressed data", "name it .gz"),
+               b"\x28\xb5\x2f\xfd": ("zstd-compressed data", "name it .zst"),
+               b"PK\x03\x04": ("a zip archive", "unzip it first")}
+"""The first bytes of files a text reader would misread (an uncompressed Parquet file has no line break:
+read as CSV it is a header and no rows)."""
+
+
+def _check_is_text(item: InputFile, display: str) -> None:
+    """Refuse a binary file named (or forced) as CSV or JSON, naming what it is."""
+    with open(item.path, "rb") as f:  # type: ignore[arg-type]
+        head = f.read(4)
+    for signature, (what, fix) in _SIGNATURES.items():
+        if head.startswith(signature):
+            raise SourceError(f"file {display}: holds {what}, not {item.format} text; {fix}", path=display)
+
+
 def _read_path(item: InputFile, batch_size: int | None, csv_delimiter: str,
                display: str | None) -> Iterator[pa.RecordBatch | list[Any]]:
     assert item.path is not None
+    if item.format != "parquet" and item.path.stat().st_size == 0:  # also compressed: nothing to read
+        logger.info("file %s is empty: no rows", display or item.path)
+        return
+    if item.format != "parquet" and item.compression is None:
+        _check_is_text(item, display or str(item.path))
     if item.format in ("jsonl", "ndjson", "json"):
         from loadbay.sources import json_reader
 

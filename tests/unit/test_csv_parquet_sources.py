@@ -157,3 +157,80 @@ def test_csv_header_naming_a_column_twice_is_refused(tmp_path):
     (tmp_path / "dup.csv").write_text("a,b,a\n1,2,3\n")
     with pytest.raises(SourceError, match=r"dup\.csv, line 1: the header names column 'a' twice"):
         batches(tmp_path / "dup.csv")
+
+
+def test_csv_columns_keep_their_types_when_another_column_widens(tmp_path, monkeypatch):
+    """Read again from a later row for one column, the others keep the types they had: typed afresh from
+    that block, text zip codes, prices, flags and instants would become numbers, bools and timestamps and
+    come back as other text ('00042' → '42', '1.50' → '1.5', 'TRUE' → 'true')."""
+    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 256)
+    lines = [f"{i},{i % 1000:05d},{i % 7}.50,{'TRUE' if i % 2 else 'FALSE'},2024-01-0{i % 9 + 1}T10:00:00Z"
+             for i in range(120)]
+    lines[0] = "0,abc,n/a,maybe,unknown"  # text in the first block
+    lines[90] = "oops,00090,1.50,TRUE,2024-01-01T10:00:00Z"  # only column a does not fit
+    (tmp_path / "t.csv").write_text("a,zip,price,flag,ts\n" + "\n".join(lines) + "\n")
+    got = rows(tmp_path / "t.csv", 1000)
+    assert [r["zip"] for r in got[1:]] == [f"{i % 1000:05d}" for i in range(1, 120)]
+    assert got[90] == {"a": "oops", "zip": "00090", "price": "1.50", "flag": "TRUE", "ts": "2024-01-01T10:00:00Z"}
+    assert got[119]["price"] == "0.50" and got[119]["flag"] == "TRUE" and got[119]["ts"] == "2024-01-03T10:00:00Z"
+    assert got[1]["a"] == 1 and got[91]["a"] == "91"  # the widened column: text from its block on
+
+
+def test_csv_integers_past_64_bits_keep_every_digit_in_a_column_widened_to_double(tmp_path, monkeypatch):
+    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 64)
+    lines = [f"{i},{i}" for i in range(60)]
+    lines[20] = "20,1.5"  # int64 → float64
+    lines[50] = "50,123456789012345678901234567890"  # then past 64 bits: never rounded through the double
+    (tmp_path / "t.csv").write_text("id,a\n" + "\n".join(lines) + "\n")
+    got = rows(tmp_path / "t.csv", 1000)
+    assert [r["id"] for r in got] == list(range(60))
+    assert got[20]["a"] == 1.5 and str(got[50]["a"]) == "123456789012345678901234567890"
+
+
+def test_csv_values_longer_than_pythons_csv_field_limit(tmp_path, monkeypatch):
+    """Python's csv module stops at 128 KiB values; the checks that use it (rows to skip when a column
+    widens, a quote that never closes) read any size, as Arrow does. A row longer than a block (Arrow
+    fails: "straddles two block boundaries") is read with blocks that grow to hold it."""
+    monkeypatch.setattr(csv_reader, "BLOCK_BYTES", 1 << 16)
+    big = "x" * 200_000
+    lines = [f"{i},{big if i == 3 else 's'}" for i in range(3000)]
+    lines[2500] = "oops,s"  # widens column id after the long value was handed on
+    (tmp_path / "long.csv").write_text("id,s\n" + "\n".join(lines) + "\n")
+    got = rows(tmp_path / "long.csv", 1000)
+    assert [str(r["id"]) for r in got] == [str(i) if i != 2500 else "oops" for i in range(3000)]
+    assert got[0]["id"] == 0 and got[3]["s"] == big and got[4]["s"] == "s"
+    tail = "".join(f"{i},fine\n" for i in range(20_000))  # 170 KB after the quote that never closes
+    (tmp_path / "open.csv").write_text('id,note\n1,"broken\n' + tail)
+    with pytest.raises(SourceError, match=r"open\.csv, line 2: malformed CSV: a quoted value opened on this line "
+                                          r"never closes"):
+        batches(tmp_path / "open.csv")
+    import csv
+    assert csv.field_size_limit() == 131072  # put back
+
+
+@pytest.mark.parametrize("name,content,what", [
+    ("t.csv", "parquet", "holds a Parquet file, not csv text; read it as parquet"),
+    ("t.jsonl", "parquet", "holds a Parquet file, not jsonl text"),
+    ("t.csv", "gzip", "holds gzip-compressed data, not csv text; name it .gz"),
+    ("t.json", "zstd", "holds zstd-compressed data, not json text; name it .zst"),
+])
+def test_a_binary_file_named_as_text_is_refused_naming_what_it_holds(tmp_path, name, content, what):
+    """An uncompressed Parquet file has no line break: read as CSV it would be a header and no rows."""
+    path = tmp_path / name
+    if content == "parquet":
+        pq.write_table(pa.table({"a": [1, 2, 3]}), path, compression="none")
+    elif content == "gzip":
+        path.write_bytes(gzip.compress(b"a\n1\n"))
+    else:
+        path.write_bytes(pytest.importorskip("zstandard").ZstdCompressor().compress(b"[{\"a\": 1}]"))
+    with pytest.raises(SourceError, match=re.escape(f"{name}: {what}")):
+        batches(path)
+    forced = loadbay.files(path, format="parquet" if content == "parquet" else "csv")
+    if content == "parquet":
+        assert rows(forced) == [{"a": 1}, {"a": 2}, {"a": 3}]
+
+
+@pytest.mark.parametrize("name", ["e.csv.gz", "e.jsonl.gz", "e.json.zst", "e.ndjson", "e.json"])
+def test_an_empty_file_loads_no_rows_compressed_or_not(tmp_path, name):
+    (tmp_path / name).write_bytes(b"")
+    assert rows(tmp_path / name) == []
