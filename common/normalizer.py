@@ -30,6 +30,7 @@ from loadbay.common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotC
 from loadbay.common.normalizer_batch import normalize_batch
 from loadbay.common.normalizer_refusals import (_DiscardRow, _ItemError, _last_resort, _TooDeep, _TooManyColumns,
                                                 _UnloadableValue, refuse_variant_of_required)
+from loadbay.common.normalizer_undo import RowGuard, discards_rows
 from loadbay.common.row_hash import with_row_hashes
 from loadbay.common.schema import scd2
 from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Schema, Table
@@ -262,6 +263,7 @@ class RelationalNormalizer:
         passthrough = state.passthrough
         ids, prefix = self._ids, self._id_prefix
         position = first  # in the resource: a table that gets too wide names the item that did it
+        guard = RowGuard(self) if discards_rows(self) else None  # a discarded row teaches nothing
         try:
             for position, item in enumerate(items, first):
                 if _passes(passthrough, item):
@@ -282,7 +284,11 @@ class RelationalNormalizer:
                         for child_name, crows in child_rows.items():
                             out.setdefault(child_name, []).extend(crows)
                 except _DiscardRow:
+                    if guard is not None:
+                        guard.discarded()
                     continue
+                if guard is not None:
+                    guard.kept()
                 rows.append(row)
         except _ItemError as exc:
             raise SchemaError(f"{exc}; it appeared in item {position + 1} of resource {raw_table!r} (counting "

@@ -15,7 +15,8 @@ never a Python loop per row:
   dict path), and ``_lb_id`` values come from the normalizer's own counter, hex-formatted by numpy.
 
 A schema contract that discards rows marks them while the batch is walked; the batch is then walked
-again without them, so nothing of a discarded row reaches any table.
+again without them, from the schema as it was before (``normalizer_undo``), so nothing of a discarded row
+reaches any table, not even a column or table it would have made.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from loadbay.common.arrow_types import kind_of, new_column_type, plain
 from loadbay.common.exceptions import SchemaContractViolation, SchemaError
 from loadbay.common.normalizer import _column
 from loadbay.common.normalizer_refusals import _DiscardRow, _TooManyColumns, refuse_variant_of_required
+from loadbay.common.normalizer_undo import Snapshot, discards_rows
 from loadbay.common.row_hash import row_hash
 from loadbay.common.schema import naming
 from loadbay.common.schema.values import UnloadableValue
@@ -76,11 +78,14 @@ def normalize_arrow(norm: RelationalNormalizer, raw_table: str, batch: pa.Record
         fields.append((state.row_hash, arrow_build.texts([row_hash(r) for r in batch.to_pylist()])))
     origin = np.arange(first, first + batch.num_rows)  # each row's place in the resource, for messages
     rows = np.arange(batch.num_rows)  # each row's place in the batch, for ``exact_rows``
+    before = Snapshot(norm) if discards_rows(norm) else None  # what discarded rows taught is taken back
     while True:
         walker = _Walker(norm, raw_table, origin, exact_rows and (lambda at, rows=rows: exact_rows(rows[at])))
         root = walker.root(state, fields)
         if not walker.discard.any():
             return walker.tables(root) if root.n else {}
+        assert before is not None  # only a contract that discards rows marks them
+        before.restore(norm)
         keep = arrow_build.bools(~walker.discard)
         fields = [(key, plain(array).filter(keep)) for key, array in fields]
         origin, rows = origin[~walker.discard], rows[~walker.discard]
@@ -238,7 +243,7 @@ class _Walker:
         lengths = pc.list_value_length(array)
         lengths = arrow_build.to_numpy(pc.fill_null(lengths, arrow_build.scalar(0, lengths.type))).astype(np.int64)
         total = int(lengths.sum())
-        if not total:  # only empty and null lists: no child rows, no child table
+        if not total or not (lengths[~self.discarded(parent)] > 0).any():  # no child rows (of rows kept): no table
             return
         child_name = state.child_tables.get(field_name)
         if child_name is None:
@@ -295,8 +300,12 @@ class _Walker:
             for part, part_kind in arrow_json.parts(array):
                 self.put(level, name, part, part_kind, raw)
             return
+        column = level.state.table.columns.get(name)
+        if self.discard.any():  # rows already discarded decide nothing (they are walked again without)
+            array = _nulled(array, self.discarded(level))
+            if column is None and array.null_count == len(array):
+                return
         try:
-            column = level.state.table.columns.get(name)
             if column is None:
                 column = self.new_column(level, name, array, kind, raw)
                 if column is None:
@@ -381,6 +390,10 @@ class _Walker:
         rows = level.root_rows(mask)
         position = int(self.origin[rows[0]] if len(rows) else self.origin[0]) + 1
         return f"it appeared in item {position} of resource {self.raw_table!r} (counting from 1)"
+
+    def discarded(self, level: _Level) -> np.ndarray:
+        """Which rows of ``level`` belong to root rows the contract discarded so far in this walk."""
+        return self.discard if level.roots is None else self.discard[level.roots]
 
     def discard_rows(self, level: _Level, mask: Any) -> None:
         """The contract drops the items of the rows under ``mask`` (the batch is walked again without them)."""
@@ -522,6 +535,16 @@ def _where(mask: pa.BooleanArray, array: pa.Array) -> pa.Array:
     except pa.ArrowNotImplementedError:
         keep = _numpy_mask(mask)
         return array.take(arrow_build.numbers(np.arange(len(array)), valid=keep))
+
+
+def _nulled(array: pa.Array, mask: np.ndarray) -> pa.Array:
+    """``array`` with NULL where ``mask`` is set (as it is where Arrow has no kernel for its type)."""
+    if not mask.any():
+        return array
+    try:
+        return pc.if_else(arrow_build.bools(mask), pa.scalar(None, array.type), array)
+    except pa.ArrowNotImplementedError:
+        return array
 
 
 def _first(mask: Any) -> int:

@@ -455,6 +455,46 @@ def test_the_data_type_contract_decides_about_variants(mode):
     assert [(r["id"], r.get("n")) for r in out] == kept
 
 
+@pytest.mark.parametrize("order", ["refused key first", "new keys first"])
+def test_a_discarded_row_leaves_no_column_variant_or_table_behind(order):
+    """Row 2 is discarded for its text in bool column c; its new column n and its list make nothing, on
+    either path and in either key order (the dict path walked keys before the refused one), so the next
+    row types n by its own value."""
+    bad = {"id": 2, "c": "x", "n": 5, "items": [{"e": 1}]}
+    if order == "new keys first":
+        bad = {"id": 2, "n": 5, "items": [{"e": 1}], "c": "x"}
+    rows = [bad, {"id": 3, "c": None, "c2": 7}, {"id": 4, "n": "hello"}]
+    schema = pa.schema([("id", pa.int64()), ("c", pa.string()), ("n", pa.int64()),
+                        ("items", pa.list_(pa.struct([("e", pa.int64())]))), ("c2", pa.int64())])
+    for path in ("dicts", "arrow"):
+        norm = known([{"id": 1, "c": True}], {"data_type": "discard_row"})
+        if path == "dicts":
+            out = run_dicts(norm, rows[:2])
+        else:
+            out = run_arrow(norm, pa.Table.from_pylist(rows[:2], schema=schema))
+        assert [r["id"] for r in out["t"]] == [3], path
+        assert list(norm.schema.tables["t"].columns)[-1:] == ["c2"] and "n" not in norm.schema.tables["t"].columns
+        assert "t__items" not in norm.schema.tables and "c__v_text" not in norm.schema.tables["t"].columns
+        assert norm.new_columns == {"t": ["c2"]}, path
+        late = run_dicts(norm, rows[2:]) if path == "dicts" else run_arrow(norm, pa.Table.from_pylist(rows[2:]))
+        assert [(r["id"], r["n"]) for r in late["t"]] == [(4, "hello")], path
+        assert norm.schema.tables["t"].columns["n"].data_type == "text", path
+
+
+def test_a_discarded_row_claims_no_column_name():
+    """A key of a discarded row walked before the refused one (``C2``) does not take the name ``c2`` from
+    the key of a row kept later (which would then get a tagged column)."""
+    norm = known([{"id": 1, "c": True}], {"data_type": "discard_row"})
+    out = run_dicts(norm, [{"id": 2, "C2": 1, "c": "x"}, {"id": 3, "c2": 7}])
+    assert out["t"][0]["c2"] == 7 and [c for c in norm.schema.tables["t"].columns if c.startswith("c2")] == ["c2"]
+
+
+def test_a_row_discarded_by_type_does_not_trip_a_frozen_tables_contract_with_its_list():
+    norm = known([{"id": 1, "c": 1.5}], {"tables": "freeze", "data_type": "discard_row"})
+    out = run_arrow(norm, pa.Table.from_pylist([{"id": 2, "c": "x", "items": [1, 2]}, {"id": 3, "c": None, "items": []}]))
+    assert [r["id"] for r in out["t"]] == [3] and "t__items" not in norm.schema.tables
+
+
 def test_a_table_the_contract_keeps_out_gives_nothing():
     norm = normalizer(schema=Schema("s"), contract=SchemaContract.parse({"tables": "discard_row"}))
     assert normalize_arrow(norm, "t", pa.record_batch({"id": [1]})) == {}
