@@ -35,7 +35,7 @@ from loadbay.sources.arrow import plain
 from loadbay.sources.batch_sizes import arrow_batch_size
 
 BLOCK_BYTES = 1 << 20
-MAX_BLOCK_BYTES = 1 << 30
+MAX_BLOCK_BYTES = 1 << 28
 """Blocks grow (doubling) to hold the longest row, up to this."""
 _COLUMN = re.compile(r"In CSV column #(\d+)")
 _VALUE = re.compile(r"invalid value '(.*)'", re.S)
@@ -90,6 +90,8 @@ def csv_batches(path: Path, batch_size: int | None, *, compression: str | None =
             if "Empty CSV file" in message:
                 return
             if "straddles two block boundaries" in message and block_bytes < MAX_BLOCK_BYTES:
+                if block_bytes == BLOCK_BYTES:  # first a quote that never closes (the rest of the file as a value)
+                    _check_quotes_close(path, compression, delimiter, display)
                 block_bytes *= 2  # a row longer than a block: read again from it with blocks that hold it
                 _hold_types(forced, types)
                 continue
