@@ -29,7 +29,7 @@ from loadbay.common.schema.contracts import SchemaContract
 from loadbay.common.schema.inference import IDENTITY, INT64_MAX, INT64_MIN, NotCoercible, converter_for, infer_data_type
 from loadbay.common.normalizer_batch import normalize_batch
 from loadbay.common.normalizer_refusals import (_DiscardRow, _ItemError, _last_resort, _TooDeep, _TooManyColumns,
-                                                _UnloadableValue, refuse_variant_of_required)
+                                                _UnloadableValue, refuse_variant_of_required, takes_no_variant)
 from loadbay.common.normalizer_undo import RowGuard, discards_rows
 from loadbay.common.row_hash import with_row_hashes
 from loadbay.common.schema import scd2
@@ -536,7 +536,9 @@ class RelationalNormalizer:
 
     def _variant(self, state: _TableState, name: str, value: Any, row: dict[str, Any]) -> None:
         column = state.table.columns[name]
-        if self.contract.data_type != "discard_row":
+        if takes_no_variant(column):
+            if self.contract.data_type == "discard_row":
+                raise _DiscardRow()
             refuse_variant_of_required(self.schema.name, state.table.name, column, type_name(type(value)), value)
         data_type, extra = infer_data_type(value, self.max_decimal_precision)
         non_finite = data_type == "double" and not self.nan_infinity and not math.isfinite(plain_value(value))

@@ -36,7 +36,8 @@ from loadbay.common.arrow_convert import Rules, convert, sample, variant_types
 from loadbay.common.arrow_types import kind_of, new_column_type, plain
 from loadbay.common.exceptions import SchemaContractViolation, SchemaError
 from loadbay.common.normalizer import _column
-from loadbay.common.normalizer_refusals import _DiscardRow, _TooManyColumns, refuse_variant_of_required
+from loadbay.common.normalizer_refusals import (_DiscardRow, _TooManyColumns, refuse_variant_of_required,
+                                                takes_no_variant)
 from loadbay.common.normalizer_undo import Snapshot, discards_rows
 from loadbay.common.row_hash import row_hash
 from loadbay.common.schema import naming
@@ -343,7 +344,10 @@ class _Walker:
         """Values of ``column`` that did not fit, into the variant column of their own type."""
         norm, table = self.norm, level.state.table
         for data_type, extra, mask, non_finite in variant_types(failing, kind, column, self.rules):
-            if norm.contract.data_type != "discard_row":
+            if takes_no_variant(column):
+                if norm.contract.data_type == "discard_row":
+                    self.discard_rows(level, mask)
+                    continue
                 refuse_variant_of_required(norm.schema.name, table.name, column, kind, sample(failing, mask))
             if column.variant_of is not None and data_type == column.data_type:  # no variant of a variant
                 raise self.unloadable(level, column.name, failing, UnloadableValue(

@@ -42,12 +42,23 @@ class _UnloadableValue(_ItemError):
               "dataclasses.asdict(value) for a json column).")
 
 
+def _required_role(column: Column) -> str | None:
+    return ("primary key" if column.primary_key else "merge key" if column.merge_key
+            else "NOT NULL" if not column.nullable else None)
+
+
+def takes_no_variant(column: Column) -> bool:
+    """A key or NOT NULL column: a value that does not fit it discards its row under a ``discard_row``
+    data-type contract (even where a variant column exists, made before the column became a key), and
+    is refused otherwise (``refuse_variant_of_required``)."""
+    return _required_role(column) is not None
+
+
 def refuse_variant_of_required(pipeline: str, table: str, column: Column, kind: str, value: Any) -> None:
     """A value that does not fit a key or NOT NULL column cannot go to a variant column: the row would hold
     NULL there (a merge on NULL keys, a NOT NULL violation when the file loads). Refused while normalizing,
     naming it, before anything is written."""
-    role = ("primary key" if column.primary_key else "merge key" if column.merge_key
-            else "NOT NULL" if not column.nullable else None)
+    role = _required_role(column)
     if role is None:
         return
     raise SchemaError(f"pipeline {pipeline!r}: table {table!r}: column {column.name!r} ({role}, {column.data_type}) "

@@ -310,6 +310,23 @@ def test_a_merge_key_of_another_type_is_refused_naming_it_on_both_paths(make_pip
     assert p.pending_packages() == []
 
 
+@pytest.mark.parametrize("arrow", [False, True])
+def test_a_key_value_of_another_type_is_discarded_by_a_discard_row_contract_though_a_variant_exists(
+        make_pipeline, arrow):
+    """``id__v_text`` was made while ``id`` was no key yet; the merge's ``"xyz"`` went to it with a NULL key,
+    and the load failed on the staging table's NOT NULL (the package stuck pending). Discarded now."""
+    p = make_pipeline()
+    p.run([{"id": 1, "v": "a"}], table_name="t").raise_on_failed_jobs()
+    p.run([{"id": "abc", "v": "b"}], table_name="t").raise_on_failed_jobs()  # a variant, while id is no key
+    for rows in ([{"id": 2, "v": "c"}], [{"id": "xyz", "v": "d"}]):
+        p.run(loadbay.resource(pa.Table.from_pylist(rows) if arrow else rows, "t", write_disposition="merge",
+                               primary_key="id"), schema_contract={"data_type": "discard_row"}).raise_on_failed_jobs()
+    got = query(p, f"SELECT {ident(p, 'id')}, {ident(p, 'v')}, {ident(p, 'id__v_text')} FROM {ident(p, 't')}")
+    assert sorted((v, None if i is None else as_int(i), text) for i, v, text in got) == [
+        ("a", 1, None), ("b", None, "abc"), ("c", 2, None)]
+    assert p.pending_packages() == []
+
+
 @pytest.mark.parametrize("rows_path", [False, True])
 def test_list_columns_of_arrows_own_to_pandas_load_as_their_dicts_do(make_pipeline, rows_path):
     """``Table.to_pandas()`` makes numpy arrays of list cells (also inside structs): Arrow takes them back
