@@ -533,19 +533,24 @@ class SqlJobClient(JobClient):
             with self.sql_client.schema_change_lock():
                 ddl = self.sql_client.execute_many(idempotent)
         now = datetime.now(timezone.utc)
-        with self.sql_client.begin_transaction():
-            self.lock_tables_for_merge([n for n in table_names if self.uses_staging(schema.tables[n])])
-            if self._marked_loaded(load_id):
-                return []
-            rendered = self._execute_naming_tables([s for s in statements if not is_idempotent(s)], schema, table_names)
-            crash_point("package.merged")
-            self._forget_jobs(load_id)
-            if state is not None:
-                self._insert_row(STATE_TABLE, {"pipeline_name": self.config.pipeline_name,
-                                               "state": json.dumps(state, sort_keys=True),
-                                               "created_at": now, "_lb_load_id": load_id})
-            self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
-                                           "inserted_at": now, "schema_version_hash": schema.version_hash})
+        merged = [n for n in table_names if self.uses_staging(schema.tables[n])]
+        targets = [self.sql_client.qualified(n) for n in merged]
+        with self.sql_client.merge_locks(targets):
+            self.sql_client.refresh_statistics(targets)
+            with self.sql_client.begin_transaction():
+                self.lock_tables_for_merge(merged)
+                if self._marked_loaded(load_id):
+                    return []
+                rendered = self._execute_naming_tables([s for s in statements if not is_idempotent(s)], schema,
+                                                       table_names)
+                crash_point("package.merged")
+                self._forget_jobs(load_id)
+                if state is not None:
+                    self._insert_row(STATE_TABLE, {"pipeline_name": self.config.pipeline_name,
+                                                   "state": json.dumps(state, sort_keys=True),
+                                                   "created_at": now, "_lb_load_id": load_id})
+                self._insert_row(LOADS_TABLE, {"load_id": load_id, "schema_name": schema.name, "status": 0,
+                                               "inserted_at": now, "schema_version_hash": schema.version_hash})
         crash_point("package.committed")
         return ddl + rendered
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import IO, Any, ClassVar
 
@@ -38,6 +38,11 @@ def lock_key(name: str) -> int:
     """A signed 64-bit number for ``name``, the same in every process: the key of a database-wide
     named lock (PostgreSQL's advisory locks take one)."""
     return int.from_bytes(hashlib.sha256(f"loadbay:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+def merge_lock_name(table: exp.Table, dialect: str) -> str:
+    """The named session lock concurrent merges into ``table`` take turns on (``SqlClient.merge_locks``)."""
+    return f"loadbay-merge:{lock_key(table.sql(dialect=dialect)):x}"
 
 
 DRY_RUN_READS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "PRAGMA", "EXPLAIN", "ATTACH"})
@@ -285,20 +290,51 @@ class SqlClient(ABC):
                 self.execute_sql(lock, lock_key(self.dataset_name))
                 yield
             return
-        named = sql.session_lock(self.dialect)
-        if named is None:
+        with self.session_locks([f"loadbay:{lock_key(self.dataset_name):x}"], sql.SESSION_LOCK_TIMEOUT,
+                                f"dataset {self.dataset_name!r}: another pipeline held the schema-change lock"):
+            yield
+
+    @contextmanager
+    def merge_locks(self, tables: Sequence[exp.Table]) -> Iterator[None]:
+        """Around the final transaction of a package that merges into ``tables``, where the dialect has no
+        table locks but named session locks (MySQL/MariaDB): concurrent merges into one table take turns.
+        InnoDB's row locks alone keep them correct, but two merges of overlapping keys then wait on each
+        other's rows statement by statement (lock-wait timeouts, deadlocks, minutes instead of seconds)."""
+        names = sorted(merge_lock_name(t, self.dialect) for t in tables)  # one order for all: no deadlock
+        with self.session_locks(names, sql.MERGE_LOCK_TIMEOUT, "another pipeline was merging into the same tables"):
+            yield
+
+    @contextmanager
+    def session_locks(self, names: Sequence[str], timeout_seconds: int, waited_for: str) -> Iterator[None]:
+        """Named session locks (``statements.SESSION_LOCK_FUNCTIONS``), taken in the given order and all
+        released after; nothing where the dialect has none. Not got in time: a transient error."""
+        named = sql.session_lock(self.dialect, timeout_seconds)
+        if named is None or not names:
             yield
             return
         acquire, release = named
-        name = f"loadbay:{lock_key(self.dataset_name):x}"
-        got = self.execute_sql(acquire, name)
-        if not got or got[0][0] != 1:
-            raise DestinationTransientError(f"dataset {self.dataset_name!r}: another pipeline held the schema-change "
-                                            f"lock {name!r} for {sql.SESSION_LOCK_TIMEOUT} s")
+        held: list[str] = []
         try:
+            for name in names:
+                got = self.execute_sql(acquire, name)
+                if not got or got[0][0] != 1:
+                    raise DestinationTransientError(f"{waited_for} ({name!r}) for {timeout_seconds} s")
+                held.append(name)
             yield
-        finally:
+        except BaseException:
+            for name in reversed(held):  # the error in flight is the one to report; a lost session frees them
+                with suppress(Exception):
+                    self.execute_sql(release, name)
+            raise
+        for name in reversed(held):
             self.execute_sql(release, name)
+
+    def refresh_statistics(self, tables: Sequence[exp.Table]) -> None:
+        """Before the final transaction of a merge: fresh optimizer statistics of the tables it writes,
+        where the dialect needs them (``statements.ANALYZE_BEFORE_MERGE``)."""
+        statement = sql.analyze_tables(tables, self.dialect)
+        if statement is not None:
+            self.execute_sql(statement)
 
     def lock_tables(self, tables: Sequence[exp.Table]) -> None:
         """Inside the final transaction: concurrent merges into these tables wait for each other, where

@@ -113,6 +113,15 @@ transaction-scoped one: MySQL/MariaDB commit DDL implicitly, so no transaction c
 SESSION_LOCK_TIMEOUT = 60
 """Seconds a session waits for another pipeline's schema changes (then: transient)."""
 
+MERGE_LOCK_TIMEOUT = 600
+"""Seconds a session waits for another pipeline's merge into the same table (then: transient)."""
+
+ANALYZE_BEFORE_MERGE = frozenset({"mysql"})
+"""Dialects whose optimizer is given fresh statistics of the tables a merge writes, just before it
+(``ANALYZE TABLE``, outside the transaction: it commits). InnoDB refreshes them in the background after
+large changes; a merge planned on stale ones (another pipeline's merge just changed the table) looked
+each child row's root up as if ``_lb_id`` had two distinct values and ran minutes instead of a second."""
+
 TABLE_LOCK_MODE: dict[str, str] = {"postgres": "SHARE ROW EXCLUSIVE"}
 """``LOCK TABLE`` mode that makes concurrent merges into one table wait (conflicts with itself and writers)."""
 
@@ -295,16 +304,26 @@ def xact_lock(dialect: str) -> exp.Select | None:
     return exp.select(exp.Anonymous(this=function, expressions=[exp.Placeholder()])) if function else None
 
 
-def session_lock(dialect: str) -> tuple[exp.Select, exp.Select] | None:
+def session_lock(dialect: str, timeout_seconds: int = SESSION_LOCK_TIMEOUT) -> tuple[exp.Select, exp.Select] | None:
     """``(SELECT GET_LOCK(?, 60), SELECT RELEASE_LOCK(?))`` where the dialect has a named session lock
     (``SESSION_LOCK_FUNCTIONS``); the parameter is the lock's name."""
     functions = SESSION_LOCK_FUNCTIONS.get(dialect)
     if functions is None:
         return None
     acquire, release = functions
-    timeout = exp.Literal.number(SESSION_LOCK_TIMEOUT)
+    timeout = exp.Literal.number(timeout_seconds)
     return (exp.select(exp.Anonymous(this=acquire, expressions=[exp.Placeholder(), timeout])),
             exp.select(exp.Anonymous(this=release, expressions=[exp.Placeholder()])))
+
+
+def analyze_tables(tables: Sequence[exp.Table], dialect: str) -> Raw | None:
+    """``ANALYZE TABLE a, b`` where the dialect wants fresh statistics before a merge (``ANALYZE_BEFORE_MERGE``)."""
+    if dialect not in ANALYZE_BEFORE_MERGE or not tables:
+        return None
+    names: list[str | exp.Expression] = []
+    for table in tables:
+        names.extend([", ", table.copy()] if names else [table.copy()])
+    return raw("ANALYZE TABLE ", *names)
 
 
 def lock_tables(tables: Sequence[exp.Table], dialect: str) -> Raw | None:

@@ -537,3 +537,49 @@ def test_merges_with_children_on_a_connection_in_another_character_set(my, tmp_p
             assert rows == expected, (p.destination.destination_type, rows)
     finally:
         drop_maria_databases(alchemy.dataset_name, alchemy.config.staging_dataset_name)
+
+
+def test_merges_into_one_table_take_turns_and_overlapping_keys_land_once(my):
+    """InnoDB's row locks alone keep concurrent merges right, but two merges of overlapping keys then
+    wait on each other statement by statement (lock-wait timeouts, deadlocks retried, minutes). A merge
+    takes the table's named lock for its final transaction: one held elsewhere makes it wait, and two
+    pipelines merging overlapping keys at once leave each key once, its children with it."""
+    import threading
+
+    from loadbay.destinations.sql_client import merge_lock_name
+    from tests.integration.test_postgres_concurrency import _at_once
+
+    first = my(name="p0")
+    second = my(name="p1", dataset_name=first.dataset_name)
+    hints = {"table_name": "events", "write_disposition": "merge", "primary_key": "id"}
+    run_ok(first, [{"id": k, "v": "base", "tags": [k, k]} for k in range(2000)], **hints)
+    with first.sql_client() as client:
+        lock = merge_lock_name(client.qualified("events"), "mysql")
+    holder = maria_raw()
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (lock,))
+            assert cur.fetchone() == (1,)
+        waiting = threading.Thread(target=lambda: run_ok(first, [{"id": 1, "v": "waited", "tags": []}], **hints))
+        waiting.start()
+        waiting.join(5)
+        assert waiting.is_alive()  # its merge waits for the lock
+        assert query(first, "SELECT v FROM events WHERE id = 1") == [("base",)]
+        with holder.cursor() as cur:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+        waiting.join(60)
+        assert not waiting.is_alive()
+    finally:
+        holder.close()
+    assert query(first, "SELECT v FROM events WHERE id = 1") == [("waited",)]
+
+    errors = _at_once([lambda p=p, start=start: run_ok(p, [{"id": k, "v": p.pipeline_name, "tags": [k]}
+                                                             for k in range(start, start + 1500)], **hints)
+                       for p, start in ((first, 0), (second, 500))])
+    assert errors == []
+    assert query(first, "SELECT count(*), count(DISTINCT id) FROM events") == [(2000, 2000)]
+    winners = dict(query(first, "SELECT v, count(*) FROM events WHERE id BETWEEN 500 AND 1499 GROUP BY v"))
+    assert sum(winners.values()) == 1000 and len(winners) == 1  # the shared keys: all of the later merge
+    assert query(first, "SELECT count(*) FROM events__tags t WHERE NOT EXISTS "
+                        "(SELECT 1 FROM events e WHERE e._lb_id = t._lb_root_id)") == [(0,)]
+    assert query(first, "SELECT count(*) FROM events__tags") == [(2000,)]  # every key merged again: one tag each

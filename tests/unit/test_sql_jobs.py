@@ -339,3 +339,14 @@ def test_the_sqlalchemy_destination_takes_nothing_from_the_postgres_one() -> Non
     package = Path(__file__).parents[2] / "destinations" / "sqlalchemy"
     for path in package.glob("*.py"):
         assert "destinations.postgres" not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_mysql_merges_refresh_statistics_first_and_others_do_not():
+    """InnoDB refreshes statistics in the background; a merge planned on stale ones (another pipeline's
+    merge just changed the table) ran minutes instead of a second on MariaDB."""
+    from loadbay.destinations import statements
+
+    tables = [exp.to_table("d.t"), exp.to_table("d.t__kids")]
+    assert statements.analyze_tables(tables, "mysql").sql("mysql") == "ANALYZE TABLE d.t, d.t__kids"
+    assert statements.analyze_tables(tables, "postgres") is None
+    assert statements.analyze_tables([], "mysql") is None
