@@ -219,9 +219,13 @@ read as CSV it is a header and no rows)."""
 
 
 def _check_is_text(item: InputFile, display: str) -> None:
-    """Refuse a binary file named (or forced) as CSV or JSON, naming what it is."""
+    """Refuse a binary file named (or forced) as CSV or JSON, naming what it is (Parquet by both ends: a CSV
+    header may well start with a column named PAR1)."""
     with open(item.path, "rb") as f:  # type: ignore[arg-type]
         head = f.read(4)
+        if head == b"PAR1":
+            f.seek(-4, 2)
+            head = head if f.read(4) == b"PAR1" else b""
     for signature, (what, fix) in _SIGNATURES.items():
         if head.startswith(signature):
             raise SourceError(f"file {display}: holds {what}, not {item.format} text; {fix}", path=display)

@@ -230,6 +230,11 @@ def test_a_binary_file_named_as_text_is_refused_naming_what_it_holds(tmp_path, n
         assert rows(forced) == [{"a": 1}, {"a": 2}, {"a": 3}]
 
 
+def test_a_csv_whose_first_column_is_named_like_parquets_magic_loads(tmp_path):
+    (tmp_path / "t.csv").write_text("PAR1,PAR2\n1,2\n")
+    assert rows(tmp_path / "t.csv") == [{"PAR1": 1, "PAR2": 2}]
+
+
 @pytest.mark.parametrize("name", ["e.csv.gz", "e.jsonl.gz", "e.json.zst", "e.ndjson", "e.json"])
 def test_an_empty_file_loads_no_rows_compressed_or_not(tmp_path, name):
     (tmp_path / name).write_bytes(b"")
