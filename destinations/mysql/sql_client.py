@@ -126,6 +126,12 @@ class MysqlSqlClient(LocalInfileClient):
     def is_mariadb(self) -> bool:
         return MARIADB in self.native_connection.get_server_info()
 
+    def refresh_statistics(self, tables: Sequence[exp.Table]) -> None:
+        """As the base does, but not on MySQL before 8.0.24, where an ANALYZE makes every later query of the
+        table wait for the long ones running ("Waiting for table flush"); MariaDB does not."""
+        if self.is_mariadb or self.server_version() >= (8, 0, 24):
+            super().refresh_statistics(tables)
+
     def table_collation(self) -> str:
         """The collation of loadbay's tables: binary and NO PAD, so keys 'a', 'A' and 'a ' are three keys, as on
         every other destination (``utf8mb4_bin`` pads: 'a' = 'a '). MySQL before 8.0.17 has only that one."""

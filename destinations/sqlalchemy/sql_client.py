@@ -132,6 +132,12 @@ class SqlalchemySqlClient(SqlClient):
     def server_version(self) -> tuple[int, ...]:
         return tuple(self.native_connection.dialect.server_version_info or ())
 
+    def refresh_statistics(self, tables: Any) -> None:
+        """Not on MySQL before 8.0.24 (see the mysql destination's); MariaDB and other dialects as the base."""
+        dialect = self.native_connection.dialect
+        if self.dialect != "mysql" or getattr(dialect, "is_mariadb", False) or self.server_version() >= (8, 0, 24):
+            super().refresh_statistics(tables)
+
     # -- datasets ----------------------------------------------------------------------------
     def table_columns(self, table_names: Any, staging: bool = False) -> dict[str, list[tuple[Any, ...]]]:
         """Live columns by SQLAlchemy reflection: (name, SQLAlchemy type, None, None, nullable)."""
