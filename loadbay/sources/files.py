@@ -11,7 +11,9 @@
 Formats by name: ``.jsonl``/``.ndjson``, ``.json`` (an array of objects or a single object), ``.csv``,
 ``.parquet``; the first three also ``.gz`` or ``.zst`` compressed. All files of one ``Files`` load into one
 table, read one after another in name order. A folder is the files directly in it whose format its name
-tells (others are skipped with a warning), or every file when a format is given.
+tells (others are skipped with a warning), or every file when a format is given. A 0-byte file holds no
+rows, compressed or not; a binary file named or forced as text (Parquet, gzip or zstd data, a zip archive)
+is refused, naming what it holds.
 """
 
 from __future__ import annotations
