@@ -256,7 +256,15 @@ def merge_scd2(root: Table, children: Sequence[Table], target: TableRef, staging
         *merge_lookup_indexes(root, root_target, root_staging, capabilities, row_hash=row_hash)]
     hard_delete = _hard_delete_column(root)
     current = exp.Is(this=_col(valid_to), expression=exp.Null())
+    # one new version per content, or per primary key where there is one (the last row loaded, as delete-insert)
+    primary = [c.name for c in root.columns_with("primary_key")]
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[_col(c) for c in (primary or [row_hash])],
+                      order=exp.Order(expressions=[exp.Ordered(this=_col(ROW_ID), desc=True)]))
+    ranked = exp.select(exp.Star(), exp.alias_(rank, DEDUP_RANK, quoted=True)).from_(root_staging.copy())
+    last = exp.EQ(this=_col(DEDUP_RANK), expression=exp.Literal.number(1))
     kept = exp.select(_col(row_hash)).from_(root_staging.copy())  # the versions the package holds
+    if primary:  # per key only its last row: an earlier row of the key in the package is superseded
+        kept = exp.select(_col(row_hash)).from_(ranked.copy().subquery("_lb_last")).where(last.copy())
     if hard_delete is not None:  # a row flagged deleted is a version no longer held
         kept = kept.where(_not_deleted(hard_delete))
     # a row without a hash was loaded before the table was scd2: its content is unknown, so it retires too
@@ -269,16 +277,10 @@ def merge_scd2(root: Table, children: Sequence[Table], target: TableRef, staging
     statements.append(exp.Update(this=root_target.copy(), expressions=[
         exp.EQ(this=_col(valid_to), expression=boundary.copy())], where=exp.Where(this=retired)))
 
-    # one new version per content, or per primary key where there is one (the last row loaded, as delete-insert)
-    primary = [c.name for c in root.columns_with("primary_key")]
-    rank = exp.Window(this=exp.RowNumber(), partition_by=[_col(c) for c in (primary or [row_hash])],
-                      order=exp.Order(expressions=[exp.Ordered(this=_col(ROW_ID), desc=True)]))
-    ranked = exp.select(exp.Star(), exp.alias_(rank, DEDUP_RANK, quoted=True)).from_(root_staging.copy())
     # rows without a hash (loaded before the table was scd2) must not make NOT IN unknown for every row
     current_hashes = exp.select(_col(row_hash)).from_(root_target.copy()).where(
         exp.and_(current, exp.Not(this=exp.Is(this=_col(row_hash), expression=exp.Null()))))
-    new_where = exp.and_(exp.EQ(this=_col(DEDUP_RANK), expression=exp.Literal.number(1)),
-                         exp.Not(this=exp.In(this=_col(row_hash), query=current_hashes.subquery())))
+    new_where = exp.and_(last, exp.Not(this=exp.In(this=_col(row_hash), query=current_hashes.subquery())))
     if hard_delete is not None:
         new_where = exp.and_(new_where, _not_deleted(hard_delete))
     new_versions = exp.select("*").from_(ranked.subquery("_lb_ranked")).where(new_where).subquery("_lb_new")

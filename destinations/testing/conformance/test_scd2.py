@@ -192,3 +192,19 @@ def test_with_a_primary_key_one_version_per_key_opens_the_last_row_loaded(make_s
     p = make_scd2_pipeline()
     (at, _), = load(p, [[{"id": 1, "name": "a"}, {"id": 1, "name": "b"}, {"id": 2, "name": "c"}]], primary_key="id")
     assert held(p) == [(1, "b", at, None, ()), (2, "c", at, None, ())]
+
+
+def test_with_a_primary_key_an_earlier_row_of_the_key_keeps_no_version_open(make_scd2_pipeline):
+    """The key's current version matches the package's first row of it, not its last: it retires (the
+    last row opens the new one), and a last row flagged by hard_delete retires the record."""
+    p = make_scd2_pipeline()
+    (first, _), (second, _) = load(p, [[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+                                       [{"id": 1, "name": "a"}, {"id": 1, "name": "a2"}, {"id": 2, "name": "b"}]],
+                                   primary_key="id")
+    assert held(p) == [(1, "a", first, second, ()), (1, "a2", second, None, ()), (2, "b", first, None, ())]
+    deleting = make_scd2_pipeline()
+    gone = {"gone": {"data_type": "bool", "hard_delete": True}}
+    load(deleting, [[{"id": 1, "name": "a", "gone": False}],
+                    [{"id": 1, "name": "a", "gone": False}, {"id": 1, "name": "a", "gone": True}]],
+         primary_key="id", columns=gone)
+    assert [(r[0], r[3] is None) for r in held(deleting)] == [(1, False)]
