@@ -76,6 +76,7 @@ def normalize_arrow(norm: RelationalNormalizer, raw_table: str, batch: pa.Record
     norm._items_seen[name] = first + batch.num_rows
     fields: Fields = [(key, batch.column(i)) for i, key in enumerate(batch.schema.names)]
     if state.row_hash is not None:  # scd2: a hash per row, as the dict path makes it (one Python call a row)
+        _refuse_duplicate_fields(norm, name, raw_table, fields)  # what to_pylist() cannot take either
         fields.append((state.row_hash, arrow_build.texts([row_hash(r) for r in batch.to_pylist()])))
     origin = np.arange(first, first + batch.num_rows)  # each row's place in the resource, for messages
     rows = np.arange(batch.num_rows)  # each row's place in the batch, for ``exact_rows``
@@ -226,13 +227,8 @@ class _Walker:
         """Arrow lets a table (or a struct) have two fields of one name; a row cannot, and merging them
         would lose values, so such data is refused."""
         keys = [key for key, _ in fields]
-        if len(set(keys)) == len(keys):
-            return
-        duplicated = sorted({key for key in keys if keys.count(key) > 1})
-        where = f" in struct {prefix!r}" if prefix else ""
-        raise SchemaError(f"pipeline {self.norm.schema.name!r}: table {level.state.table.name!r}: the Arrow data has "
-                          f"more than one field named {', '.join(map(repr, duplicated))}{where} "
-                          f"(resource {self.raw_table!r}). Rename or drop the duplicates before loading.")
+        if len(set(keys)) != len(keys):
+            raise _duplicate_fields(self.norm, level.state.table.name, self.raw_table, keys, prefix)
 
     def children(self, parent: _Level) -> None:
         for pos, (name, array, raw) in enumerate(parent.lists):
@@ -539,6 +535,32 @@ def _where(mask: pa.BooleanArray, array: pa.Array) -> pa.Array:
     except pa.ArrowNotImplementedError:
         keep = _numpy_mask(mask)
         return array.take(arrow_build.numbers(np.arange(len(array)), valid=keep))
+
+
+def _duplicate_fields(norm: RelationalNormalizer, table: str, raw_table: str, keys: list[str],
+                      prefix: str) -> SchemaError:
+    duplicated = sorted({key for key in keys if keys.count(key) > 1})
+    where = f" in struct {prefix!r}" if prefix else ""
+    return SchemaError(f"pipeline {norm.schema.name!r}: table {table!r}: the Arrow data has more than one field "
+                       f"named {', '.join(map(repr, duplicated))}{where} (resource {raw_table!r}). Rename or drop "
+                       "the duplicates before loading.")
+
+
+def _refuse_duplicate_fields(norm: RelationalNormalizer, table: str, raw_table: str, fields: Fields) -> None:
+    """``check_unique`` for every struct (also in lists) at once, by the types alone, before the walk: the scd2
+    row hash reads rows first (``to_pylist`` cannot take two fields of one name either)."""
+    pending: list[tuple[str, list[tuple[str, pa.DataType]]]] = [("", [(key, array.type) for key, array in fields])]
+    while pending:
+        prefix, named = pending.pop()
+        keys = [key for key, _ in named]
+        if len(set(keys)) != len(keys):
+            raise _duplicate_fields(norm, table, raw_table, keys, prefix)
+        for key, data_type in named:
+            while pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+                data_type = data_type.value_type
+            if pa.types.is_struct(data_type):
+                inner = [(data_type.field(i).name, data_type.field(i).type) for i in range(data_type.num_fields)]
+                pending.append((f"{prefix}__{key}" if prefix else key, inner))
 
 
 def _nulled(array: pa.Array, mask: np.ndarray) -> pa.Array:

@@ -566,6 +566,24 @@ def test_scd2_row_hashes_are_the_same_from_dicts_in_any_batch_and_from_arrow():
     assert changed != hashes[0][1]  # a change in a nested list is a change of the record
 
 
+@pytest.mark.parametrize("where", ["top", "struct", "list of structs"])
+def test_scd2_refuses_two_fields_of_one_name_as_every_disposition_does(where):
+    """The row hash reads rows (``to_pylist``) before the walk checks names: it raised Arrow's bare
+    ValueError, naming nothing."""
+    twice = pa.struct([("a", pa.int64()), ("a", pa.int64())])
+    if where == "top":
+        data = pa.Table.from_arrays([pa.array([1]), pa.array([2]), pa.array([3])], names=["id", "x", "x"])
+    elif where == "struct":
+        data = pa.Table.from_arrays([pa.array([1]), pa.array([{"a": 1}], twice)], names=["id", "s"])
+    else:
+        data = pa.Table.from_arrays([pa.array([1]), pa.array([[{"a": 1}]], pa.list_(twice))], names=["id", "s"])
+    named = {"top": "table 't': .* named 'x'", "struct": "table 't': .* named 'a' in struct 's'",
+             "list of structs": "table 't.*: .* named 'a'"}[where]  # the child table's walk, or the hash's check
+    for hints in ({}, {"write_disposition": "merge", "strategy": "scd2"}):
+        with pytest.raises(SchemaError, match=f"pipeline 's': {named}"):
+            run_arrow(normalizer(**hints), data)
+
+
 def test_a_key_of_the_data_named_like_a_validity_column_gets_a_column_of_its_own(caplog):
     norm = normalizer(write_disposition="merge", strategy="scd2")
     row = run_dicts(norm, [{"id": 1, "_lb_valid_to": "tomorrow"}])["t"][0]
