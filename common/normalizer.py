@@ -249,6 +249,8 @@ class RelationalNormalizer:
             self._value_items[name] = False
         self._items_seen[name] = first + len(items)
         if state.row_hash is not None:
+            if any(state.row_hash in item for item in items):
+                scd2.refuse_hash_column_key(self.schema.name, name, state.row_hash)
             try:
                 items = with_row_hashes(items, state.row_hash)
             except NestedTooDeep as exc:

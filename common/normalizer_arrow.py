@@ -40,7 +40,7 @@ from loadbay.common.normalizer_refusals import (_DiscardRow, _TooManyColumns, re
                                                 takes_no_variant)
 from loadbay.common.normalizer_undo import Snapshot, discards_rows
 from loadbay.common.row_hash import row_hash
-from loadbay.common.schema import naming
+from loadbay.common.schema import naming, scd2
 from loadbay.common.schema.values import UnloadableValue
 from loadbay.common.schema.types import LIST_IDX, LOAD_ID, PARENT_ID, ROOT_ID, ROW_ID, Column, Table
 
@@ -77,6 +77,8 @@ def normalize_arrow(norm: RelationalNormalizer, raw_table: str, batch: pa.Record
     fields: Fields = [(key, batch.column(i)) for i, key in enumerate(batch.schema.names)]
     if state.row_hash is not None:  # scd2: a hash per row, as the dict path makes it (one Python call a row)
         _refuse_duplicate_fields(norm, name, raw_table, fields)  # what to_pylist() cannot take either
+        if state.row_hash in batch.schema.names:
+            scd2.refuse_hash_column_key(norm.schema.name, name, state.row_hash)
         fields.append((state.row_hash, arrow_build.texts([row_hash(r) for r in batch.to_pylist()])))
     origin = np.arange(first, first + batch.num_rows)  # each row's place in the resource, for messages
     rows = np.arange(batch.num_rows)  # each row's place in the batch, for ``exact_rows``

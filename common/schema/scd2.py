@@ -59,3 +59,13 @@ def reserve_version_columns(sources: dict[str, tuple[str, str]], table: Table) -
             sources[column.name] = ("", "<loadbay>")
         elif column.row_hash:
             sources[column.name] = ("", ROW_HASH)  # the key ``with_row_hashes`` adds to each item
+
+
+def refuse_hash_column_key(pipeline: str, table: str, column: str) -> None:
+    """A key of the data named like the hash column: its value would be overwritten by the hash (a key named
+    like another loadbay column gets a tagged column; this one is the key the hash travels under)."""
+    from loadbay.common.exceptions import SchemaError
+
+    raise SchemaError(f"pipeline {pipeline!r}: table {table!r}: the data has a key {column!r}, the name of the "
+                      "column scd2 keeps each record's content hash in; rename that key (its values would be "
+                      "lost under the hash). Nothing of this run is loaded.")

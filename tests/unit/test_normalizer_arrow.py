@@ -584,6 +584,17 @@ def test_scd2_refuses_two_fields_of_one_name_as_every_disposition_does(where):
             run_arrow(normalizer(**hints), data)
 
 
+def test_a_key_of_the_data_named_like_the_scd2_hash_column_is_refused_on_both_paths():
+    """The dict path overwrote its values with the hash, silently; the Arrow path said the data had two
+    fields of that name."""
+    scd2 = {"write_disposition": "merge", "strategy": "scd2"}
+    rows = [{"id": 1, "_lb_row_hash": "abc"}]
+    for run, data in ((run_dicts, rows), (run_arrow, pa.Table.from_pylist(rows))):
+        with pytest.raises(SchemaError, match="table 't': the data has a key '_lb_row_hash', the name of the column"):
+            run(normalizer(**scd2), data)
+    assert run_dicts(normalizer(), rows)["t"][0]["_lb_row_hash"] == "abc"  # any other disposition: a column
+
+
 def test_a_key_of_the_data_named_like_a_validity_column_gets_a_column_of_its_own(caplog):
     norm = normalizer(write_disposition="merge", strategy="scd2")
     row = run_dicts(norm, [{"id": 1, "_lb_valid_to": "tomorrow"}])["t"][0]
