@@ -101,6 +101,16 @@ def assert_same_rows(expected: loadbay.Pipeline, got: loadbay.Pipeline) -> None:
         assert rows, f"table {name} is empty: the comparison would prove nothing"
 
 
+def assert_frame_loads_as_its_dicts(make_pipeline: Any, frame: Any, rows: list[dict[str, Any]]) -> None:
+    """``frame`` and ``rows`` (its dicts), each loaded into table ``t`` of a pipeline of its own, make the same
+    schema and the same rows."""
+    as_dicts, as_frame = make_pipeline("as_dicts"), make_pipeline("as_frame")
+    as_dicts.run(rows, table_name="t").raise_on_failed_jobs()
+    as_frame.run(frame, table_name="t").raise_on_failed_jobs()
+    assert schema_shape(as_frame.schema) == schema_shape(as_dicts.schema)
+    assert_same_rows(as_dicts, as_frame)
+
+
 def fitting_64_bits(value: Any) -> Any:
     """``value`` with each integer past 64 bits divided by 10**9 until it fits."""
     if isinstance(value, dict):
@@ -199,12 +209,7 @@ def test_a_pandas_object_column_loads_as_its_dicts_do(make_pipeline, case):
     values = _object_cases()[case]
     rows = [{"id": i, "c": v} for i, v in enumerate(values)]
     frame = pd.DataFrame({"id": range(len(values)), "c": pd.Series(values, dtype=object)})
-    as_dicts, as_frame = make_pipeline("as_dicts"), make_pipeline("as_frame")
-    as_dicts.run(rows, table_name="t").raise_on_failed_jobs()
-    as_frame.run(frame, table_name="t").raise_on_failed_jobs()
-
-    assert schema_shape(as_frame.schema) == schema_shape(as_dicts.schema)
-    assert_same_rows(as_dicts, as_frame)
+    assert_frame_loads_as_its_dicts(make_pipeline, frame, rows)
 
 
 def test_arrow_values_pandas_and_polars_frames_load_as_their_dicts_do(make_pipeline):
@@ -342,11 +347,7 @@ def test_list_columns_of_arrows_own_to_pandas_load_as_their_dicts_do(make_pipeli
     if rows_path:  # a UUID column: Arrow would change it, so the frame goes as rows
         frame["u"] = [uuid.UUID(int=i) for i in range(3)]
         rows = [{**row, "u": uuid.UUID(int=i)} for i, row in enumerate(rows)]
-    as_dicts, as_frame = make_pipeline("as_dicts"), make_pipeline("as_frame")
-    as_dicts.run(rows, table_name="t").raise_on_failed_jobs()
-    as_frame.run(frame, table_name="t").raise_on_failed_jobs()
-    assert schema_shape(as_frame.schema) == schema_shape(as_dicts.schema)
-    assert_same_rows(as_dicts, as_frame)
+    assert_frame_loads_as_its_dicts(make_pipeline, frame, rows)
 
 
 def test_rows_a_contract_discards_leave_no_column_or_table_for_later_runs(make_pipeline):
